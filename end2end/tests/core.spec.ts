@@ -1,0 +1,111 @@
+import { test, expect } from '@playwright/test';
+import { Messenger } from '../server';
+import { conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
+
+let server: Messenger;
+test.beforeEach(async () => {
+  server = await Messenger.start();
+});
+test.afterEach(async () => {
+  await server.dispose();
+});
+
+test('two users chat live both ways and the history is there after a reload', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'Hi Bob! Are you there?');
+  // Bob's window opens by itself when the message arrives.
+  await expect(conversation(bob, 'alice').getByText('Hi Bob! Are you there?')).toBeVisible();
+  await say(bob, 'alice', 'Hey Alice, yes I am :)');
+  await expect(conversation(alice, 'bob').getByText('Hey Alice, yes I am :)')).toBeVisible();
+
+  await alice.reload();
+  await waitOnline(alice);
+  // Old messages do not pop windows open; the conversation is in the list.
+  await expect(conversation(alice, 'bob')).toHaveCount(0);
+  await alice.getByRole('button', { name: 'bob', exact: true }).click();
+  const win = conversation(alice, 'bob');
+  await expect(win.getByText('Hi Bob! Are you there?')).toBeVisible();
+  await expect(win.getByText('Hey Alice, yes I am :)')).toBeVisible();
+  await expect(win.getByText('This is the start of the conversation.')).toBeVisible();
+});
+
+test('a restarted server loses and duplicates nothing, and both sides carry on', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'before the restart');
+  await expect(conversation(bob, 'alice').getByText('before the restart')).toBeVisible();
+
+  // A crash: the server dies without a goodbye. Alice keeps typing while it is down.
+  await server.stop('SIGKILL');
+  await expect(alice.getByRole('status')).toHaveText(/reconnecting/);
+  await say(alice, 'bob', 'sent while the server was down');
+  await server.boot();
+
+  await waitOnline(alice);
+  await waitOnline(bob);
+  const bobWin = conversation(bob, 'alice');
+  await expect(bobWin.getByText('sent while the server was down')).toBeVisible();
+  await say(bob, 'alice', 'after the restart');
+  await expect(conversation(alice, 'bob').getByText('after the restart')).toBeVisible();
+
+  // Exactly once each, in order, on both sides.
+  for (const page of [alice, bob]) {
+    const lines = page.locator('.history .line:not(.pending) .body');
+    await expect(lines).toHaveText(['before the restart', 'sent while the server was down', 'after the restart']);
+  }
+  await expect(alice.locator('.line.pending')).toHaveCount(0);
+});
+
+test('a guest gets a clearly marked temporary account', async ({ page }) => {
+  await page.goto(server.url);
+  await page.getByRole('button', { name: 'Try as guest' }).click();
+  await expect(page).toHaveURL(`${server.url}/app`);
+  await waitOnline(page);
+  await expect(page.locator('.my-name')).toHaveText(/^Guest [0-9A-F]{4}\s*guest$/);
+});
+
+test('a wrong password gets a clear error and keeps the username', async ({ page }) => {
+  await server.signUp('carol', 'carol-password');
+  await signInInUi(page, server.url, 'carol', 'not-her-password');
+  await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
+  await expect(page.getByLabel('Username', { exact: true })).toHaveValue('carol');
+  await page.getByLabel('Password', { exact: true }).fill('carol-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await waitOnline(page);
+});
+
+test('signing out in one tab ends the session in the other, which keeps its draft', async ({ browser }) => {
+  await server.signUp('dave', 'dave-password');
+  await server.signUp('erin', 'erin-password');
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  await signInInUi(first, server.url, 'dave', 'dave-password');
+  await waitOnline(first);
+  await startChat(first, 'erin');
+  const draft = conversation(first, 'erin').getByLabel('Message to erin');
+  await draft.fill('a draft that must survive');
+
+  const second = await context.newPage();
+  await second.goto(`${server.url}/app`);
+  await waitOnline(second);
+  await second.getByRole('button', { name: 'Sign out' }).click();
+  await expect(second).toHaveURL(`${server.url}/`);
+
+  const dialog = first.getByRole('dialog', { name: 'Your session has ended' });
+  await expect(dialog).toBeVisible();
+  await dialog.getByLabel('Password for dave').fill('dave-password');
+  await dialog.getByRole('button', { name: 'Sign in again' }).click();
+  await expect(dialog).toBeHidden();
+  await waitOnline(first);
+  await expect(draft).toHaveValue('a draft that must survive');
+  await draft.press('Enter');
+  await expect(conversation(first, 'erin').locator('.line:not(.pending) .body')).toHaveText(['a draft that must survive']);
+});

@@ -1,0 +1,405 @@
+//! The browser side of the live connection (feature `hydrate`): one WebSocket per tab that
+//! reconnects with backoff and jitter, syncs every conversation from the last sequence number
+//! it saw, resends unacknowledged messages with their original ids, refreshes the session
+//! while the user is active, and asks for the password when the session ends.
+
+use super::{
+    calls,
+    state::{Conv, Line, Link, Pending, Ui},
+};
+use crate::protocol::{close, Body, ClientFrame, ConversationSummary, ErrorCode, ServerFrame};
+use leptos::{prelude::*, task::spawn_local};
+use std::{cell::RefCell, time::Duration};
+use wasm_bindgen::{prelude::Closure, JsCast, JsValue};
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+/// Messages of a conversation loaded when this page first sees it; older ones load on scroll.
+const FIRST_LOAD: i64 = 30;
+/// How often the session is refreshed while the user is active.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+struct Client {
+    ui: Ui,
+    ws: Option<WebSocket>,
+    /// Consecutive failed connection attempts, for the backoff.
+    attempt: u32,
+    /// Whether the user did something since the last session refresh.
+    active: bool,
+    /// Keeps the current socket's callbacks alive.
+    callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+fn with_client<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
+    CLIENT.with(|c| c.borrow_mut().as_mut().map(f))
+}
+
+/// Starts the connection and the session refresher (once per page).
+pub fn start(ui: Ui) {
+    let first = CLIENT.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_some() {
+            return false;
+        }
+        *c = Some(Client { ui, ws: None, attempt: 0, active: false, callbacks: Vec::new() });
+        true
+    });
+    if !first {
+        return;
+    }
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        for event in ["keydown", "pointerdown"] {
+            let mark = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                with_client(|c| c.active = true);
+            });
+            let _ = doc.add_event_listener_with_callback(event, mark.as_ref().unchecked_ref());
+            mark.forget(); // lives as long as the page
+        }
+    }
+    let _ = set_interval_with_handle(
+        || {
+            let active = with_client(|c| std::mem::take(&mut c.active)).unwrap_or(false);
+            if active {
+                spawn_local(refresh_session());
+            }
+        },
+        REFRESH_EVERY,
+    );
+    connect();
+}
+
+fn connect() {
+    let Some(window) = web_sys::window() else { return };
+    let location = window.location();
+    let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+    let host = location.host().unwrap_or_default();
+    let ws = match WebSocket::new(&format!("{scheme}://{host}/ws")) {
+        Ok(ws) => ws,
+        Err(_) => return schedule_reconnect(),
+    };
+    let on_open = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        with_client(|c| {
+            c.attempt = 0;
+            c.ui.link.set(Link::Online);
+        });
+    });
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let Some(text) = ev.unchecked_into::<MessageEvent>().data().as_string() else { return };
+        match serde_json::from_str::<ServerFrame>(&text) {
+            Ok(frame) => on_frame(frame),
+            Err(e) => leptos::logging::warn!("unreadable frame: {e}"),
+        }
+    });
+    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let code = ev.unchecked_into::<CloseEvent>().code();
+        let ui = with_client(|c| {
+            c.ws = None;
+            c.ui
+        });
+        if code == close::SESSION_ENDED {
+            if let Some(ui) = ui {
+                ui.link.set(Link::Ended);
+            }
+        } else {
+            schedule_reconnect();
+        }
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    with_client(|c| {
+        if let Some(old) = c.ws.take() {
+            old.set_onclose(None);
+            let _ = old.close();
+        }
+        c.ws = Some(ws);
+        c.callbacks = vec![on_open, on_message, on_close];
+        c.ui.link.set(Link::Connecting);
+    });
+}
+
+/// Reconnects after 0.5 s, 1 s, 2 s ... up to 30 s, each with ±50 % jitter, so that a
+/// restarted server is not hit by every client at the same instant.
+fn schedule_reconnect() {
+    let Some((attempt, ui)) = with_client(|c| {
+        c.attempt = c.attempt.saturating_add(1);
+        (c.attempt, c.ui)
+    }) else {
+        return;
+    };
+    let base = (500.0 * 2f64.powi(attempt.min(6) as i32 - 1)).min(30_000.0);
+    let delay = base * (0.5 + js_sys::Math::random());
+    ui.link.set(Link::Retrying((delay / 1000.0).ceil() as u32));
+    set_timeout(connect, Duration::from_millis(delay as u64));
+}
+
+fn send_frame(frame: &ClientFrame) -> bool {
+    let ws = with_client(|c| c.ws.clone()).flatten();
+    match (ws, serde_json::to_string(frame)) {
+        (Some(ws), Ok(text)) if ws.ready_state() == WebSocket::OPEN => ws.send_with_str(&text).is_ok(),
+        _ => false,
+    }
+}
+
+fn ui() -> Option<Ui> {
+    with_client(|c| c.ui)
+}
+
+fn on_frame(frame: ServerFrame) {
+    let Some(ui) = ui() else { return };
+    let me = ui.me.with_value(|m| m.id);
+    match frame {
+        ServerFrame::Hello { conversations, rooms, .. } => {
+            ui.rooms.set(rooms);
+            for s in &conversations {
+                let conv = ensure_conv(ui, s);
+                sync(conv, s.last_seq);
+            }
+            resend_pending(ui);
+        }
+        ServerFrame::ConvAdded { conversation } => {
+            let known = ui.conv(conversation.id).is_some();
+            let conv = ensure_conv(ui, &conversation);
+            if !known {
+                sync(conv, conversation.last_seq);
+            }
+            ui.rooms.update(|rooms| {
+                if let Some(r) = rooms.iter_mut().find(|r| r.id == conversation.id) {
+                    r.joined = true;
+                }
+            });
+        }
+        ServerFrame::Msg(m) => {
+            let Some(conv) = ui.conv(m.conv) else { return };
+            // Before the first `synced` of this page the messages are history being loaded,
+            // not news: they neither open windows nor count as unread.
+            let news = conv.synced_upto.get_value().is_some();
+            if news {
+                conv.synced_upto.update_value(|s| *s = s.map(|s| s.max(m.seq)));
+            }
+            if m.from == me {
+                conv.pending.update(|p| p.retain(|x| x.client_id != m.client_id));
+            }
+            let mine = m.from == me;
+            conv.insert([Line::from_view(&m, me)]);
+            if news && !mine {
+                let open = ui.open.with_untracked(|o| o.contains(&conv.id));
+                if !open && conv.kind == crate::protocol::ConversationKind::Dm {
+                    ui.open_window(conv.id); // a new message opens its window, as in Messenger
+                } else if !open {
+                    conv.unread.update(|n| *n += 1);
+                }
+            }
+        }
+        ServerFrame::Synced { conv, last_seq } => {
+            if let Some(c) = ui.conv(conv) {
+                c.synced_upto.set_value(Some(last_seq));
+            }
+        }
+        ServerFrame::Resync { conv, .. } => {
+            if let Some(c) = ui.conv(conv) {
+                let after = c.synced_upto.get_value().unwrap_or(0);
+                send_frame(&ClientFrame::Sync { conv, after });
+            }
+        }
+        ServerFrame::Ack { conv, client_id, .. } => {
+            if let Some(c) = ui.conv(conv) {
+                c.pending.update(|p| p.retain(|x| x.client_id != client_id));
+            }
+        }
+        ServerFrame::Error { code, message, conv, client_id } => {
+            let target = conv.and_then(|id| ui.conv(id)).zip(client_id);
+            match (code, target) {
+                (ErrorCode::RateLimited | ErrorCode::Internal, Some((c, id))) => {
+                    // Transient: send it again shortly, with the same id.
+                    set_timeout(move || resend_one(c, &id), Duration::from_secs(1));
+                }
+                (_, Some((c, id))) => c.pending.update(|p| {
+                    if let Some(x) = p.iter_mut().find(|x| x.client_id == id) {
+                        x.failed = Some(message.clone());
+                    }
+                }),
+                (_, None) => ui.notice.set(Some(message)),
+            }
+        }
+    }
+}
+
+/// The conversation of a summary, created (in the island's reactive owner) if new.
+fn ensure_conv(ui: Ui, s: &ConversationSummary) -> Conv {
+    if let Some(c) = ui.conv(s.id) {
+        c.title.set(s.title.clone());
+        return c;
+    }
+    let conv = Conv::new(s);
+    ui.convs.update(|cs| cs.push(conv));
+    conv
+}
+
+/// Asks for everything after what this page has (or the last few messages of a new one).
+fn sync(conv: Conv, last_seq: i64) {
+    let after = conv
+        .synced_upto
+        .get_value()
+        .unwrap_or_else(|| (last_seq - FIRST_LOAD).max(0));
+    if conv.synced_upto.get_value().is_none() {
+        conv.has_more.set(after > 0);
+    }
+    send_frame(&ClientFrame::Sync { conv: conv.id, after });
+}
+
+fn resend_pending(ui: Ui) {
+    for conv in ui.convs.get_untracked() {
+        for p in conv.pending.get_untracked() {
+            if p.failed.is_none() {
+                send_frame(&ClientFrame::Send { conv: conv.id, client_id: p.client_id, body: p.body });
+            }
+        }
+    }
+}
+
+fn resend_one(conv: Conv, client_id: &str) {
+    let body = conv
+        .pending
+        .with_untracked(|p| p.iter().find(|x| x.client_id == client_id).map(|x| x.body.clone()));
+    if let Some(body) = body {
+        send_frame(&ClientFrame::Send { conv: conv.id, client_id: client_id.to_owned(), body });
+    }
+}
+
+fn new_client_id() -> String {
+    let now = js_sys::Date::now() as u64;
+    let a = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    let b = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    format!("{now:x}-{a:08x}{b:08x}")
+}
+
+/// Sends the draft of a conversation: it shows as "sending…" until the server acknowledges
+/// it, and is sent again after any reconnect until then.
+pub fn send(ui: Ui, conv_id: i64) {
+    let Some(conv) = ui.conv(conv_id) else { return };
+    let draft = conv.draft.get_untracked();
+    let body = match Body::parse(&draft) {
+        Ok(b) => b.into_inner(),
+        Err(e) if draft.trim().is_empty() => return drop(e),
+        Err(e) => return ui.notice.set(Some(e.0)),
+    };
+    let client_id = new_client_id();
+    conv.pending.update(|p| p.push(Pending { client_id: client_id.clone(), body: body.clone(), failed: None }));
+    conv.draft.set(String::new());
+    send_frame(&ClientFrame::Send { conv: conv_id, client_id, body });
+}
+
+pub fn open_dm(ui: Ui, username: String) {
+    spawn_local(async move {
+        match calls::open_dm(username).await {
+            Ok(summary) => open_summary(ui, &summary),
+            Err(e) => ui.notice.set(Some(server_message(e))),
+        }
+    });
+}
+
+pub fn open_room(ui: Ui, room: i64) {
+    if ui.conv(room).is_some() {
+        return ui.open_window(room);
+    }
+    spawn_local(async move {
+        match calls::join_room(room).await {
+            Ok(summary) => open_summary(ui, &summary),
+            Err(e) => ui.notice.set(Some(server_message(e))),
+        }
+    });
+}
+
+fn open_summary(ui: Ui, s: &ConversationSummary) {
+    let known = ui.conv(s.id).is_some();
+    let conv = ensure_conv(ui, s);
+    if !known {
+        sync(conv, s.last_seq);
+    }
+    ui.open_window(s.id);
+}
+
+/// Loads the page of history before the first message shown, keeping the view in place.
+pub fn load_older(ui: Ui, conv_id: i64) {
+    let Some(conv) = ui.conv(conv_id) else { return };
+    let first = conv.lines.with_untracked(|l| l.first().map(|f| f.seq));
+    if conv.loading_older.get_untracked() || !conv.has_more.get_untracked() || first == Some(1) {
+        return;
+    }
+    conv.loading_older.set(true);
+    let me = ui.me.with_value(|m| m.id);
+    spawn_local(async move {
+        match calls::load_history(conv_id, first).await {
+            Ok(page) => {
+                let el = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.get_element_by_id(&format!("history-{conv_id}")));
+                let before = el.as_ref().map(|e| (e.scroll_height(), e.scroll_top()));
+                conv.has_more.set(page.has_more);
+                conv.insert(page.messages.iter().map(|m| Line::from_view(m, me)));
+                if let (Some(el), Some((height, top))) = (el, before) {
+                    request_animation_frame(move || el.set_scroll_top(el.scroll_height() - height + top));
+                }
+            }
+            Err(e) => ui.notice.set(Some(server_message(e))),
+        }
+        conv.loading_older.set(false);
+    });
+}
+
+fn server_message(e: ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(m) => m,
+        other => format!("The server could not be reached ({other})."),
+    }
+}
+
+async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", "application/json")?;
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(body));
+    let request = web_sys::Request::new_with_str_and_init(url, &init)?;
+    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request)).await?;
+    Ok(response.unchecked_into::<web_sys::Response>().status())
+}
+
+/// Slides the session's idle expiry; a refusal means it already ended.
+async fn refresh_session() {
+    if let Ok(401) = post_json("/api/session/refresh", "{}").await {
+        if let Some(ui) = ui() {
+            ui.link.set(Link::Ended);
+            with_client(|c| {
+                if let Some(ws) = c.ws.take() {
+                    ws.set_onclose(None);
+                    let _ = ws.close();
+                }
+            });
+        }
+    }
+}
+
+/// Signs in again after the session ended, then reconnects; drafts and unsent messages stay.
+pub fn sign_in_again(ui: Ui, password: String) {
+    let username = ui.me.with_value(|m| m.username.clone());
+    spawn_local(async move {
+        let body = serde_json::json!({ "username": username, "password": password }).to_string();
+        match post_json("/api/signin", &body).await {
+            Ok(200) => {
+                ui.notice.set(None);
+                with_client(|c| c.attempt = 0);
+                connect();
+            }
+            Ok(401) => ui.notice.set(Some("Wrong password; try again.".into())),
+            _ => ui.notice.set(Some("The server could not be reached; try again.".into())),
+        }
+    });
+}

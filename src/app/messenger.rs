@@ -1,0 +1,255 @@
+//! The `MessengerApp` island: the main window (you, your link state, conversations and rooms)
+//! and the conversation windows. Its live behaviour is in `client` (browser only).
+
+use super::state::{Conv, Link, Ui};
+use crate::protocol::{ConversationKind, UserSummary, MAX_BODY_CHARS};
+use leptos::prelude::*;
+
+#[cfg(feature = "hydrate")]
+use super::client as act;
+
+/// On the server the island only renders; these are never called there.
+#[cfg(not(feature = "hydrate"))]
+mod act {
+    use super::Ui;
+    pub fn start(_: Ui) {}
+    pub fn send(_: Ui, _: i64) {}
+    pub fn open_dm(_: Ui, _: String) {}
+    pub fn open_room(_: Ui, _: i64) {}
+    pub fn load_older(_: Ui, _: i64) {}
+    pub fn sign_in_again(_: Ui, _: String) {}
+}
+
+#[island]
+pub fn MessengerApp(me: UserSummary) -> impl IntoView {
+    let ui = Ui::new(me.clone());
+    Effect::new(move |started: Option<()>| {
+        if started.is_none() {
+            act::start(ui);
+        }
+    });
+    let dm_name = RwSignal::new(String::new());
+    let dms = move || {
+        ui.convs
+            .get()
+            .into_iter()
+            .filter(|c| c.kind == ConversationKind::Dm)
+            .collect::<Vec<_>>()
+    };
+    let link_text = move || match ui.link.get() {
+        Link::Connecting => "Connecting…".to_owned(),
+        Link::Online => "Online".to_owned(),
+        Link::Retrying(s) => format!("Connection lost; reconnecting in {s} s…"),
+        Link::Ended => "Signed out".to_owned(),
+    };
+    let link_class = move || match ui.link.get() {
+        Link::Online => "status-dot online",
+        Link::Ended => "status-dot offline",
+        _ => "status-dot away",
+    };
+    let guest = me.is_guest;
+    let open_windows = move || -> Vec<Conv> { ui.open.get().into_iter().filter_map(|id| ui.conv(id)).collect() };
+    view! {
+        <div class="desktop">
+            <section class="window main-window" aria-labelledby="main-title">
+                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><span id="main-title">"Messenger"</span></header>
+                <div class="me-card">
+                    <div class="avatar" aria-hidden="true"></div>
+                    <div class="me-text">
+                        <div class="my-name">{me.display_name.clone()} {guest.then(|| view! { <span class="guest-badge">"guest"</span> })}</div>
+                        <div class="my-status" role="status" aria-live="polite">
+                            <span class=link_class aria-hidden="true"></span>
+                            {link_text}
+                        </div>
+                    </div>
+                    <form method="post" action="/api/signout" class="signout-form">
+                        <button type="submit" class="link-button">"Sign out"</button>
+                    </form>
+                </div>
+                {move || ui.notice.get().map(|n| view! {
+                    <p class="notice" role="alert">{n} " "
+                        <button class="link-button" on:click=move |_| ui.notice.set(None)>"Dismiss"</button>
+                    </p>
+                })}
+                <form class="start-chat" on:submit=move |ev| {
+                    ev.prevent_default();
+                    let name = dm_name.get_untracked();
+                    if !name.trim().is_empty() {
+                        act::open_dm(ui, name);
+                        dm_name.set(String::new());
+                    }
+                }>
+                    <label for="start-chat-username">"Start a conversation with"</label>
+                    <div class="start-chat-row">
+                        <input id="start-chat-username" placeholder="username" autocomplete="off" bind:value=dm_name/>
+                        <button type="submit">"Chat"</button>
+                    </div>
+                </form>
+                <nav class="contact-list" aria-label="Conversations and rooms">
+                    <h2 class="group-title">"Conversations (" {move || dms().len()} ")"</h2>
+                    <ul>
+                        <For each=dms key=|c| c.id children=move |c: Conv| view! {
+                            <li>
+                                <button class="contact" on:click=move |_| ui.open_window(c.id)>
+                                    <span class="status-dot online" aria-hidden="true"></span>
+                                    <span class="contact-name">{move || c.title.get()}</span>
+                                    <UnreadBadge conv=c/>
+                                </button>
+                            </li>
+                        }/>
+                    </ul>
+                    {move || dms().is_empty().then(|| view! { <p class="hint">"No conversations yet: start one above."</p> })}
+                    <h2 class="group-title">"Rooms (" {move || ui.rooms.with(Vec::len)} ")"</h2>
+                    <ul>
+                        <For each=move || ui.rooms.get() key=|r| (r.id, r.joined) children=move |r| {
+                            let id = r.id;
+                            view! {
+                                <li>
+                                    <button class="contact room" on:click=move |_| act::open_room(ui, id)>
+                                        <span class="room-icon" aria-hidden="true"></span>
+                                        <span class="contact-name">{r.title.clone()}</span>
+                                        {(!r.joined).then(|| view! { <span class="hint">"join"</span> })}
+                                        {move || ui.conv(id).map(|c| view! { <UnreadBadge conv=c/> })}
+                                    </button>
+                                </li>
+                            }
+                        }/>
+                    </ul>
+                </nav>
+            </section>
+            <div class="windows">
+                <For
+                    each=open_windows
+                    key=|c| c.id
+                    children=move |c| view! { <ConversationWindow ui=ui conv=c/> }
+                />
+            </div>
+            {move || (ui.link.get() == Link::Ended).then(|| view! { <SessionEnded ui=ui/> })}
+        </div>
+    }
+}
+
+#[component]
+fn UnreadBadge(conv: Conv) -> impl IntoView {
+    move || {
+        let n = conv.unread.get();
+        (n > 0).then(|| view! { <span class="unread" aria-label=format!("{n} unread")>{n}</span> })
+    }
+}
+
+#[component]
+fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
+    let id = conv.id;
+    let history_id = format!("history-{id}");
+    let input_id = format!("compose-{id}");
+    let title = conv.title;
+    let last_seq = Memo::new(move |_| conv.lines.with(|l| l.last().map(|x| x.seq)));
+    let pending_count = Memo::new(move |_| conv.pending.with(Vec::len));
+    let hid = history_id.clone();
+    // Follow new messages to the bottom (prepending older ones does not move the view).
+    Effect::new(move |_| {
+        last_seq.track();
+        pending_count.track();
+        scroll_to_bottom(&hid);
+    });
+    let at_start = move || conv.lines.with(|l| l.first().is_some_and(|f| f.seq == 1)) || (!conv.has_more.get() && conv.lines.with(Vec::is_empty));
+    let over_limit = move || conv.draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
+    view! {
+        <section class="window conv-window" aria-label=move || format!("Conversation with {}", title.get())>
+            <header class="titlebar">
+                <span class="titlebar-logo" aria-hidden="true"></span>
+                <span class="conv-title">{move || title.get()}</span>
+                <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
+                    on:click=move |_| ui.close_window(id)>"×"</button>
+            </header>
+            <div class="conv-to">"To: " <strong>{move || title.get()}</strong></div>
+            <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
+                on:scroll=move |ev| {
+                    if event_target::<web_sys::Element>(&ev).scroll_top() < 40 {
+                        act::load_older(ui, id);
+                    }
+                }>
+                {move || conv.loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
+                {move || at_start().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
+                <For each=move || conv.lines.get() key=|l| l.seq children=move |l| view! {
+                    <div class="line" class:mine=l.mine data-seq=l.seq>
+                        <span class="who">{l.from_name} " says:"</span>
+                        <p class="body">{l.body}</p>
+                    </div>
+                }/>
+                <For each=move || conv.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! {
+                    <div class="line mine pending">
+                        <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span>
+                        <p class="body">{p.body}</p>
+                        <span class="hint">{p.failed.map(|f| format!("Not sent: {f}")).unwrap_or_else(|| "sending…".to_owned())}</span>
+                    </div>
+                }/>
+            </div>
+            <form class="compose" on:submit=move |ev| {
+                ev.prevent_default();
+                act::send(ui, id);
+            }>
+                <label class="visually-hidden" for=input_id.clone()>{move || format!("Message to {}", title.get())}</label>
+                <textarea id=input_id rows="3" prop:value=move || conv.draft.get()
+                    on:input=move |ev| conv.draft.set(event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                            ev.prevent_default();
+                            act::send(ui, id);
+                        }
+                    }></textarea>
+                <div class="compose-bar">
+                    <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", conv.draft.with(|d| d.chars().count()))}</span>
+                    <button type="submit" class="primary">"Send"</button>
+                </div>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn SessionEnded(ui: Ui) -> impl IntoView {
+    let password = RwSignal::new(String::new());
+    let me = ui.me.get_value();
+    view! {
+        <div class="modal-backdrop">
+            <div class="window dialog" role="dialog" aria-modal="true" aria-labelledby="session-ended-title">
+                <header class="titlebar"><span id="session-ended-title">"Your session has ended"</span></header>
+                <div class="dialog-body">
+                    {if me.is_guest {
+                        view! {
+                            <p>"Guest sessions cannot be resumed. Your unsent text is still in its window; copy it if you need it."</p>
+                            <a class="button primary" href="/">"Back to the sign-in window"</a>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <p>"Sign in again to carry on. Nothing you typed is lost."</p>
+                            <form on:submit=move |ev| {
+                                ev.prevent_default();
+                                act::sign_in_again(ui, password.get_untracked());
+                                password.set(String::new());
+                            }>
+                                <label for="resume-password">{format!("Password for {}", me.username)}</label>
+                                <input id="resume-password" type="password" autocomplete="current-password" bind:value=password/>
+                                <button type="submit" class="primary">"Sign in again"</button>
+                            </form>
+                        }.into_any()
+                    }}
+                    {move || ui.notice.get().map(|n| view! { <p class="form-error" role="alert">{n}</p> })}
+                </div>
+            </div>
+        </div>
+    }
+}
+
+fn scroll_to_bottom(id: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+    {
+        el.set_scroll_top(el.scroll_height());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
+}

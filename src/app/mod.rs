@@ -1,0 +1,75 @@
+//! Pages, components and islands: the sign-in window (server-rendered forms), the main window
+//! and conversation windows (one island holding the live connection).
+
+pub mod calls;
+#[cfg(feature = "hydrate")]
+mod client;
+mod messenger;
+mod signin;
+// Parts of the state are only read by the browser client.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+mod state;
+
+use crate::protocol::UserSummary;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+/// The HTML document around every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options islands=true/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="Messenger"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="not-found">"This page does not exist. " <a href="/">"Go to Messenger"</a></p> }>
+                <Route path=StaticSegment("") view=signin::SignInPage/>
+                <Route path=StaticSegment("app") view=MainPage/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// `/app`: the main window for the signed-in user (the server redirects others to `/`).
+#[component]
+fn MainPage() -> impl IntoView {
+    match current_user() {
+        Some(me) => view! { <messenger::MessengerApp me=me/> }.into_any(),
+        None => view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any(),
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn current_user() -> Option<UserSummary> {
+    use_context::<http::request::Parts>()?
+        .extensions
+        .get::<crate::server::auth::CurrentSession>()
+        .map(|c| c.session.user.clone())
+}
+
+#[cfg(not(feature = "ssr"))]
+fn current_user() -> Option<UserSummary> {
+    None
+}

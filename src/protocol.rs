@@ -1,0 +1,375 @@
+//! The wire protocol of `/ws` and the validated values it carries, shared by server and islands.
+//!
+//! `docs/PROTOCOL.md` is the prose version of this module; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest message body, in Unicode scalar values (characters), as in Messenger 2009.
+pub const MAX_BODY_CHARS: usize = 2048;
+/// Largest WebSocket message (and frame) the server accepts, in bytes. A maximal body of
+/// 2048 four-byte characters JSON-escaped fits with room to spare; anything bigger is abuse.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Longest client-chosen message id.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
+/// Most messages one history page returns.
+pub const HISTORY_PAGE_MAX: u32 = 100;
+/// Sends a connection may have waiting for their commit before the server stops reading it.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// WebSocket close codes the server uses (RFC 6455 registered codes and private 4000-4999).
+pub mod close {
+    /// The server is shutting down or restarting: reconnect with backoff.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame could not be parsed as a client frame.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A frame was larger than [`super::MAX_FRAME_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+    /// An internal error; reconnect with backoff.
+    pub const INTERNAL: u16 = 1011;
+    /// The session ended (expired, signed out, revoked): sign in again, do not just reconnect.
+    pub const SESSION_ENDED: u16 = 4001;
+    /// The client stopped answering heartbeats.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+}
+
+/// A frame sent by a client. JSON text, tagged by `"t"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Post a message. `client_id` makes the send idempotent within the conversation.
+    Send { conv: i64, client_id: String, body: String },
+    /// Replay every message with a sequence number above `after`, then continue live.
+    Sync { conv: i64, after: i64 },
+}
+
+/// A frame sent by the server. JSON text, tagged by `"t"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Hello {
+        me: UserSummary,
+        conversations: Vec<ConversationSummary>,
+        rooms: Vec<RoomSummary>,
+        /// Milliseconds since the Unix epoch at which the session ends unless it is used.
+        session_idle_expires_at: i64,
+    },
+    /// A send was committed durably (or had been before: a resend gets the same ack).
+    Ack { conv: i64, client_id: String, seq: i64, at: i64 },
+    /// A message of a conversation the connection belongs to.
+    Msg(MessageView),
+    /// The replay asked for by `sync` is complete; live messages follow.
+    Synced { conv: i64, last_seq: i64 },
+    /// The connection fell behind and messages after `after` were not sent: send
+    /// `sync { conv, after }` to get them. Live messages of `conv` pause until then.
+    Resync { conv: i64, after: i64 },
+    /// The user joined a conversation (or one was started with them).
+    ConvAdded { conversation: ConversationSummary },
+    /// A request failed; the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        conv: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        client_id: Option<String>,
+    },
+}
+
+/// Why a request on the socket failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is JSON but not a valid client frame.
+    BadFrame,
+    /// The body is empty or too long.
+    InvalidBody,
+    /// The client id is empty, too long or has characters outside `[A-Za-z0-9_-]`.
+    InvalidClientId,
+    /// The user is not a member of that conversation (or it does not exist).
+    NotMember,
+    /// Too many sends awaiting commit, or too many sends per second.
+    RateLimited,
+    /// The server could not store the message; retry with the same client id.
+    Internal,
+}
+
+/// A committed message as the server sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub conv: i64,
+    pub seq: i64,
+    pub from: i64,
+    pub from_name: String,
+    pub client_id: String,
+    pub body: String,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// Who a user is, as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub is_guest: bool,
+}
+
+/// Kinds of conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// Exactly two members; unique per pair of users.
+    Dm,
+    /// A public room anyone signed in can join.
+    Room,
+}
+
+/// A conversation the user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub kind: ConversationKind,
+    /// The room's name, or the other member's display name for a DM.
+    pub title: String,
+    /// Highest sequence number committed so far (0: no messages yet).
+    pub last_seq: i64,
+    pub members: Vec<UserSummary>,
+}
+
+/// A public room, joined or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: i64,
+    pub title: String,
+    pub joined: bool,
+}
+
+/// One page of history, newest last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<MessageView>,
+    /// Whether older messages exist before the first one of this page.
+    pub has_more: bool,
+}
+
+/// Why a value from the wire was refused. The message is shown to users as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+/// A message body: not blank, at most [`MAX_BODY_CHARS`] characters, no NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body(String);
+
+impl Body {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(invalid("A message cannot be empty."));
+        }
+        let chars = raw.chars().count();
+        if chars > MAX_BODY_CHARS {
+            return Err(invalid(format!(
+                "A message can be at most {MAX_BODY_CHARS} characters; this one has {chars}."
+            )));
+        }
+        if raw.contains('\0') {
+            return Err(invalid("A message cannot contain NUL characters."));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A client-chosen message id: 1 to [`MAX_CLIENT_ID_LEN`] characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok_len = !raw.is_empty() && raw.len() <= MAX_CLIENT_ID_LEN;
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok_len && ok_chars {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(invalid(format!(
+                "A client id is 1 to {MAX_CLIENT_ID_LEN} characters of letters, digits, '_' and '-'."
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Guest usernames start with this; real usernames cannot contain `~`, so the two never collide.
+pub const GUEST_PREFIX: &str = "guest~";
+
+/// A registered username: 3 to 24 characters, letters, digits, `_` and `.`, starting with a
+/// letter. Compared without regard to case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub const MIN: usize = 3;
+    pub const MAX: usize = 24;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if len < Self::MIN || len > Self::MAX {
+            return Err(invalid(format!(
+                "A username is {} to {} characters long.",
+                Self::MIN,
+                Self::MAX
+            )));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(invalid("A username starts with a letter."));
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
+        {
+            return Err(invalid(format!(
+                "A username may use letters, digits, '_' and '.', not {bad:?}."
+            )));
+        }
+        Ok(Self(name.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new password: 8 to 128 characters, not only spaces.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub const MIN: usize = 8;
+    pub const MAX: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let len = raw.chars().count();
+        if len < Self::MIN {
+            return Err(invalid(format!(
+                "A password needs at least {} characters.",
+                Self::MIN
+            )));
+        }
+        if len > Self::MAX {
+            return Err(invalid(format!(
+                "A password can be at most {} characters.",
+                Self::MAX
+            )));
+        }
+        if raw.trim().is_empty() {
+            return Err(invalid("A password cannot be only spaces."));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_of_exactly_the_limit_is_accepted_and_one_more_is_refused() {
+        let max = "é".repeat(MAX_BODY_CHARS);
+        assert!(Body::parse(&max).is_ok());
+        let over = format!("{max}x");
+        let err = Body::parse(&over).unwrap_err();
+        assert!(err.0.contains("2049"), "{err}");
+    }
+
+    #[test]
+    fn blank_bodies_are_refused() {
+        for raw in ["", "   ", "\n\t"] {
+            assert!(Body::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn client_ids_allow_only_the_documented_alphabet() {
+        assert!(ClientId::parse("a-Z_09").is_ok());
+        assert!(ClientId::parse(&"x".repeat(MAX_CLIENT_ID_LEN)).is_ok());
+        for bad in ["", "a b", "ü", "a/b", &"x".repeat(MAX_CLIENT_ID_LEN + 1)] {
+            assert!(ClientId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn usernames_follow_the_rules_and_say_why_not() {
+        assert_eq!(Username::parse("  alice.b_2 ").unwrap().as_str(), "alice.b_2");
+        assert!(Username::parse("al").unwrap_err().0.contains("3 to 24"));
+        assert!(Username::parse("2pac").unwrap_err().0.contains("starts with a letter"));
+        assert!(Username::parse("bob smith").unwrap_err().0.contains("' '"));
+        // Guest names can never be taken by a real account.
+        assert!(Username::parse(&format!("{GUEST_PREFIX}abcd")).is_err());
+    }
+
+    #[test]
+    fn passwords_have_bounds_and_never_print() {
+        assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("        ").is_err());
+        let p = NewPassword::parse("correct horse").unwrap();
+        assert_eq!(format!("{p:?}"), "NewPassword(..)");
+    }
+
+    #[test]
+    fn frames_round_trip_with_their_tags() {
+        let f: ClientFrame =
+            serde_json::from_str(r#"{"t":"send","conv":3,"client_id":"a1","body":"hi"}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Send { conv: 3, client_id: "a1".into(), body: "hi".into() }
+        );
+        let s = serde_json::to_string(&ServerFrame::Resync { conv: 1, after: 9 }).unwrap();
+        assert_eq!(s, r#"{"t":"resync","conv":1,"after":9}"#);
+        let m = serde_json::to_value(ServerFrame::Msg(MessageView {
+            conv: 1,
+            seq: 2,
+            from: 3,
+            from_name: "A".into(),
+            client_id: "c".into(),
+            body: "b".into(),
+            at: 4,
+        }))
+        .unwrap();
+        assert_eq!(m["t"], "msg");
+        assert_eq!(m["seq"], 2);
+    }
+}

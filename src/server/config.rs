@@ -1,0 +1,94 @@
+//! One typed configuration, from command-line flags or environment variables.
+
+use clap::Parser;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Messenger's settings. Every flag can also be given as the environment variable named
+/// beside it; flags win.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "messenger", version, about = "A self-hostable, real-time messenger")]
+pub struct Config {
+    /// Address and port to listen on. Port 0 picks a free port (tests use this).
+    #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// SQLite database file; created and migrated on start, with its folder.
+    #[arg(long, env = "MESSENGER_DATABASE", default_value = "data/messenger.db")]
+    pub database: PathBuf,
+
+    /// Origins allowed to open the WebSocket and to make state-changing calls with a cookie,
+    /// comma-separated (e.g. `https://chat.example.org`). Default: http://127.0.0.1:PORT and
+    /// http://localhost:PORT for the listening port. An https origin also marks the session
+    /// cookie `Secure`.
+    #[arg(long, env = "MESSENGER_PUBLIC_ORIGIN", value_delimiter = ',')]
+    pub public_origin: Vec<String>,
+
+    /// Folder with the built site (the `pkg/` bundle and public assets).
+    #[arg(long, env = "MESSENGER_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Minutes without activity after which a session ends.
+    #[arg(long, env = "MESSENGER_SESSION_IDLE_MINUTES", default_value_t = 20)]
+    pub session_idle_minutes: u64,
+
+    /// Hours after sign-in after which a session ends however active it is.
+    #[arg(long, env = "MESSENGER_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
+    pub session_absolute_hours: u64,
+
+    /// Idle timeout in seconds, overriding the minutes above (tests use it for expiry).
+    #[arg(long, env = "MESSENGER_SESSION_IDLE_SECONDS", hide = true)]
+    pub session_idle_seconds: Option<u64>,
+
+    /// Capacity of each conversation's broadcast channel; a connection further behind than
+    /// this is told to resync.
+    #[arg(long, env = "MESSENGER_BROADCAST_CAPACITY", default_value_t = 1024)]
+    pub broadcast_capacity: usize,
+
+    /// Most messages one group commit writes in a single transaction.
+    #[arg(long, env = "MESSENGER_MAX_BATCH", default_value_t = 512)]
+    pub max_batch: usize,
+
+    /// Messages a user may send per second on one connection (burst of the same size).
+    #[arg(long, env = "MESSENGER_SEND_RATE", default_value_t = 20)]
+    pub send_rate_per_second: u32,
+
+    /// Seconds between heartbeat pings on each socket; a socket silent for three is closed.
+    #[arg(long, env = "MESSENGER_HEARTBEAT_SECONDS", default_value_t = 25)]
+    pub heartbeat_seconds: u64,
+
+    /// Seconds the server waits for connections to close on shutdown.
+    #[arg(long, env = "MESSENGER_SHUTDOWN_GRACE_SECONDS", default_value_t = 5)]
+    pub shutdown_grace_seconds: u64,
+
+    /// Log filter in `tracing` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
+    pub log: String,
+}
+
+impl Config {
+    pub fn session_idle(&self) -> Duration {
+        match self.session_idle_seconds {
+            Some(s) => Duration::from_secs(s),
+            None => Duration::from_secs(self.session_idle_minutes * 60),
+        }
+    }
+    pub fn session_absolute(&self) -> Duration {
+        Duration::from_secs(self.session_absolute_hours * 3600)
+    }
+
+    /// A configuration for tests: port 0, the given database, defaults otherwise.
+    pub fn for_tests(database: PathBuf) -> Self {
+        let mut cfg = Config::parse_from(["messenger"]);
+        cfg.addr = "127.0.0.1:0".parse().expect("literal address");
+        cfg.database = database;
+        cfg
+    }
+}
+
+/// The origins allowed for a server listening on `port`, when none were configured.
+pub fn default_origins(port: u16) -> Vec<String> {
+    vec![
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ]
+}

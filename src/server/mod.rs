@@ -1,0 +1,14 @@
+//! Server-only code (feature `ssr`): configuration, startup, the store and its single
+//! writer, the fan-out hub, the WebSocket connection task, HTTP API and security layers.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod security;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod writer;
+pub mod ws;

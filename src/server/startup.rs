@@ -1,0 +1,198 @@
+//! Builds the application (database, writer, hub, router) on its own listener and runs it
+//! until a shutdown signal, then closes sockets with "going away", lets the writer commit
+//! what it holds, and checkpoints the database.
+
+use super::{
+    api,
+    config::{default_origins, Config},
+    hub::Hub,
+    security,
+    state::{AppState, Shared},
+    store::{self, now_ms, Store},
+    writer::Writer,
+    ws,
+};
+use crate::app::{shell, App};
+use anyhow::Context;
+use axum::{middleware, routing::get, Router};
+use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer};
+
+/// Largest HTTP request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(cfg.addr)
+            .await
+            .with_context(|| format!("binding {}", cfg.addr))?;
+        let addr = listener.local_addr()?;
+        let origins: Vec<String> = if cfg.public_origin.is_empty() {
+            default_origins(addr.port())
+        } else {
+            cfg.public_origin
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect()
+        };
+        let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
+        let store = Store::open(&cfg.database).await?;
+        let hub = Arc::new(Hub::new(cfg.broadcast_capacity));
+        let (writer, writer_task) = Writer::spawn(store.writer_connection().await?, hub.clone(), cfg.max_batch);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let dummy_hash = tokio::task::spawn_blocking(|| {
+            use argon2::{password_hash::{rand_core::OsRng, SaltString}, Argon2, PasswordHasher};
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(b"no account has this password", &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        })
+        .await??;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("messenger")
+            .site_root(cfg.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState {
+            leptos_options,
+            shared: Arc::new(Shared {
+                cfg,
+                store,
+                writer,
+                hub,
+                origins,
+                secure_cookies,
+                shutdown,
+                hashing: tokio::sync::Semaphore::new(2),
+                dummy_hash,
+                live_sockets: watch::channel(0).0,
+            }),
+        };
+        Ok(Self { listener, addr, state, writer_task, shutdown_tx })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The shared state (tests read the store and hub through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    pub fn router(state: &AppState) -> Router {
+        let routes = generate_route_list(App);
+        let ctx = state.clone();
+        let options = state.leptos_options.clone();
+        Router::new()
+            .route("/ws", get(ws::upgrade))
+            .merge(api::router())
+            .leptos_routes_with_context(
+                state,
+                routes,
+                move || provide_context(ctx.clone()),
+                move || shell(options.clone()),
+            )
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(middleware::from_fn_with_state(state.clone(), security::pages))
+            .layer(middleware::from_fn_with_state(state.clone(), security::csrf))
+            .layer(middleware::from_fn(security::headers))
+            .layer(CompressionLayer::new())
+            .layer(RequestBodyLimitLayer::new(MAX_BODY))
+            .with_state(state.clone())
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state, writer_task, shutdown_tx, .. } = self;
+        let router = Self::router(&state);
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let stop = async move {
+            signal.await;
+            tracing::info!("shutting down: closing sockets with 'going away'");
+            let _ = shutdown_tx.send(true);
+        };
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving")?;
+
+        let grace = Duration::from_secs(state.cfg.shutdown_grace_seconds);
+        let mut sockets = state.live_sockets.subscribe();
+        if tokio::time::timeout(grace, sockets.wait_for(|n| *n == 0)).await.is_err() {
+            tracing::warn!(open = *sockets.borrow(), "sockets still open after the grace period");
+        }
+        housekeeping.abort();
+        let store = state.store.clone();
+        // The writer ends once every handle is gone; it commits what is queued first.
+        drop(state);
+        if tokio::time::timeout(grace, writer_task).await.is_err() {
+            tracing::warn!("the message writer did not finish in time");
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Hourly: forgets sessions that ended more than a day ago.
+async fn housekeeping(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match store::delete_dead_sessions(state.store.pool(), now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "old sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing old sessions"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Sets up structured logging once (later calls are ignored, which tests rely on).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,46 @@
+//! The state every handler and server function shares.
+
+use super::{config::Config, hub::Hub, store::Store, writer::Writer};
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::{ops::Deref, sync::Arc};
+use tokio::sync::{watch, Semaphore};
+
+/// Cheap to clone: one `Arc` plus Leptos' options (which `leptos_axum` wants by `FromRef`).
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub shared: Arc<Shared>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+pub struct Shared {
+    pub cfg: Config,
+    pub store: Store,
+    pub writer: Writer,
+    pub hub: Arc<Hub>,
+    /// Origins allowed for the WebSocket and for cookie-authenticated writes.
+    pub origins: Vec<String>,
+    /// Whether the public origin is https, so the cookie gets `Secure`.
+    pub secure_cookies: bool,
+    /// Flips to `true` when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Bounds concurrent argon2 work (each hash takes ~19 MiB and a core for a while).
+    pub hashing: Semaphore,
+    /// A real argon2 hash of a random password, verified against when a user is unknown.
+    pub dummy_hash: String,
+    /// Counts open WebSocket connections, so shutdown can wait for them.
+    pub live_sockets: tokio::sync::watch::Sender<usize>,
+}

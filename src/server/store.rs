@@ -1,0 +1,475 @@
+//! The SQLite store: opening and migrating the database, and every query as a small named
+//! function. Message writes go through [`crate::server::writer`], the single writer.
+
+use crate::protocol::{ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary};
+use anyhow::Context;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    ConnectOptions, Row, SqliteConnection, SqlitePool,
+};
+use std::{path::Path, str::FromStr, time::Duration};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The read side of the store plus the options to open the writer's own connection.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+impl Store {
+    /// Opens (creating folder and file if needed) and migrates the database.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .context("sqlite options")?
+            .filename(path)
+            .create_if_missing(true)
+            // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so
+            // an acknowledged message survives power loss, not only a process crash.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Self { pool, options })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A dedicated connection for the single message writer.
+    pub async fn writer_connection(&self) -> anyhow::Result<SqliteConnection> {
+        self.options
+            .connect()
+            .await
+            .context("opening the writer connection")
+    }
+
+    /// Checkpoints the WAL into the main file (at shutdown, so a copy of the file is whole).
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A user row with what authentication needs.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub summary: UserSummary,
+    pub password_hash: Option<String>,
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserSummary, sqlx::Error> {
+    Ok(UserSummary {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        is_guest: row.try_get::<i64, _>("is_guest")? != 0,
+    })
+}
+
+/// Whether a username was free.
+#[derive(Debug)]
+pub enum CreateUser {
+    Created(UserSummary),
+    Taken,
+}
+
+pub async fn create_user(
+    pool: &SqlitePool,
+    username: &str,
+    display_name: &str,
+    password_hash: Option<&str>,
+    is_guest: bool,
+) -> Result<CreateUser, sqlx::Error> {
+    let res = sqlx::query(
+        "INSERT INTO users (username, display_name, password_hash, is_guest, created_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id, username, display_name, is_guest",
+    )
+    .bind(username)
+    .bind(display_name)
+    .bind(password_hash)
+    .bind(is_guest as i64)
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await;
+    match res {
+        Ok(row) => Ok(CreateUser::Created(user_from_row(&row)?)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(CreateUser::Taken),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn user_by_username(
+    pool: &SqlitePool,
+    username: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, username, display_name, is_guest, password_hash FROM users WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(UserRow {
+            summary: user_from_row(&r)?,
+            password_hash: r.try_get("password_hash")?,
+        })
+    })
+    .transpose()
+}
+
+/// A session joined with its user.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user: UserSummary,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub revoked: bool,
+}
+
+impl SessionRow {
+    /// Whether the session can still be used at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        !self.revoked && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+    /// When the session ends unless it is used again.
+    pub fn deadline(&self) -> i64 {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+}
+
+const SESSION_SELECT: &str = "SELECT s.id AS sid, s.idle_expires_at, s.absolute_expires_at,
+        s.revoked_at, u.id, u.username, u.display_name, u.is_guest
+     FROM sessions s JOIN users u ON u.id = s.user_id";
+
+fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
+        id: r.try_get("sid")?,
+        user: user_from_row(r)?,
+        idle_expires_at: r.try_get("idle_expires_at")?,
+        absolute_expires_at: r.try_get("absolute_expires_at")?,
+        revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+    })
+}
+
+pub async fn create_session(
+    pool: &SqlitePool,
+    user_id: i64,
+    token_hash: &[u8],
+    idle_expires_at: i64,
+    absolute_expires_at: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO sessions (token_hash, user_id, created_at, idle_expires_at, absolute_expires_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now_ms())
+    .bind(idle_expires_at)
+    .bind(absolute_expires_at)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn session_by_token_hash(
+    pool: &SqlitePool,
+    token_hash: &[u8],
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    let sql = format!("{SESSION_SELECT} WHERE s.token_hash = ?");
+    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(pool).await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+pub async fn session_by_id(pool: &SqlitePool, id: i64) -> Result<Option<SessionRow>, sqlx::Error> {
+    let sql = format!("{SESSION_SELECT} WHERE s.id = ?");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// Slides the idle expiry forward (never past the absolute lifetime, never backwards).
+pub async fn touch_session(pool: &SqlitePool, id: i64, idle_expires_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sessions SET idle_expires_at = MIN(MAX(idle_expires_at, ?), absolute_expires_at)
+         WHERE id = ? AND revoked_at IS NULL",
+    )
+    .bind(idle_expires_at)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_session(pool: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Removes sessions that ended more than a day ago (they can never be used again).
+pub async fn delete_dead_sessions(pool: &SqlitePool, now: i64) -> Result<u64, sqlx::Error> {
+    let day = 24 * 3600 * 1000;
+    let res = sqlx::query(
+        "DELETE FROM sessions WHERE MIN(idle_expires_at, absolute_expires_at, COALESCE(revoked_at, absolute_expires_at)) < ?",
+    )
+    .bind(now - day)
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected())
+}
+
+fn kind_of(s: &str) -> ConversationKind {
+    if s == "dm" {
+        ConversationKind::Dm
+    } else {
+        ConversationKind::Room
+    }
+}
+
+/// Every conversation `user_id` belongs to, titled for them.
+pub async fn conversations_for_user(
+    pool: &SqlitePool,
+    user_id: i64,
+) -> Result<Vec<ConversationSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.kind, c.title, c.last_seq FROM members m
+         JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.user_id = ? ORDER BY c.id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    let mut convs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        convs.push(ConversationSummary {
+            id: r.try_get("id")?,
+            kind: kind_of(r.try_get("kind")?),
+            title: r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
+            last_seq: r.try_get("last_seq")?,
+            members: Vec::new(),
+        });
+    }
+    // Members of one-to-one conversations, which also give them their titles.
+    let rows = sqlx::query(
+        "SELECT m.conversation_id, u.id, u.username, u.display_name, u.is_guest
+         FROM members mine
+         JOIN conversations c ON c.id = mine.conversation_id AND c.kind = 'dm'
+         JOIN members m ON m.conversation_id = c.id
+         JOIN users u ON u.id = m.user_id
+         WHERE mine.user_id = ? ORDER BY m.conversation_id, u.id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    for r in &rows {
+        let conv_id: i64 = r.try_get("conversation_id")?;
+        let user = user_from_row(r)?;
+        if let Some(c) = convs.iter_mut().find(|c| c.id == conv_id) {
+            if user.id != user_id {
+                c.title = user.display_name.clone();
+            }
+            c.members.push(user);
+        }
+    }
+    Ok(convs)
+}
+
+/// One conversation as `viewer` sees it, if they are a member.
+pub async fn conversation_for_member(
+    pool: &SqlitePool,
+    conv: i64,
+    viewer: i64,
+) -> Result<Option<ConversationSummary>, sqlx::Error> {
+    // The list is short for any one user; reuse the single definition of a summary.
+    Ok(conversations_for_user(pool, viewer)
+        .await?
+        .into_iter()
+        .find(|c| c.id == conv))
+}
+
+pub async fn rooms_for_user(pool: &SqlitePool, user_id: i64) -> Result<Vec<RoomSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.title, EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?) AS joined
+         FROM conversations c WHERE c.kind = 'room' ORDER BY c.id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RoomSummary {
+                id: r.try_get("id")?,
+                title: r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
+                joined: r.try_get::<i64, _>("joined")? != 0,
+            })
+        })
+        .collect()
+}
+
+pub async fn is_member(pool: &SqlitePool, conv: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(conv)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Joins a public room. `Ok(None)`: no such room. `Ok(Some(true))`: newly joined.
+pub async fn join_room(pool: &SqlitePool, room: i64, user_id: i64) -> Result<Option<bool>, sqlx::Error> {
+    let is_room: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM conversations WHERE id = ? AND kind = 'room'")
+            .bind(room)
+            .fetch_optional(pool)
+            .await?;
+    if is_room.is_none() {
+        return Ok(None);
+    }
+    let res = sqlx::query(
+        "INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(room)
+    .bind(user_id)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(Some(res.rows_affected() == 1))
+}
+
+/// The one-to-one conversation of two users, created with both as members if it is new.
+/// Returns its id and whether it was created now.
+pub async fn get_or_create_dm(pool: &SqlitePool, a: i64, b: i64) -> Result<(i64, bool), sqlx::Error> {
+    let key = format!("{}:{}", a.min(b), a.max(b));
+    let mut tx = pool.begin().await?;
+    let created: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO conversations (kind, dm_key, created_at) VALUES ('dm', ?, ?)
+         ON CONFLICT (dm_key) DO NOTHING RETURNING id",
+    )
+    .bind(&key)
+    .bind(now_ms())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let result = match created {
+        Some(id) => {
+            for user in [a, b] {
+                sqlx::query("INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)")
+                    .bind(id)
+                    .bind(user)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            (id, true)
+        }
+        None => {
+            let id = sqlx::query_scalar("SELECT id FROM conversations WHERE dm_key = ?")
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
+            (id, false)
+        }
+    };
+    tx.commit().await?;
+    Ok(result)
+}
+
+const MESSAGE_SELECT: &str = "SELECT m.conversation_id, m.seq, m.sender_id, u.display_name,
+        m.client_id, m.body, m.created_at
+     FROM messages m JOIN users u ON u.id = m.sender_id";
+
+fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, sqlx::Error> {
+    Ok(MessageView {
+        conv: r.try_get("conversation_id")?,
+        seq: r.try_get("seq")?,
+        from: r.try_get("sender_id")?,
+        from_name: r.try_get("display_name")?,
+        client_id: r.try_get("client_id")?,
+        body: r.try_get("body")?,
+        at: r.try_get("created_at")?,
+    })
+}
+
+/// Messages with `after < seq`, oldest first, at most `limit`.
+pub async fn messages_after(
+    pool: &SqlitePool,
+    conv: i64,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<MessageView>, sqlx::Error> {
+    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?");
+    let rows = sqlx::query(&sql)
+        .bind(conv)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// Messages with `from <= seq <= to`, oldest first.
+pub async fn messages_between(
+    pool: &SqlitePool,
+    conv: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<MessageView>, sqlx::Error> {
+    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq BETWEEN ? AND ? ORDER BY m.seq");
+    let rows = sqlx::query(&sql).bind(conv).bind(from).bind(to).fetch_all(pool).await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// The `limit` messages just before `before` (or the newest ones), oldest first, and
+/// whether older ones exist.
+pub async fn messages_before(
+    pool: &SqlitePool,
+    conv: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<(Vec<MessageView>, bool), sqlx::Error> {
+    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?");
+    let rows = sqlx::query(&sql)
+        .bind(conv)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit as i64 + 1)
+        .fetch_all(pool)
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    let mut msgs = rows
+        .iter()
+        .take(limit as usize)
+        .map(message_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    msgs.reverse();
+    Ok((msgs, has_more))
+}

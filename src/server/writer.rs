@@ -1,0 +1,190 @@
+//! The single message writer: takes sends from every connection, commits them in groups
+//! (one SQLite transaction, one fsync for many messages), then publishes each new message to
+//! its conversation and only then acknowledges it to its sender.
+
+use super::{
+    hub::{Delivery, Hub},
+    store::now_ms,
+};
+use crate::protocol::{Body, ClientId, MessageView, ServerFrame};
+use sqlx::{Connection, SqliteConnection};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A message to store.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub conv: i64,
+    pub sender: i64,
+    pub sender_name: String,
+    pub client_id: ClientId,
+    pub body: Body,
+}
+
+/// The acknowledgement of a committed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub conv: i64,
+    pub client_id: String,
+    pub seq: i64,
+    pub at: i64,
+}
+
+/// The writer could not store a message (the database failed); the sender may retry.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the message could not be stored")]
+pub struct WriteFailed;
+
+type Reply = oneshot::Sender<Result<Ack, WriteFailed>>;
+
+struct Job {
+    msg: NewMessage,
+    reply: Reply,
+}
+
+/// The handle connections use to submit sends.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Jobs waiting for the writer. Senders wait when it is full, which slows readers of sockets
+/// instead of growing memory.
+const QUEUE: usize = 4096;
+
+impl Writer {
+    /// Starts the writer task on its own connection. It ends, after committing everything
+    /// queued, when every `Writer` handle is dropped.
+    pub fn spawn(
+        conn: SqliteConnection,
+        hub: Arc<Hub>,
+        max_batch: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1)));
+        (Self { tx }, handle)
+    }
+
+    /// Queues a message; the receiver resolves once it is committed (or failed).
+    pub async fn submit(
+        &self,
+        msg: NewMessage,
+    ) -> Result<oneshot::Receiver<Result<Ack, WriteFailed>>, WriteFailed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job { msg, reply }).await.map_err(|_| WriteFailed)?;
+        Ok(rx)
+    }
+}
+
+/// What committing one job produced.
+enum Outcome {
+    New(MessageView),
+    Duplicate(Ack),
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>, max_batch: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let outcomes = match commit_batch(&mut conn, &batch).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => {
+                // One bad job must not fail its neighbours: retry each on its own.
+                tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+                let mut each = Vec::with_capacity(batch.len());
+                for job in &batch {
+                    each.push(commit_batch(&mut conn, std::slice::from_ref(job)).await.map(|mut o| {
+                        o.pop().expect("one outcome per job")
+                    }));
+                }
+                each
+            }
+        };
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            let ack = match outcome {
+                Ok(Outcome::New(view)) => {
+                    let ack = Ack {
+                        conv: view.conv,
+                        client_id: view.client_id.clone(),
+                        seq: view.seq,
+                        at: view.at,
+                    };
+                    publish(&hub, view);
+                    Ok(ack)
+                }
+                Ok(Outcome::Duplicate(ack)) => Ok(ack),
+                Err(e) => {
+                    tracing::error!(error = %e, conv = job.msg.conv, "storing a message failed");
+                    Err(WriteFailed)
+                }
+            };
+            // The sender may have gone; the message is stored all the same.
+            let _ = job.reply.send(ack);
+        }
+    }
+    tracing::info!("message writer stopped");
+}
+
+fn publish(hub: &Hub, view: MessageView) {
+    let conv = view.conv;
+    let seq = view.seq;
+    match serde_json::to_string(&ServerFrame::Msg(view)) {
+        Ok(text) => hub.publish(conv, Delivery { seq, frame: text.into() }),
+        Err(e) => tracing::error!(error = %e, "serialising a message frame"),
+    }
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let now = now_ms();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(write_one(&mut tx, &job.msg, now).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn write_one(conn: &mut SqliteConnection, msg: &NewMessage, now: i64) -> Result<Outcome, sqlx::Error> {
+    let existing: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT seq, created_at FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+    )
+    .bind(msg.conv)
+    .bind(msg.sender)
+    .bind(msg.client_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((seq, at)) = existing {
+        return Ok(Outcome::Duplicate(Ack {
+            conv: msg.conv,
+            client_id: msg.client_id.as_str().to_owned(),
+            seq,
+            at,
+        }));
+    }
+    let seq: i64 =
+        sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
+            .bind(msg.conv)
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(msg.conv)
+    .bind(seq)
+    .bind(msg.sender)
+    .bind(msg.client_id.as_str())
+    .bind(msg.body.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Outcome::New(MessageView {
+        conv: msg.conv,
+        seq,
+        from: msg.sender,
+        from_name: msg.sender_name.clone(),
+        client_id: msg.client_id.as_str().to_owned(),
+        body: msg.body.as_str().to_owned(),
+        at: now,
+    }))
+}

@@ -1,0 +1,411 @@
+//! `/ws`: the upgrade handler checks Origin and session; then one task per connection runs a
+//! single `select!` loop over the socket, the conversations' broadcast channels, pending
+//! acknowledgements, control messages, the heartbeat, the session deadline and shutdown.
+//!
+//! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
+//! are not sent before it), then `Live` (gap-free, in order; a gap is filled from the store),
+//! or `Paused` after it fell behind the broadcast channel (the client is told to resync).
+
+use super::{
+    auth::{self, CurrentSession, TokenSource},
+    error::AppError,
+    hub::{Control, Delivery},
+    state::AppState,
+    store::{self, now_ms, SessionRow},
+    writer::{Ack, NewMessage, WriteFailed},
+};
+use crate::protocol::{
+    close, Body, ClientFrame, ClientId, ConversationSummary, ErrorCode, ServerFrame, UserSummary,
+    MAX_FRAME_BYTES, MAX_IN_FLIGHT,
+};
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    http::{header, HeaderMap},
+    response::{IntoResponse, Response},
+};
+use futures::{future::BoxFuture, stream::FuturesUnordered, SinkExt, StreamExt};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+use tokio::time::Instant;
+use tokio_stream::{
+    wrappers::{errors::BroadcastStreamRecvError, BroadcastStream},
+    StreamMap,
+};
+
+/// Messages read from the store per page while replaying a `sync`.
+const REPLAY_PAGE: u32 = 256;
+/// A gap in the live stream larger than this is not filled inline; the client resyncs.
+const GAP_FILL_MAX: i64 = 1024;
+
+/// Whether `origin` is one of the allowed origins.
+pub fn origin_allowed(state: &AppState, origin: &str) -> bool {
+    state.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+}
+
+/// `GET /ws`: refuses foreign origins (403) and requests without a live session (401).
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        if !origin_allowed(&state, origin) {
+            return AppError::Forbidden(format!("Origin {origin} is not allowed.")).into_response();
+        }
+    }
+    let current = match auth::authenticate(&state, &headers).await {
+        Ok(Some(current)) => current,
+        Ok(None) => return AppError::Unauthorized("Sign in first.".into()).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    if origin.is_none() && current.source == TokenSource::Cookie {
+        // Browsers always send Origin; a cookie without one is not a browser we can trust.
+        return AppError::Forbidden("A cookie-authenticated socket needs an Origin header.".into())
+            .into_response();
+    }
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        // tungstenite's default is a 128 KiB read buffer per connection; frames are small.
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| async move {
+            let user = current.session.user.id;
+            state.live_sockets.send_modify(|n| *n += 1);
+            if let Err(e) = run(socket, state.clone(), current).await {
+                tracing::debug!(user, error = %e, "connection ended with an error");
+            }
+            state.live_sockets.send_modify(|n| *n -= 1);
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    /// The client has not synced this conversation yet: live messages are not sent.
+    Unsynced,
+    /// Every message up to `last_sent` was sent, in order.
+    Live { last_sent: i64 },
+    /// The connection fell behind after `last_sent`; waiting for the client's `sync`.
+    Paused { last_sent: i64 },
+}
+
+type PendingAck = BoxFuture<'static, (i64, String, Result<Ack, WriteFailed>)>;
+
+struct Conn {
+    state: AppState,
+    session: SessionRow,
+    me: UserSummary,
+    /// Conversations this user belongs to.
+    members: HashSet<i64>,
+    cursors: HashMap<i64, Cursor>,
+    subs: StreamMap<i64, BroadcastStream<Delivery>>,
+    /// Sends submitted to the writer, waiting for their commit.
+    pending: FuturesUnordered<PendingAck>,
+    /// Token bucket for sends: tokens left and when it was last refilled.
+    tokens: f64,
+    refilled: Instant,
+    /// When this connection last slid the session's idle expiry.
+    last_slide: i64,
+}
+
+/// Why the loop ended, if the server chose to end it.
+struct Closing(u16, &'static str);
+
+async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> anyhow::Result<()> {
+    let (mut sink, mut stream) = socket.split();
+    let me = current.session.user.clone();
+    let (conn_id, mut control) = state.hub.register(me.id, current.session.id);
+    let mut shutdown = state.shutdown.clone();
+    let mut conn = Conn {
+        members: HashSet::new(),
+        cursors: HashMap::new(),
+        subs: StreamMap::new(),
+        pending: FuturesUnordered::new(),
+        tokens: state.cfg.send_rate_per_second as f64,
+        refilled: Instant::now(),
+        last_slide: now_ms(),
+        session: current.session,
+        me,
+        state,
+    };
+    let result = async {
+        let conversations = store::conversations_for_user(conn.state.store.pool(), conn.me.id).await?;
+        // Subscribe before reading anything a client could sync from, so nothing committed
+        // afterwards can be missed.
+        for c in &conversations {
+            conn.subscribe(c);
+        }
+        let rooms = store::rooms_for_user(conn.state.store.pool(), conn.me.id).await?;
+        let hello = ServerFrame::Hello {
+            me: conn.me.clone(),
+            conversations,
+            rooms,
+            session_idle_expires_at: conn.session.idle_expires_at,
+        };
+        sink.send(frame(&hello)).await?;
+
+        let heartbeat_every = Duration::from_secs(conn.state.cfg.heartbeat_seconds.max(1));
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+        let mut last_heard = Instant::now();
+        let session_timer = tokio::time::sleep_until(deadline_instant(conn.session.deadline()));
+        tokio::pin!(session_timer);
+        if *shutdown.borrow() {
+            return Ok(Some(Closing(close::GOING_AWAY, "server restarting")));
+        }
+
+        loop {
+            let reading = conn.pending.len() < MAX_IN_FLIGHT;
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    return Ok(Some(Closing(close::GOING_AWAY, "server restarting")));
+                }
+                Some(ctl) = control.recv() => match ctl {
+                    Control::Added(summary) => {
+                        conn.subscribe(&summary);
+                        sink.send(frame(&ServerFrame::ConvAdded { conversation: summary })).await?;
+                    }
+                    Control::Close { code, reason } => return Ok(Some(Closing(code, reason))),
+                },
+                _ = &mut session_timer => {
+                    match store::session_by_id(conn.state.store.pool(), conn.session.id).await? {
+                        Some(s) if s.is_live(now_ms()) => {
+                            session_timer.as_mut().reset(deadline_instant(s.deadline()));
+                            conn.session = s;
+                        }
+                        _ => return Ok(Some(Closing(close::SESSION_ENDED, "session ended"))),
+                    }
+                }
+                Some((conv, client_id, result)) = conn.pending.next(), if !conn.pending.is_empty() => {
+                    let reply = match result {
+                        Ok(ack) => ServerFrame::Ack { conv: ack.conv, client_id: ack.client_id, seq: ack.seq, at: ack.at },
+                        Err(WriteFailed) => error_frame(ErrorCode::Internal, "The message could not be stored; send it again.", Some(conv), Some(client_id)),
+                    };
+                    sink.send(frame(&reply)).await?;
+                }
+                Some((conv, item)) = conn.subs.next(), if !conn.subs.is_empty() => {
+                    conn.deliver(&mut sink, conv, item).await?;
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > heartbeat_every * 3 {
+                        return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "no heartbeat")));
+                    }
+                    sink.send(Message::Ping(Default::default())).await?;
+                }
+                incoming = stream.next(), if reading => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => return Ok(None),
+                        Some(Err(e)) => {
+                            if is_too_big(e) {
+                                return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                            }
+                            return Ok(None);
+                        }
+                        Some(Ok(Message::Text(text))) => {
+                            match serde_json::from_str::<ClientFrame>(text.as_str()) {
+                                Ok(f) => conn.handle(&mut sink, f).await?,
+                                Err(e) => {
+                                    let msg = format!("Not a client frame: {e}");
+                                    sink.send(frame(&error_frame(ErrorCode::BadFrame, &msg, None, None))).await?;
+                                }
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    }
+                }
+            }
+        }
+    }
+    .await;
+
+    conn.state.hub.unregister(conn.me.id, conn_id);
+    let convs: Vec<i64> = conn.subs.keys().copied().collect();
+    drop(conn.subs);
+    for c in convs {
+        conn.state.hub.release(c);
+    }
+    match result {
+        Ok(Some(Closing(code, reason))) => {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
+                .await;
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: close::INTERNAL,
+                    reason: Utf8Bytes::from_static("internal error"),
+                })))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+impl Conn {
+    fn subscribe(&mut self, c: &ConversationSummary) {
+        if self.members.insert(c.id) {
+            self.subs.insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
+            self.cursors.insert(c.id, Cursor::Unsynced);
+        }
+    }
+
+    async fn handle(&mut self, sink: &mut Sink, f: ClientFrame) -> anyhow::Result<()> {
+        match f {
+            ClientFrame::Send { conv, client_id, body } => {
+                let refuse = |code, msg: &str| {
+                    frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())))
+                };
+                if !self.members.contains(&conv) {
+                    return Ok(sink.send(refuse(ErrorCode::NotMember, "You are not in that conversation.")).await?);
+                }
+                let cid = match ClientId::parse(&client_id) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?),
+                };
+                let body = match Body::parse(&body) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidBody, &e.0)).await?),
+                };
+                if !self.take_token() {
+                    return Ok(sink.send(refuse(ErrorCode::RateLimited, "You are sending too fast; wait a moment.")).await?);
+                }
+                self.slide_session().await?;
+                let msg = NewMessage {
+                    conv,
+                    sender: self.me.id,
+                    sender_name: self.me.display_name.clone(),
+                    client_id: cid,
+                    body,
+                };
+                let rx = self.state.writer.submit(msg).await?;
+                self.pending.push(Box::pin(async move {
+                    let result = rx.await.unwrap_or(Err(WriteFailed));
+                    (conv, client_id, result)
+                }));
+            }
+            ClientFrame::Sync { conv, after } => {
+                if !self.members.contains(&conv) {
+                    let msg = "You are not in that conversation.";
+                    return Ok(sink.send(frame(&error_frame(ErrorCode::NotMember, msg, Some(conv), None))).await?);
+                }
+                let last = self.replay(sink, conv, after.max(0), i64::MAX).await?;
+                self.cursors.insert(conv, Cursor::Live { last_sent: last });
+                sink.send(frame(&ServerFrame::Synced { conv, last_seq: last })).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the stored messages with `after < seq <= upto`, page by page; returns the last
+    /// sequence number sent (or `after` if none).
+    async fn replay(&mut self, sink: &mut Sink, conv: i64, after: i64, upto: i64) -> anyhow::Result<i64> {
+        let mut last = after;
+        loop {
+            let page = store::messages_after(self.state.store.pool(), conv, last, REPLAY_PAGE).await?;
+            let full = page.len() == REPLAY_PAGE as usize;
+            for m in page {
+                if m.seq > upto {
+                    return Ok(last);
+                }
+                last = m.seq;
+                sink.feed(frame(&ServerFrame::Msg(m))).await?;
+            }
+            sink.flush().await?;
+            if !full {
+                return Ok(last);
+            }
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        sink: &mut Sink,
+        conv: i64,
+        item: Result<Delivery, BroadcastStreamRecvError>,
+    ) -> anyhow::Result<()> {
+        let cursor = self.cursors.get(&conv).copied().unwrap_or(Cursor::Unsynced);
+        match (cursor, item) {
+            (Cursor::Live { last_sent }, Ok(d)) => {
+                if d.seq <= last_sent {
+                    return Ok(()); // already sent by a replay
+                }
+                if d.seq > last_sent + 1 {
+                    if d.seq - last_sent > GAP_FILL_MAX {
+                        return self.pause(sink, conv, last_sent).await;
+                    }
+                    self.replay(sink, conv, last_sent, d.seq - 1).await?;
+                }
+                sink.send(Message::Text(d.frame)).await?;
+                self.cursors.insert(conv, Cursor::Live { last_sent: d.seq });
+            }
+            (Cursor::Live { last_sent }, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
+                tracing::debug!(user = self.me.id, conv, skipped, "connection lagged; asking for resync");
+                self.pause(sink, conv, last_sent).await?;
+            }
+            // Not synced yet, or paused: the client will sync and get these from the store.
+            (Cursor::Unsynced | Cursor::Paused { .. }, _) => {}
+        }
+        Ok(())
+    }
+
+    async fn pause(&mut self, sink: &mut Sink, conv: i64, last_sent: i64) -> anyhow::Result<()> {
+        self.cursors.insert(conv, Cursor::Paused { last_sent });
+        sink.send(frame(&ServerFrame::Resync { conv, after: last_sent })).await?;
+        Ok(())
+    }
+
+    fn take_token(&mut self) -> bool {
+        let rate = self.state.cfg.send_rate_per_second.max(1) as f64;
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sending is activity: keep the session alive (at most one write per 30 s).
+    async fn slide_session(&mut self) -> anyhow::Result<()> {
+        let now = now_ms();
+        if now - self.last_slide > 30_000 {
+            self.last_slide = now;
+            auth::slide(&self.state, &mut self.session, now, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("sliding the session: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn frame(f: &ServerFrame) -> Message {
+    Message::Text(serde_json::to_string(f).unwrap_or_default().into())
+}
+
+fn error_frame(code: ErrorCode, message: &str, conv: Option<i64>, client_id: Option<String>) -> ServerFrame {
+    ServerFrame::Error { code, message: message.to_owned(), conv, client_id }
+}
+
+fn deadline_instant(deadline_ms: i64) -> Instant {
+    let wait = (deadline_ms - now_ms()).max(0) as u64;
+    // A little after the deadline, so the store agrees the session has ended.
+    Instant::now() + Duration::from_millis(wait + 50)
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast::<tungstenite::Error>().map(|b| *b),
+        Ok(tungstenite::Error::Capacity(_))
+    )
+}
