@@ -29,6 +29,8 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     writer_task: JoinHandle<()>,
+    /// Tells the writer to commit what it holds and stop, once the sockets are closed.
+    writer_stop: watch::Sender<bool>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -50,7 +52,9 @@ impl Application {
         let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
         let store = Store::open(&cfg.database).await?;
         let hub = Arc::new(Hub::new(cfg.broadcast_capacity));
-        let (writer, writer_task) = Writer::spawn(store.writer_connection().await?, hub.clone(), cfg.max_batch);
+        let (writer_stop, writer_stop_rx) = watch::channel(false);
+        let (writer, writer_task) =
+            Writer::spawn(store.writer_connection().await?, hub.clone(), cfg.max_batch, writer_stop_rx);
         let (shutdown_tx, shutdown) = watch::channel(false);
         let dummy_hash = tokio::task::spawn_blocking(|| {
             use argon2::{password_hash::{rand_core::OsRng, SaltString}, Argon2, PasswordHasher};
@@ -82,7 +86,7 @@ impl Application {
                 live_sockets: watch::channel(0).0,
             }),
         };
-        Ok(Self { listener, addr, state, writer_task, shutdown_tx })
+        Ok(Self { listener, addr, state, writer_task, writer_stop, shutdown_tx })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -122,7 +126,7 @@ impl Application {
 
     /// Serves until `signal` resolves, then shuts down gracefully.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, writer_task, shutdown_tx, .. } = self;
+        let Self { listener, state, writer_task, writer_stop, shutdown_tx, .. } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let stop = async move {
@@ -142,8 +146,8 @@ impl Application {
         }
         housekeeping.abort();
         let store = state.store.clone();
-        // The writer ends once every handle is gone; it commits what is queued first.
         drop(state);
+        let _ = writer_stop.send(true);
         if tokio::time::timeout(grace, writer_task).await.is_err() {
             tracing::warn!("the message writer did not finish in time");
         }

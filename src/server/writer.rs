@@ -9,7 +9,7 @@ use super::{
 use crate::protocol::{Body, ClientId, MessageView, ServerFrame};
 use sqlx::{Connection, SqliteConnection};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A message to store.
 #[derive(Debug)]
@@ -54,14 +54,15 @@ const QUEUE: usize = 4096;
 
 impl Writer {
     /// Starts the writer task on its own connection. It ends, after committing everything
-    /// queued, when every `Writer` handle is dropped.
+    /// already queued, when `stop` turns true or every `Writer` handle is dropped.
     pub fn spawn(
         conn: SqliteConnection,
         hub: Arc<Hub>,
         max_batch: usize,
+        stop: watch::Receiver<bool>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1)));
+        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1), stop));
         (Self { tx }, handle)
     }
 
@@ -82,9 +83,28 @@ enum Outcome {
     Duplicate(Ack),
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>, max_batch: usize) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    hub: Arc<Hub>,
+    max_batch: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
+    let mut stopping = false;
+    loop {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, max_batch) => n,
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                // Refuse new sends; what is queued is still committed below.
+                stopping = true;
+                rx.close();
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let outcomes = match commit_batch(&mut conn, &batch).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) => {

@@ -41,6 +41,10 @@ use tokio_stream::{
 const REPLAY_PAGE: u32 = 256;
 /// A gap in the live stream larger than this is not filled inline; the client resyncs.
 const GAP_FILL_MAX: i64 = 1024;
+/// What tungstenite buffers at most. Frames between [`MAX_FRAME_BYTES`] and this are read in
+/// full and refused with a clean close (1009); beyond it the socket is dropped mid-frame, and
+/// the close frame may not reach the client before the connection resets.
+const HARD_FRAME_LIMIT: usize = 4 * MAX_FRAME_BYTES;
 
 /// Whether `origin` is one of the allowed origins.
 pub fn origin_allowed(state: &AppState, origin: &str) -> bool {
@@ -65,8 +69,8 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
         return AppError::Forbidden("A cookie-authenticated socket needs an Origin header.".into())
             .into_response();
     }
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
         // tungstenite's default is a 128 KiB read buffer per connection; frames are small.
         .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| async move {
@@ -203,6 +207,9 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                             return Ok(None);
                         }
                         Some(Ok(Message::Text(text))) => {
+                            if text.len() > MAX_FRAME_BYTES {
+                                return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                            }
                             match serde_json::from_str::<ClientFrame>(text.as_str()) {
                                 Ok(f) => conn.handle(&mut sink, f).await?,
                                 Err(e) => {
@@ -210,6 +217,9 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                                     sink.send(frame(&error_frame(ErrorCode::BadFrame, &msg, None, None))).await?;
                                 }
                             }
+                        }
+                        Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                            return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                         }
                         Some(Ok(Message::Binary(_))) => {
                             return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));

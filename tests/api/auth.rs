@@ -1,0 +1,147 @@
+//! Accounts and sessions.
+
+use crate::helpers::{spawn_app, spawn_app_with};
+use messenger::protocol::close;
+use serde_json::{json, Value};
+
+fn session_cookie(res: &reqwest::Response) -> String {
+    let raw = res
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Lax"), "{raw}");
+    assert!(!raw.contains("Secure"), "not Secure over plain http: {raw}");
+    raw.split(';').next().expect("pair").to_owned()
+}
+
+#[tokio::test]
+async fn sign_up_enforces_the_username_and_password_rules_with_clear_messages() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({ "username": "al", "password": "long enough" }), "3 to 24"),
+        (json!({ "username": "9lives", "password": "long enough" }), "starts with a letter"),
+        (json!({ "username": "guest~abc", "password": "long enough" }), "'~'"),
+        (json!({ "username": "alice", "password": "short" }), "at least 8"),
+    ];
+    for (body, says) in cases {
+        let res = app.post("/api/signup", None, body.clone()).await;
+        assert_eq!(res.status(), 422, "{body}");
+        let err: Value = res.json().await.expect("json");
+        assert!(err["message"].as_str().expect("message").contains(says), "{err} should say {says}");
+    }
+    let ok = app.post("/api/signup", None, json!({ "username": "Alice", "password": "wonderland" })).await;
+    assert_eq!(ok.status(), 201);
+    let taken = app.post("/api/signup", None, json!({ "username": "alice", "password": "wonderland" })).await;
+    assert_eq!(taken.status(), 409, "usernames are unique regardless of case");
+}
+
+#[tokio::test]
+async fn signing_in_checks_the_password_and_issues_a_new_token_each_time() {
+    let app = spawn_app().await;
+    app.post("/api/signup", None, json!({ "username": "bob", "password": "builder123" })).await;
+    let wrong = app.post("/api/signin", None, json!({ "username": "bob", "password": "builder124" })).await;
+    assert_eq!(wrong.status(), 401);
+    let err: Value = wrong.json().await.expect("json");
+    assert_eq!(err["message"], "Wrong username or password.");
+    let unknown = app.post("/api/signin", None, json!({ "username": "nobody", "password": "builder123" })).await;
+    assert_eq!(unknown.status(), 401, "unknown users get the same answer");
+
+    let one = app.post("/api/signin", None, json!({ "username": "BOB", "password": "builder123" })).await;
+    assert_eq!(one.status(), 200);
+    let two = app.post("/api/signin", None, json!({ "username": "bob", "password": "builder123" })).await;
+    let (c1, c2) = (session_cookie(&one), session_cookie(&two));
+    assert_ne!(c1, c2, "every sign-in gets a fresh token");
+    // Tokens are stored hashed: the raw token is nowhere in the database.
+    let token = c1.split_once('=').expect("pair").1.to_owned();
+    let mut db = app.db().await;
+    let hits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE token_hash = ? OR CAST(token_hash AS TEXT) = ?")
+        .bind(token.as_bytes())
+        .bind(&token)
+        .fetch_one(&mut db)
+        .await
+        .expect("query");
+    assert_eq!(hits, 0);
+}
+
+#[tokio::test]
+async fn a_form_post_signs_in_with_a_redirect_and_a_bad_one_comes_back_with_the_error() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let res = http
+        .post(app.url("/api/signup"))
+        .header("Origin", app.origin())
+        .form(&[("username", "carol"), ("password", "carols-password")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/app");
+    session_cookie(&res);
+    let res = http
+        .post(app.url("/api/signin"))
+        .header("Origin", app.origin())
+        .form(&[("username", "carol"), ("password", "nope nope")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().expect("ascii");
+    assert!(to.starts_with("/?") && to.contains("Wrong+username+or+password") && to.contains("username=carol"), "{to}");
+}
+
+#[tokio::test]
+async fn guests_get_marked_names_that_no_account_can_take() {
+    let app = spawn_app().await;
+    let g = app.guest().await;
+    assert!(g.me.is_guest);
+    assert!(g.me.username.starts_with("guest~"), "{}", g.me.username);
+    assert!(g.me.display_name.starts_with("Guest "), "{}", g.me.display_name);
+    let res = app.post("/api/signin", None, json!({ "username": g.me.username, "password": "" })).await;
+    assert_eq!(res.status(), 401, "a guest cannot be signed into with a password");
+}
+
+#[tokio::test]
+async fn an_expired_session_closes_its_socket_with_the_session_ended_code() {
+    let app = spawn_app_with(|c| c.session_idle_seconds = Some(2)).await;
+    let a = app.guest().await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    assert_eq!(ws.close_code().await, close::SESSION_ENDED);
+    assert_eq!(app.try_connect(Some(&a.token), None).await.err(), Some(401));
+    let res = app.http.get(app.url("/api/session")).bearer_auth(&a.token).send().await.expect("get");
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn refreshing_slides_the_idle_expiry_within_the_absolute_lifetime() {
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let before: Value = app.http.get(app.url("/api/session")).bearer_auth(&a.token).send().await.expect("get").json().await.expect("json");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let after: Value = app.post("/api/session/refresh", Some(&a.token), json!({})).await.json().await.expect("json");
+    assert!(after["idle_expires_at"].as_i64() > before["idle_expires_at"].as_i64());
+    assert!(after["idle_expires_at"].as_i64() <= after["absolute_expires_at"].as_i64());
+    assert_eq!(after["absolute_expires_at"], before["absolute_expires_at"]);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_closes_its_sockets_only() {
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let b = app.guest().await;
+    let mut wa = app.connect(&a).await;
+    wa.hello().await;
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    let res = app.post("/api/signout", Some(&a.token), json!({})).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(wa.close_code().await, close::SESSION_ENDED);
+    assert_eq!(app.try_connect(Some(&a.token), None).await.err(), Some(401));
+    // b's socket is untouched.
+    let conv = app.dm(&b, &app.guest().await).await;
+    wb.sync(conv, 0).await;
+    assert!(matches!(wb.until(|f| matches!(f, messenger::protocol::ServerFrame::Synced { .. })).await, messenger::protocol::ServerFrame::Synced { .. }));
+}

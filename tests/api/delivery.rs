@@ -1,0 +1,377 @@
+//! Delivery guarantees: ack after commit, idempotent resends, gap-free replay, resync on lag,
+//! membership, history paging.
+
+use crate::helpers::{spawn_app, spawn_app_with, Ws};
+use messenger::protocol::{ErrorCode, ServerFrame};
+use serde_json::json;
+use sqlx::Row;
+
+async fn ack_of(ws: &mut Ws, client_id: &str) -> i64 {
+    match ws.until(|f| matches!(f, ServerFrame::Ack { client_id: c, .. } | ServerFrame::Error { client_id: Some(c), .. } if c == client_id)).await {
+        ServerFrame::Ack { seq, .. } => seq,
+        other => panic!("expected an ack for {client_id}, got {other:?}"),
+    }
+}
+
+async fn msg_seq(ws: &mut Ws) -> (i64, String) {
+    match ws.until(|f| matches!(f, ServerFrame::Msg(_))).await {
+        ServerFrame::Msg(m) => (m.seq, m.body),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn an_ack_arrives_only_after_the_message_is_committed() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    let mut db = app.db().await;
+    for i in 0..20 {
+        let cid = format!("c{i}");
+        ws.send_msg(conv, &cid, &format!("message {i}")).await;
+        let seq = ack_of(&mut ws, &cid).await;
+        // Read from a separate connection at the moment the ack is in hand.
+        let row = sqlx::query("SELECT body, seq FROM messages WHERE conversation_id = ? AND client_id = ?")
+            .bind(conv)
+            .bind(&cid)
+            .fetch_optional(&mut db)
+            .await
+            .expect("query");
+        let row = row.expect("the acknowledged message is committed");
+        assert_eq!(row.get::<String, _>("body"), format!("message {i}"));
+        assert_eq!(row.get::<i64, _>("seq"), seq);
+        assert_eq!(seq, i + 1, "sequence numbers start at 1 and have no gaps");
+    }
+}
+
+#[tokio::test]
+async fn a_resend_with_the_same_client_id_gets_the_same_ack_and_stores_one_message() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    ws.send_msg(conv, "once", "only once please").await;
+    let first = ack_of(&mut ws, "once").await;
+    // The same id again on the same socket, and again after reconnecting (a retry after a drop).
+    ws.send_msg(conv, "once", "only once please").await;
+    assert_eq!(ack_of(&mut ws, "once").await, first);
+    drop(ws);
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    ws.send_msg(conv, "once", "only once please").await;
+    assert_eq!(ack_of(&mut ws, "once").await, first);
+    // Two copies in flight at the same time land in one group commit; still one message.
+    ws.send_msg(conv, "twin", "x").await;
+    ws.send_msg(conv, "twin", "x").await;
+    let t1 = ack_of(&mut ws, "twin").await;
+    let t2 = ack_of(&mut ws, "twin").await;
+    assert_eq!(t1, t2);
+
+    let mut db = app.db().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
+        .bind(conv)
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn a_client_reconnecting_with_its_last_sequence_gets_exactly_the_gap_then_live_messages() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wa = app.connect(&a).await;
+    wa.hello().await;
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    wb.sync(conv, 0).await;
+    wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
+    for i in 1..=3 {
+        wa.send_msg(conv, &format!("a{i}"), &format!("m{i}")).await;
+        ack_of(&mut wa, &format!("a{i}")).await;
+    }
+    for want in 1..=3 {
+        assert_eq!(msg_seq(&mut wb).await.0, want);
+    }
+    drop(wb);
+    for i in 4..=7 {
+        wa.send_msg(conv, &format!("a{i}"), &format!("m{i}")).await;
+        ack_of(&mut wa, &format!("a{i}")).await;
+    }
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    wb.sync(conv, 3).await;
+    let mut got = Vec::new();
+    loop {
+        match wb.next().await {
+            ServerFrame::Msg(m) => got.push((m.seq, m.body)),
+            ServerFrame::Synced { last_seq, .. } => {
+                assert_eq!(last_seq, 7);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let want: Vec<(i64, String)> = (4..=7).map(|i| (i, format!("m{i}"))).collect();
+    assert_eq!(got, want, "exactly the missed messages, in order");
+    wa.send_msg(conv, "a8", "m8").await;
+    assert_eq!(msg_seq(&mut wb).await, (8, "m8".to_owned()));
+}
+
+#[tokio::test]
+async fn live_messages_of_a_conversation_flow_only_after_it_is_synced() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wa = app.connect(&a).await;
+    wa.hello().await;
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    wa.send_msg(conv, "early", "before b synced").await;
+    ack_of(&mut wa, "early").await;
+    wb.sync(conv, 0).await;
+    // The message arrives once, from the replay, followed by `synced`.
+    assert_eq!(msg_seq(&mut wb).await, (1, "before b synced".to_owned()));
+    assert!(matches!(wb.next().await, ServerFrame::Synced { last_seq: 1, .. }));
+}
+
+#[tokio::test]
+async fn a_client_that_falls_behind_is_told_to_resync_and_then_gets_everything() {
+    // A tiny broadcast buffer and a reader that stops reading: the server must say so.
+    let app = spawn_app_with(|c| {
+        c.broadcast_capacity = 4;
+        c.send_rate_per_second = 1_000_000;
+    })
+    .await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wa = app.connect(&a).await;
+    wa.hello().await;
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    wb.sync(conv, 0).await;
+    wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
+
+    // Enough big messages to fill the socket buffers while b does not read.
+    let body = "x".repeat(2000);
+    let total: i64 = 6000;
+    let sender = tokio::spawn(async move {
+        let mut inflight = 0;
+        let mut sent = 0;
+        while sent < total || inflight > 0 {
+            while sent < total && inflight < 32 {
+                sent += 1;
+                inflight += 1;
+                wa.send_msg(conv, &format!("m{sent}"), &body).await;
+            }
+            if let ServerFrame::Ack { .. } = wa.next().await {
+                inflight -= 1;
+            }
+        }
+    });
+    sender.await.expect("sender");
+
+    let mut next_expected = 1;
+    let mut resyncs = 0;
+    while next_expected <= total {
+        match wb.next().await {
+            ServerFrame::Msg(m) => {
+                assert_eq!(m.seq, next_expected, "never skipped, never repeated");
+                next_expected += 1;
+            }
+            ServerFrame::Resync { after, .. } => {
+                assert_eq!(after, next_expected - 1, "resync from the last message delivered");
+                resyncs += 1;
+                wb.sync(conv, after).await;
+            }
+            ServerFrame::Synced { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(resyncs >= 1, "the lagging client was told to resync");
+}
+
+#[tokio::test]
+async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_history() {
+    let app = spawn_app().await;
+    let (a, b, c) = (app.guest().await, app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wc = app.connect(&c).await;
+    wc.hello().await;
+    wc.send_msg(conv, "intruder", "let me in").await;
+    match wc.next().await {
+        ServerFrame::Error { code, client_id, .. } => {
+            assert_eq!(code, ErrorCode::NotMember);
+            assert_eq!(client_id.as_deref(), Some("intruder"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    wc.sync(conv, 0).await;
+    assert!(matches!(wc.next().await, ServerFrame::Error { code: ErrorCode::NotMember, .. }));
+    let res = app
+        .http
+        .get(app.url(&format!("/api/conversations/{conv}/messages")))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 403);
+    let mut db = app.db().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&mut db).await.expect("count");
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    ws.send_msg(conv, "blank", "   ").await;
+    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidBody, .. }));
+    ws.send_msg(conv, "long", &"y".repeat(2049)).await;
+    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidBody, .. }));
+    ws.send_msg(conv, "not an id!", "hello").await;
+    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidClientId, .. }));
+    ws.send(json!({ "t": "shout", "conv": conv })).await;
+    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::BadFrame, .. }));
+    // The socket is still usable.
+    ws.send_msg(conv, "fine", "a good one").await;
+    assert_eq!(ack_of(&mut ws, "fine").await, 1);
+}
+
+#[tokio::test]
+async fn history_pages_back_to_the_first_message() {
+    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    for i in 1..=120 {
+        ws.send_msg(conv, &format!("h{i}"), &format!("n{i}")).await;
+    }
+    for i in 1..=120 {
+        ack_of(&mut ws, &format!("h{i}")).await;
+    }
+    let mut before: Option<i64> = None;
+    let mut seen = Vec::new();
+    loop {
+        let mut url = app.url(&format!("/api/conversations/{conv}/messages?limit=50"));
+        if let Some(b) = before {
+            url.push_str(&format!("&before={b}"));
+        }
+        let page: messenger::protocol::HistoryPage =
+            app.http.get(url).bearer_auth(&b.token).send().await.expect("request").json().await.expect("json");
+        let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "a page is in order");
+        seen.splice(0..0, seqs.iter().copied());
+        before = seqs.first().copied();
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=120).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_one_to_one_conversation_is_unique_and_both_sides_learn_of_it_live() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    let first = app.dm(&a, &b).await;
+    match wb.next().await {
+        ServerFrame::ConvAdded { conversation } => {
+            assert_eq!(conversation.id, first);
+            assert_eq!(conversation.title, a.me.display_name);
+        }
+        other => panic!("expected conv_added, got {other:?}"),
+    }
+    assert_eq!(app.dm(&b, &a).await, first);
+    assert_eq!(app.dm(&a, &b).await, first);
+    let res = app.post("/api/dm", Some(&a.token), json!({ "username": a.me.username })).await;
+    assert_eq!(res.status(), 422, "not with yourself");
+    let res = app.post("/api/dm", Some(&a.token), json!({ "username": "nobody_here" })).await;
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn rooms_exist_from_the_start_and_joining_one_subscribes_the_open_sockets() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let mut wa = app.connect(&a).await;
+    let lobby = match wa.hello().await {
+        ServerFrame::Hello { rooms, .. } => {
+            let lobby = rooms.iter().find(|r| r.title == "Lobby").expect("a Lobby");
+            assert!(!lobby.joined);
+            lobby.id
+        }
+        _ => unreachable!(),
+    };
+    wa.send_msg(lobby, "early", "hello?").await;
+    assert!(matches!(wa.next().await, ServerFrame::Error { code: ErrorCode::NotMember, .. }));
+    for u in [&a, &b] {
+        let res = app.post(&format!("/api/rooms/{lobby}/join"), Some(&u.token), json!({})).await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(matches!(wa.next().await, ServerFrame::ConvAdded { .. }));
+    wa.sync(lobby, 0).await;
+    wa.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
+    let mut wb = app.connect(&b).await;
+    wb.hello().await;
+    wb.sync(lobby, 0).await;
+    wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
+    wb.send_msg(lobby, "hi", "hi lobby").await;
+    assert_eq!(msg_seq(&mut wa).await, (1, "hi lobby".to_owned()));
+    let res = app.post("/api/rooms/999/join", Some(&a.token), json!({})).await;
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_tells_sockets_to_reconnect_and_keeps_every_acknowledged_message() {
+    let mut app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    for i in 0..10 {
+        ws.send_msg(conv, &format!("g{i}"), "bye").await;
+    }
+    for i in 0..10 {
+        ack_of(&mut ws, &format!("g{i}")).await;
+    }
+    let stopping = tokio::spawn(async move {
+        app.stop().await;
+        app
+    });
+    assert_eq!(ws.close_code().await, messenger::protocol::close::GOING_AWAY);
+    let app = stopping.await.expect("stopped");
+    let mut db = app.db().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&mut db).await.expect("count");
+    assert_eq!(n, 10);
+}
+
+#[tokio::test]
+async fn a_conversation_channel_is_dropped_when_its_last_socket_closes() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    app.dm(&a, &b).await;
+    let mut ws = app.connect(&a).await;
+    ws.hello().await;
+    assert_eq!(app.state.hub.active_channels(), 1);
+    assert_eq!(app.state.hub.connections_of(a.me.id), 1);
+    drop(ws);
+    // The server notices the close asynchronously; give it a bounded moment.
+    for _ in 0..200 {
+        if app.state.hub.active_channels() == 0 && app.state.hub.connections_of(a.me.id) == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the channel or the connection entry outlived the socket");
+}

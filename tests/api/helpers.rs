@@ -1,0 +1,234 @@
+//! `spawn_app()` and clients for the tests.
+
+use futures::{SinkExt, StreamExt};
+use messenger::{
+    protocol::{ServerFrame, UserSummary},
+    server::{config::Config, startup::Application, state::AppState},
+};
+use serde_json::{json, Value};
+use std::{net::SocketAddr, time::Duration};
+use tokio::{net::TcpStream, sync::oneshot};
+use tokio_tungstenite::{
+    tungstenite::{
+        client::IntoClientRequest,
+        http::{header, HeaderValue},
+        protocol::CloseFrame,
+        Message,
+    },
+    MaybeTlsStream, WebSocketStream,
+};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = Config::for_tests(dir.path().join("messenger.db"));
+    cfg.log = "warn".into();
+    tune(&mut cfg);
+    messenger::server::startup::init_tracing(&cfg.log);
+    let app = Application::build(cfg).await.expect("the app builds");
+    let addr = app.addr();
+    let state = app.state();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        state,
+        http: reqwest::Client::builder().build().expect("http client"),
+        dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// A signed-in user: bearer token and who they are.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub token: String,
+    pub me: UserSummary,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Signs in a new guest over HTTP (no password hashing: fast).
+    pub async fn guest(&self) -> User {
+        let res = self
+            .http
+            .post(self.url("/api/token"))
+            .json(&json!({ "guest": true }))
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("json");
+        User {
+            token: body["token"].as_str().expect("token").to_owned(),
+            me: serde_json::from_value(body["user"].clone()).expect("user"),
+        }
+    }
+
+    /// Posts JSON as a browser on our own origin would, with the given bearer token.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).header("Origin", self.origin()).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Starts (or finds) the one-to-one conversation of `a` with `b`; returns its id.
+    pub async fn dm(&self, a: &User, b: &User) -> i64 {
+        let res = self.post("/api/dm", Some(&a.token), json!({ "username": b.me.username })).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+        res.json::<Value>().await.expect("json")["id"].as_i64().expect("id")
+    }
+
+    pub async fn connect(&self, user: &User) -> Ws {
+        self.try_connect(Some(&user.token), None).await.expect("upgrade accepted")
+    }
+
+    /// Opens `/ws` with an optional bearer token and Origin; the HTTP status on refusal.
+    pub async fn try_connect(&self, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
+        let mut req = format!("ws://{}/ws", self.addr).into_client_request().expect("request");
+        if let Some(t) = token {
+            req.headers_mut().insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).expect("header"));
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert(header::ORIGIN, HeaderValue::from_str(o).expect("header"));
+        }
+        Ws::open(req).await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+    }
+
+    /// A new connection to the database file, outside the server's pool.
+    pub async fn db(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.dir.path().join("messenger.db").display()))
+            .await
+            .expect("db")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for a frame that should come.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    pub async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws, u16> {
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => Ok(Ws { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("connecting failed: {e}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.stream.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    pub async fn send_msg(&mut self, conv: i64, client_id: &str, body: &str) {
+        self.send(json!({ "t": "send", "conv": conv, "client_id": client_id, "body": body })).await;
+    }
+
+    pub async fn sync(&mut self, conv: i64, after: i64) {
+        self.send(json!({ "t": "sync", "conv": conv, "after": after })).await;
+    }
+
+    /// The next server frame (pings skipped); panics on close or timeout.
+    pub async fn next(&mut self) -> ServerFrame {
+        match self.next_event().await {
+            Event::Frame(f) => f,
+            Event::Closed(c) => panic!("socket closed: {c:?}"),
+        }
+    }
+
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame within the wait");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Event::Frame(serde_json::from_str(t.as_str()).expect("a server frame"))
+                }
+                Some(Ok(Message::Close(c))) => return Event::Closed(c),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// Skips frames until one matches.
+    pub async fn until(&mut self, mut pick: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let f = self.next().await;
+            if pick(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            match self.next_event().await {
+                Event::Closed(Some(c)) => return c.code.into(),
+                Event::Closed(None) => panic!("closed without a close frame"),
+                Event::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// Reads the hello and returns it.
+    pub async fn hello(&mut self) -> ServerFrame {
+        let f = self.next().await;
+        assert!(matches!(f, ServerFrame::Hello { .. }), "first frame is hello: {f:?}");
+        f
+    }
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Frame(ServerFrame),
+    Closed(Option<CloseFrame>),
+}

@@ -1,0 +1,187 @@
+//! The crash test: clients send without pause while the real server binary is killed with
+//! SIGKILL and restarted, several times. Afterwards every acknowledged message is stored
+//! exactly once, with the sequence number its ack gave, sequences have no gaps, and SQLite's
+//! integrity check passes.
+
+use futures::{SinkExt, StreamExt};
+use messenger::protocol::ServerFrame;
+use serde_json::{json, Value};
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+const SENDERS: usize = 4;
+const KILLS: usize = 8;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_server(port: u16, db: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_messenger"))
+        .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
+        .env("MESSENGER_DATABASE", db)
+        .env("MESSENGER_SEND_RATE", "100000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server starts")
+}
+
+async fn wait_up(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server did not come up");
+}
+
+/// What one sender saw acknowledged: client id -> sequence number.
+type Acks = Arc<Mutex<HashMap<String, i64>>>;
+
+/// Sends numbered messages forever, a few in flight; after any disconnect it reconnects and
+/// resends everything not yet acknowledged, with the same ids.
+async fn sender(base: String, token: String, conv: i64, who: usize, acks: Acks, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let mut next = 0u64;
+    let mut unacked: Vec<String> = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut req = format!("{}/ws", base.replace("http", "ws")).into_client_request().expect("req");
+        req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("hdr"));
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        for id in &unacked {
+            let f = json!({ "t": "send", "conv": conv, "client_id": id, "body": format!("body of {id}") });
+            if ws.send(Message::text(f.to_string())).await.is_err() {
+                break;
+            }
+        }
+        loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            while unacked.len() < 8 {
+                next += 1;
+                let id = format!("s{who}-{next}");
+                let f = json!({ "t": "send", "conv": conv, "client_id": id, "body": format!("body of {id}") });
+                unacked.push(id);
+                if ws.send(Message::text(f.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    if let Ok(ServerFrame::Ack { client_id, seq, .. }) = serde_json::from_str(t.as_str()) {
+                        unacked.retain(|u| *u != client_id);
+                        let prev = acks.lock().expect("lock").insert(client_id.clone(), seq);
+                        assert!(prev.is_none_or(|p| p == seq), "{client_id} acked with two sequence numbers");
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break, // killed: reconnect
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("messenger.db");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut server = start_server(port, &db);
+    wait_up(&http, &base).await;
+
+    let mut tokens = Vec::new();
+    for _ in 0..SENDERS {
+        let body: Value = http
+            .post(format!("{base}/api/token"))
+            .json(&json!({ "guest": true }))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json");
+        tokens.push(body["token"].as_str().expect("token").to_owned());
+    }
+    let lobby = 1;
+    for t in &tokens {
+        let res = http
+            .post(format!("{base}/api/rooms/{lobby}/join"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .expect("join");
+        assert_eq!(res.status(), 200);
+    }
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acks: Vec<Acks> = (0..SENDERS).map(|_| Acks::default()).collect();
+    let tasks: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| tokio::spawn(sender(base.clone(), t.clone(), lobby, i, acks[i].clone(), stop.clone())))
+        .collect();
+
+    for _ in 0..KILLS {
+        // Let acknowledgements pile up, then pull the plug mid-stream.
+        let before: usize = acks.iter().map(|a| a.lock().expect("lock").len()).sum();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acks.iter().map(|a| a.lock().expect("lock").len()).sum::<usize>() < before + 200 {
+            assert!(Instant::now() < deadline, "no progress after a restart");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill().expect("SIGKILL");
+        server.wait().expect("reaped");
+        server = start_server(port, &db);
+        wait_up(&http, &base).await;
+    }
+    // One more stretch of progress after the last restart, then stop everything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.expect("db");
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.expect("check");
+    assert_eq!(check, "ok");
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT client_id, seq FROM messages WHERE conversation_id = ? ORDER BY seq")
+        .bind(lobby)
+        .fetch_all(&mut conn)
+        .await
+        .expect("rows");
+    let seqs: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>(), "gap-free sequence numbers");
+    let stored: HashMap<&str, i64> = rows.iter().map(|(c, s)| (c.as_str(), *s)).collect();
+    assert_eq!(stored.len(), rows.len(), "no client id stored twice");
+    let mut acked = 0;
+    for a in &acks {
+        for (client_id, seq) in a.lock().expect("lock").iter() {
+            acked += 1;
+            assert_eq!(stored.get(client_id.as_str()), Some(seq), "{client_id} was acknowledged but is missing or moved");
+        }
+    }
+    assert!(acked >= KILLS * 200, "the test exercised enough traffic ({acked} acks)");
+    eprintln!("{acked} acknowledged messages, {} stored, all present exactly once", rows.len());
+}
