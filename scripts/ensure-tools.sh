@@ -3,7 +3,8 @@
 # Every step says what it does, because a first run on a fresh machine is slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen = "=..."` pin in Cargo.toml
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs a newer rustc than this machine has
 step() { printf '\n==> %s\n' "$*"; }
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
@@ -20,4 +21,9 @@ fi
 if [ ! -x node_modules/.bin/wasm-opt ] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
   step "npm ci at the root (binaryen's wasm-opt for release builds; seconds)"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ "${1:-}" = --cargo-leptos ] && [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+  step "installing cargo-leptos $CARGO_LEPTOS_VERSION for 'cargo leptos watch' (first time only, ~30 min on 2 cores)"
+  cargo install --locked cargo-leptos --version "$CARGO_LEPTOS_VERSION"
 fi

@@ -38,7 +38,11 @@ pub mod close {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Post a message. `client_id` makes the send idempotent within the conversation.
-    Send { conv: i64, client_id: String, body: String },
+    Send {
+        conv: i64,
+        client_id: String,
+        body: String,
+    },
     /// Replay every message with a sequence number above `after`, then continue live.
     Sync { conv: i64, after: i64 },
 }
@@ -56,7 +60,12 @@ pub enum ServerFrame {
         session_idle_expires_at: i64,
     },
     /// A send was committed durably (or had been before: a resend gets the same ack).
-    Ack { conv: i64, client_id: String, seq: i64, at: i64 },
+    Ack {
+        conv: i64,
+        client_id: String,
+        seq: i64,
+        at: i64,
+    },
     /// A message of a conversation the connection belongs to.
     Msg(MessageView),
     /// The replay asked for by `sync` is complete; live messages follow.
@@ -233,7 +242,7 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let name = raw.trim();
         let len = name.chars().count();
-        if len < Self::MIN || len > Self::MAX {
+        if !(Self::MIN..=Self::MAX).contains(&len) {
             return Err(invalid(format!(
                 "A username is {} to {} characters long.",
                 Self::MIN,
@@ -333,9 +342,15 @@ mod tests {
 
     #[test]
     fn usernames_follow_the_rules_and_say_why_not() {
-        assert_eq!(Username::parse("  alice.b_2 ").unwrap().as_str(), "alice.b_2");
+        assert_eq!(
+            Username::parse("  alice.b_2 ").unwrap().as_str(),
+            "alice.b_2"
+        );
         assert!(Username::parse("al").unwrap_err().0.contains("3 to 24"));
-        assert!(Username::parse("2pac").unwrap_err().0.contains("starts with a letter"));
+        assert!(Username::parse("2pac")
+            .unwrap_err()
+            .0
+            .contains("starts with a letter"));
         assert!(Username::parse("bob smith").unwrap_err().0.contains("' '"));
         // Guest names can never be taken by a real account.
         assert!(Username::parse(&format!("{GUEST_PREFIX}abcd")).is_err());
@@ -355,7 +370,11 @@ mod tests {
             serde_json::from_str(r#"{"t":"send","conv":3,"client_id":"a1","body":"hi"}"#).unwrap();
         assert_eq!(
             f,
-            ClientFrame::Send { conv: 3, client_id: "a1".into(), body: "hi".into() }
+            ClientFrame::Send {
+                conv: 3,
+                client_id: "a1".into(),
+                body: "hi".into()
+            }
         );
         let s = serde_json::to_string(&ServerFrame::Resync { conv: 1, after: 9 }).unwrap();
         assert_eq!(s, r#"{"t":"resync","conv":1,"after":9}"#);

@@ -41,7 +41,12 @@ fn start_server(port: u16, db: &Path) -> Child {
 async fn wait_up(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status() == 200) {
+        if http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -54,12 +59,24 @@ type Acks = Arc<Mutex<HashMap<String, i64>>>;
 
 /// Sends numbered messages forever, a few in flight; after any disconnect it reconnects and
 /// resends everything not yet acknowledged, with the same ids.
-async fn sender(base: String, token: String, conv: i64, who: usize, acks: Acks, stop: Arc<std::sync::atomic::AtomicBool>) {
+async fn sender(
+    base: String,
+    token: String,
+    conv: i64,
+    who: usize,
+    acks: Acks,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut next = 0u64;
     let mut unacked: Vec<String> = Vec::new();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut req = format!("{}/ws", base.replace("http", "ws")).into_client_request().expect("req");
-        req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("hdr"));
+        let mut req = format!("{}/ws", base.replace("http", "ws"))
+            .into_client_request()
+            .expect("req");
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("hdr"),
+        );
         let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
@@ -85,10 +102,15 @@ async fn sender(base: String, token: String, conv: i64, who: usize, acks: Acks, 
             }
             match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    if let Ok(ServerFrame::Ack { client_id, seq, .. }) = serde_json::from_str(t.as_str()) {
+                    if let Ok(ServerFrame::Ack { client_id, seq, .. }) =
+                        serde_json::from_str(t.as_str())
+                    {
                         unacked.retain(|u| *u != client_id);
                         let prev = acks.lock().expect("lock").insert(client_id.clone(), seq);
-                        assert!(prev.is_none_or(|p| p == seq), "{client_id} acked with two sequence numbers");
+                        assert!(
+                            prev.is_none_or(|p| p == seq),
+                            "{client_id} acked with two sequence numbers"
+                        );
                     }
                 }
                 Ok(Some(Ok(_))) => {}
@@ -137,14 +159,28 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
     let tasks: Vec<_> = tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| tokio::spawn(sender(base.clone(), t.clone(), lobby, i, acks[i].clone(), stop.clone())))
+        .map(|(i, t)| {
+            tokio::spawn(sender(
+                base.clone(),
+                t.clone(),
+                lobby,
+                i,
+                acks[i].clone(),
+                stop.clone(),
+            ))
+        })
         .collect();
 
     for _ in 0..KILLS {
         // Let acknowledgements pile up, then pull the plug mid-stream.
         let before: usize = acks.iter().map(|a| a.lock().expect("lock").len()).sum();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while acks.iter().map(|a| a.lock().expect("lock").len()).sum::<usize>() < before + 200 {
+        while acks
+            .iter()
+            .map(|a| a.lock().expect("lock").len())
+            .sum::<usize>()
+            < before + 200
+        {
             assert!(Instant::now() < deadline, "no progress after a restart");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -163,25 +199,46 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
     server.wait().expect("reaped");
 
     use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.expect("db");
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.expect("check");
-    assert_eq!(check, "ok");
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT client_id, seq FROM messages WHERE conversation_id = ? ORDER BY seq")
-        .bind(lobby)
-        .fetch_all(&mut conn)
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
-        .expect("rows");
+        .expect("db");
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .expect("check");
+    assert_eq!(check, "ok");
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT client_id, seq FROM messages WHERE conversation_id = ? ORDER BY seq",
+    )
+    .bind(lobby)
+    .fetch_all(&mut conn)
+    .await
+    .expect("rows");
     let seqs: Vec<i64> = rows.iter().map(|r| r.1).collect();
-    assert_eq!(seqs, (1..=rows.len() as i64).collect::<Vec<_>>(), "gap-free sequence numbers");
+    assert_eq!(
+        seqs,
+        (1..=rows.len() as i64).collect::<Vec<_>>(),
+        "gap-free sequence numbers"
+    );
     let stored: HashMap<&str, i64> = rows.iter().map(|(c, s)| (c.as_str(), *s)).collect();
     assert_eq!(stored.len(), rows.len(), "no client id stored twice");
     let mut acked = 0;
     for a in &acks {
         for (client_id, seq) in a.lock().expect("lock").iter() {
             acked += 1;
-            assert_eq!(stored.get(client_id.as_str()), Some(seq), "{client_id} was acknowledged but is missing or moved");
+            assert_eq!(
+                stored.get(client_id.as_str()),
+                Some(seq),
+                "{client_id} was acknowledged but is missing or moved"
+            );
         }
     }
-    assert!(acked >= KILLS * 200, "the test exercised enough traffic ({acked} acks)");
-    eprintln!("{acked} acknowledged messages, {} stored, all present exactly once", rows.len());
+    assert!(
+        acked >= KILLS * 200,
+        "the test exercised enough traffic ({acked} acks)"
+    );
+    eprintln!(
+        "{acked} acknowledged messages, {} stored, all present exactly once",
+        rows.len()
+    );
 }

@@ -42,7 +42,8 @@ mod ssr {
 
     /// The app state and the signed-in user of the current call.
     pub async fn caller() -> Result<(AppState, UserSummary), ServerFnError> {
-        let state = use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
+        let state =
+            use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
         let current: CurrentSession = leptos_axum::extract_with_state(&state)
             .await
             .map_err(|_| ServerFnError::new("Please sign in (your session has ended)."))?;

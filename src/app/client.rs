@@ -44,7 +44,13 @@ pub fn start(ui: Ui) {
         if c.is_some() {
             return false;
         }
-        *c = Some(Client { ui, ws: None, attempt: 0, active: false, callbacks: Vec::new() });
+        *c = Some(Client {
+            ui,
+            ws: None,
+            attempt: 0,
+            active: false,
+            callbacks: Vec::new(),
+        });
         true
     });
     if !first {
@@ -72,9 +78,15 @@ pub fn start(ui: Ui) {
 }
 
 fn connect() {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let location = window.location();
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
     let host = location.host().unwrap_or_default();
     let ws = match WebSocket::new(&format!("{scheme}://{host}/ws")) {
         Ok(ws) => ws,
@@ -87,7 +99,9 @@ fn connect() {
         });
     });
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-        let Some(text) = ev.unchecked_into::<MessageEvent>().data().as_string() else { return };
+        let Some(text) = ev.unchecked_into::<MessageEvent>().data().as_string() else {
+            return;
+        };
         match serde_json::from_str::<ServerFrame>(&text) {
             Ok(frame) => on_frame(frame),
             Err(e) => leptos::logging::warn!("unreadable frame: {e}"),
@@ -139,7 +153,9 @@ fn schedule_reconnect() {
 fn send_frame(frame: &ClientFrame) -> bool {
     let ws = with_client(|c| c.ws.clone()).flatten();
     match (ws, serde_json::to_string(frame)) {
-        (Some(ws), Ok(text)) if ws.ready_state() == WebSocket::OPEN => ws.send_with_str(&text).is_ok(),
+        (Some(ws), Ok(text)) if ws.ready_state() == WebSocket::OPEN => {
+            ws.send_with_str(&text).is_ok()
+        }
         _ => false,
     }
 }
@@ -152,7 +168,11 @@ fn on_frame(frame: ServerFrame) {
     let Some(ui) = ui() else { return };
     let me = ui.me.with_value(|m| m.id);
     match frame {
-        ServerFrame::Hello { conversations, rooms, .. } => {
+        ServerFrame::Hello {
+            conversations,
+            rooms,
+            ..
+        } => {
             ui.rooms.set(rooms);
             for s in &conversations {
                 let conv = ensure_conv(ui, s);
@@ -178,10 +198,12 @@ fn on_frame(frame: ServerFrame) {
             // not news: they neither open windows nor count as unread.
             let news = conv.synced_upto.get_value().is_some();
             if news {
-                conv.synced_upto.update_value(|s| *s = s.map(|s| s.max(m.seq)));
+                conv.synced_upto
+                    .update_value(|s| *s = s.map(|s| s.max(m.seq)));
             }
             if m.from == me {
-                conv.pending.update(|p| p.retain(|x| x.client_id != m.client_id));
+                conv.pending
+                    .update(|p| p.retain(|x| x.client_id != m.client_id));
             }
             let mine = m.from == me;
             conv.insert([Line::from_view(&m, me)]);
@@ -205,12 +227,19 @@ fn on_frame(frame: ServerFrame) {
                 send_frame(&ClientFrame::Sync { conv, after });
             }
         }
-        ServerFrame::Ack { conv, client_id, .. } => {
+        ServerFrame::Ack {
+            conv, client_id, ..
+        } => {
             if let Some(c) = ui.conv(conv) {
                 c.pending.update(|p| p.retain(|x| x.client_id != client_id));
             }
         }
-        ServerFrame::Error { code, message, conv, client_id } => {
+        ServerFrame::Error {
+            code,
+            message,
+            conv,
+            client_id,
+        } => {
             let target = conv.and_then(|id| ui.conv(id)).zip(client_id);
             match (code, target) {
                 (ErrorCode::RateLimited | ErrorCode::Internal, Some((c, id))) => {
@@ -248,25 +277,38 @@ fn sync(conv: Conv, last_seq: i64) {
     if conv.synced_upto.get_value().is_none() {
         conv.has_more.set(after > 0);
     }
-    send_frame(&ClientFrame::Sync { conv: conv.id, after });
+    send_frame(&ClientFrame::Sync {
+        conv: conv.id,
+        after,
+    });
 }
 
 fn resend_pending(ui: Ui) {
     for conv in ui.convs.get_untracked() {
         for p in conv.pending.get_untracked() {
             if p.failed.is_none() {
-                send_frame(&ClientFrame::Send { conv: conv.id, client_id: p.client_id, body: p.body });
+                send_frame(&ClientFrame::Send {
+                    conv: conv.id,
+                    client_id: p.client_id,
+                    body: p.body,
+                });
             }
         }
     }
 }
 
 fn resend_one(conv: Conv, client_id: &str) {
-    let body = conv
-        .pending
-        .with_untracked(|p| p.iter().find(|x| x.client_id == client_id).map(|x| x.body.clone()));
+    let body = conv.pending.with_untracked(|p| {
+        p.iter()
+            .find(|x| x.client_id == client_id)
+            .map(|x| x.body.clone())
+    });
     if let Some(body) = body {
-        send_frame(&ClientFrame::Send { conv: conv.id, client_id: client_id.to_owned(), body });
+        send_frame(&ClientFrame::Send {
+            conv: conv.id,
+            client_id: client_id.to_owned(),
+            body,
+        });
     }
 }
 
@@ -288,9 +330,19 @@ pub fn send(ui: Ui, conv_id: i64) {
         Err(e) => return ui.notice.set(Some(e.0)),
     };
     let client_id = new_client_id();
-    conv.pending.update(|p| p.push(Pending { client_id: client_id.clone(), body: body.clone(), failed: None }));
+    conv.pending.update(|p| {
+        p.push(Pending {
+            client_id: client_id.clone(),
+            body: body.clone(),
+            failed: None,
+        })
+    });
     conv.draft.set(String::new());
-    send_frame(&ClientFrame::Send { conv: conv_id, client_id, body });
+    send_frame(&ClientFrame::Send {
+        conv: conv_id,
+        client_id,
+        body,
+    });
 }
 
 pub fn open_dm(ui: Ui, username: String) {
@@ -342,7 +394,9 @@ pub fn load_older(ui: Ui, conv_id: i64) {
                 conv.has_more.set(page.has_more);
                 conv.insert(page.messages.iter().map(|m| Line::from_view(m, me)));
                 if let (Some(el), Some((height, top))) = (el, before) {
-                    request_animation_frame(move || el.set_scroll_top(el.scroll_height() - height + top));
+                    request_animation_frame(move || {
+                        el.set_scroll_top(el.scroll_height() - height + top)
+                    });
                 }
             }
             Err(e) => ui.notice.set(Some(server_message(e))),
@@ -368,7 +422,8 @@ async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
     init.set_body(&JsValue::from_str(body));
     let request = web_sys::Request::new_with_str_and_init(url, &init)?;
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request)).await?;
+    let response =
+        wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request)).await?;
     Ok(response.unchecked_into::<web_sys::Response>().status())
 }
 
@@ -399,7 +454,9 @@ pub fn sign_in_again(ui: Ui, password: String) {
                 connect();
             }
             Ok(401) => ui.notice.set(Some("Wrong password; try again.".into())),
-            _ => ui.notice.set(Some("The server could not be reached; try again.".into())),
+            _ => ui
+                .notice
+                .set(Some("The server could not be reached; try again.".into())),
         }
     });
 }

@@ -48,7 +48,13 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         _ => "status-dot away",
     };
     let guest = me.is_guest;
-    let open_windows = move || -> Vec<Conv> { ui.open.get().into_iter().filter_map(|id| ui.conv(id)).collect() };
+    let open_windows = move || -> Vec<Conv> {
+        ui.open
+            .get()
+            .into_iter()
+            .filter_map(|id| ui.conv(id))
+            .collect()
+    };
     view! {
         <div class="desktop">
             <section class="window main-window" aria-labelledby="main-title">
@@ -152,7 +158,10 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
         pending_count.track();
         scroll_to_bottom(&hid);
     });
-    let at_start = move || conv.lines.with(|l| l.first().is_some_and(|f| f.seq == 1)) || (!conv.has_more.get() && conv.lines.with(Vec::is_empty));
+    let at_start = move || {
+        conv.lines.with(|l| l.first().is_some_and(|f| f.seq == 1))
+            || (!conv.has_more.get() && conv.lines.with(Vec::is_empty))
+    };
     let over_limit = move || conv.draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
     view! {
         <section class="window conv-window" aria-label=move || format!("Conversation with {}", title.get())>

@@ -57,7 +57,9 @@ pub fn App() -> impl IntoView {
 fn MainPage() -> impl IntoView {
     match current_user() {
         Some(me) => view! { <messenger::MessengerApp me=me/> }.into_any(),
-        None => view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any(),
+        None => {
+            view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any()
+        }
     }
 }
 

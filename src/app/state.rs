@@ -1,6 +1,8 @@
 //! The island's reactive state: the link to the server, conversations and their windows.
 
-use crate::protocol::{ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary};
+use crate::protocol::{
+    ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary,
+};
 use leptos::prelude::*;
 
 /// The state of the live connection, as the main window shows it.
@@ -25,7 +27,12 @@ pub struct Line {
 
 impl Line {
     pub fn from_view(m: &MessageView, me: i64) -> Self {
-        Self { seq: m.seq, from_name: m.from_name.clone(), body: m.body.clone(), mine: m.from == me }
+        Self {
+            seq: m.seq,
+            from_name: m.from_name.clone(),
+            body: m.body.clone(),
+            mine: m.from == me,
+        }
     }
 }
 
@@ -110,7 +117,8 @@ impl Ui {
     }
 
     pub fn conv(&self, id: i64) -> Option<Conv> {
-        self.convs.with_untracked(|cs| cs.iter().find(|c| c.id == id).copied())
+        self.convs
+            .with_untracked(|cs| cs.iter().find(|c| c.id == id).copied())
     }
 
     /// Opens (or brings forward) a conversation's window and clears its unread count.

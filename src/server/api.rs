@@ -100,12 +100,23 @@ fn signed_in(session: &SessionRow, token: Option<String>) -> SignedIn {
 }
 
 /// Answers a sign-in: a cookie plus a redirect (form) or JSON.
-fn session_response(state: &AppState, form: bool, status: StatusCode, token: &str, session: &SessionRow) -> Response {
+fn session_response(
+    state: &AppState,
+    form: bool,
+    status: StatusCode,
+    token: &str,
+    session: &SessionRow,
+) -> Response {
     let cookie = auth::session_cookie(state, token, session);
     if form {
         ([(header::SET_COOKIE, cookie)], Redirect::to("/app")).into_response()
     } else {
-        (status, [(header::SET_COOKIE, cookie)], Json(signed_in(session, None))).into_response()
+        (
+            status,
+            [(header::SET_COOKIE, cookie)],
+            Json(signed_in(session, None)),
+        )
+            .into_response()
     }
 }
 
@@ -123,7 +134,9 @@ async fn signup(State(state): State<AppState>, input: Input<Credentials>) -> Res
     let form = input.form;
     let username = input.value.username.clone();
     match create_account(&state, input.value).await {
-        Ok((token, session)) => session_response(&state, form, StatusCode::CREATED, &token, &session),
+        Ok((token, session)) => {
+            session_response(&state, form, StatusCode::CREATED, &token, &session)
+        }
         Err(e) if form => form_error("signup", &username, &e),
         Err(e) => e.into_response(),
     }
@@ -133,9 +146,21 @@ async fn create_account(state: &AppState, c: Credentials) -> Result<(String, Ses
     let username = Username::parse(&c.username).map_err(|e| AppError::Invalid(e.0))?;
     let password = NewPassword::parse(&c.password).map_err(|e| AppError::Invalid(e.0))?;
     let hash = auth::hash_password(state, password.expose().to_owned()).await?;
-    let user = match store::create_user(state.store.pool(), username.as_str(), username.as_str(), Some(&hash), false).await? {
+    let user = match store::create_user(
+        state.store.pool(),
+        username.as_str(),
+        username.as_str(),
+        Some(&hash),
+        false,
+    )
+    .await?
+    {
         CreateUser::Created(user) => user,
-        CreateUser::Taken => return Err(AppError::Conflict(format!("The username {username} is taken."))),
+        CreateUser::Taken => {
+            return Err(AppError::Conflict(format!(
+                "The username {username} is taken."
+            )))
+        }
     };
     tracing::info!(user = user.id, "account created");
     auth::start_session(state, user.id).await
@@ -171,7 +196,9 @@ async fn guest(State(state): State<AppState>, headers: axum::http::HeaderMap) ->
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     match create_guest(&state).await {
-        Ok((token, session)) => session_response(&state, form, StatusCode::CREATED, &token, &session),
+        Ok((token, session)) => {
+            session_response(&state, form, StatusCode::CREATED, &token, &session)
+        }
         Err(e) if form => form_error("signin", "", &e),
         Err(e) => e.into_response(),
     }
@@ -190,15 +217,26 @@ async fn create_guest(state: &AppState) -> Result<(String, SessionRow)> {
             return auth::start_session(state, user.id).await;
         }
     }
-    Err(AppError::Internal(anyhow::anyhow!("no free guest name after 5 tries")))
+    Err(AppError::Internal(anyhow::anyhow!(
+        "no free guest name after 5 tries"
+    )))
 }
 
-async fn signout(State(state): State<AppState>, current: CurrentSession, headers: axum::http::HeaderMap) -> Response {
+async fn signout(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let session = &current.session;
     if let Err(e) = store::revoke_session(state.store.pool(), session.id).await {
         return AppError::from(e).into_response();
     }
-    state.hub.end_session(session.user.id, session.id, close::SESSION_ENDED, "signed out");
+    state.hub.end_session(
+        session.user.id,
+        session.id,
+        close::SESSION_ENDED,
+        "signed out",
+    );
     tracing::info!(user = session.user.id, "signed out");
     let cookie = auth::clear_cookie(&state);
     let form = headers
@@ -231,7 +269,10 @@ struct TokenRequest {
 }
 
 /// `POST /api/token`: a bearer token for bots, scripts and the load tool. No cookie is set.
-async fn token(State(state): State<AppState>, Json(req): Json<TokenRequest>) -> Result<Json<SignedIn>> {
+async fn token(
+    State(state): State<AppState>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<SignedIn>> {
     let (token, session) = if req.guest {
         create_guest(&state).await?
     } else {
@@ -249,20 +290,32 @@ pub struct OpenDm {
     pub username: String,
 }
 
-async fn open_dm(State(state): State<AppState>, current: CurrentSession, Json(req): Json<OpenDm>) -> Result<Json<ConversationSummary>> {
-    Ok(Json(open_dm_with(&state, &current.session.user, &req.username).await?))
+async fn open_dm(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Json(req): Json<OpenDm>,
+) -> Result<Json<ConversationSummary>> {
+    Ok(Json(
+        open_dm_with(&state, &current.session.user, &req.username).await?,
+    ))
 }
 
 /// Finds or starts the one-to-one conversation of `me` with `username`; when it is new, both
 /// users' open connections learn of it.
-pub async fn open_dm_with(state: &AppState, me: &UserSummary, username: &str) -> Result<ConversationSummary> {
+pub async fn open_dm_with(
+    state: &AppState,
+    me: &UserSummary,
+    username: &str,
+) -> Result<ConversationSummary> {
     let username = username.trim();
     let other = store::user_by_username(state.store.pool(), username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("There is no user called {username:?}.")))?
         .summary;
     if other.id == me.id {
-        return Err(AppError::Invalid("That is you; pick someone else to talk to.".into()));
+        return Err(AppError::Invalid(
+            "That is you; pick someone else to talk to.".into(),
+        ));
     }
     let (conv, created) = store::get_or_create_dm(state.store.pool(), me.id, other.id).await?;
     let mine = summary_for(state, conv, me.id).await?;
@@ -280,18 +333,28 @@ async fn summary_for(state: &AppState, conv: i64, user: i64) -> Result<Conversat
         .ok_or_else(|| AppError::NotFound("That conversation does not exist.".into()))
 }
 
-async fn join_room(State(state): State<AppState>, current: CurrentSession, Path(id): Path<i64>) -> Result<Json<ConversationSummary>> {
+async fn join_room(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Path(id): Path<i64>,
+) -> Result<Json<ConversationSummary>> {
     Ok(Json(join_room_as(&state, &current.session.user, id).await?))
 }
 
 /// Joins a public room; the user's open connections learn of it.
-pub async fn join_room_as(state: &AppState, me: &UserSummary, room: i64) -> Result<ConversationSummary> {
+pub async fn join_room_as(
+    state: &AppState,
+    me: &UserSummary,
+    room: i64,
+) -> Result<ConversationSummary> {
     match store::join_room(state.store.pool(), room, me.id).await? {
         None => Err(AppError::NotFound("There is no such room.".into())),
         Some(newly) => {
             let summary = summary_for(state, room, me.id).await?;
             if newly {
-                state.hub.notify_user(me.id, Control::Added(summary.clone()));
+                state
+                    .hub
+                    .notify_user(me.id, Control::Added(summary.clone()));
             }
             Ok(summary)
         }
@@ -310,7 +373,9 @@ async fn history(
     Path(conv): Path<i64>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<HistoryPage>> {
-    Ok(Json(history_page(&state, current.session.user.id, conv, q.before, q.limit).await?))
+    Ok(Json(
+        history_page(&state, current.session.user.id, conv, q.before, q.limit).await?,
+    ))
 }
 
 /// One page of a conversation's history before `before` (or the newest), members only.
@@ -322,9 +387,12 @@ pub async fn history_page(
     limit: Option<u32>,
 ) -> Result<HistoryPage> {
     if !store::is_member(state.store.pool(), conv, user).await? {
-        return Err(AppError::Forbidden("You are not in that conversation.".into()));
+        return Err(AppError::Forbidden(
+            "You are not in that conversation.".into(),
+        ));
     }
     let limit = limit.unwrap_or(50).clamp(1, HISTORY_PAGE_MAX);
-    let (messages, has_more) = store::messages_before(state.store.pool(), conv, before, limit).await?;
+    let (messages, has_more) =
+        store::messages_before(state.store.pool(), conv, before, limit).await?;
     Ok(HistoryPage { messages, has_more })
 }

@@ -27,7 +27,11 @@ const SLIDE_GRANULARITY_MS: i64 = 30_000;
 
 /// Hashes a new password with argon2id on the blocking pool.
 pub async fn hash_password(state: &AppState, password: String) -> Result<String> {
-    let _permit = state.hashing.acquire().await.context("hashing limiter closed")?;
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .context("hashing limiter closed")?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -42,14 +46,24 @@ pub async fn hash_password(state: &AppState, password: String) -> Result<String>
 
 /// Checks a password against a stored hash on the blocking pool. With no hash (unknown user
 /// or guest) it still does the work, so timing does not reveal which usernames exist.
-pub async fn verify_password(state: &AppState, hash: Option<String>, password: String) -> Result<bool> {
-    let _permit = state.hashing.acquire().await.context("hashing limiter closed")?;
+pub async fn verify_password(
+    state: &AppState,
+    hash: Option<String>,
+    password: String,
+) -> Result<bool> {
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .context("hashing limiter closed")?;
     let dummy = state.dummy_hash.clone();
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let stored = hash.unwrap_or(dummy);
         let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(known && ok)
     })
     .await
@@ -76,7 +90,14 @@ pub async fn start_session(state: &AppState, user_id: i64) -> Result<(String, Se
     let now = now_ms();
     let idle = now + state.cfg.session_idle().as_millis() as i64;
     let absolute = now + state.cfg.session_absolute().as_millis() as i64;
-    let id = store::create_session(state.store.pool(), user_id, &hash, idle.min(absolute), absolute).await?;
+    let id = store::create_session(
+        state.store.pool(),
+        user_id,
+        &hash,
+        idle.min(absolute),
+        absolute,
+    )
+    .await?;
     let session = store::session_by_id(state.store.pool(), id)
         .await?
         .context("the session just created is missing")?;
@@ -105,7 +126,10 @@ pub enum TokenSource {
 
 /// The token a request carries: a bearer token wins over the cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<(String, TokenSource)> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(token) = auth.strip_prefix("Bearer ") {
             return Some((token.trim().to_owned(), TokenSource::Bearer));
         }
@@ -132,7 +156,9 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
     let Some((token, source)) = request_token(headers) else {
         return Ok(None);
     };
-    let Some(mut session) = store::session_by_token_hash(state.store.pool(), &token_hash(&token)).await? else {
+    let Some(mut session) =
+        store::session_by_token_hash(state.store.pool(), &token_hash(&token)).await?
+    else {
         return Ok(None);
     };
     let now = now_ms();
@@ -145,8 +171,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
 
 /// Moves the idle expiry of a live session to `now + idle` (bounded by the absolute
 /// lifetime). Unless `force`, skips the write when it would move it by little.
-pub async fn slide(state: &AppState, session: &mut SessionRow, now: i64, force: bool) -> Result<()> {
-    let target = (now + state.cfg.session_idle().as_millis() as i64).min(session.absolute_expires_at);
+pub async fn slide(
+    state: &AppState,
+    session: &mut SessionRow,
+    now: i64,
+    force: bool,
+) -> Result<()> {
+    let target =
+        (now + state.cfg.session_idle().as_millis() as i64).min(session.absolute_expires_at);
     if force || target - session.idle_expires_at > SLIDE_GRANULARITY_MS {
         store::touch_session(state.store.pool(), session.id, target).await?;
         session.idle_expires_at = session.idle_expires_at.max(target);
@@ -157,13 +189,16 @@ pub async fn slide(state: &AppState, session: &mut SessionRow, now: i64, force: 
 impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(found) = parts.extensions.get::<CurrentSession>() {
             return Ok(found.clone());
         }
-        let found = authenticate(state, &parts.headers)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("Please sign in (your session has ended).".into()))?;
+        let found = authenticate(state, &parts.headers).await?.ok_or_else(|| {
+            AppError::Unauthorized("Please sign in (your session has ended).".into())
+        })?;
         parts.extensions.insert(found.clone());
         Ok(found)
     }
@@ -187,9 +222,21 @@ mod tests {
     #[test]
     fn the_bearer_token_wins_over_the_cookie() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("x=1; messenger_session=fromcookie"));
-        assert_eq!(request_token(&h), Some(("fromcookie".into(), TokenSource::Cookie)));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer frombearer"));
-        assert_eq!(request_token(&h), Some(("frombearer".into(), TokenSource::Bearer)));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; messenger_session=fromcookie"),
+        );
+        assert_eq!(
+            request_token(&h),
+            Some(("fromcookie".into(), TokenSource::Cookie))
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer frombearer"),
+        );
+        assert_eq!(
+            request_token(&h),
+            Some(("frombearer".into(), TokenSource::Bearer))
+        );
     }
 }

@@ -6,7 +6,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 /// Messenger's settings. Every flag can also be given as the environment variable named
 /// beside it; flags win.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "messenger", version, about = "A self-hostable, real-time messenger")]
+#[command(
+    name = "messenger",
+    version,
+    about = "A self-hostable, real-time messenger"
+)]
 pub struct Config {
     /// Address and port to listen on. Port 0 picks a free port (tests use this).
     #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]

@@ -55,12 +55,17 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::new(Inner::default()), capacity: capacity.max(1) }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            capacity: capacity.max(1),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain maps behind, still consistent.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Receives every message of `conv` published from now on.
@@ -86,7 +91,11 @@ impl Hub {
     /// Forgets `conv`'s channel if nobody listens any more (called as connections close).
     pub fn release(&self, conv: i64) {
         let mut inner = self.lock();
-        if inner.convs.get(&conv).is_some_and(|tx| tx.receiver_count() == 0) {
+        if inner
+            .convs
+            .get(&conv)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
             inner.convs.remove(&conv);
         }
     }
@@ -102,7 +111,11 @@ impl Hub {
         let mut inner = self.lock();
         inner.next_conn += 1;
         let id = inner.next_conn;
-        inner.users.entry(user).or_default().push(Conn { id, session_id, tx });
+        inner
+            .users
+            .entry(user)
+            .or_default()
+            .push(Conn { id, session_id, tx });
         (id, rx)
     }
 
@@ -129,14 +142,28 @@ impl Hub {
 
     /// Closes every connection opened with `session_id`.
     pub fn end_session(&self, user: i64, session_id: i64, code: u16, reason: &'static str) {
-        self.send_where(user, |c| c.session_id == session_id, Control::Close { code, reason });
+        self.send_where(
+            user,
+            |c| c.session_id == session_id,
+            Control::Close { code, reason },
+        );
     }
 
     fn send_where(&self, user: i64, pick: impl Fn(&Conn) -> bool, control: Control) {
         let inner = self.lock();
-        for conn in inner.users.get(&user).into_iter().flatten().filter(|c| pick(c)) {
+        for conn in inner
+            .users
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter(|c| pick(c))
+        {
             if let Err(mpsc::error::TrySendError::Full(_)) = conn.tx.try_send(control.clone()) {
-                tracing::warn!(user, conn = conn.id, "control queue full; connection will resync on reconnect");
+                tracing::warn!(
+                    user,
+                    conn = conn.id,
+                    "control queue full; connection will resync on reconnect"
+                );
             }
         }
     }
@@ -147,7 +174,10 @@ mod tests {
     use super::*;
 
     fn delivery(seq: i64) -> Delivery {
-        Delivery { seq, frame: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")) }
+        Delivery {
+            seq,
+            frame: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
+        }
     }
 
     #[tokio::test]
@@ -170,7 +200,10 @@ mod tests {
         for seq in 1..=5 {
             hub.publish(1, delivery(seq));
         }
-        assert!(matches!(rx.recv().await, Err(broadcast::error::RecvError::Lagged(3))));
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(3))
+        ));
         assert_eq!(rx.recv().await.unwrap().seq, 4);
     }
 
@@ -180,7 +213,10 @@ mod tests {
         let (_a, mut rx_a) = hub.register(1, 100);
         let (_b, mut rx_b) = hub.register(1, 200);
         hub.end_session(1, 100, 4001, "signed out");
-        assert!(matches!(rx_a.try_recv(), Ok(Control::Close { code: 4001, .. })));
+        assert!(matches!(
+            rx_a.try_recv(),
+            Ok(Control::Close { code: 4001, .. })
+        ));
         assert!(rx_b.try_recv().is_err());
     }
 }

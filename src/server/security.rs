@@ -21,12 +21,20 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    match req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(origin) if !origin_allowed(&state, origin) => {
             AppError::Forbidden(format!("Requests from {origin} are not allowed.")).into_response()
         }
         Some(_) => next.run(req).await,
-        None if matches!(auth::request_token(req.headers()), Some((_, TokenSource::Cookie))) => {
+        None if matches!(
+            auth::request_token(req.headers()),
+            Some((_, TokenSource::Cookie))
+        ) =>
+        {
             AppError::Forbidden("This request needs an Origin header.".into()).into_response()
         }
         None => next.run(req).await,
@@ -37,9 +45,15 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
 pub async fn headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));
     res

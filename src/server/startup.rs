@@ -53,11 +53,18 @@ impl Application {
         let store = Store::open(&cfg.database).await?;
         let hub = Arc::new(Hub::new(cfg.broadcast_capacity));
         let (writer_stop, writer_stop_rx) = watch::channel(false);
-        let (writer, writer_task) =
-            Writer::spawn(store.writer_connection().await?, hub.clone(), cfg.max_batch, writer_stop_rx);
+        let (writer, writer_task) = Writer::spawn(
+            store.writer_connection().await?,
+            hub.clone(),
+            cfg.max_batch,
+            writer_stop_rx,
+        );
         let (shutdown_tx, shutdown) = watch::channel(false);
         let dummy_hash = tokio::task::spawn_blocking(|| {
-            use argon2::{password_hash::{rand_core::OsRng, SaltString}, Argon2, PasswordHasher};
+            use argon2::{
+                password_hash::{rand_core::OsRng, SaltString},
+                Argon2, PasswordHasher,
+            };
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
                 .hash_password(b"no account has this password", &salt)
@@ -86,7 +93,14 @@ impl Application {
                 live_sockets: watch::channel(0).0,
             }),
         };
-        Ok(Self { listener, addr, state, writer_task, writer_stop, shutdown_tx })
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            writer_task,
+            writer_stop,
+            shutdown_tx,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -116,8 +130,14 @@ impl Application {
                 move || shell(options.clone()),
             )
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-            .layer(middleware::from_fn_with_state(state.clone(), security::pages))
-            .layer(middleware::from_fn_with_state(state.clone(), security::csrf))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::pages,
+            ))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::csrf,
+            ))
             .layer(middleware::from_fn(security::headers))
             .layer(CompressionLayer::new())
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -125,8 +145,18 @@ impl Application {
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
-    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, writer_task, writer_stop, shutdown_tx, .. } = self;
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            writer_task,
+            writer_stop,
+            shutdown_tx,
+            ..
+        } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let stop = async move {
@@ -134,15 +164,24 @@ impl Application {
             tracing::info!("shutting down: closing sockets with 'going away'");
             let _ = shutdown_tx.send(true);
         };
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop)
-            .await
-            .context("serving")?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+        .context("serving")?;
 
         let grace = Duration::from_secs(state.cfg.shutdown_grace_seconds);
         let mut sockets = state.live_sockets.subscribe();
-        if tokio::time::timeout(grace, sockets.wait_for(|n| *n == 0)).await.is_err() {
-            tracing::warn!(open = *sockets.borrow(), "sockets still open after the grace period");
+        if tokio::time::timeout(grace, sockets.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = *sockets.borrow(),
+                "sockets still open after the grace period"
+            );
         }
         housekeeping.abort();
         let store = state.store.clone();

@@ -1,7 +1,9 @@
 //! The SQLite store: opening and migrating the database, and every query as a small named
 //! function. Message writes go through [`crate::server::writer`], the single writer.
 
-use crate::protocol::{ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary};
+use crate::protocol::{
+    ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary,
+};
 use anyhow::Context;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -203,7 +205,10 @@ pub async fn session_by_token_hash(
     token_hash: &[u8],
 ) -> Result<Option<SessionRow>, sqlx::Error> {
     let sql = format!("{SESSION_SELECT} WHERE s.token_hash = ?");
-    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(session_from_row).transpose()
 }
 
@@ -214,7 +219,11 @@ pub async fn session_by_id(pool: &SqlitePool, id: i64) -> Result<Option<SessionR
 }
 
 /// Slides the idle expiry forward (never past the absolute lifetime, never backwards).
-pub async fn touch_session(pool: &SqlitePool, id: i64, idle_expires_at: i64) -> Result<(), sqlx::Error> {
+pub async fn touch_session(
+    pool: &SqlitePool,
+    id: i64,
+    idle_expires_at: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE sessions SET idle_expires_at = MIN(MAX(idle_expires_at, ?), absolute_expires_at)
          WHERE id = ? AND revoked_at IS NULL",
@@ -316,7 +325,10 @@ pub async fn conversation_for_member(
         .find(|c| c.id == conv))
 }
 
-pub async fn rooms_for_user(pool: &SqlitePool, user_id: i64) -> Result<Vec<RoomSummary>, sqlx::Error> {
+pub async fn rooms_for_user(
+    pool: &SqlitePool,
+    user_id: i64,
+) -> Result<Vec<RoomSummary>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT c.id, c.title, EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?) AS joined
          FROM conversations c WHERE c.kind = 'room' ORDER BY c.id",
@@ -346,7 +358,11 @@ pub async fn is_member(pool: &SqlitePool, conv: i64, user_id: i64) -> Result<boo
 }
 
 /// Joins a public room. `Ok(None)`: no such room. `Ok(Some(true))`: newly joined.
-pub async fn join_room(pool: &SqlitePool, room: i64, user_id: i64) -> Result<Option<bool>, sqlx::Error> {
+pub async fn join_room(
+    pool: &SqlitePool,
+    room: i64,
+    user_id: i64,
+) -> Result<Option<bool>, sqlx::Error> {
     let is_room: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM conversations WHERE id = ? AND kind = 'room'")
             .bind(room)
@@ -369,7 +385,11 @@ pub async fn join_room(pool: &SqlitePool, room: i64, user_id: i64) -> Result<Opt
 
 /// The one-to-one conversation of two users, created with both as members if it is new.
 /// Returns its id and whether it was created now.
-pub async fn get_or_create_dm(pool: &SqlitePool, a: i64, b: i64) -> Result<(i64, bool), sqlx::Error> {
+pub async fn get_or_create_dm(
+    pool: &SqlitePool,
+    a: i64,
+    b: i64,
+) -> Result<(i64, bool), sqlx::Error> {
     let key = format!("{}:{}", a.min(b), a.max(b));
     let mut tx = pool.begin().await?;
     let created: Option<i64> = sqlx::query_scalar(
@@ -383,12 +403,14 @@ pub async fn get_or_create_dm(pool: &SqlitePool, a: i64, b: i64) -> Result<(i64,
     let result = match created {
         Some(id) => {
             for user in [a, b] {
-                sqlx::query("INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)")
-                    .bind(id)
-                    .bind(user)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)",
+                )
+                .bind(id)
+                .bind(user)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
             (id, true)
         }
@@ -427,7 +449,9 @@ pub async fn messages_after(
     after: i64,
     limit: u32,
 ) -> Result<Vec<MessageView>, sqlx::Error> {
-    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?");
+    let sql = format!(
+        "{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?"
+    );
     let rows = sqlx::query(&sql)
         .bind(conv)
         .bind(after)
@@ -444,8 +468,15 @@ pub async fn messages_between(
     from: i64,
     to: i64,
 ) -> Result<Vec<MessageView>, sqlx::Error> {
-    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq BETWEEN ? AND ? ORDER BY m.seq");
-    let rows = sqlx::query(&sql).bind(conv).bind(from).bind(to).fetch_all(pool).await?;
+    let sql = format!(
+        "{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq BETWEEN ? AND ? ORDER BY m.seq"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(conv)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(message_from_row).collect()
 }
 
@@ -457,7 +488,9 @@ pub async fn messages_before(
     before: Option<i64>,
     limit: u32,
 ) -> Result<(Vec<MessageView>, bool), sqlx::Error> {
-    let sql = format!("{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?");
+    let sql = format!(
+        "{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+    );
     let rows = sqlx::query(&sql)
         .bind(conv)
         .bind(before.unwrap_or(i64::MAX))

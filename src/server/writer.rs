@@ -72,7 +72,10 @@ impl Writer {
         msg: NewMessage,
     ) -> Result<oneshot::Receiver<Result<Ack, WriteFailed>>, WriteFailed> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { msg, reply }).await.map_err(|_| WriteFailed)?;
+        self.tx
+            .send(Job { msg, reply })
+            .await
+            .map_err(|_| WriteFailed)?;
         Ok(rx)
     }
 }
@@ -112,9 +115,11 @@ async fn run(
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
                 let mut each = Vec::with_capacity(batch.len());
                 for job in &batch {
-                    each.push(commit_batch(&mut conn, std::slice::from_ref(job)).await.map(|mut o| {
-                        o.pop().expect("one outcome per job")
-                    }));
+                    each.push(
+                        commit_batch(&mut conn, std::slice::from_ref(job))
+                            .await
+                            .map(|mut o| o.pop().expect("one outcome per job")),
+                    );
                 }
                 each
             }
@@ -148,12 +153,21 @@ fn publish(hub: &Hub, view: MessageView) {
     let conv = view.conv;
     let seq = view.seq;
     match serde_json::to_string(&ServerFrame::Msg(view)) {
-        Ok(text) => hub.publish(conv, Delivery { seq, frame: text.into() }),
+        Ok(text) => hub.publish(
+            conv,
+            Delivery {
+                seq,
+                frame: text.into(),
+            },
+        ),
         Err(e) => tracing::error!(error = %e, "serialising a message frame"),
     }
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Outcome>, sqlx::Error> {
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let now = now_ms();
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -164,7 +178,11 @@ async fn commit_batch(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<O
     Ok(outcomes)
 }
 
-async fn write_one(conn: &mut SqliteConnection, msg: &NewMessage, now: i64) -> Result<Outcome, sqlx::Error> {
+async fn write_one(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+    now: i64,
+) -> Result<Outcome, sqlx::Error> {
     let existing: Option<(i64, i64)> = sqlx::query_as(
         "SELECT seq, created_at FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
     )
@@ -181,11 +199,12 @@ async fn write_one(conn: &mut SqliteConnection, msg: &NewMessage, now: i64) -> R
             at,
         }));
     }
-    let seq: i64 =
-        sqlx::query_scalar("UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-            .bind(msg.conv)
-            .fetch_one(&mut *conn)
-            .await?;
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(msg.conv)
+    .fetch_one(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at)
          VALUES (?, ?, ?, ?, ?, ?)",

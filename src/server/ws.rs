@@ -52,7 +52,11 @@ pub fn origin_allowed(state: &AppState, origin: &str) -> bool {
 }
 
 /// `GET /ws`: refuses foreign origins (403) and requests without a live session (401).
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if let Some(origin) = origin {
         if !origin_allowed(&state, origin) {
@@ -241,7 +245,10 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
     match result {
         Ok(Some(Closing(code, reason))) => {
             let _ = sink
-                .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })))
                 .await;
             Ok(())
         }
@@ -263,30 +270,47 @@ type Sink = futures::stream::SplitSink<WebSocket, Message>;
 impl Conn {
     fn subscribe(&mut self, c: &ConversationSummary) {
         if self.members.insert(c.id) {
-            self.subs.insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
+            self.subs
+                .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
             self.cursors.insert(c.id, Cursor::Unsynced);
         }
     }
 
     async fn handle(&mut self, sink: &mut Sink, f: ClientFrame) -> anyhow::Result<()> {
         match f {
-            ClientFrame::Send { conv, client_id, body } => {
+            ClientFrame::Send {
+                conv,
+                client_id,
+                body,
+            } => {
                 let refuse = |code, msg: &str| {
                     frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())))
                 };
                 if !self.members.contains(&conv) {
-                    return Ok(sink.send(refuse(ErrorCode::NotMember, "You are not in that conversation.")).await?);
+                    return Ok(sink
+                        .send(refuse(
+                            ErrorCode::NotMember,
+                            "You are not in that conversation.",
+                        ))
+                        .await?);
                 }
                 let cid = match ClientId::parse(&client_id) {
                     Ok(c) => c,
-                    Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?),
+                    Err(e) => {
+                        return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?)
+                    }
                 };
                 let body = match Body::parse(&body) {
                     Ok(b) => b,
                     Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidBody, &e.0)).await?),
                 };
                 if !self.take_token() {
-                    return Ok(sink.send(refuse(ErrorCode::RateLimited, "You are sending too fast; wait a moment.")).await?);
+                    return Ok(sink
+                        .send(refuse(
+                            ErrorCode::RateLimited,
+                            "You are sending too fast; wait a moment.",
+                        ))
+                        .await?);
                 }
                 self.slide_session().await?;
                 let msg = NewMessage {
@@ -305,11 +329,22 @@ impl Conn {
             ClientFrame::Sync { conv, after } => {
                 if !self.members.contains(&conv) {
                     let msg = "You are not in that conversation.";
-                    return Ok(sink.send(frame(&error_frame(ErrorCode::NotMember, msg, Some(conv), None))).await?);
+                    return Ok(sink
+                        .send(frame(&error_frame(
+                            ErrorCode::NotMember,
+                            msg,
+                            Some(conv),
+                            None,
+                        )))
+                        .await?);
                 }
                 let last = self.replay(sink, conv, after.max(0), i64::MAX).await?;
                 self.cursors.insert(conv, Cursor::Live { last_sent: last });
-                sink.send(frame(&ServerFrame::Synced { conv, last_seq: last })).await?;
+                sink.send(frame(&ServerFrame::Synced {
+                    conv,
+                    last_seq: last,
+                }))
+                .await?;
             }
         }
         Ok(())
@@ -317,10 +352,17 @@ impl Conn {
 
     /// Sends the stored messages with `after < seq <= upto`, page by page; returns the last
     /// sequence number sent (or `after` if none).
-    async fn replay(&mut self, sink: &mut Sink, conv: i64, after: i64, upto: i64) -> anyhow::Result<i64> {
+    async fn replay(
+        &mut self,
+        sink: &mut Sink,
+        conv: i64,
+        after: i64,
+        upto: i64,
+    ) -> anyhow::Result<i64> {
         let mut last = after;
         loop {
-            let page = store::messages_after(self.state.store.pool(), conv, last, REPLAY_PAGE).await?;
+            let page =
+                store::messages_after(self.state.store.pool(), conv, last, REPLAY_PAGE).await?;
             let full = page.len() == REPLAY_PAGE as usize;
             for m in page {
                 if m.seq > upto {
@@ -358,7 +400,12 @@ impl Conn {
                 self.cursors.insert(conv, Cursor::Live { last_sent: d.seq });
             }
             (Cursor::Live { last_sent }, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
-                tracing::debug!(user = self.me.id, conv, skipped, "connection lagged; asking for resync");
+                tracing::debug!(
+                    user = self.me.id,
+                    conv,
+                    skipped,
+                    "connection lagged; asking for resync"
+                );
                 self.pause(sink, conv, last_sent).await?;
             }
             // Not synced yet, or paused: the client will sync and get these from the store.
@@ -369,14 +416,19 @@ impl Conn {
 
     async fn pause(&mut self, sink: &mut Sink, conv: i64, last_sent: i64) -> anyhow::Result<()> {
         self.cursors.insert(conv, Cursor::Paused { last_sent });
-        sink.send(frame(&ServerFrame::Resync { conv, after: last_sent })).await?;
+        sink.send(frame(&ServerFrame::Resync {
+            conv,
+            after: last_sent,
+        }))
+        .await?;
         Ok(())
     }
 
     fn take_token(&mut self) -> bool {
         let rate = self.state.cfg.send_rate_per_second.max(1) as f64;
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -403,8 +455,18 @@ fn frame(f: &ServerFrame) -> Message {
     Message::Text(serde_json::to_string(f).unwrap_or_default().into())
 }
 
-fn error_frame(code: ErrorCode, message: &str, conv: Option<i64>, client_id: Option<String>) -> ServerFrame {
-    ServerFrame::Error { code, message: message.to_owned(), conv, client_id }
+fn error_frame(
+    code: ErrorCode,
+    message: &str,
+    conv: Option<i64>,
+    client_id: Option<String>,
+) -> ServerFrame {
+    ServerFrame::Error {
+        code,
+        message: message.to_owned(),
+        conv,
+        client_id,
+    }
 }
 
 fn deadline_instant(deadline_ms: i64) -> Instant {

@@ -12,7 +12,10 @@ fn session_cookie(res: &reqwest::Response) -> String {
         .to_str()
         .expect("ascii")
         .to_owned();
-    assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Lax"), "{raw}");
+    assert!(
+        raw.contains("HttpOnly") && raw.contains("SameSite=Lax"),
+        "{raw}"
+    );
     assert!(!raw.contains("Secure"), "not Secure over plain http: {raw}");
     raw.split(';').next().expect("pair").to_owned()
 }
@@ -21,55 +24,120 @@ fn session_cookie(res: &reqwest::Response) -> String {
 async fn sign_up_enforces_the_username_and_password_rules_with_clear_messages() {
     let app = spawn_app().await;
     let cases = [
-        (json!({ "username": "al", "password": "long enough" }), "3 to 24"),
-        (json!({ "username": "9lives", "password": "long enough" }), "starts with a letter"),
-        (json!({ "username": "guest~abc", "password": "long enough" }), "'~'"),
-        (json!({ "username": "alice", "password": "short" }), "at least 8"),
+        (
+            json!({ "username": "al", "password": "long enough" }),
+            "3 to 24",
+        ),
+        (
+            json!({ "username": "9lives", "password": "long enough" }),
+            "starts with a letter",
+        ),
+        (
+            json!({ "username": "guest~abc", "password": "long enough" }),
+            "'~'",
+        ),
+        (
+            json!({ "username": "alice", "password": "short" }),
+            "at least 8",
+        ),
     ];
     for (body, says) in cases {
         let res = app.post("/api/signup", None, body.clone()).await;
         assert_eq!(res.status(), 422, "{body}");
         let err: Value = res.json().await.expect("json");
-        assert!(err["message"].as_str().expect("message").contains(says), "{err} should say {says}");
+        assert!(
+            err["message"].as_str().expect("message").contains(says),
+            "{err} should say {says}"
+        );
     }
-    let ok = app.post("/api/signup", None, json!({ "username": "Alice", "password": "wonderland" })).await;
+    let ok = app
+        .post(
+            "/api/signup",
+            None,
+            json!({ "username": "Alice", "password": "wonderland" }),
+        )
+        .await;
     assert_eq!(ok.status(), 201);
-    let taken = app.post("/api/signup", None, json!({ "username": "alice", "password": "wonderland" })).await;
-    assert_eq!(taken.status(), 409, "usernames are unique regardless of case");
+    let taken = app
+        .post(
+            "/api/signup",
+            None,
+            json!({ "username": "alice", "password": "wonderland" }),
+        )
+        .await;
+    assert_eq!(
+        taken.status(),
+        409,
+        "usernames are unique regardless of case"
+    );
 }
 
 #[tokio::test]
 async fn signing_in_checks_the_password_and_issues_a_new_token_each_time() {
     let app = spawn_app().await;
-    app.post("/api/signup", None, json!({ "username": "bob", "password": "builder123" })).await;
-    let wrong = app.post("/api/signin", None, json!({ "username": "bob", "password": "builder124" })).await;
+    app.post(
+        "/api/signup",
+        None,
+        json!({ "username": "bob", "password": "builder123" }),
+    )
+    .await;
+    let wrong = app
+        .post(
+            "/api/signin",
+            None,
+            json!({ "username": "bob", "password": "builder124" }),
+        )
+        .await;
     assert_eq!(wrong.status(), 401);
     let err: Value = wrong.json().await.expect("json");
     assert_eq!(err["message"], "Wrong username or password.");
-    let unknown = app.post("/api/signin", None, json!({ "username": "nobody", "password": "builder123" })).await;
+    let unknown = app
+        .post(
+            "/api/signin",
+            None,
+            json!({ "username": "nobody", "password": "builder123" }),
+        )
+        .await;
     assert_eq!(unknown.status(), 401, "unknown users get the same answer");
 
-    let one = app.post("/api/signin", None, json!({ "username": "BOB", "password": "builder123" })).await;
+    let one = app
+        .post(
+            "/api/signin",
+            None,
+            json!({ "username": "BOB", "password": "builder123" }),
+        )
+        .await;
     assert_eq!(one.status(), 200);
-    let two = app.post("/api/signin", None, json!({ "username": "bob", "password": "builder123" })).await;
+    let two = app
+        .post(
+            "/api/signin",
+            None,
+            json!({ "username": "bob", "password": "builder123" }),
+        )
+        .await;
     let (c1, c2) = (session_cookie(&one), session_cookie(&two));
     assert_ne!(c1, c2, "every sign-in gets a fresh token");
     // Tokens are stored hashed: the raw token is nowhere in the database.
     let token = c1.split_once('=').expect("pair").1.to_owned();
     let mut db = app.db().await;
-    let hits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE token_hash = ? OR CAST(token_hash AS TEXT) = ?")
-        .bind(token.as_bytes())
-        .bind(&token)
-        .fetch_one(&mut db)
-        .await
-        .expect("query");
+    let hits: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions WHERE token_hash = ? OR CAST(token_hash AS TEXT) = ?",
+    )
+    .bind(token.as_bytes())
+    .bind(&token)
+    .fetch_one(&mut db)
+    .await
+    .expect("query");
     assert_eq!(hits, 0);
 }
 
 #[tokio::test]
 async fn a_form_post_signs_in_with_a_redirect_and_a_bad_one_comes_back_with_the_error() {
     let app = spawn_app().await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let res = http
         .post(app.url("/api/signup"))
         .header("Origin", app.origin())
@@ -89,7 +157,12 @@ async fn a_form_post_signs_in_with_a_redirect_and_a_bad_one_comes_back_with_the_
         .expect("post");
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().expect("ascii");
-    assert!(to.starts_with("/?") && to.contains("Wrong+username+or+password") && to.contains("username=carol"), "{to}");
+    assert!(
+        to.starts_with("/?")
+            && to.contains("Wrong+username+or+password")
+            && to.contains("username=carol"),
+        "{to}"
+    );
 }
 
 #[tokio::test]
@@ -98,9 +171,23 @@ async fn guests_get_marked_names_that_no_account_can_take() {
     let g = app.guest().await;
     assert!(g.me.is_guest);
     assert!(g.me.username.starts_with("guest~"), "{}", g.me.username);
-    assert!(g.me.display_name.starts_with("Guest "), "{}", g.me.display_name);
-    let res = app.post("/api/signin", None, json!({ "username": g.me.username, "password": "" })).await;
-    assert_eq!(res.status(), 401, "a guest cannot be signed into with a password");
+    assert!(
+        g.me.display_name.starts_with("Guest "),
+        "{}",
+        g.me.display_name
+    );
+    let res = app
+        .post(
+            "/api/signin",
+            None,
+            json!({ "username": g.me.username, "password": "" }),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        401,
+        "a guest cannot be signed into with a password"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +198,13 @@ async fn an_expired_session_closes_its_socket_with_the_session_ended_code() {
     ws.hello().await;
     assert_eq!(ws.close_code().await, close::SESSION_ENDED);
     assert_eq!(app.try_connect(Some(&a.token), None).await.err(), Some(401));
-    let res = app.http.get(app.url("/api/session")).bearer_auth(&a.token).send().await.expect("get");
+    let res = app
+        .http
+        .get(app.url("/api/session"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(res.status(), 401);
 }
 
@@ -119,9 +212,23 @@ async fn an_expired_session_closes_its_socket_with_the_session_ended_code() {
 async fn refreshing_slides_the_idle_expiry_within_the_absolute_lifetime() {
     let app = spawn_app().await;
     let a = app.guest().await;
-    let before: Value = app.http.get(app.url("/api/session")).bearer_auth(&a.token).send().await.expect("get").json().await.expect("json");
+    let before: Value = app
+        .http
+        .get(app.url("/api/session"))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let after: Value = app.post("/api/session/refresh", Some(&a.token), json!({})).await.json().await.expect("json");
+    let after: Value = app
+        .post("/api/session/refresh", Some(&a.token), json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(after["idle_expires_at"].as_i64() > before["idle_expires_at"].as_i64());
     assert!(after["idle_expires_at"].as_i64() <= after["absolute_expires_at"].as_i64());
     assert_eq!(after["absolute_expires_at"], before["absolute_expires_at"]);
@@ -143,5 +250,9 @@ async fn signing_out_ends_the_session_and_closes_its_sockets_only() {
     // b's socket is untouched.
     let conv = app.dm(&b, &app.guest().await).await;
     wb.sync(conv, 0).await;
-    assert!(matches!(wb.until(|f| matches!(f, messenger::protocol::ServerFrame::Synced { .. })).await, messenger::protocol::ServerFrame::Synced { .. }));
+    assert!(matches!(
+        wb.until(|f| matches!(f, messenger::protocol::ServerFrame::Synced { .. }))
+            .await,
+        messenger::protocol::ServerFrame::Synced { .. }
+    ));
 }

@@ -33,12 +33,14 @@ async fn an_ack_arrives_only_after_the_message_is_committed() {
         ws.send_msg(conv, &cid, &format!("message {i}")).await;
         let seq = ack_of(&mut ws, &cid).await;
         // Read from a separate connection at the moment the ack is in hand.
-        let row = sqlx::query("SELECT body, seq FROM messages WHERE conversation_id = ? AND client_id = ?")
-            .bind(conv)
-            .bind(&cid)
-            .fetch_optional(&mut db)
-            .await
-            .expect("query");
+        let row = sqlx::query(
+            "SELECT body, seq FROM messages WHERE conversation_id = ? AND client_id = ?",
+        )
+        .bind(conv)
+        .bind(&cid)
+        .fetch_optional(&mut db)
+        .await
+        .expect("query");
         let row = row.expect("the acknowledged message is committed");
         assert_eq!(row.get::<String, _>("body"), format!("message {i}"));
         assert_eq!(row.get::<i64, _>("seq"), seq);
@@ -136,7 +138,10 @@ async fn live_messages_of_a_conversation_flow_only_after_it_is_synced() {
     wb.sync(conv, 0).await;
     // The message arrives once, from the replay, followed by `synced`.
     assert_eq!(msg_seq(&mut wb).await, (1, "before b synced".to_owned()));
-    assert!(matches!(wb.next().await, ServerFrame::Synced { last_seq: 1, .. }));
+    assert!(matches!(
+        wb.next().await,
+        ServerFrame::Synced { last_seq: 1, .. }
+    ));
 }
 
 #[tokio::test]
@@ -184,7 +189,11 @@ async fn a_client_that_falls_behind_is_told_to_resync_and_then_gets_everything()
                 next_expected += 1;
             }
             ServerFrame::Resync { after, .. } => {
-                assert_eq!(after, next_expected - 1, "resync from the last message delivered");
+                assert_eq!(
+                    after,
+                    next_expected - 1,
+                    "resync from the last message delivered"
+                );
                 resyncs += 1;
                 wb.sync(conv, after).await;
             }
@@ -204,14 +213,22 @@ async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_histo
     wc.hello().await;
     wc.send_msg(conv, "intruder", "let me in").await;
     match wc.next().await {
-        ServerFrame::Error { code, client_id, .. } => {
+        ServerFrame::Error {
+            code, client_id, ..
+        } => {
             assert_eq!(code, ErrorCode::NotMember);
             assert_eq!(client_id.as_deref(), Some("intruder"));
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
     wc.sync(conv, 0).await;
-    assert!(matches!(wc.next().await, ServerFrame::Error { code: ErrorCode::NotMember, .. }));
+    assert!(matches!(
+        wc.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::NotMember,
+            ..
+        }
+    ));
     let res = app
         .http
         .get(app.url(&format!("/api/conversations/{conv}/messages")))
@@ -221,7 +238,10 @@ async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_histo
         .expect("request");
     assert_eq!(res.status(), 403);
     let mut db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&mut db).await.expect("count");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
     assert_eq!(n, 0);
 }
 
@@ -233,13 +253,37 @@ async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
     let mut ws = app.connect(&a).await;
     ws.hello().await;
     ws.send_msg(conv, "blank", "   ").await;
-    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidBody, .. }));
+    assert!(matches!(
+        ws.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::InvalidBody,
+            ..
+        }
+    ));
     ws.send_msg(conv, "long", &"y".repeat(2049)).await;
-    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidBody, .. }));
+    assert!(matches!(
+        ws.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::InvalidBody,
+            ..
+        }
+    ));
     ws.send_msg(conv, "not an id!", "hello").await;
-    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::InvalidClientId, .. }));
+    assert!(matches!(
+        ws.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::InvalidClientId,
+            ..
+        }
+    ));
     ws.send(json!({ "t": "shout", "conv": conv })).await;
-    assert!(matches!(ws.next().await, ServerFrame::Error { code: ErrorCode::BadFrame, .. }));
+    assert!(matches!(
+        ws.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::BadFrame,
+            ..
+        }
+    ));
     // The socket is still usable.
     ws.send_msg(conv, "fine", "a good one").await;
     assert_eq!(ack_of(&mut ws, "fine").await, 1);
@@ -265,10 +309,21 @@ async fn history_pages_back_to_the_first_message() {
         if let Some(b) = before {
             url.push_str(&format!("&before={b}"));
         }
-        let page: messenger::protocol::HistoryPage =
-            app.http.get(url).bearer_auth(&b.token).send().await.expect("request").json().await.expect("json");
+        let page: messenger::protocol::HistoryPage = app
+            .http
+            .get(url)
+            .bearer_auth(&b.token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
         let seqs: Vec<i64> = page.messages.iter().map(|m| m.seq).collect();
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "a page is in order");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a page is in order"
+        );
         seen.splice(0..0, seqs.iter().copied());
         before = seqs.first().copied();
         if !page.has_more {
@@ -294,9 +349,21 @@ async fn a_one_to_one_conversation_is_unique_and_both_sides_learn_of_it_live() {
     }
     assert_eq!(app.dm(&b, &a).await, first);
     assert_eq!(app.dm(&a, &b).await, first);
-    let res = app.post("/api/dm", Some(&a.token), json!({ "username": a.me.username })).await;
+    let res = app
+        .post(
+            "/api/dm",
+            Some(&a.token),
+            json!({ "username": a.me.username }),
+        )
+        .await;
     assert_eq!(res.status(), 422, "not with yourself");
-    let res = app.post("/api/dm", Some(&a.token), json!({ "username": "nobody_here" })).await;
+    let res = app
+        .post(
+            "/api/dm",
+            Some(&a.token),
+            json!({ "username": "nobody_here" }),
+        )
+        .await;
     assert_eq!(res.status(), 404);
 }
 
@@ -314,9 +381,21 @@ async fn rooms_exist_from_the_start_and_joining_one_subscribes_the_open_sockets(
         _ => unreachable!(),
     };
     wa.send_msg(lobby, "early", "hello?").await;
-    assert!(matches!(wa.next().await, ServerFrame::Error { code: ErrorCode::NotMember, .. }));
+    assert!(matches!(
+        wa.next().await,
+        ServerFrame::Error {
+            code: ErrorCode::NotMember,
+            ..
+        }
+    ));
     for u in [&a, &b] {
-        let res = app.post(&format!("/api/rooms/{lobby}/join"), Some(&u.token), json!({})).await;
+        let res = app
+            .post(
+                &format!("/api/rooms/{lobby}/join"),
+                Some(&u.token),
+                json!({}),
+            )
+            .await;
         assert_eq!(res.status(), 200);
     }
     assert!(matches!(wa.next().await, ServerFrame::ConvAdded { .. }));
@@ -328,7 +407,9 @@ async fn rooms_exist_from_the_start_and_joining_one_subscribes_the_open_sockets(
     wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
     wb.send_msg(lobby, "hi", "hi lobby").await;
     assert_eq!(msg_seq(&mut wa).await, (1, "hi lobby".to_owned()));
-    let res = app.post("/api/rooms/999/join", Some(&a.token), json!({})).await;
+    let res = app
+        .post("/api/rooms/999/join", Some(&a.token), json!({}))
+        .await;
     assert_eq!(res.status(), 404);
 }
 
@@ -349,10 +430,16 @@ async fn a_graceful_shutdown_tells_sockets_to_reconnect_and_keeps_every_acknowle
         app.stop().await;
         app
     });
-    assert_eq!(ws.close_code().await, messenger::protocol::close::GOING_AWAY);
+    assert_eq!(
+        ws.close_code().await,
+        messenger::protocol::close::GOING_AWAY
+    );
     let app = stopping.await.expect("stopped");
     let mut db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(&mut db).await.expect("count");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
     assert_eq!(n, 10);
 }
 

@@ -89,7 +89,11 @@ impl TestApp {
 
     /// Posts JSON as a browser on our own origin would, with the given bearer token.
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        let mut req = self.http.post(self.url(path)).header("Origin", self.origin()).json(&body);
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("Origin", self.origin())
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -98,23 +102,44 @@ impl TestApp {
 
     /// Starts (or finds) the one-to-one conversation of `a` with `b`; returns its id.
     pub async fn dm(&self, a: &User, b: &User) -> i64 {
-        let res = self.post("/api/dm", Some(&a.token), json!({ "username": b.me.username })).await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
-        res.json::<Value>().await.expect("json")["id"].as_i64().expect("id")
+        let res = self
+            .post(
+                "/api/dm",
+                Some(&a.token),
+                json!({ "username": b.me.username }),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        res.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
     }
 
     pub async fn connect(&self, user: &User) -> Ws {
-        self.try_connect(Some(&user.token), None).await.expect("upgrade accepted")
+        self.try_connect(Some(&user.token), None)
+            .await
+            .expect("upgrade accepted")
     }
 
     /// Opens `/ws` with an optional bearer token and Origin; the HTTP status on refusal.
     pub async fn try_connect(&self, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
-        let mut req = format!("ws://{}/ws", self.addr).into_client_request().expect("request");
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .expect("request");
         if let Some(t) = token {
-            req.headers_mut().insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).expect("header"));
+            req.headers_mut().insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {t}")).expect("header"),
+            );
         }
         if let Some(o) = origin {
-            req.headers_mut().insert(header::ORIGIN, HeaderValue::from_str(o).expect("header"));
+            req.headers_mut()
+                .insert(header::ORIGIN, HeaderValue::from_str(o).expect("header"));
         }
         Ws::open(req).await
     }
@@ -132,9 +157,12 @@ impl TestApp {
     /// A new connection to the database file, outside the server's pool.
     pub async fn db(&self) -> sqlx::SqliteConnection {
         use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.dir.path().join("messenger.db").display()))
-            .await
-            .expect("db")
+        sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            self.dir.path().join("messenger.db").display()
+        ))
+        .await
+        .expect("db")
     }
 }
 
@@ -154,7 +182,9 @@ pub struct Ws {
 pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Ws {
-    pub async fn open(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws, u16> {
+    pub async fn open(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<Ws, u16> {
         match tokio_tungstenite::connect_async(req).await {
             Ok((stream, _)) => Ok(Ws { stream }),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
@@ -163,15 +193,20 @@ impl Ws {
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.stream.send(Message::text(frame.to_string())).await.expect("send");
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_msg(&mut self, conv: i64, client_id: &str, body: &str) {
-        self.send(json!({ "t": "send", "conv": conv, "client_id": client_id, "body": body })).await;
+        self.send(json!({ "t": "send", "conv": conv, "client_id": client_id, "body": body }))
+            .await;
     }
 
     pub async fn sync(&mut self, conv: i64, after: i64) {
-        self.send(json!({ "t": "sync", "conv": conv, "after": after })).await;
+        self.send(json!({ "t": "sync", "conv": conv, "after": after }))
+            .await;
     }
 
     /// The next server frame (pings skipped); panics on close or timeout.
@@ -222,7 +257,10 @@ impl Ws {
     /// Reads the hello and returns it.
     pub async fn hello(&mut self) -> ServerFrame {
         let f = self.next().await;
-        assert!(matches!(f, ServerFrame::Hello { .. }), "first frame is hello: {f:?}");
+        assert!(
+            matches!(f, ServerFrame::Hello { .. }),
+            "first frame is hello: {f:?}"
+        );
         f
     }
 }

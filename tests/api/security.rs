@@ -10,49 +10,112 @@ use tokio_tungstenite::tungstenite::Message;
 async fn an_upgrade_without_a_live_session_is_refused() {
     let app = spawn_app().await;
     assert_eq!(app.try_connect(None, None).await.err(), Some(401));
-    assert_eq!(app.try_connect(Some("made-up-token"), None).await.err(), Some(401));
+    assert_eq!(
+        app.try_connect(Some("made-up-token"), None).await.err(),
+        Some(401)
+    );
 }
 
 #[tokio::test]
 async fn an_upgrade_from_a_foreign_origin_is_refused() {
     let app = spawn_app().await;
     let a = app.guest().await;
-    assert_eq!(app.try_connect(Some(&a.token), Some("http://evil.example")).await.err(), Some(403));
-    assert!(app.try_connect(Some(&a.token), Some(&app.origin())).await.is_ok());
+    assert_eq!(
+        app.try_connect(Some(&a.token), Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert!(app
+        .try_connect(Some(&a.token), Some(&app.origin()))
+        .await
+        .is_ok());
     let localhost = format!("http://localhost:{}", app.addr.port());
-    assert!(app.try_connect(Some(&a.token), Some(&localhost)).await.is_ok());
+    assert!(app
+        .try_connect(Some(&a.token), Some(&localhost))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
 async fn a_cookie_alone_cannot_change_state_from_another_origin_or_without_one() {
     let app = spawn_app().await;
-    let res = app.post("/api/signup", None, json!({ "username": "mallory", "password": "mallory-pass" })).await;
-    let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let res = app
+        .post(
+            "/api/signup",
+            None,
+            json!({ "username": "mallory", "password": "mallory-pass" }),
+        )
+        .await;
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
     let signout = |origin: Option<&str>| {
-        let mut req = app.http.post(app.url("/api/signout")).header("Cookie", &cookie).json(&json!({}));
+        let mut req = app
+            .http
+            .post(app.url("/api/signout"))
+            .header("Cookie", &cookie)
+            .json(&json!({}));
         if let Some(o) = origin {
             req = req.header("Origin", o);
         }
         req.send()
     };
-    assert_eq!(signout(Some("http://evil.example")).await.expect("post").status(), 403);
+    assert_eq!(
+        signout(Some("http://evil.example"))
+            .await
+            .expect("post")
+            .status(),
+        403
+    );
     assert_eq!(signout(None).await.expect("post").status(), 403);
     // The session survived both attempts.
-    let me = app.http.get(app.url("/api/session")).header("Cookie", &cookie).send().await.expect("get");
+    let me = app
+        .http
+        .get(app.url("/api/session"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(me.status(), 200);
-    assert_eq!(signout(Some(&app.origin())).await.expect("post").status(), 204);
+    assert_eq!(
+        signout(Some(&app.origin())).await.expect("post").status(),
+        204
+    );
 }
 
 #[tokio::test]
 async fn a_cookie_socket_needs_an_origin() {
     let app = spawn_app().await;
-    let res = app.post("/api/signup", None, json!({ "username": "trent", "password": "trent-pass" })).await;
-    let cookie = res.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let res = app
+        .post(
+            "/api/signup",
+            None,
+            json!({ "username": "trent", "password": "trent-pass" }),
+        )
+        .await;
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
-    let mut req = format!("ws://{}/ws", app.addr).into_client_request().expect("request");
-    req.headers_mut().insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
+    let mut req = format!("ws://{}/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", HeaderValue::from_str(&cookie).expect("header"));
     assert_eq!(crate::helpers::Ws::open(req.clone()).await.err(), Some(403));
-    req.headers_mut().insert("origin", HeaderValue::from_str(&app.origin()).expect("header"));
+    req.headers_mut().insert(
+        "origin",
+        HeaderValue::from_str(&app.origin()).expect("header"),
+    );
     assert!(crate::helpers::Ws::open(req).await.is_ok());
 }
 
@@ -62,7 +125,10 @@ async fn an_oversized_frame_closes_the_socket_with_the_too_big_code() {
     let a = app.guest().await;
     let mut ws = app.connect(&a).await;
     ws.hello().await;
-    let huge = format!(r#"{{"t":"send","conv":1,"client_id":"x","body":"{}"}}"#, "z".repeat(MAX_FRAME_BYTES));
+    let huge = format!(
+        r#"{{"t":"send","conv":1,"client_id":"x","body":"{}"}}"#,
+        "z".repeat(MAX_FRAME_BYTES)
+    );
     ws.stream.send(Message::text(huge)).await.expect("send");
     assert_eq!(ws.close_code().await, close::TOO_BIG);
 }

@@ -1,0 +1,61 @@
+# Messenger. `make run` builds and serves it; `make test` checks everything. See README.md.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Builds live outside the clone so a fresh clone (CI) reuses them; override to taste.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/messenger-target
+# Compiled into the server: the page loads /pkg/messenger.wasm, as under cargo-leptos.
+export LEPTOS_OUTPUT_NAME := messenger
+# A backtrace on every missing tool buries the one line that matters.
+unexport RUST_BACKTRACE
+
+.PHONY: run release build tools test-tools test fmt-check clippy rust-tests e2e dev bench clean help
+
+help:
+	@echo "make run    build (release) and serve Messenger on http://127.0.0.1:3000"
+	@echo "make test   fmt, clippy (ssr + hydrate), Rust unit/integration/crash tests, Playwright"
+	@echo "make dev    cargo leptos watch (installs cargo-leptos 0.3.10 once: ~30 min)"
+
+run: release
+	@echo "==> serving Messenger on http://127.0.0.1:3000 (database: ./data/messenger.db; Ctrl-C stops)"
+	./target/messenger
+
+release: tools
+	@echo "==> release build (the first one compiles every dependency: ~10 min on 2 cores)"
+	scripts/build-site.sh release
+
+build: tools
+	scripts/build-site.sh debug
+
+tools:
+	@scripts/ensure-tools.sh
+
+test-tools: tools
+	@scripts/ensure-test-tools.sh
+
+test: test-tools fmt-check clippy rust-tests e2e
+	@echo "==> all checks passed"
+
+fmt-check:
+	@echo "==> cargo fmt --check"
+	cargo fmt --all -- --check
+
+clippy:
+	@echo "==> clippy: server (ssr) with tests, then islands (hydrate, wasm32)"
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+
+rust-tests:
+	@echo "==> Rust tests: unit, integration (real server, real sockets) and the SIGKILL crash test"
+	cargo test --features ssr
+
+e2e: build
+	@echo "==> Playwright in Debian's Chromium"
+	cd end2end && npx playwright test
+
+dev:
+	@scripts/ensure-tools.sh --cargo-leptos
+	cargo leptos watch
+
+clean:
+	rm -rf target/site target/messenger
