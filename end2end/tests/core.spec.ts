@@ -70,6 +70,10 @@ test('a guest gets a clearly marked temporary account', async ({ page }) => {
   await expect(page).toHaveURL(`${server.url}/app`);
   await waitOnline(page);
   await expect(page.locator('.my-name')).toHaveText(/^Guest [0-9A-F]{4}\s*guest$/);
+  // Others need the guest's username to start a conversation with them.
+  await expect(page.getByText(/Others reach you as guest~[0-9a-f]{10}/)).toBeVisible();
+  // The stylesheet is served and applied (windows have their rounded glass frame).
+  await expect(page.locator('.main-window')).toHaveCSS('border-radius', '8px');
 });
 
 test('a wrong password gets a clear error and keeps the username', async ({ page }) => {

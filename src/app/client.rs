@@ -1,4 +1,4 @@
-//! The browser side of the live connection (feature `hydrate`): one WebSocket per tab that
+//! The browser side of the live connection (features `hydrate` and `csr`): one WebSocket per tab that
 //! reconnects with backoff and jitter, syncs every conversation from the last sequence number
 //! it saw, resends unacknowledged messages with their original ids, refreshes the session
 //! while the user is active, and asks for the password when the session ends.
@@ -459,4 +459,23 @@ pub fn sign_in_again(ui: Ui, password: String) {
                 .set(Some("The server could not be reached; try again.".into())),
         }
     });
+}
+
+/// Who is signed in, asked over HTTP (the client-side-rendered build has no server render).
+#[cfg(feature = "csr")]
+pub async fn current_user() -> Option<crate::protocol::UserSummary> {
+    let window = web_sys::window()?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/session"))
+        .await
+        .ok()?;
+    let response = response.unchecked_into::<web_sys::Response>();
+    if response.status() != 200 {
+        return None;
+    }
+    let text = wasm_bindgen_futures::JsFuture::from(response.text().ok()?)
+        .await
+        .ok()?
+        .as_string()?;
+    let signed_in: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(signed_in.get("user")?.clone()).ok()
 }

@@ -5,11 +5,11 @@ use super::state::{Conv, Link, Ui};
 use crate::protocol::{ConversationKind, UserSummary, MAX_BODY_CHARS};
 use leptos::prelude::*;
 
-#[cfg(feature = "hydrate")]
+#[cfg(any(feature = "hydrate", feature = "csr"))]
 use super::client as act;
 
 /// On the server the island only renders; these are never called there.
-#[cfg(not(feature = "hydrate"))]
+#[cfg(not(any(feature = "hydrate", feature = "csr")))]
 mod act {
     use super::Ui;
     pub fn start(_: Ui) {}
@@ -63,6 +63,9 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                     <div class="avatar" aria-hidden="true"></div>
                     <div class="me-text">
                         <div class="my-name">{me.display_name.clone()} {guest.then(|| view! { <span class="guest-badge">"guest"</span> })}</div>
+                        {(me.username != me.display_name).then(|| view! {
+                            <div class="hint my-username">"Others reach you as " <strong>{me.username.clone()}</strong></div>
+                        })}
                         <div class="my-status" role="status" aria-live="polite">
                             <span class=link_class aria-hidden="true"></span>
                             {link_text}
@@ -252,13 +255,13 @@ fn SessionEnded(ui: Ui) -> impl IntoView {
 }
 
 fn scroll_to_bottom(id: &str) {
-    #[cfg(feature = "hydrate")]
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
     if let Some(el) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id(id))
     {
         el.set_scroll_top(el.scroll_height());
     }
-    #[cfg(not(feature = "hydrate"))]
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
     let _ = id;
 }

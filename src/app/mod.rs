@@ -2,7 +2,7 @@
 //! and conversation windows (one island holding the live connection).
 
 pub mod calls;
-#[cfg(feature = "hydrate")]
+#[cfg(any(feature = "hydrate", feature = "csr"))]
 mod client;
 mod messenger;
 mod signin;
@@ -27,6 +27,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                // id="leptos" lets `cargo leptos watch` swap the stylesheet without a reload.
+                <link rel="stylesheet" id="leptos" href="/pkg/messenger.css"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options islands=true/>
                 <MetaTags/>
@@ -74,4 +76,22 @@ fn current_user() -> Option<UserSummary> {
 #[cfg(not(feature = "ssr"))]
 fn current_user() -> Option<UserSummary> {
     None
+}
+
+/// The whole app rendered in the browser (feature `csr`, built by Trunk): asks the server who
+/// is signed in, then shows the main window or the sign-in window.
+#[cfg(feature = "csr")]
+#[component]
+pub fn CsrApp() -> impl IntoView {
+    let me = LocalResource::new(client::current_user);
+    view! {
+        <Router>
+            <Suspense fallback=|| view! { <p class="not-found">"Loading…"</p> }>
+                {move || me.get().map(|me| match me {
+                    Some(me) => view! { <messenger::MessengerApp me=me/> }.into_any(),
+                    None => view! { <signin::SignInPage/> }.into_any(),
+                })}
+            </Suspense>
+        </Router>
+    }
 }
