@@ -147,7 +147,28 @@ fn schedule_reconnect() {
     let base = (500.0 * 2f64.powi(attempt.min(6) as i32 - 1)).min(30_000.0);
     let delay = base * (0.5 + js_sys::Math::random());
     ui.link.set(Link::Retrying((delay / 1000.0).ceil() as u32));
-    set_timeout(connect, Duration::from_millis(delay as u64));
+    set_timeout(
+        move || {
+            // A refused upgrade looks like any dropped connection (1006) to the page; if the
+            // session ended while we were away, say so instead of retrying for ever.
+            spawn_local(async move {
+                match session_status().await {
+                    Some(401) => ui.link.set(Link::Ended),
+                    _ => connect(),
+                }
+            })
+        },
+        Duration::from_millis(delay as u64),
+    );
+}
+
+/// The status of `GET /api/session` (None: the server could not be reached).
+async fn session_status() -> Option<u16> {
+    let window = web_sys::window()?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/api/session"))
+        .await
+        .ok()?;
+    Some(response.unchecked_into::<web_sys::Response>().status())
 }
 
 fn send_frame(frame: &ClientFrame) -> bool {
