@@ -15,6 +15,7 @@ help:
 	@echo "make run    build (release) and serve Messenger on http://127.0.0.1:3000"
 	@echo "make test   fmt, clippy (ssr + hydrate), Rust unit/integration/crash tests, Playwright"
 	@echo "make dev    cargo leptos watch (installs cargo-leptos 0.3.10 once: ~30 min)"
+	@echo "make bench  release build + load generator scenarios (docs/BENCHMARKS.md)"
 
 run: release
 	@echo "==> serving Messenger on http://127.0.0.1:3000 (database: ./data/messenger.db; Ctrl-C stops)"
@@ -52,6 +53,11 @@ rust-tests:
 e2e: build
 	@echo "==> Playwright in Debian's Chromium"
 	cd end2end && npx playwright test
+
+bench: release
+	@echo "==> building the load generator (release)"
+	cargo build --release --bin loadgen --features loadgen
+	scripts/bench.sh
 
 dev:
 	@scripts/ensure-tools.sh --cargo-leptos

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the load scenarios of docs/BENCHMARKS.md against a fresh release server each time and
+# prints the results (also saved to target/bench-results.txt).
+#   usage: scripts/bench.sh [quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target_dir=${CARGO_TARGET_DIR:-target}
+loadgen="$target_dir/release/loadgen"
+server=target/messenger
+# Sockets on both sides: this machine allows 20,000 open files per process.
+ulimit -n 20000
+out=target/bench-results.txt
+: > "$out"
+run() {
+  echo "==> loadgen $*" | tee -a "$out"
+  "$loadgen" --server-bin "$server" "$@" 2>&1 | tee -a "$out"
+}
+if [ "${1:-}" = quick ]; then
+  run fanout --members 100 --senders 5 --rate 200 --secs 5
+  run durable --senders 8 --secs 5
+  exit 0
+fi
+run idle --conns 19000
+run fanout --members 100 --senders 10 --rate 500 --secs 10
+run fanout --members 1000 --senders 10 --rate 50 --secs 10
+run fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp
+run durable --senders 16 --inflight 32 --secs 10
+echo "results in $out"
