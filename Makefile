@@ -42,9 +42,11 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	@echo "==> clippy: server (ssr) with tests, then islands (hydrate, wasm32)"
+	@echo "==> clippy: server (ssr) with tests, load tool, islands (hydrate), client-side build (csr)"
 	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features loadgen --bin loadgen -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+	cargo clippy --bin messenger-csr --target wasm32-unknown-unknown --features csr -- -D warnings
 
 rust-tests:
 	@echo "==> Rust tests: unit, integration (real server, real sockets) and the SIGKILL crash test"

@@ -97,10 +97,17 @@ struct Server {
 impl Server {
     async fn start(cli: &Cli) -> Result<Self> {
         if let Some(url) = &cli.url {
-            return Ok(Self { url: url.trim_end_matches('/').to_owned(), pid: cli.pid, child: None, _dir: None });
+            return Ok(Self {
+                url: url.trim_end_matches('/').to_owned(),
+                pid: cli.pid,
+                child: None,
+                _dir: None,
+            });
         }
         let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&cli.server_bin)
             .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
             .env("MESSENGER_DATABASE", dir.path().join("bench.db"))
@@ -109,12 +116,22 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .with_context(|| format!("starting {} (run `make release` first)", cli.server_bin.display()))?;
+            .with_context(|| {
+                format!(
+                    "starting {} (run `make release` first)",
+                    cli.server_bin.display()
+                )
+            })?;
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{url}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -122,7 +139,12 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self { url, pid: Some(child.id()), child: Some(child), _dir: Some(dir) })
+        Ok(Self {
+            url,
+            pid: Some(child.id()),
+            child: Some(child),
+            _dir: Some(dir),
+        })
     }
 
     /// User plus system CPU seconds the server has used so far.
@@ -131,7 +153,8 @@ impl Server {
         let after = &stat[stat.rfind(')')? + 2..];
         let fields: Vec<&str> = after.split(' ').collect();
         // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per s).
-        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
         Some(ticks / 100.0)
     }
 
@@ -179,7 +202,10 @@ async fn guests(url: &str, n: usize) -> Result<Vec<Guest>> {
                     .await?;
                 Ok(Guest {
                     token: v["token"].as_str().context("token")?.to_owned(),
-                    username: v["user"]["username"].as_str().context("username")?.to_owned(),
+                    username: v["user"]["username"]
+                        .as_str()
+                        .context("username")?
+                        .to_owned(),
                 })
             }
         })
@@ -187,7 +213,10 @@ async fn guests(url: &str, n: usize) -> Result<Vec<Guest>> {
         .collect()
         .await;
     let out = out.into_iter().collect::<Result<Vec<_>>>()?;
-    eprintln!("  {n} guests signed in in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {n} guests signed in in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(out)
 }
 
@@ -205,7 +234,10 @@ async fn post(url: &str, path: &str, token: &str, body: Value) -> Result<Value> 
 
 async fn connect(url: &str, token: &str) -> Result<Ws> {
     let mut req = format!("{}/ws", url.replacen("http", "ws", 1)).into_client_request()?;
-    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     // The hello.
     match ws.next().await {
@@ -222,13 +254,20 @@ async fn connect_all(url: &str, tokens: &[String]) -> Result<Vec<Ws>> {
         .collect()
         .await;
     let out = out.into_iter().collect::<Result<Vec<_>>>()?;
-    eprintln!("  {} sockets open in {:.1} s", out.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {} sockets open in {:.1} s",
+        out.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(out)
 }
 
 /// Sends `sync` and waits for `synced`.
 async fn sync(ws: &mut Ws, conv: i64) -> Result<()> {
-    ws.send(Message::text(json!({ "t": "sync", "conv": conv, "after": 0 }).to_string())).await?;
+    ws.send(Message::text(
+        json!({ "t": "sync", "conv": conv, "after": 0 }).to_string(),
+    ))
+    .await?;
     while let Some(msg) = ws.next().await {
         if let Message::Text(t) = msg? {
             if t.as_str().starts_with(r#"{"t":"synced""#) {
@@ -243,7 +282,9 @@ async fn sync(ws: &mut Ws, conv: i64) -> Result<()> {
 fn field_i64(text: &str, key: &str) -> Option<i64> {
     let at = text.find(key)? + key.len();
     let digits: &str = &text[at..];
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
     digits[..end].parse().ok()
 }
 
@@ -262,7 +303,14 @@ fn histogram() -> Histogram<u64> {
 
 /// Sends at `rate` messages/s until `stop`; returns how many were acknowledged and the
 /// highest sequence number acknowledged.
-async fn send_at(mut ws: Ws, conv: i64, who: String, rate: f64, stop: Arc<AtomicBool>, acked_seq: Arc<AtomicI64>) -> Result<(u64, Ws)> {
+async fn send_at(
+    mut ws: Ws,
+    conv: i64,
+    who: String,
+    rate: f64,
+    stop: Arc<AtomicBool>,
+    acked_seq: Arc<AtomicI64>,
+) -> Result<(u64, Ws)> {
     let started = Instant::now();
     let mut sent = 0u64;
     let mut acked = 0u64;
@@ -327,7 +375,14 @@ struct StepResult {
     lost: u64,
 }
 
-async fn fanout_step(server: &Server, members: usize, senders: usize, rate: u64, secs: u64, socks: (Vec<Ws>, Vec<Ws>)) -> Result<(StepResult, (Vec<Ws>, Vec<Ws>))> {
+async fn fanout_step(
+    server: &Server,
+    members: usize,
+    senders: usize,
+    rate: u64,
+    secs: u64,
+    socks: (Vec<Ws>, Vec<Ws>),
+) -> Result<(StepResult, (Vec<Ws>, Vec<Ws>))> {
     let (receivers, sender_socks) = socks;
     let conv = 1;
     let stop = Arc::new(AtomicBool::new(false));
@@ -345,7 +400,16 @@ async fn fanout_step(server: &Server, members: usize, senders: usize, rate: u64,
     let send_tasks: Vec<_> = sender_socks
         .into_iter()
         .enumerate()
-        .map(|(i, ws)| tokio::spawn(send_at(ws, conv, format!("{step}x{i}"), per_sender, stop.clone(), acked_seq.clone())))
+        .map(|(i, ws)| {
+            tokio::spawn(send_at(
+                ws,
+                conv,
+                format!("{step}x{i}"),
+                per_sender,
+                stop.clone(),
+                acked_seq.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
@@ -384,7 +448,14 @@ async fn fanout_step(server: &Server, members: usize, senders: usize, rate: u64,
         cpu.map_or("n/a".into(), |c| format!("{c:.2} s over {wall:.1} s")),
         cpu.map_or("n/a".into(), |c| format!("{:.0}", received as f64 / c.max(0.01))),
     );
-    Ok((StepResult { rate, p99_ms: ms(latency.value_at_quantile(0.99)), lost: lost + dups }, (receivers, sender_socks)))
+    Ok((
+        StepResult {
+            rate,
+            p99_ms: ms(latency.value_at_quantile(0.99)),
+            lost: lost + dups,
+        },
+        (receivers, sender_socks),
+    ))
 }
 
 /// Sequence numbers continue across ramp steps: the last one acknowledged so far.
@@ -394,8 +465,19 @@ static STEP: AtomicI64 = AtomicI64::new(0);
 
 /// Counts the messages one socket receives after sequence number `base`, until told to stop
 /// and everything up to `target` has arrived (or nothing came for 5 s); returns the socket.
-async fn receive(mut ws: Ws, stop: Arc<AtomicBool>, target: Arc<AtomicI64>, base: i64) -> (Seen, Ws) {
-    let mut seen = Seen { received: 0, duplicates: 0, out_of_order: 0, highest: base, latency: histogram() };
+async fn receive(
+    mut ws: Ws,
+    stop: Arc<AtomicBool>,
+    target: Arc<AtomicI64>,
+    base: i64,
+) -> (Seen, Ws) {
+    let mut seen = Seen {
+        received: 0,
+        duplicates: 0,
+        out_of_order: 0,
+        highest: base,
+        latency: histogram(),
+    };
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         if stopping && seen.highest >= target.load(Ordering::Relaxed) {
@@ -413,7 +495,9 @@ async fn receive(mut ws: Ws, stop: Arc<AtomicBool>, target: Arc<AtomicI64>, base
         if !text.starts_with(r#"{"t":"msg""#) {
             continue;
         }
-        let (Some(seq), Some(sent)) = (field_i64(text, r#""seq":"#), field_i64(text, r#""body":""#)) else {
+        let (Some(seq), Some(sent)) =
+            (field_i64(text, r#""seq":"#), field_i64(text, r#""body":""#))
+        else {
             continue;
         };
         if seq <= seen.highest {
@@ -425,12 +509,21 @@ async fn receive(mut ws: Ws, stop: Arc<AtomicBool>, target: Arc<AtomicI64>, base
         }
         seen.highest = seq;
         seen.received += 1;
-        let _ = seen.latency.record(micros_now().saturating_sub(sent as u64).max(1));
+        let _ = seen
+            .latency
+            .record(micros_now().saturating_sub(sent as u64).max(1));
     }
     (seen, ws)
 }
 
-async fn fanout(cli: &Cli, members: usize, senders: usize, rate: u64, secs: u64, ramp: bool) -> Result<()> {
+async fn fanout(
+    cli: &Cli,
+    members: usize,
+    senders: usize,
+    rate: u64,
+    secs: u64,
+    ramp: bool,
+) -> Result<()> {
     if senders == 0 || senders > members {
         bail!("need 1 <= senders <= members");
     }
@@ -452,7 +545,11 @@ async fn fanout(cli: &Cli, members: usize, senders: usize, rate: u64, secs: u64,
     }
     let sender_socks = connect_all(&server.url, &tokens[..senders]).await?;
     if let Some(rss) = server.rss_kib() {
-        eprintln!("  server RSS with {} sockets: {:.1} MiB", members + senders, rss as f64 / 1024.0);
+        eprintln!(
+            "  server RSS with {} sockets: {:.1} MiB",
+            members + senders,
+            rss as f64 / 1024.0
+        );
     }
     let mut socks = (receivers, sender_socks);
     if !ramp {
@@ -465,7 +562,10 @@ async fn fanout(cli: &Cli, members: usize, senders: usize, rate: u64, secs: u64,
         let (step, back) = fanout_step(&server, members, senders, r, secs, socks).await?;
         socks = back;
         if step.p99_ms > 100.0 || step.lost > 0 {
-            println!("ramp: p99 {:.1} ms, lost or duplicated {} at {r}/s: stop", step.p99_ms, step.lost);
+            println!(
+                "ramp: p99 {:.1} ms, lost or duplicated {} at {r}/s: stop",
+                step.p99_ms, step.lost
+            );
             break;
         }
         best = Some(step.rate);
@@ -486,7 +586,13 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
     let users = guests(&server.url, senders * 2).await?;
     let mut convs = Vec::new();
     for pair in users.chunks(2) {
-        let v = post(&server.url, "/api/dm", &pair[0].token, json!({ "username": pair[1].username })).await?;
+        let v = post(
+            &server.url,
+            "/api/dm",
+            &pair[0].token,
+            json!({ "username": pair[1].username }),
+        )
+        .await?;
         convs.push(v["id"].as_i64().context("conversation id")?);
     }
     let tokens: Vec<String> = users.iter().step_by(2).map(|u| u.token.clone()).collect();
@@ -579,12 +685,25 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     epoch();
     // Two worker threads: the server under test shares this machine.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         match cli.scenario.clone() {
             Scenario::Idle { conns } => idle(&cli, conns).await,
-            Scenario::Fanout { members, senders, rate, secs, ramp } => fanout(&cli, members, senders, rate, secs, ramp).await,
-            Scenario::Durable { senders, inflight, secs } => durable(&cli, senders, inflight, secs).await,
+            Scenario::Fanout {
+                members,
+                senders,
+                rate,
+                secs,
+                ramp,
+            } => fanout(&cli, members, senders, rate, secs, ramp).await,
+            Scenario::Durable {
+                senders,
+                inflight,
+                secs,
+            } => durable(&cli, senders, inflight, secs).await,
         }
     })
 }
