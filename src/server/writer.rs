@@ -8,7 +8,7 @@ use super::{
 };
 use crate::protocol::{Body, ClientId, MessageView, ServerFrame};
 use sqlx::{Connection, SqliteConnection};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A message to store.
@@ -94,6 +94,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut seqs = Seqs::new();
     let mut stopping = false;
     loop {
         let received = tokio::select! {
@@ -108,15 +109,17 @@ async fn run(
         if received == 0 {
             break;
         }
-        let outcomes = match commit_batch(&mut conn, &batch).await {
+        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) => {
-                // One bad job must not fail its neighbours: retry each on its own.
+                // One bad job must not fail its neighbours: retry each on its own, with
+                // sequence numbers read afresh from the database.
                 tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+                seqs.clear();
                 let mut each = Vec::with_capacity(batch.len());
                 for job in &batch {
                     each.push(
-                        commit_batch(&mut conn, std::slice::from_ref(job))
+                        commit_batch(&mut conn, std::slice::from_ref(job), &mut seqs)
                             .await
                             .map(|mut o| o.pop().expect("one outcome per job")),
                     );
@@ -164,50 +167,66 @@ fn publish(hub: &Hub, view: MessageView) {
     }
 }
 
+/// The last sequence number of each conversation the writer has touched. Only the writer
+/// changes them, so after a commit this is the truth without asking the database.
+type Seqs = HashMap<i64, i64>;
+
 async fn commit_batch(
     conn: &mut SqliteConnection,
     jobs: &[Job],
+    seqs: &mut Seqs,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let now = now_ms();
+    // Sequence numbers given out in this batch; they become `seqs` only once committed.
+    let mut batch: Seqs = HashMap::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        outcomes.push(write_one(&mut tx, &job.msg, now).await?);
+        let conv = job.msg.conv;
+        let last = match batch.get(&conv).or_else(|| seqs.get(&conv)) {
+            Some(last) => *last,
+            None => {
+                sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = ?")
+                    .bind(conv)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        let outcome = write_one(&mut tx, &job.msg, last + 1, now).await?;
+        batch.insert(
+            conv,
+            if matches!(outcome, Outcome::New(_)) {
+                last + 1
+            } else {
+                last
+            },
+        );
+        outcomes.push(outcome);
+    }
+    for (conv, last) in &batch {
+        sqlx::query("UPDATE conversations SET last_seq = ? WHERE id = ?")
+            .bind(last)
+            .bind(conv)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
+    seqs.extend(batch);
     Ok(outcomes)
 }
 
+/// Inserts one message as `seq`, unless its client id was already stored (then returns the
+/// stored acknowledgement; `seq` stays free for the next message).
 async fn write_one(
     conn: &mut SqliteConnection,
     msg: &NewMessage,
+    seq: i64,
     now: i64,
 ) -> Result<Outcome, sqlx::Error> {
-    let existing: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT seq, created_at FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
-    )
-    .bind(msg.conv)
-    .bind(msg.sender)
-    .bind(msg.client_id.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((seq, at)) = existing {
-        return Ok(Outcome::Duplicate(Ack {
-            conv: msg.conv,
-            client_id: msg.client_id.as_str().to_owned(),
-            seq,
-            at,
-        }));
-    }
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(msg.conv)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING",
     )
     .bind(msg.conv)
     .bind(seq)
@@ -216,7 +235,24 @@ async fn write_one(
     .bind(msg.body.as_str())
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let (seq, at): (i64, i64) = sqlx::query_as(
+            "SELECT seq, created_at FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+        )
+        .bind(msg.conv)
+        .bind(msg.sender)
+        .bind(msg.client_id.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(Outcome::Duplicate(Ack {
+            conv: msg.conv,
+            client_id: msg.client_id.as_str().to_owned(),
+            seq,
+            at,
+        }));
+    }
     Ok(Outcome::New(MessageView {
         conv: msg.conv,
         seq,

@@ -26,7 +26,7 @@ use axum::{
     http::{header, HeaderMap},
     response::{IntoResponse, Response},
 };
-use futures::{future::BoxFuture, stream::FuturesUnordered, SinkExt, StreamExt};
+use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, SinkExt, StreamExt};
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -39,6 +39,8 @@ use tokio_stream::{
 
 /// Messages read from the store per page while replaying a `sync`.
 const REPLAY_PAGE: u32 = 256;
+/// Most frames gathered into one socket write.
+const COALESCE_MAX: usize = 256;
 /// A gap in the live stream larger than this is not filled inline; the client resyncs.
 const GAP_FILL_MAX: i64 = 1024;
 /// What tungstenite buffers at most. Frames between [`MAX_FRAME_BYTES`] and this are read in
@@ -184,15 +186,13 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                         _ => return Ok(Some(Closing(close::SESSION_ENDED, "session ended"))),
                     }
                 }
-                Some((conv, client_id, result)) = conn.pending.next(), if !conn.pending.is_empty() => {
-                    let reply = match result {
-                        Ok(ack) => ServerFrame::Ack { conv: ack.conv, client_id: ack.client_id, seq: ack.seq, at: ack.at },
-                        Err(WriteFailed) => error_frame(ErrorCode::Internal, "The message could not be stored; send it again.", Some(conv), Some(client_id)),
-                    };
-                    sink.send(frame(&reply)).await?;
+                Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
+                    sink.feed(ack_frame(done)).await?;
+                    conn.write_ready(&mut sink).await?;
                 }
                 Some((conv, item)) = conn.subs.next(), if !conn.subs.is_empty() => {
                     conn.deliver(&mut sink, conv, item).await?;
+                    conn.write_ready(&mut sink).await?;
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > heartbeat_every * 3 {
@@ -396,7 +396,7 @@ impl Conn {
                     }
                     self.replay(sink, conv, last_sent, d.seq - 1).await?;
                 }
-                sink.send(Message::Text(d.frame)).await?;
+                sink.feed(Message::Text(d.frame)).await?;
                 self.cursors.insert(conv, Cursor::Live { last_sent: d.seq });
             }
             (Cursor::Live { last_sent }, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
@@ -416,11 +416,28 @@ impl Conn {
 
     async fn pause(&mut self, sink: &mut Sink, conv: i64, last_sent: i64) -> anyhow::Result<()> {
         self.cursors.insert(conv, Cursor::Paused { last_sent });
-        sink.send(frame(&ServerFrame::Resync {
+        sink.feed(frame(&ServerFrame::Resync {
             conv,
             after: last_sent,
         }))
         .await?;
+        Ok(())
+    }
+
+    /// Adds every delivery and acknowledgement that is already waiting (up to a bound, for
+    /// fairness) to the frames queued on the socket, then writes them all with one flush:
+    /// under load a connection gets many frames per system call instead of one.
+    async fn write_ready(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+        for _ in 0..COALESCE_MAX {
+            if let Some(Some((conv, item))) = self.subs.next().now_or_never() {
+                self.deliver(sink, conv, item).await?;
+            } else if let Some(Some(done)) = self.pending.next().now_or_never() {
+                sink.feed(ack_frame(done)).await?;
+            } else {
+                break;
+            }
+        }
+        sink.flush().await?;
         Ok(())
     }
 
@@ -449,6 +466,23 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>)) -> Message {
+    frame(&match result {
+        Ok(ack) => ServerFrame::Ack {
+            conv: ack.conv,
+            client_id: ack.client_id,
+            seq: ack.seq,
+            at: ack.at,
+        },
+        Err(WriteFailed) => error_frame(
+            ErrorCode::Internal,
+            "The message could not be stored; send it again.",
+            Some(conv),
+            Some(client_id),
+        ),
+    })
 }
 
 fn frame(f: &ServerFrame) -> Message {
