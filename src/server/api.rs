@@ -320,9 +320,13 @@ pub async fn open_dm_with(
     let (conv, created) = store::get_or_create_dm(state.store.pool(), me.id, other.id).await?;
     let mine = summary_for(state, conv, me.id).await?;
     if created {
-        state.hub.notify_user(me.id, Control::Added(mine.clone()));
+        state
+            .hub
+            .notify_user(me.id, Control::Added(Box::new(mine.clone())));
         let theirs = summary_for(state, conv, other.id).await?;
-        state.hub.notify_user(other.id, Control::Added(theirs));
+        state
+            .hub
+            .notify_user(other.id, Control::Added(Box::new(theirs)));
     }
     Ok(mine)
 }
@@ -354,7 +358,7 @@ pub async fn join_room_as(
             if newly {
                 state
                     .hub
-                    .notify_user(me.id, Control::Added(summary.clone()));
+                    .notify_user(me.id, Control::Added(Box::new(summary.clone())));
             }
             Ok(summary)
         }

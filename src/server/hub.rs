@@ -23,7 +23,9 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub enum Control {
     /// The user is now a member of this conversation: subscribe and tell the client.
-    Added(ConversationSummary),
+    /// Boxed: the control queue preallocates a block of 32 slots per connection, so its
+    /// element stays small (24 bytes instead of ~80).
+    Added(Box<ConversationSummary>),
     /// Close the socket with this code and reason.
     Close { code: u16, reason: &'static str },
 }

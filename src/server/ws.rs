@@ -77,8 +77,9 @@ pub async fn upgrade(
     }
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        // tungstenite's default is a 128 KiB read buffer per connection; frames are small.
-        .read_buffer_size(4 * 1024)
+        // tungstenite allocates its read buffer up front for every connection (128 KiB by
+        // default). Client frames are small sends; the buffer grows for a rare large one.
+        .read_buffer_size(1024)
         .on_upgrade(move |socket| async move {
             let user = current.session.user.id;
             state.live_sockets.send_modify(|n| *n += 1);
@@ -139,13 +140,15 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
         state,
     };
     let result = async {
-        let conversations = store::conversations_for_user(conn.state.store.pool(), conn.me.id).await?;
+        // Rare paths are boxed so their (large) futures do not live in every idle
+        // connection's task; the task's own size is what an idle connection costs.
+        let conversations = Box::pin(store::conversations_for_user(conn.state.store.pool(), conn.me.id)).await?;
         // Subscribe before reading anything a client could sync from, so nothing committed
         // afterwards can be missed.
         for c in &conversations {
             conn.subscribe(c);
         }
-        let rooms = store::rooms_for_user(conn.state.store.pool(), conn.me.id).await?;
+        let rooms = Box::pin(store::rooms_for_user(conn.state.store.pool(), conn.me.id)).await?;
         let hello = ServerFrame::Hello {
             me: conn.me.clone(),
             conversations,
@@ -173,12 +176,12 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                 Some(ctl) = control.recv() => match ctl {
                     Control::Added(summary) => {
                         conn.subscribe(&summary);
-                        sink.send(frame(&ServerFrame::ConvAdded { conversation: summary })).await?;
+                        sink.send(frame(&ServerFrame::ConvAdded { conversation: *summary })).await?;
                     }
                     Control::Close { code, reason } => return Ok(Some(Closing(code, reason))),
                 },
                 _ = &mut session_timer => {
-                    match store::session_by_id(conn.state.store.pool(), conn.session.id).await? {
+                    match Box::pin(store::session_by_id(conn.state.store.pool(), conn.session.id)).await? {
                         Some(s) if s.is_live(now_ms()) => {
                             session_timer.as_mut().reset(deadline_instant(s.deadline()));
                             conn.session = s;
@@ -215,7 +218,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                                 return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                             }
                             match serde_json::from_str::<ClientFrame>(text.as_str()) {
-                                Ok(f) => conn.handle(&mut sink, f).await?,
+                                Ok(f) => Box::pin(conn.handle(&mut sink, f)).await?,
                                 Err(e) => {
                                     let msg = format!("Not a client frame: {e}");
                                     sink.send(frame(&error_frame(ErrorCode::BadFrame, &msg, None, None))).await?;
@@ -394,7 +397,7 @@ impl Conn {
                     if d.seq - last_sent > GAP_FILL_MAX {
                         return self.pause(sink, conv, last_sent).await;
                     }
-                    self.replay(sink, conv, last_sent, d.seq - 1).await?;
+                    Box::pin(self.replay(sink, conv, last_sent, d.seq - 1)).await?;
                 }
                 sink.feed(Message::Text(d.frame)).await?;
                 self.cursors.insert(conv, Cursor::Live { last_sent: d.seq });
