@@ -9,13 +9,14 @@ export LEPTOS_OUTPUT_NAME := messenger
 # A backtrace on every missing tool buries the one line that matters.
 unexport RUST_BACKTRACE
 
-.PHONY: run release build tools test-tools test fmt-check clippy rust-tests e2e dev bench clean help
+.PHONY: run release build tools test-tools test fmt-check clippy rust-tests e2e dev bench bench-peers clean help
 
 help:
 	@echo "make run    build (release) and serve Messenger on http://127.0.0.1:3000"
 	@echo "make test   fmt, clippy (ssr + hydrate), Rust unit/integration/crash tests, Playwright"
 	@echo "make dev    cargo leptos watch (installs cargo-leptos 0.3.10 once: ~30 min)"
 	@echo "make bench  release build + load generator scenarios (docs/BENCHMARKS.md)"
+	@echo "make bench-peers  the same scenarios against socket.io, ws and Bun (3 repeats)"
 
 run: release
 	@echo "==> serving Messenger on http://127.0.0.1:3000 (database: ./data/messenger.db; Ctrl-C stops)"
@@ -60,6 +61,12 @@ bench: release
 	@echo "==> building the load generator (release)"
 	cargo build --release --bin loadgen --features loadgen
 	scripts/bench.sh
+
+bench-peers: release
+	@echo "==> building the load generator (release) and installing the peers (npm ci in benches/peers)"
+	cargo build --release --bin loadgen --features loadgen
+	cd benches/peers && npm ci --no-audit --no-fund --loglevel=error
+	scripts/bench-peers.sh
 
 dev:
 	@scripts/ensure-tools.sh --cargo-leptos

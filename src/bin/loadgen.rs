@@ -38,8 +38,22 @@ struct Cli {
     /// Process id of the running server given with --url.
     #[arg(long)]
     pid: Option<u32>,
+    /// Run against one of the peer chat servers in benches/peers instead of Messenger
+    /// (`idle` and `fanout` only; they store nothing and have no acknowledgements).
+    #[arg(long, value_enum)]
+    peer: Option<Peer>,
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    /// Node + ws 8
+    Ws,
+    /// Node + socket.io 4 rooms
+    Socketio,
+    /// Bun's WebSocket pub/sub
+    Bun,
 }
 
 #[derive(Subcommand, Clone)]
@@ -684,6 +698,13 @@ async fn idle(cli: &Cli, conns: usize) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     epoch();
+    if let Some(kind) = cli.peer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        return rt.block_on(peer::run(kind, cli.scenario.clone()));
+    }
     // Two worker threads: the server under test shares this machine.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -706,4 +727,337 @@ fn main() -> Result<()> {
             } => durable(&cli, senders, inflight, secs).await,
         }
     })
+}
+
+/// The peer servers of benches/peers: the same fan-out and idle scenarios over their own
+/// minimal protocols (a room per URL; every message goes to every member, sender included).
+mod peer {
+    use super::*;
+
+    struct PeerServer {
+        child: Child,
+        port: u16,
+    }
+
+    impl PeerServer {
+        async fn start(kind: Peer) -> Result<Self> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let dir = "benches/peers";
+            let mut cmd = match kind {
+                Peer::Ws => {
+                    let mut c = Command::new("node");
+                    c.arg(format!("{dir}/ws-server.mjs"));
+                    c
+                }
+                Peer::Socketio => {
+                    let mut c = Command::new("node");
+                    c.arg(format!("{dir}/socketio-server.mjs"));
+                    c
+                }
+                Peer::Bun => {
+                    let mut c = Command::new(format!("{dir}/node_modules/.bin/bun"));
+                    c.arg(format!("{dir}/bun-server.ts"));
+                    c
+                }
+            };
+            let child = cmd
+                .env("PORT", port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting the peer (run `npm ci` in benches/peers)")?;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                if Instant::now() > deadline {
+                    bail!("the peer did not start");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(Self { child, port })
+        }
+
+        fn server(&self) -> Server {
+            Server {
+                url: String::new(),
+                pid: Some(self.child.id()),
+                child: None,
+                _dir: None,
+            }
+        }
+    }
+
+    impl Drop for PeerServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn connect(kind: Peer, port: u16) -> Result<Ws> {
+        let url = match kind {
+            Peer::Socketio => {
+                format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&room=lobby")
+            }
+            _ => format!("ws://127.0.0.1:{port}/?room=lobby"),
+        };
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        if kind == Peer::Socketio {
+            // Engine.IO open packet, then connect to the default namespace.
+            ws.next().await.context("no open packet")??;
+            ws.send(Message::text("40")).await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.as_str().starts_with("40") => break,
+                    Some(Ok(_)) => continue,
+                    other => bail!("socket.io connect failed: {other:?}"),
+                }
+            }
+        }
+        Ok(ws)
+    }
+
+    async fn connect_all(kind: Peer, port: u16, n: usize) -> Result<Vec<Ws>> {
+        let started = Instant::now();
+        let out: Vec<Result<Ws>> = stream::iter(0..n)
+            .map(|_| connect(kind, port))
+            .buffered(64)
+            .collect()
+            .await;
+        let out = out.into_iter().collect::<Result<Vec<_>>>()?;
+        eprintln!(
+            "  {n} sockets open in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(out)
+    }
+
+    fn encode(kind: Peer, who: usize, n: u64) -> Message {
+        let payload = format!("{who}:{n}:{:016}", micros_now());
+        match kind {
+            Peer::Socketio => Message::text(format!(r#"42["msg","{payload}"]"#)),
+            _ => Message::text(payload),
+        }
+    }
+
+    /// Per member: the last counter seen from each sender, and the counts.
+    struct Tracker {
+        last: Vec<u64>,
+        seen: Seen,
+    }
+
+    impl Tracker {
+        fn new(senders: usize) -> Self {
+            Self {
+                last: vec![0; senders],
+                seen: Seen {
+                    received: 0,
+                    duplicates: 0,
+                    out_of_order: 0,
+                    highest: 0,
+                    latency: histogram(),
+                },
+            }
+        }
+
+        /// Handles one incoming text; returns a reply to send (socket.io's pong).
+        fn on_text(&mut self, kind: Peer, text: &str) -> Option<&'static str> {
+            let payload = match kind {
+                Peer::Socketio if text == "2" => return Some("3"),
+                Peer::Socketio => text.strip_prefix(r#"42["msg",""#)?.strip_suffix(r#""]"#)?,
+                _ => text,
+            };
+            let mut parts = payload.split(':');
+            let who: usize = parts.next()?.parse().ok()?;
+            let n: u64 = parts.next()?.parse().ok()?;
+            let sent: u64 = parts.next()?.parse().ok()?;
+            let last = self.last.get_mut(who)?;
+            if n <= *last {
+                self.seen.duplicates += 1;
+                return None;
+            }
+            if n != *last + 1 {
+                self.seen.out_of_order += 1;
+            }
+            *last = n;
+            self.seen.received += 1;
+            let _ = self
+                .seen
+                .latency
+                .record(micros_now().saturating_sub(sent).max(1));
+            None
+        }
+    }
+
+    /// A member socket; the first `senders` also send at `rate` each until `stop`.
+    async fn member(
+        kind: Peer,
+        mut ws: Ws,
+        who: usize,
+        senders: usize,
+        rate: f64,
+        stop: Arc<AtomicBool>,
+        expected: Arc<AtomicI64>,
+        sent_total: Arc<AtomicI64>,
+        first_n: u64,
+    ) -> Result<(u64, Tracker, Ws)> {
+        let mut tracker = Tracker::new(senders);
+        tracker.last.iter_mut().for_each(|l| *l = first_n);
+        let sending = who < senders;
+        let started = Instant::now();
+        let mut sent = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            if stopping && tracker.seen.received as i64 >= expected.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::select! {
+                _ = tick.tick(), if sending && !stopping => {
+                    let due = (started.elapsed().as_secs_f64() * rate) as u64;
+                    while sent < due {
+                        sent += 1;
+                        sent_total.fetch_add(1, Ordering::Relaxed);
+                        ws.feed(encode(kind, who, first_n + sent)).await?;
+                    }
+                    ws.flush().await?;
+                }
+                msg = tokio::time::timeout(Duration::from_secs(5), ws.next()) => match msg {
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        if let Some(reply) = tracker.on_text(kind, t.as_str()) {
+                            ws.send(Message::text(reply)).await?;
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    Ok(_) => bail!("peer closed a socket"),
+                    Err(_) if stopping => break,
+                    Err(_) => {}
+                },
+            }
+        }
+        Ok((sent, tracker, ws))
+    }
+
+    pub async fn run(kind: Peer, scenario: Scenario) -> Result<()> {
+        let peer = PeerServer::start(kind).await?;
+        let server = peer.server();
+        match scenario {
+            Scenario::Idle { conns } => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let before = server.rss_kib();
+                let socks = connect_all(kind, peer.port, conns).await?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Some((b, a)) = before.zip(server.rss_kib()) {
+                    println!(
+                        "idle: {conns} connections: server RSS {:.1} MiB -> {:.1} MiB = {:.2} KiB per connection",
+                        b as f64 / 1024.0,
+                        a as f64 / 1024.0,
+                        a.saturating_sub(b) as f64 / conns as f64
+                    );
+                }
+                drop(socks);
+            }
+            Scenario::Fanout {
+                members,
+                senders,
+                rate,
+                secs,
+                ramp,
+            } => {
+                let mut socks = connect_all(kind, peer.port, members).await?;
+                let mut r = rate;
+                let mut best = None;
+                let mut first_n = 0u64;
+                loop {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let expected = Arc::new(AtomicI64::new(i64::MAX));
+                    let sent_total = Arc::new(AtomicI64::new(0));
+                    let per_sender = r as f64 / senders as f64;
+                    let cpu0 = server.cpu_seconds();
+                    let tasks: Vec<_> = socks
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, ws)| {
+                            tokio::spawn(member(
+                                kind,
+                                ws,
+                                i,
+                                senders,
+                                per_sender,
+                                stop.clone(),
+                                expected.clone(),
+                                sent_total.clone(),
+                                first_n,
+                            ))
+                        })
+                        .collect();
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    stop.store(true, Ordering::Relaxed);
+                    // Senders stop within a tick; what they sent is what every member expects.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let total_sent = sent_total.load(Ordering::Relaxed) as u64;
+                    expected.store(total_sent as i64, Ordering::Relaxed);
+                    let mut done = Vec::new();
+                    let mut max_sent = 0u64;
+                    for t in tasks {
+                        let (sent, tr, ws) = t.await??;
+                        max_sent = max_sent.max(sent);
+                        done.push((tr, ws));
+                    }
+                    let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+                    let mut latency = histogram();
+                    let (mut received, mut dups, mut ooo, mut lost) = (0u64, 0u64, 0u64, 0u64);
+                    socks = Vec::new();
+                    for (tr, ws) in done {
+                        received += tr.seen.received;
+                        dups += tr.seen.duplicates;
+                        ooo += tr.seen.out_of_order;
+                        lost += total_sent.saturating_sub(tr.seen.received);
+                        latency.add(&tr.seen.latency).ok();
+                        socks.push(ws);
+                    }
+                    let p99 = ms(latency.value_at_quantile(0.99));
+                    println!(
+                        "peer fanout members={members} senders={senders} rate={r}/s: sent {total_sent}, deliveries {received} ({:.0}/s), \
+                         latency p50 {:.1} ms p90 {:.1} ms p99 {p99:.1} ms max {:.1} ms, lost {lost}, duplicated {dups}, out of order {ooo}, \
+                         server CPU {} ({} deliveries per CPU-second)",
+                        received as f64 / secs as f64,
+                        ms(latency.value_at_quantile(0.5)),
+                        ms(latency.value_at_quantile(0.9)),
+                        ms(latency.max()),
+                        cpu.map_or("n/a".into(), |c| format!("{c:.2} s")),
+                        cpu.map_or("n/a".into(), |c| format!("{:.0}", received as f64 / c.max(0.01))),
+                    );
+                    first_n += max_sent;
+                    if !ramp {
+                        break;
+                    }
+                    if p99 > 100.0 || lost > 0 {
+                        println!("ramp: p99 {p99:.1} ms, lost {lost} at {r}/s: stop");
+                        break;
+                    }
+                    best = Some(r);
+                    r = r * 3 / 2;
+                }
+                if ramp {
+                    match best {
+                        Some(b) => println!(
+                            "ramp result: highest rate with p99 < 100 ms: {b} messages/s = {} deliveries/s to {members} members",
+                            b * members as u64
+                        ),
+                        None => println!("ramp result: even {rate}/s was over the limit"),
+                    }
+                }
+            }
+            Scenario::Durable { .. } => {
+                bail!("the peers store nothing: `durable` is Messenger only")
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the same scenarios against Messenger and the peer servers of benches/peers (Node +
+# ws 8, Node + socket.io 4, Bun pub/sub), REPEATS times (default 3), rotating the order each
+# time, and saves every line to target/bench-peers-results.txt.
+#   usage: scripts/bench-peers.sh [REPEATS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeats=${1:-3}
+target_dir=${CARGO_TARGET_DIR:-target}
+loadgen="$target_dir/release/loadgen"
+ulimit -n 20000
+out=target/bench-peers-results.txt
+: > "$out"
+scenarios=(
+  "idle --conns 10000"
+  "fanout --members 1000 --senders 10 --rate 50 --secs 10"
+  "fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp"
+)
+servers=(messenger ws socketio bun)
+for ((r = 0; r < repeats; r++)); do
+  for ((i = 0; i < ${#servers[@]}; i++)); do
+    s=${servers[$(((i + r) % ${#servers[@]}))]}
+    for sc in "${scenarios[@]}"; do
+      if [ "$s" = messenger ]; then args=(--server-bin target/messenger); else args=(--peer "$s"); fi
+      echo "==> repeat $((r + 1)) $s: $sc" | tee -a "$out"
+      # shellcheck disable=SC2086
+      "$loadgen" "${args[@]}" $sc 2>&1 | grep -vE '^  [0-9]+ (guests|sockets)' | tee -a "$out"
+    done
+  done
+done
+echo "results in $out"
