@@ -893,18 +893,32 @@ mod peer {
         }
     }
 
-    /// A member socket; the first `senders` also send at `rate` each until `stop`.
-    async fn member(
+    /// What every member of one fan-out step shares.
+    #[derive(Clone)]
+    struct Step {
         kind: Peer,
-        mut ws: Ws,
-        who: usize,
         senders: usize,
+        /// Messages per second for each sender.
         rate: f64,
         stop: Arc<AtomicBool>,
+        /// Messages every member must receive before it stops (set when sending stops).
         expected: Arc<AtomicI64>,
         sent_total: Arc<AtomicI64>,
+        /// Counters of this step start after this value.
         first_n: u64,
-    ) -> Result<(u64, Tracker, Ws)> {
+    }
+
+    /// A member socket; the first `senders` also send at `rate` each until `stop`.
+    async fn member(step: Step, mut ws: Ws, who: usize) -> Result<(u64, Tracker, Ws)> {
+        let Step {
+            kind,
+            senders,
+            rate,
+            stop,
+            expected,
+            sent_total,
+            first_n,
+        } = step;
         let mut tracker = Tracker::new(senders);
         tracker.last.iter_mut().for_each(|l| *l = first_n);
         let sending = who < senders;
@@ -977,24 +991,20 @@ mod peer {
                     let stop = Arc::new(AtomicBool::new(false));
                     let expected = Arc::new(AtomicI64::new(i64::MAX));
                     let sent_total = Arc::new(AtomicI64::new(0));
-                    let per_sender = r as f64 / senders as f64;
+                    let step = Step {
+                        kind,
+                        senders,
+                        rate: r as f64 / senders as f64,
+                        stop: stop.clone(),
+                        expected: expected.clone(),
+                        sent_total: sent_total.clone(),
+                        first_n,
+                    };
                     let cpu0 = server.cpu_seconds();
                     let tasks: Vec<_> = socks
                         .into_iter()
                         .enumerate()
-                        .map(|(i, ws)| {
-                            tokio::spawn(member(
-                                kind,
-                                ws,
-                                i,
-                                senders,
-                                per_sender,
-                                stop.clone(),
-                                expected.clone(),
-                                sent_total.clone(),
-                                first_n,
-                            ))
-                        })
+                        .map(|(i, ws)| tokio::spawn(member(step.clone(), ws, i)))
                         .collect();
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                     stop.store(true, Ordering::Relaxed);
