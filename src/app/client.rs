@@ -434,6 +434,11 @@ fn server_message(e: ServerFnError) -> String {
 }
 
 async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
+    Ok(post_json_text(url, body).await?.0)
+}
+
+/// POSTs JSON on our own origin with the session cookie; the status and the response text.
+pub async fn post_json_text(url: &str, body: &str) -> Result<(u16, String), JsValue> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
@@ -445,7 +450,9 @@ async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
     let response =
         wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request)).await?;
-    Ok(response.unchecked_into::<web_sys::Response>().status())
+    let response = response.unchecked_into::<web_sys::Response>();
+    let text = wasm_bindgen_futures::JsFuture::from(response.text()?).await?;
+    Ok((response.status(), text.as_string().unwrap_or_default()))
 }
 
 /// Slides the session's idle expiry; a refusal means it already ended.
