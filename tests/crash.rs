@@ -120,6 +120,20 @@ async fn sender(
     }
 }
 
+fn acked(acks: &[Acks]) -> usize {
+    acks.iter().map(|a| a.lock().expect("lock").len()).sum()
+}
+
+/// Waits until `more` further messages have been acknowledged (bounded).
+async fn progress(acks: &[Acks], more: usize) {
+    let target = acked(acks) + more;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked(acks) < target {
+        assert!(Instant::now() < deadline, "no progress after a restart");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
@@ -173,24 +187,14 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
 
     for _ in 0..KILLS {
         // Let acknowledgements pile up, then pull the plug mid-stream.
-        let before: usize = acks.iter().map(|a| a.lock().expect("lock").len()).sum();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while acks
-            .iter()
-            .map(|a| a.lock().expect("lock").len())
-            .sum::<usize>()
-            < before + 200
-        {
-            assert!(Instant::now() < deadline, "no progress after a restart");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        progress(&acks, 200).await;
         server.kill().expect("SIGKILL");
         server.wait().expect("reaped");
         server = start_server(port, &db);
         wait_up(&http, &base).await;
     }
-    // One more stretch of progress after the last restart, then stop everything.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Progress after the last restart too, then stop everything.
+    progress(&acks, 200).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

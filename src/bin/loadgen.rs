@@ -260,13 +260,15 @@ async fn connect(url: &str, token: &str) -> Result<Ws> {
     }
 }
 
-async fn connect_all(url: &str, tokens: &[String]) -> Result<Vec<Ws>> {
+/// Opens one socket per item with up to 64 handshakes in flight, in order.
+async fn open_many<I, F, Fut>(items: I, open: F) -> Result<Vec<Ws>>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<Ws>>,
+{
     let started = Instant::now();
-    let out: Vec<Result<Ws>> = stream::iter(tokens.iter())
-        .map(|t| connect(url, t))
-        .buffered(64)
-        .collect()
-        .await;
+    let out: Vec<Result<Ws>> = stream::iter(items).map(open).buffered(64).collect().await;
     let out = out.into_iter().collect::<Result<Vec<_>>>()?;
     eprintln!(
         "  {} sockets open in {:.1} s",
@@ -274,6 +276,10 @@ async fn connect_all(url: &str, tokens: &[String]) -> Result<Vec<Ws>> {
         started.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+async fn connect_all(url: &str, tokens: &[String]) -> Result<Vec<Ws>> {
+    open_many(tokens.iter(), |t| connect(url, t)).await
 }
 
 /// Sends `sync` and waits for `synced`.
@@ -822,18 +828,7 @@ mod peer {
     }
 
     async fn connect_all(kind: Peer, port: u16, n: usize) -> Result<Vec<Ws>> {
-        let started = Instant::now();
-        let out: Vec<Result<Ws>> = stream::iter(0..n)
-            .map(|_| connect(kind, port))
-            .buffered(64)
-            .collect()
-            .await;
-        let out = out.into_iter().collect::<Result<Vec<_>>>()?;
-        eprintln!(
-            "  {n} sockets open in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        Ok(out)
+        open_many(0..n, |_| connect(kind, port)).await
     }
 
     fn encode(kind: Peer, who: usize, n: u64) -> Message {

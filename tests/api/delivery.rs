@@ -72,13 +72,7 @@ async fn a_resend_with_the_same_client_id_gets_the_same_ack_and_stores_one_messa
     let t2 = ack_of(&mut ws, "twin").await;
     assert_eq!(t1, t2);
 
-    let mut db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = ?")
-        .bind(conv)
-        .fetch_one(&mut db)
-        .await
-        .expect("count");
-    assert_eq!(n, 2);
+    assert_eq!(app.message_count(Some(conv)).await, 2);
 }
 
 #[tokio::test]
@@ -237,12 +231,7 @@ async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_histo
         .await
         .expect("request");
     assert_eq!(res.status(), 403);
-    let mut db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-        .fetch_one(&mut db)
-        .await
-        .expect("count");
-    assert_eq!(n, 0);
+    assert_eq!(app.message_count(None).await, 0);
 }
 
 #[tokio::test]
@@ -435,12 +424,7 @@ async fn a_graceful_shutdown_tells_sockets_to_reconnect_and_keeps_every_acknowle
         messenger::protocol::close::GOING_AWAY
     );
     let app = stopping.await.expect("stopped");
-    let mut db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-        .fetch_one(&mut db)
-        .await
-        .expect("count");
-    assert_eq!(n, 10);
+    assert_eq!(app.message_count(None).await, 10);
 }
 
 #[tokio::test]

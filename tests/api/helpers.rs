@@ -154,6 +154,29 @@ impl TestApp {
         }
     }
 
+    /// Signs up over HTTP as a browser would and returns the `name=value` session cookie.
+    pub async fn signup_cookie(&self, username: &str, password: &str) -> String {
+        let res = self
+            .post(
+                "/api/signup",
+                None,
+                json!({ "username": username, "password": password }),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        cookie_pair(&res)
+    }
+
+    /// Messages stored, in one conversation or in all.
+    pub async fn message_count(&self, conv: Option<i64>) -> i64 {
+        let mut db = self.db().await;
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE ?1 IS NULL OR conversation_id = ?1")
+            .bind(conv)
+            .fetch_one(&mut db)
+            .await
+            .expect("count")
+    }
+
     /// A new connection to the database file, outside the server's pool.
     pub async fn db(&self) -> sqlx::SqliteConnection {
         use sqlx::Connection;
@@ -172,6 +195,19 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// The `name=value` part of a response's `Set-Cookie`.
+pub fn cookie_pair(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned()
 }
 
 pub struct Ws {

@@ -40,20 +40,7 @@ async fn an_upgrade_from_a_foreign_origin_is_refused() {
 #[tokio::test]
 async fn a_cookie_alone_cannot_change_state_from_another_origin_or_without_one() {
     let app = spawn_app().await;
-    let res = app
-        .post(
-            "/api/signup",
-            None,
-            json!({ "username": "mallory", "password": "mallory-pass" }),
-        )
-        .await;
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = app.signup_cookie("mallory", "mallory-pass").await;
     let signout = |origin: Option<&str>| {
         let mut req = app
             .http
@@ -91,20 +78,7 @@ async fn a_cookie_alone_cannot_change_state_from_another_origin_or_without_one()
 #[tokio::test]
 async fn a_cookie_socket_needs_an_origin() {
     let app = spawn_app().await;
-    let res = app
-        .post(
-            "/api/signup",
-            None,
-            json!({ "username": "trent", "password": "trent-pass" }),
-        )
-        .await;
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = app.signup_cookie("trent", "trent-pass").await;
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
     let mut req = format!("ws://{}/ws", app.addr)
         .into_client_request()
