@@ -899,6 +899,8 @@ mod peer {
         /// Messages every member must receive before it stops (set when sending stops).
         expected: Arc<AtomicI64>,
         sent_total: Arc<AtomicI64>,
+        /// Senders that have seen `stop` and will send nothing more.
+        senders_stopped: Arc<AtomicI64>,
         /// Counters of this step start after this value.
         first_n: u64,
     }
@@ -912,6 +914,7 @@ mod peer {
             stop,
             expected,
             sent_total,
+            senders_stopped,
             first_n,
         } = step;
         let mut tracker = Tracker::new(senders);
@@ -921,8 +924,14 @@ mod peer {
         let mut sent = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut announced = false;
         loop {
             let stopping = stop.load(Ordering::Relaxed);
+            if stopping && sending && !announced {
+                // Nothing more is sent after this point; the driver waits for every sender.
+                announced = true;
+                senders_stopped.fetch_add(1, Ordering::Relaxed);
+            }
             if stopping && tracker.seen.received as i64 >= expected.load(Ordering::Relaxed) {
                 break;
             }
@@ -986,6 +995,7 @@ mod peer {
                     let stop = Arc::new(AtomicBool::new(false));
                     let expected = Arc::new(AtomicI64::new(i64::MAX));
                     let sent_total = Arc::new(AtomicI64::new(0));
+                    let senders_stopped = Arc::new(AtomicI64::new(0));
                     let step = Step {
                         kind,
                         senders,
@@ -993,6 +1003,7 @@ mod peer {
                         stop: stop.clone(),
                         expected: expected.clone(),
                         sent_total: sent_total.clone(),
+                        senders_stopped: senders_stopped.clone(),
                         first_n,
                     };
                     let cpu0 = server.cpu_seconds();
@@ -1003,8 +1014,14 @@ mod peer {
                         .collect();
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                     stop.store(true, Ordering::Relaxed);
-                    // Senders stop within a tick; what they sent is what every member expects.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Once every sender has stopped, what they sent is what every member expects.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while senders_stopped.load(Ordering::Relaxed) < senders as i64 {
+                        if Instant::now() > deadline {
+                            bail!("senders did not stop");
+                        }
+                        tokio::task::yield_now().await;
+                    }
                     let total_sent = sent_total.load(Ordering::Relaxed) as u64;
                     expected.store(total_sent as i64, Ordering::Relaxed);
                     let mut done = Vec::new();
