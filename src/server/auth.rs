@@ -107,14 +107,17 @@ pub async fn start_session(state: &AppState, user_id: i64) -> Result<(String, Se
 /// The `Set-Cookie` value that stores `token` in the browser.
 pub fn session_cookie(state: &AppState, token: &str, session: &SessionRow) -> String {
     let max_age = ((session.absolute_expires_at - now_ms()) / 1000).max(0);
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    cookie(state, token, max_age)
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_cookie(state: &AppState) -> String {
+    cookie(state, "", 0)
+}
+
+fn cookie(state: &AppState, value: &str, max_age: i64) -> String {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 /// Where the token of a request came from.

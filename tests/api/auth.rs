@@ -188,8 +188,7 @@ async fn guests_get_marked_names_that_no_account_can_take() {
 async fn an_expired_session_closes_its_socket_with_the_session_ended_code() {
     let app = spawn_app_with(|c| c.session_idle_seconds = Some(2)).await;
     let a = app.guest().await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     assert_eq!(ws.close_code().await, close::SESSION_ENDED);
     assert_eq!(app.try_connect(Some(&a.token), None).await.err(), Some(401));
     let res = app
@@ -236,10 +235,8 @@ async fn signing_out_ends_the_session_and_closes_its_sockets_only() {
     let app = spawn_app().await;
     let a = app.guest().await;
     let b = app.guest().await;
-    let mut wa = app.connect(&a).await;
-    wa.hello().await;
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wa = app.online(&a).await;
+    let mut wb = app.online(&b).await;
     let res = app.post("/api/signout", Some(&a.token), json!({})).await;
     assert_eq!(res.status(), 204);
     assert_eq!(wa.close_code().await, close::SESSION_ENDED);

@@ -25,8 +25,7 @@ async fn an_ack_arrives_only_after_the_message_is_committed() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     let mut db = app.db().await;
     for i in 0..20 {
         let cid = format!("c{i}");
@@ -53,16 +52,14 @@ async fn a_resend_with_the_same_client_id_gets_the_same_ack_and_stores_one_messa
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     ws.send_msg(conv, "once", "only once please").await;
     let first = ack_of(&mut ws, "once").await;
     // The same id again on the same socket, and again after reconnecting (a retry after a drop).
     ws.send_msg(conv, "once", "only once please").await;
     assert_eq!(ack_of(&mut ws, "once").await, first);
     drop(ws);
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     ws.send_msg(conv, "once", "only once please").await;
     assert_eq!(ack_of(&mut ws, "once").await, first);
     // Two copies in flight at the same time land in one group commit; still one message.
@@ -80,10 +77,8 @@ async fn a_client_reconnecting_with_its_last_sequence_gets_exactly_the_gap_then_
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut wa = app.connect(&a).await;
-    wa.hello().await;
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wa = app.online(&a).await;
+    let mut wb = app.online(&b).await;
     wb.sync(conv, 0).await;
     wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
     for i in 1..=3 {
@@ -98,8 +93,7 @@ async fn a_client_reconnecting_with_its_last_sequence_gets_exactly_the_gap_then_
         wa.send_msg(conv, &format!("a{i}"), &format!("m{i}")).await;
         ack_of(&mut wa, &format!("a{i}")).await;
     }
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wb = app.online(&b).await;
     wb.sync(conv, 3).await;
     let mut got = Vec::new();
     loop {
@@ -123,10 +117,8 @@ async fn live_messages_of_a_conversation_flow_only_after_it_is_synced() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut wa = app.connect(&a).await;
-    wa.hello().await;
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wa = app.online(&a).await;
+    let mut wb = app.online(&b).await;
     wa.send_msg(conv, "early", "before b synced").await;
     ack_of(&mut wa, "early").await;
     wb.sync(conv, 0).await;
@@ -148,10 +140,8 @@ async fn a_client_that_falls_behind_is_told_to_resync_and_then_gets_everything()
     .await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut wa = app.connect(&a).await;
-    wa.hello().await;
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wa = app.online(&a).await;
+    let mut wb = app.online(&b).await;
     wb.sync(conv, 0).await;
     wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
 
@@ -203,8 +193,7 @@ async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_histo
     let app = spawn_app().await;
     let (a, b, c) = (app.guest().await, app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut wc = app.connect(&c).await;
-    wc.hello().await;
+    let mut wc = app.online(&c).await;
     wc.send_msg(conv, "intruder", "let me in").await;
     match wc.next().await {
         ServerFrame::Error {
@@ -239,8 +228,7 @@ async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     ws.send_msg(conv, "blank", "   ").await;
     assert!(matches!(
         ws.next().await,
@@ -283,8 +271,7 @@ async fn history_pages_back_to_the_first_message() {
     let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     for i in 1..=120 {
         ws.send_msg(conv, &format!("h{i}"), &format!("n{i}")).await;
     }
@@ -326,8 +313,7 @@ async fn history_pages_back_to_the_first_message() {
 async fn a_one_to_one_conversation_is_unique_and_both_sides_learn_of_it_live() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wb = app.online(&b).await;
     let first = app.dm(&a, &b).await;
     match wb.next().await {
         ServerFrame::ConvAdded { conversation } => {
@@ -390,8 +376,7 @@ async fn rooms_exist_from_the_start_and_joining_one_subscribes_the_open_sockets(
     assert!(matches!(wa.next().await, ServerFrame::ConvAdded { .. }));
     wa.sync(lobby, 0).await;
     wa.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
-    let mut wb = app.connect(&b).await;
-    wb.hello().await;
+    let mut wb = app.online(&b).await;
     wb.sync(lobby, 0).await;
     wb.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
     wb.send_msg(lobby, "hi", "hi lobby").await;
@@ -407,8 +392,7 @@ async fn a_graceful_shutdown_tells_sockets_to_reconnect_and_keeps_every_acknowle
     let mut app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     for i in 0..10 {
         ws.send_msg(conv, &format!("g{i}"), "bye").await;
     }
@@ -432,8 +416,7 @@ async fn a_conversation_channel_is_dropped_when_its_last_socket_closes() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     app.dm(&a, &b).await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let ws = app.online(&a).await;
     assert_eq!(app.state.hub.active_channels(), 1);
     assert_eq!(app.state.hub.connections_of(a.me.id), 1);
     drop(ws);

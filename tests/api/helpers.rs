@@ -126,6 +126,13 @@ impl TestApp {
             .expect("upgrade accepted")
     }
 
+    /// Connects `user` and reads the hello: a socket ready for frames.
+    pub async fn online(&self, user: &User) -> Ws {
+        let mut ws = self.connect(user).await;
+        ws.hello().await;
+        ws
+    }
+
     /// Opens `/ws` with an optional bearer token and Origin; the HTTP status on refusal.
     pub async fn try_connect(&self, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
         let mut req = format!("ws://{}/ws", self.addr)

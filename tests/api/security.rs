@@ -97,8 +97,7 @@ async fn a_cookie_socket_needs_an_origin() {
 async fn an_oversized_frame_closes_the_socket_with_the_too_big_code() {
     let app = spawn_app().await;
     let a = app.guest().await;
-    let mut ws = app.connect(&a).await;
-    ws.hello().await;
+    let mut ws = app.online(&a).await;
     let huge = format!(
         r#"{{"t":"send","conv":1,"client_id":"x","body":"{}"}}"#,
         "z".repeat(MAX_FRAME_BYTES)
