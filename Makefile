@@ -57,7 +57,7 @@ e2e: build
 	@echo "==> Playwright in Debian's Chromium"
 	cd end2end && npx playwright test
 
-bench: release
+bench: release test-tools
 	@echo "==> building the load generator (release)"
 	cargo build --release --bin loadgen --features loadgen
 	scripts/bench.sh

@@ -15,6 +15,8 @@ scenarios=(
   "idle --conns 10000"
   "fanout --members 1000 --senders 10 --rate 50 --secs 10"
   "fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp"
+  "rooms --rooms 1000 --members 5 --rate 10000 --secs 10"
+  "rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp"
 )
 servers=(messenger ws socketio bun)
 for ((r = 0; r < repeats; r++)); do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the load scenarios of docs/BENCHMARKS.md against a fresh release server each time and
-# prints the results (also saved to target/bench-results.txt).
+# prints the results (also saved to target/bench-results.txt), then measures the sign-in page's
+# first contentful paint in headless Chromium.
 #   usage: scripts/bench.sh [quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,9 @@ run idle --conns 19000
 run fanout --members 100 --senders 10 --rate 500 --secs 10
 run fanout --members 1000 --senders 10 --rate 50 --secs 10
 run fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp
+run rooms --rooms 1000 --members 5 --rate 10000 --secs 10
+run rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp
 run durable --senders 16 --inflight 32 --secs 10
+echo "==> first contentful paint of the sign-in page (end2end/bench/fcp.mjs)" | tee -a "$out"
+node end2end/bench/fcp.mjs 20 2>&1 | tee -a "$out"
 echo "results in $out"

@@ -1,4 +1,5 @@
-//! The `messenger` server binary: parse the configuration, start, serve until signalled.
+//! The `messenger` server binary: parse the configuration, then run an administration command
+//! or start and serve until signalled.
 
 use clap::Parser;
 use messenger::server::{
@@ -8,8 +9,11 @@ use messenger::server::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cfg = Config::parse();
+    let mut cfg = Config::parse();
     init_tracing(&cfg.log);
+    if let Some(command) = cfg.command.take() {
+        return messenger::server::admin::run(&cfg.database, command).await;
+    }
     let app = Application::build(cfg).await?;
     tracing::info!("Messenger is listening on http://{}", app.addr());
     app.run_until_stopped(shutdown_signal()).await

@@ -9,12 +9,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::{stream, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use messenger::protocol::ServerFrame;
 use serde_json::{json, Value};
 use std::{
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
         Arc, OnceLock,
     },
     time::{Duration, Instant},
@@ -42,6 +44,9 @@ struct Cli {
     /// (`idle` and `fanout` only; they store nothing and have no acknowledgements).
     #[arg(long, value_enum)]
     peer: Option<Peer>,
+    /// Loopback source addresses to spread the sockets over (127.0.0.1 up to 127.0.0.N).
+    #[arg(long, default_value_t = 4)]
+    sources: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -63,7 +68,8 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         conns: usize,
     },
-    /// One conversation with M members; S of them send R messages/s in total.
+    /// One conversation with M members; S of them send R messages/s in total (the senders'
+    /// own messages come back to them too: they are members).
     Fanout {
         #[arg(long, default_value_t = 1000)]
         members: usize,
@@ -71,6 +77,21 @@ enum Scenario {
         senders: usize,
         /// Messages per second, all senders together.
         #[arg(long, default_value_t = 50)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Raise the rate step by step (x1.5) until p99 exceeds 100 ms or a message is lost.
+        #[arg(long)]
+        ramp: bool,
+    },
+    /// K conversations of M members each, every member sending; R messages/s in total.
+    Rooms {
+        #[arg(long, default_value_t = 1000)]
+        rooms: usize,
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Messages per second, all members together (10,000: 2 per member per second).
+        #[arg(long, default_value_t = 10_000)]
         rate: u64,
         #[arg(long, default_value_t = 10)]
         secs: u64,
@@ -109,7 +130,9 @@ struct Server {
 }
 
 impl Server {
-    async fn start(cli: &Cli) -> Result<Self> {
+    /// Starts a fresh server, first seeding `seed_rooms` public rooms titled "Load room N"
+    /// with its own administration command; or uses the one given with --url.
+    async fn start(cli: &Cli, seed_rooms: Option<usize>) -> Result<Self> {
         if let Some(url) = &cli.url {
             return Ok(Self {
                 url: url.trim_end_matches('/').to_owned(),
@@ -119,12 +142,25 @@ impl Server {
             });
         }
         let dir = tempfile::tempdir()?;
+        let database = dir.path().join("bench.db");
+        if let Some(n) = seed_rooms {
+            let out = Command::new(&cli.server_bin)
+                .env("MESSENGER_DATABASE", &database)
+                .env("RUST_LOG", "warn")
+                .args(["rooms", "add", "--numbered", &n.to_string(), LOAD_ROOM])
+                .stderr(Stdio::inherit())
+                .output()
+                .context("seeding rooms")?;
+            if !out.status.success() {
+                bail!("seeding rooms failed");
+            }
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = Command::new(&cli.server_bin)
             .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
-            .env("MESSENGER_DATABASE", dir.path().join("bench.db"))
+            .env("MESSENGER_DATABASE", &database)
             .env("MESSENGER_SEND_RATE", "1000000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -246,18 +282,56 @@ async fn post(url: &str, path: &str, token: &str, body: Value) -> Result<Value> 
         .await?)
 }
 
-async fn connect(url: &str, token: &str) -> Result<Ws> {
+/// How many loopback source addresses (127.0.0.1, 127.0.0.2, ...) the sockets are spread
+/// over, so that no one address runs out of ephemeral ports.
+static SOURCES: AtomicUsize = AtomicUsize::new(4);
+static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+/// Opens a WebSocket to `url` (ws://host:port/...) over a TCP connection without Nagle's
+/// delay, as browsers open theirs; to a loopback server, from the next source address.
+async fn open_ws(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws> {
+    let uri = req.uri();
+    let host = uri
+        .host()
+        .context("no host in the WebSocket URL")?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if addr.ip().is_loopback() && addr.is_ipv4() {
+        let n = SOURCES.load(Ordering::Relaxed).clamp(1, 254);
+        let i = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % n;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1 + i as u8], 0)))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
+    Ok(ws)
+}
+
+/// Opens an authenticated Messenger socket; returns it with the text of its hello.
+async fn connect_with_hello(url: &str, token: &str) -> Result<(Ws, String)> {
     let mut req = format!("{}/ws", url.replacen("http", "ws", 1)).into_client_request()?;
     req.headers_mut().insert(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {token}"))?,
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
-    // The hello.
+    let mut ws = open_ws(req).await?;
     match ws.next().await {
-        Some(Ok(Message::Text(_))) => Ok(ws),
+        Some(Ok(Message::Text(t))) => Ok((ws, t.as_str().to_owned())),
         other => bail!("no hello: {other:?}"),
     }
+}
+
+async fn connect(url: &str, token: &str) -> Result<Ws> {
+    Ok(connect_with_hello(url, token).await?.0)
 }
 
 /// Opens one socket per item with up to 64 handshakes in flight, in order.
@@ -308,301 +382,461 @@ fn field_i64(text: &str, key: &str) -> Option<i64> {
     digits[..end].parse().ok()
 }
 
-/// What one receiving socket saw.
+/// What one member socket saw in one step.
 struct Seen {
     received: u64,
     duplicates: u64,
     out_of_order: u64,
+    /// Messenger: the highest sequence number seen.
     highest: i64,
     latency: Histogram<u64>,
+}
+
+impl Seen {
+    fn new(highest: i64) -> Self {
+        Self {
+            received: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            highest,
+            latency: histogram(),
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-/// Sends at `rate` messages/s until `stop`; returns how many were acknowledged and the
-/// highest sequence number acknowledged.
-async fn send_at(
-    mut ws: Ws,
-    conv: i64,
-    who: String,
-    rate: f64,
-    stop: Arc<AtomicBool>,
-    acked_seq: Arc<AtomicI64>,
-) -> Result<(u64, Ws)> {
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut acked = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let due = (started.elapsed().as_secs_f64() * rate) as u64;
-                while sent < due {
-                    sent += 1;
-                    let frame = format!(
-                        r#"{{"t":"send","conv":{conv},"client_id":"w{who}-{sent}","body":"{:016}"}}"#,
-                        micros_now()
-                    );
-                    ws.feed(Message::text(frame)).await?;
-                }
-                ws.flush().await?;
-            }
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"{"t":"ack""#) => {
-                    acked += 1;
-                    if let Some(seq) = field_i64(t.as_str(), r#""seq":"#) {
-                        acked_seq.fetch_max(seq, Ordering::Relaxed);
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => bail!("sender socket closed"),
-            }
-        }
-    }
-    // Collect the acks still on their way.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while acked < sent && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str().starts_with(r#"{"t":"ack""#) => {
-                acked += 1;
-                if let Some(seq) = field_i64(t.as_str(), r#""seq":"#) {
-                    acked_seq.fetch_max(seq, Ordering::Relaxed);
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-            _ => break,
-        }
-    }
-    if acked < sent {
-        bail!("{} sends were never acknowledged", sent - acked);
-    }
-    Ok((acked, ws))
-}
-
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-struct StepResult {
-    rate: u64,
-    p99_ms: f64,
-    lost: u64,
-}
-
-async fn fanout_step(
-    server: &Server,
+/// K conversations of M members each; in each, the first S members also send.
+#[derive(Clone, Copy)]
+struct Shape {
+    rooms: usize,
     members: usize,
     senders: usize,
+}
+
+impl Shape {
+    fn sockets(&self) -> usize {
+        self.rooms * self.members
+    }
+    fn room_of(&self, i: usize) -> usize {
+        i / self.members
+    }
+    /// The member's place in its room.
+    fn who(&self, i: usize) -> usize {
+        i % self.members
+    }
+    fn sends(&self, i: usize) -> bool {
+        self.who(i) < self.senders
+    }
+    /// Messages per second for each sender, for `rate` messages/s in all.
+    fn per_sender(&self, rate: u64) -> f64 {
+        rate as f64 / (self.rooms * self.senders) as f64
+    }
+    fn describe(&self) -> String {
+        if self.rooms == 1 {
+            format!("fanout members={} senders={}", self.members, self.senders)
+        } else {
+            format!(
+                "rooms rooms={} members={} senders={}",
+                self.rooms, self.members, self.senders
+            )
+        }
+    }
+}
+
+/// How often a sender wakes: every millisecond for fast senders, once per message for slow
+/// ones (thousands of slow senders must not wake a thousand times a second each).
+fn tick_period(per_sender: f64) -> Duration {
+    Duration::from_secs_f64((1.0 / per_sender.max(1e-3)).clamp(0.001, 1.0))
+}
+
+/// The phases of a measured step, told to every member through a watch channel (no member
+/// polls a flag on a timer).
+const RUNNING: u8 = 0;
+/// Members stop sending.
+const STOPPING: u8 = 1;
+/// Every member has stopped (and, for Messenger, holds all its acks): the expected counts are
+/// final, and a member that waits 5 s more for a message counts the rest as lost.
+const SETTLED: u8 = 2;
+
+/// A deterministic spread of the senders' first ticks over one period, so slow senders do
+/// not all send in the same millisecond.
+fn phase(i: usize, period: Duration) -> Duration {
+    period.mul_f64((i.wrapping_mul(7919) % 1000) as f64 / 1000.0)
+}
+
+/// How a ramp goes on: the result of one step decides the next.
+struct Ramp {
+    start: u64,
+    best: Option<u64>,
+}
+
+impl Ramp {
+    /// Records a step; returns the next rate, or None when the ramp is over.
+    fn next(&mut self, rate: u64, p99_ms: f64, bad: u64) -> Option<u64> {
+        if p99_ms > 100.0 || bad > 0 {
+            println!(
+                "ramp: p99 {p99_ms:.1} ms, lost, duplicated or reordered {bad} at {rate}/s: stop"
+            );
+            return None;
+        }
+        self.best = Some(rate);
+        Some(rate * 3 / 2)
+    }
+
+    fn report(&self, per_message: usize) {
+        match self.best {
+            Some(b) => println!(
+                "ramp result: highest rate with p99 < 100 ms: {b} messages/s = {} deliveries/s",
+                b * per_message as u64
+            ),
+            None => println!("ramp result: even {}/s was over the limit", self.start),
+        }
+    }
+}
+
+/// Sums the members' observations of one step and prints the report line.
+struct Tally {
+    received: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    lost: u64,
+    latency: Histogram<u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            received: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            lost: 0,
+            latency: histogram(),
+        }
+    }
+
+    /// Adds one member that should have received `expected` messages.
+    fn add(&mut self, seen: &Seen, expected: u64) {
+        self.received += seen.received;
+        self.duplicates += seen.duplicates;
+        self.out_of_order += seen.out_of_order;
+        self.lost += expected.saturating_sub(seen.received);
+        self.latency.add(&seen.latency).ok();
+    }
+
+    fn p99_ms(&self) -> f64 {
+        ms(self.latency.value_at_quantile(0.99))
+    }
+
+    /// Losses, duplicates and reordering: any of them ends a ramp.
+    fn bad(&self) -> u64 {
+        self.lost + self.duplicates + self.out_of_order
+    }
+
+    fn print(&self, what: &str, sent: u64, secs: u64, cpu: Option<f64>) {
+        println!(
+            "{what}: sent {sent}, deliveries {} ({:.0}/s), latency p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms max {:.1} ms, \
+             lost {}, duplicated {}, out of order {}, server CPU {} ({} deliveries per CPU-second)",
+            self.received,
+            self.received as f64 / secs as f64,
+            ms(self.latency.value_at_quantile(0.5)),
+            ms(self.latency.value_at_quantile(0.9)),
+            self.p99_ms(),
+            ms(self.latency.max()),
+            self.lost,
+            self.duplicates,
+            self.out_of_order,
+            cpu.map_or("n/a".into(), |c| format!("{c:.2} s")),
+            cpu.map_or("n/a".into(), |c| format!("{:.0}", self.received as f64 / c.max(0.01))),
+        );
+    }
+}
+
+/// What every member of one Messenger step shares.
+struct StepShared {
+    phase: tokio::sync::watch::Sender<u8>,
+    /// Members that have stopped sending and hold an ack for everything they sent.
+    settled: AtomicUsize,
+    /// Per room: the highest sequence number acknowledged so far (final once SETTLED).
+    acked: Vec<AtomicI64>,
+}
+
+/// One member socket of a Messenger conversation, kept across the steps of a ramp.
+struct Member {
+    ws: Ws,
+    conv: i64,
+    /// Highest sequence number received so far.
+    highest: i64,
+}
+
+/// One member for one step: sends at `rate` (0: receives only) until told to stop, counts
+/// every message of its conversation and stops when it has everything acknowledged.
+async fn member_step(
+    mut m: Member,
+    i: usize,
+    room: usize,
+    tag: String,
+    rate: f64,
+    shared: Arc<StepShared>,
+) -> Result<(Member, Seen, u64)> {
+    let mut seen = Seen::new(m.highest);
+    let sending = rate > 0.0;
+    let period = tick_period(rate);
+    let started = tokio::time::Instant::now() + phase(i, period);
+    let mut tick = tokio::time::interval_at(started, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut sent, mut acked) = (0u64, 0u64);
+    let mut settled = false;
+    let conv = m.conv;
+    let mut phase_rx = shared.phase.subscribe();
+    loop {
+        let now = *phase_rx.borrow_and_update();
+        let stopping = now >= STOPPING;
+        if stopping && !settled && acked == sent {
+            settled = true;
+            shared.settled.fetch_add(1, Ordering::Relaxed);
+        }
+        let all_settled = now >= SETTLED;
+        if all_settled && seen.highest >= shared.acked[room].load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::select! {
+            _ = tick.tick(), if sending && !stopping => {
+                let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+                while sent < due {
+                    sent += 1;
+                    let frame = format!(
+                        r#"{{"t":"send","conv":{conv},"client_id":"{tag}-{i}-{sent}","body":"{:016}"}}"#,
+                        micros_now()
+                    );
+                    m.ws.feed(Message::text(frame)).await?;
+                }
+                m.ws.flush().await?;
+            }
+            _ = phase_rx.changed(), if !all_settled => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)), if all_settled => break,
+            msg = m.ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let text = t.as_str();
+                    if text.starts_with(r#"{"t":"msg""#) {
+                        record(&mut seen, text);
+                    } else if text.starts_with(r#"{"t":"ack""#) {
+                        acked += 1;
+                        if let Some(seq) = field_i64(text, r#""seq":"#) {
+                            shared.acked[room].fetch_max(seq, Ordering::Relaxed);
+                        }
+                    } else if text.starts_with(r#"{"t":"error""#) || text.starts_with(r#"{"t":"resync""#) {
+                        bail!("the server answered {text}");
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => bail!("the server closed a socket"),
+            },
+        }
+    }
+    m.highest = seen.highest;
+    Ok((m, seen, sent))
+}
+
+/// Counts one `msg` frame: its sequence number against the highest seen, and its latency
+/// from the send time the sender put in the body.
+fn record(seen: &mut Seen, text: &str) {
+    let (Some(seq), Some(sent)) = (field_i64(text, r#""seq":"#), field_i64(text, r#""body":""#))
+    else {
+        return;
+    };
+    if seq <= seen.highest {
+        seen.duplicates += 1;
+        return;
+    }
+    if seq != seen.highest + 1 {
+        seen.out_of_order += 1;
+    }
+    seen.highest = seq;
+    seen.received += 1;
+    let _ = seen
+        .latency
+        .record(micros_now().saturating_sub(sent as u64).max(1));
+}
+
+/// One measured step at `rate` messages/s in all; returns the members and the tally.
+async fn group_step(
+    server: &Server,
+    shape: Shape,
+    step: usize,
     rate: u64,
     secs: u64,
-    socks: (Vec<Ws>, Vec<Ws>),
-) -> Result<(StepResult, (Vec<Ws>, Vec<Ws>))> {
-    let (receivers, sender_socks) = socks;
-    let conv = 1;
-    let stop = Arc::new(AtomicBool::new(false));
-    let target = Arc::new(AtomicI64::new(i64::MAX));
-    let acked_seq = Arc::new(AtomicI64::new(0));
-    let base = BASE_SEQ.load(Ordering::Relaxed);
+    members: Vec<Member>,
+) -> Result<(Vec<Member>, Tally)> {
+    let shared = Arc::new(StepShared {
+        phase: tokio::sync::watch::channel(RUNNING).0,
+        settled: AtomicUsize::new(0),
+        acked: (0..shape.rooms)
+            .map(|r| AtomicI64::new(members[r * shape.members].highest))
+            .collect(),
+    });
+    let base: Vec<i64> = members.iter().map(|m| m.highest).collect();
+    let per_sender = shape.per_sender(rate);
     let cpu0 = server.cpu_seconds();
-    let started = Instant::now();
-    let recv_tasks: Vec<_> = receivers
-        .into_iter()
-        .map(|ws| tokio::spawn(receive(ws, stop.clone(), target.clone(), base)))
-        .collect();
-    let step = STEP.fetch_add(1, Ordering::Relaxed);
-    let per_sender = rate as f64 / senders as f64;
-    let send_tasks: Vec<_> = sender_socks
+    let tasks: Vec<_> = members
         .into_iter()
         .enumerate()
-        .map(|(i, ws)| {
-            tokio::spawn(send_at(
-                ws,
-                conv,
-                format!("{step}x{i}"),
-                per_sender,
-                stop.clone(),
-                acked_seq.clone(),
+        .map(|(i, m)| {
+            let rate = if shape.sends(i) { per_sender } else { 0.0 };
+            tokio::spawn(member_step(
+                m,
+                i,
+                shape.room_of(i),
+                format!("s{step}"),
+                rate,
+                shared.clone(),
             ))
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = 0;
-    let mut sender_socks = Vec::new();
-    for t in send_tasks {
-        let (n, ws) = t.await??;
-        acked += n;
-        sender_socks.push(ws);
+    shared.phase.send_replace(STOPPING);
+    // Once every member has its acks, the rooms' highest acknowledged numbers are final.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shared.settled.load(Ordering::Relaxed) < shape.sockets() {
+        if Instant::now() > deadline {
+            bail!("sends were still unacknowledged 15 s after the step");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    target.store(acked_seq.load(Ordering::Relaxed), Ordering::Relaxed);
-    let mut latency = histogram();
-    let (mut received, mut dups, mut ooo, mut lost) = (0u64, 0u64, 0u64, 0u64);
-    let mut receivers = Vec::new();
-    for t in recv_tasks {
-        let (seen, ws) = t.await?;
-        received += seen.received;
-        dups += seen.duplicates;
-        ooo += seen.out_of_order;
-        lost += (acked as i64 - seen.received as i64).max(0) as u64;
-        latency.add(&seen.latency).ok();
-        receivers.push(ws);
+    shared.phase.send_replace(SETTLED);
+    let mut tally = Tally::new();
+    let mut sent = 0;
+    let mut members = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (m, seen, n) = t.await??;
+        let target = shared.acked[shape.room_of(i)].load(Ordering::Relaxed);
+        tally.add(&seen, (target - base[i]).max(0) as u64);
+        sent += n;
+        members.push(m);
     }
-    let wall = started.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
-    BASE_SEQ.store(acked_seq.load(Ordering::Relaxed), Ordering::Relaxed);
-    println!(
-        "fanout members={members} senders={senders} rate={rate}/s: sent+acked {acked}, deliveries {received} ({:.0}/s), \
-         latency p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms max {:.1} ms, lost {lost}, duplicated {dups}, out of order {ooo}, \
-         server CPU {} ({} deliveries per CPU-second)",
-        received as f64 / secs as f64,
-        ms(latency.value_at_quantile(0.5)),
-        ms(latency.value_at_quantile(0.9)),
-        ms(latency.value_at_quantile(0.99)),
-        ms(latency.max()),
-        cpu.map_or("n/a".into(), |c| format!("{c:.2} s over {wall:.1} s")),
-        cpu.map_or("n/a".into(), |c| format!("{:.0}", received as f64 / c.max(0.01))),
+    tally.print(
+        &format!("{} rate={rate}/s", shape.describe()),
+        sent,
+        secs,
+        cpu,
     );
-    Ok((
-        StepResult {
-            rate,
-            p99_ms: ms(latency.value_at_quantile(0.99)),
-            lost: lost + dups,
-        },
-        (receivers, sender_socks),
-    ))
+    Ok((members, tally))
 }
 
-/// Sequence numbers continue across ramp steps: the last one acknowledged so far.
-static BASE_SEQ: AtomicI64 = AtomicI64::new(0);
-/// Ramp steps so far; part of every client id, so no step resends an earlier step's ids.
-static STEP: AtomicI64 = AtomicI64::new(0);
+/// The title the load tool's seeded rooms start with.
+const LOAD_ROOM: &str = "Load room";
 
-/// Counts the messages one socket receives after sequence number `base`, until told to stop
-/// and everything up to `target` has arrived (or nothing came for 5 s); returns the socket.
-async fn receive(
-    mut ws: Ws,
-    stop: Arc<AtomicBool>,
-    target: Arc<AtomicI64>,
-    base: i64,
-) -> (Seen, Ws) {
-    let mut seen = Seen {
-        received: 0,
-        duplicates: 0,
-        out_of_order: 0,
-        highest: base,
-        latency: histogram(),
+/// The conversations of a group scenario: the Lobby for one, else the seeded load rooms,
+/// found in the room list of the first member's hello.
+async fn rooms_for(server: &Server, shape: Shape, token: &str) -> Result<Vec<i64>> {
+    if shape.rooms == 1 {
+        return Ok(vec![1]);
+    }
+    let (_ws, hello) = connect_with_hello(&server.url, token).await?;
+    let ServerFrame::Hello { rooms, .. } = serde_json::from_str(&hello)? else {
+        bail!("the first frame was not a hello");
     };
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        if stopping && seen.highest >= target.load(Ordering::Relaxed) {
-            break;
-        }
-        let wait = Duration::from_millis(if stopping { 5000 } else { 200 });
-        let msg = match tokio::time::timeout(wait, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => t,
-            Ok(Some(Ok(_))) => continue,
-            Ok(_) => break,
-            Err(_) if stopping => break,
-            Err(_) => continue,
-        };
-        let text = msg.as_str();
-        if !text.starts_with(r#"{"t":"msg""#) {
-            continue;
-        }
-        let (Some(seq), Some(sent)) =
-            (field_i64(text, r#""seq":"#), field_i64(text, r#""body":""#))
-        else {
-            continue;
-        };
-        if seq <= seen.highest {
-            seen.duplicates += 1;
-            continue;
-        }
-        if seq != seen.highest + 1 {
-            seen.out_of_order += 1;
-        }
-        seen.highest = seq;
-        seen.received += 1;
-        let _ = seen
-            .latency
-            .record(micros_now().saturating_sub(sent as u64).max(1));
+    let prefix = format!("{LOAD_ROOM} ");
+    let ids: Vec<i64> = rooms
+        .iter()
+        .filter(|r| r.title.starts_with(&prefix))
+        .map(|r| r.id)
+        .take(shape.rooms)
+        .collect();
+    if ids.len() < shape.rooms {
+        bail!(
+            "the server has {} of the {} rooms needed; seed them with \
+             `messenger --database FILE rooms add --numbered {} '{LOAD_ROOM}'`",
+            ids.len(),
+            shape.rooms,
+            shape.rooms
+        );
     }
-    (seen, ws)
+    Ok(ids)
 }
 
-async fn fanout(
-    cli: &Cli,
-    members: usize,
-    senders: usize,
-    rate: u64,
-    secs: u64,
-    ramp: bool,
-) -> Result<()> {
-    if senders == 0 || senders > members {
-        bail!("need 1 <= senders <= members");
+/// Fan-out (one conversation) and rooms (many): every member a socket, synced to its
+/// conversation; the first senders of each conversation send.
+async fn group(cli: &Cli, shape: Shape, rate: u64, secs: u64, ramp: bool) -> Result<()> {
+    if shape.senders == 0 || shape.senders > shape.members || shape.rooms == 0 {
+        bail!("need rooms >= 1 and 1 <= senders <= members");
     }
-    let server = Server::start(cli).await?;
-    let users = guests(&server.url, members).await?;
-    let lobby = 1;
-    let join_path = format!("/api/rooms/{lobby}/join");
-    let joined: Vec<Result<Value>> = stream::iter(users.iter())
-        .map(|u| post(&server.url, &join_path, &u.token, json!({})))
+    let seed = (shape.rooms > 1).then_some(shape.rooms);
+    let server = Server::start(cli, seed).await?;
+    let users = guests(&server.url, shape.sockets()).await?;
+    let convs = rooms_for(&server, shape, &users[0].token).await?;
+    let started = Instant::now();
+    let joined: Vec<Result<Value>> = stream::iter(users.iter().enumerate())
+        .map(|(i, u)| {
+            let path = format!("/api/rooms/{}/join", convs[shape.room_of(i)]);
+            let url = &server.url;
+            async move { post(url, &path, &u.token, json!({})).await }
+        })
         .buffer_unordered(32)
         .collect()
         .await;
     joined.into_iter().collect::<Result<Vec<_>>>()?;
-    // Senders get a socket of their own besides their receiving one, as a second tab would.
+    eprintln!(
+        "  {} joins in {:.1} s",
+        users.len(),
+        started.elapsed().as_secs_f64()
+    );
     let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
-    let mut receivers = connect_all(&server.url, &tokens).await?;
-    for ws in receivers.iter_mut() {
-        sync(ws, lobby).await?;
-    }
-    let sender_socks = connect_all(&server.url, &tokens[..senders]).await?;
+    let socks = connect_all(&server.url, &tokens).await?;
+    let synced: Vec<Result<Member>> = stream::iter(socks.into_iter().enumerate())
+        .map(|(i, mut ws)| {
+            let conv = convs[shape.room_of(i)];
+            async move {
+                sync(&mut ws, conv).await?;
+                Ok(Member {
+                    ws,
+                    conv,
+                    highest: 0,
+                })
+            }
+        })
+        .buffered(64)
+        .collect()
+        .await;
+    let mut members = synced.into_iter().collect::<Result<Vec<_>>>()?;
     if let Some(rss) = server.rss_kib() {
         eprintln!(
             "  server RSS with {} sockets: {:.1} MiB",
-            members + senders,
+            members.len(),
             rss as f64 / 1024.0
         );
     }
-    let mut socks = (receivers, sender_socks);
-    if !ramp {
-        fanout_step(&server, members, senders, rate, secs, socks).await?;
-        return Ok(());
-    }
-    let mut best = None;
+    let mut ramp_state = Ramp {
+        start: rate,
+        best: None,
+    };
     let mut r = rate;
-    loop {
-        let (step, back) = fanout_step(&server, members, senders, r, secs, socks).await?;
-        socks = back;
-        if step.p99_ms > 100.0 || step.lost > 0 {
-            println!(
-                "ramp: p99 {:.1} ms, lost or duplicated {} at {r}/s: stop",
-                step.p99_ms, step.lost
-            );
+    for step in 0.. {
+        let (back, tally) = group_step(&server, shape, step, r, secs, members).await?;
+        members = back;
+        if !ramp {
             break;
         }
-        best = Some(step.rate);
-        r = r * 3 / 2;
+        match ramp_state.next(r, tally.p99_ms(), tally.bad()) {
+            Some(next) => r = next,
+            None => break,
+        }
     }
-    match best {
-        Some(b) => println!(
-            "ramp result: highest rate with p99 < 100 ms: {b} messages/s = {} deliveries/s to {members} members",
-            b * members as u64
-        ),
-        None => println!("ramp result: even {rate}/s was over the limit"),
+    if ramp {
+        ramp_state.report(shape.members);
     }
     Ok(())
 }
 
 async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Result<()> {
-    let server = Server::start(cli).await?;
+    let server = Server::start(cli, None).await?;
     let users = guests(&server.url, senders * 2).await?;
     let mut convs = Vec::new();
     for pair in users.chunks(2) {
@@ -679,7 +913,7 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
 }
 
 async fn idle(cli: &Cli, conns: usize) -> Result<()> {
-    let server = Server::start(cli).await?;
+    let server = Server::start(cli, None).await?;
     // A user may have many sockets (tabs); 100 per guest keeps set-up short.
     let users = guests(&server.url, conns.div_ceil(100)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -704,6 +938,7 @@ async fn idle(cli: &Cli, conns: usize) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     epoch();
+    SOURCES.store(cli.sources, Ordering::Relaxed);
     if let Some(kind) = cli.peer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -725,7 +960,28 @@ fn main() -> Result<()> {
                 rate,
                 secs,
                 ramp,
-            } => fanout(&cli, members, senders, rate, secs, ramp).await,
+            } => {
+                let shape = Shape {
+                    rooms: 1,
+                    members,
+                    senders,
+                };
+                group(&cli, shape, rate, secs, ramp).await
+            }
+            Scenario::Rooms {
+                rooms,
+                members,
+                rate,
+                secs,
+                ramp,
+            } => {
+                let shape = Shape {
+                    rooms,
+                    members,
+                    senders: members,
+                };
+                group(&cli, shape, rate, secs, ramp).await
+            }
             Scenario::Durable {
                 senders,
                 inflight,
@@ -804,14 +1060,14 @@ mod peer {
         }
     }
 
-    async fn connect(kind: Peer, port: u16) -> Result<Ws> {
+    async fn connect(kind: Peer, port: u16, room: usize) -> Result<Ws> {
         let url = match kind {
             Peer::Socketio => {
-                format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&room=lobby")
+                format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&room=r{room}")
             }
-            _ => format!("ws://127.0.0.1:{port}/?room=lobby"),
+            _ => format!("ws://127.0.0.1:{port}/?room=r{room}"),
         };
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut ws = open_ws(url.into_client_request()?).await?;
         if kind == Peer::Socketio {
             // Engine.IO open packet, then connect to the default namespace.
             ws.next().await.context("no open packet")??;
@@ -827,10 +1083,6 @@ mod peer {
         Ok(ws)
     }
 
-    async fn connect_all(kind: Peer, port: u16, n: usize) -> Result<Vec<Ws>> {
-        open_many(0..n, |_| connect(kind, port)).await
-    }
-
     fn encode(kind: Peer, who: usize, n: u64) -> Message {
         let payload = format!("{who}:{n}:{:016}", micros_now());
         match kind {
@@ -839,23 +1091,17 @@ mod peer {
         }
     }
 
-    /// Per member: the last counter seen from each sender, and the counts.
+    /// Per member: the last counter seen from each sender of its room, and the counts.
     struct Tracker {
         last: Vec<u64>,
         seen: Seen,
     }
 
     impl Tracker {
-        fn new(senders: usize) -> Self {
+        fn new(last: Vec<u64>) -> Self {
             Self {
-                last: vec![0; senders],
-                seen: Seen {
-                    received: 0,
-                    duplicates: 0,
-                    out_of_order: 0,
-                    highest: 0,
-                    latency: histogram(),
-                },
+                last,
+                seen: Seen::new(0),
             }
         }
 
@@ -888,87 +1134,94 @@ mod peer {
         }
     }
 
-    /// What every member of one fan-out step shares.
-    #[derive(Clone)]
+    /// What every member of one step shares.
     struct Step {
         kind: Peer,
-        senders: usize,
-        /// Messages per second for each sender.
-        rate: f64,
-        stop: Arc<AtomicBool>,
-        /// Messages every member must receive before it stops (set when sending stops).
-        expected: Arc<AtomicI64>,
-        sent_total: Arc<AtomicI64>,
-        /// Senders that have seen `stop` and will send nothing more.
-        senders_stopped: Arc<AtomicI64>,
-        /// Counters of this step start after this value.
-        first_n: u64,
+        phase: tokio::sync::watch::Sender<u8>,
+        /// Members that have seen STOPPING and will send nothing more.
+        stopped: AtomicUsize,
+        /// Per room: messages sent in this step (final once SETTLED).
+        sent: Vec<AtomicI64>,
     }
 
-    /// A member socket; the first `senders` also send at `rate` each until `stop`.
-    async fn member(step: Step, mut ws: Ws, who: usize) -> Result<(u64, Tracker, Ws)> {
-        let Step {
-            kind,
-            senders,
-            rate,
-            stop,
-            expected,
-            sent_total,
-            senders_stopped,
-            first_n,
-        } = step;
-        let mut tracker = Tracker::new(senders);
-        tracker.last.iter_mut().for_each(|l| *l = first_n);
-        let sending = who < senders;
-        let started = Instant::now();
-        let mut sent = 0u64;
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
+    /// A member socket and, per sender of its room, the last counter it received; the
+    /// counters go on across the steps of a ramp.
+    struct PeerMember {
+        ws: Ws,
+        last: Vec<u64>,
+    }
+
+    /// One member for one step: sends at `rate` (0: receives only) until `stop`, and receives
+    /// until it has everything its room's senders sent.
+    async fn member(
+        step: Arc<Step>,
+        m: PeerMember,
+        i: usize,
+        room: usize,
+        who: usize,
+        rate: f64,
+    ) -> Result<(PeerMember, Seen, u64)> {
+        let PeerMember { mut ws, last } = m;
+        let kind = step.kind;
+        let first_n = last.get(who).copied().unwrap_or(0);
+        let mut tracker = Tracker::new(last);
+        let before: u64 = tracker.last.iter().sum();
+        let sending = rate > 0.0;
+        let period = tick_period(rate);
+        let started = tokio::time::Instant::now() + phase(i, period);
+        let mut tick = tokio::time::interval_at(started, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut sent = 0u64;
         let mut announced = false;
+        let mut phase_rx = step.phase.subscribe();
         loop {
-            let stopping = stop.load(Ordering::Relaxed);
-            if stopping && sending && !announced {
-                // Nothing more is sent after this point; the driver waits for every sender.
+            let now = *phase_rx.borrow_and_update();
+            let stopping = now >= STOPPING;
+            if stopping && !announced {
+                // Nothing more is sent after this point; the driver waits for every member.
                 announced = true;
-                senders_stopped.fetch_add(1, Ordering::Relaxed);
+                step.stopped.fetch_add(1, Ordering::Relaxed);
             }
-            if stopping && tracker.seen.received as i64 >= expected.load(Ordering::Relaxed) {
+            let all_stopped = now >= SETTLED;
+            let got = tracker.last.iter().sum::<u64>() - before;
+            if all_stopped && got as i64 >= step.sent[room].load(Ordering::Relaxed) {
                 break;
             }
             tokio::select! {
                 _ = tick.tick(), if sending && !stopping => {
-                    let due = (started.elapsed().as_secs_f64() * rate) as u64;
+                    let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
                     while sent < due {
                         sent += 1;
-                        sent_total.fetch_add(1, Ordering::Relaxed);
+                        step.sent[room].fetch_add(1, Ordering::Relaxed);
                         ws.feed(encode(kind, who, first_n + sent)).await?;
                     }
                     ws.flush().await?;
                 }
-                msg = tokio::time::timeout(Duration::from_secs(5), ws.next()) => match msg {
-                    Ok(Some(Ok(Message::Text(t)))) => {
+                _ = phase_rx.changed(), if !all_stopped => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)), if all_stopped => break,
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
                         if let Some(reply) = tracker.on_text(kind, t.as_str()) {
                             ws.send(Message::text(reply)).await?;
                         }
                     }
-                    Ok(Some(Ok(_))) => {}
-                    Ok(_) => bail!("peer closed a socket"),
-                    Err(_) if stopping => break,
-                    Err(_) => {}
+                    Some(Ok(_)) => {}
+                    _ => bail!("peer closed a socket"),
                 },
             }
         }
-        Ok((sent, tracker, ws))
+        let Tracker { last, seen } = tracker;
+        Ok((PeerMember { ws, last }, seen, sent))
     }
 
     pub async fn run(kind: Peer, scenario: Scenario) -> Result<()> {
         let peer = PeerServer::start(kind).await?;
         let server = peer.server();
-        match scenario {
+        let (shape, rate, secs, ramp) = match scenario {
             Scenario::Idle { conns } => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let before = server.rss_kib();
-                let socks = connect_all(kind, peer.port, conns).await?;
+                let socks = open_many(0..conns, |_| connect(kind, peer.port, 0)).await?;
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 if let Some((b, a)) = before.zip(server.rss_kib()) {
                     println!(
@@ -979,6 +1232,10 @@ mod peer {
                     );
                 }
                 drop(socks);
+                return Ok(());
+            }
+            Scenario::Durable { .. } => {
+                bail!("the peers store nothing: `durable` is Messenger only")
             }
             Scenario::Fanout {
                 members,
@@ -986,99 +1243,114 @@ mod peer {
                 rate,
                 secs,
                 ramp,
-            } => {
-                let mut socks = connect_all(kind, peer.port, members).await?;
-                let mut r = rate;
-                let mut best = None;
-                let mut first_n = 0u64;
-                loop {
-                    let stop = Arc::new(AtomicBool::new(false));
-                    let expected = Arc::new(AtomicI64::new(i64::MAX));
-                    let sent_total = Arc::new(AtomicI64::new(0));
-                    let senders_stopped = Arc::new(AtomicI64::new(0));
-                    let step = Step {
-                        kind,
-                        senders,
-                        rate: r as f64 / senders as f64,
-                        stop: stop.clone(),
-                        expected: expected.clone(),
-                        sent_total: sent_total.clone(),
-                        senders_stopped: senders_stopped.clone(),
-                        first_n,
-                    };
-                    let cpu0 = server.cpu_seconds();
-                    let tasks: Vec<_> = socks
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, ws)| tokio::spawn(member(step.clone(), ws, i)))
-                        .collect();
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
-                    stop.store(true, Ordering::Relaxed);
-                    // Once every sender has stopped, what they sent is what every member expects.
-                    let deadline = Instant::now() + Duration::from_secs(10);
-                    while senders_stopped.load(Ordering::Relaxed) < senders as i64 {
-                        if Instant::now() > deadline {
-                            bail!("senders did not stop");
-                        }
-                        tokio::task::yield_now().await;
-                    }
-                    let total_sent = sent_total.load(Ordering::Relaxed) as u64;
-                    expected.store(total_sent as i64, Ordering::Relaxed);
-                    let mut done = Vec::new();
-                    let mut max_sent = 0u64;
-                    for t in tasks {
-                        let (sent, tr, ws) = t.await??;
-                        max_sent = max_sent.max(sent);
-                        done.push((tr, ws));
-                    }
-                    let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
-                    let mut latency = histogram();
-                    let (mut received, mut dups, mut ooo, mut lost) = (0u64, 0u64, 0u64, 0u64);
-                    socks = Vec::new();
-                    for (tr, ws) in done {
-                        received += tr.seen.received;
-                        dups += tr.seen.duplicates;
-                        ooo += tr.seen.out_of_order;
-                        lost += total_sent.saturating_sub(tr.seen.received);
-                        latency.add(&tr.seen.latency).ok();
-                        socks.push(ws);
-                    }
-                    let p99 = ms(latency.value_at_quantile(0.99));
-                    println!(
-                        "peer fanout members={members} senders={senders} rate={r}/s: sent {total_sent}, deliveries {received} ({:.0}/s), \
-                         latency p50 {:.1} ms p90 {:.1} ms p99 {p99:.1} ms max {:.1} ms, lost {lost}, duplicated {dups}, out of order {ooo}, \
-                         server CPU {} ({} deliveries per CPU-second)",
-                        received as f64 / secs as f64,
-                        ms(latency.value_at_quantile(0.5)),
-                        ms(latency.value_at_quantile(0.9)),
-                        ms(latency.max()),
-                        cpu.map_or("n/a".into(), |c| format!("{c:.2} s")),
-                        cpu.map_or("n/a".into(), |c| format!("{:.0}", received as f64 / c.max(0.01))),
-                    );
-                    first_n += max_sent;
-                    if !ramp {
-                        break;
-                    }
-                    if p99 > 100.0 || lost > 0 {
-                        println!("ramp: p99 {p99:.1} ms, lost {lost} at {r}/s: stop");
-                        break;
-                    }
-                    best = Some(r);
-                    r = r * 3 / 2;
+            } => (
+                Shape {
+                    rooms: 1,
+                    members,
+                    senders,
+                },
+                rate,
+                secs,
+                ramp,
+            ),
+            Scenario::Rooms {
+                rooms,
+                members,
+                rate,
+                secs,
+                ramp,
+            } => (
+                Shape {
+                    rooms,
+                    members,
+                    senders: members,
+                },
+                rate,
+                secs,
+                ramp,
+            ),
+        };
+        if shape.senders == 0 || shape.senders > shape.members || shape.rooms == 0 {
+            bail!("need rooms >= 1 and 1 <= senders <= members");
+        }
+        let socks = open_many(0..shape.sockets(), |i| {
+            connect(kind, peer.port, shape.room_of(i))
+        })
+        .await?;
+        let mut members: Vec<PeerMember> = socks
+            .into_iter()
+            .map(|ws| PeerMember {
+                ws,
+                last: vec![0; shape.senders],
+            })
+            .collect();
+        let mut ramp_state = Ramp {
+            start: rate,
+            best: None,
+        };
+        let mut r = rate;
+        loop {
+            let step = Arc::new(Step {
+                kind,
+                phase: tokio::sync::watch::channel(RUNNING).0,
+                stopped: AtomicUsize::new(0),
+                sent: (0..shape.rooms).map(|_| AtomicI64::new(0)).collect(),
+            });
+            let per_sender = shape.per_sender(r);
+            let cpu0 = server.cpu_seconds();
+            let tasks: Vec<_> = members
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let rate = if shape.sends(i) { per_sender } else { 0.0 };
+                    tokio::spawn(member(
+                        step.clone(),
+                        m,
+                        i,
+                        shape.room_of(i),
+                        shape.who(i),
+                        rate,
+                    ))
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            step.phase.send_replace(STOPPING);
+            // Once every member has stopped sending, what was sent is what members expect.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while step.stopped.load(Ordering::Relaxed) < shape.sockets() {
+                if Instant::now() > deadline {
+                    bail!("senders did not stop");
                 }
-                if ramp {
-                    match best {
-                        Some(b) => println!(
-                            "ramp result: highest rate with p99 < 100 ms: {b} messages/s = {} deliveries/s to {members} members",
-                            b * members as u64
-                        ),
-                        None => println!("ramp result: even {rate}/s was over the limit"),
-                    }
-                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            Scenario::Durable { .. } => {
-                bail!("the peers store nothing: `durable` is Messenger only")
+            step.phase.send_replace(SETTLED);
+            let mut tally = Tally::new();
+            let mut sent = 0;
+            members = Vec::with_capacity(tasks.len());
+            for (i, t) in tasks.into_iter().enumerate() {
+                let (m, seen, n) = t.await??;
+                let expected = step.sent[shape.room_of(i)].load(Ordering::Relaxed);
+                tally.add(&seen, expected as u64);
+                sent += n;
+                members.push(m);
             }
+            let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+            tally.print(
+                &format!("peer {} rate={r}/s", shape.describe()),
+                sent,
+                secs,
+                cpu,
+            );
+            if !ramp {
+                break;
+            }
+            match ramp_state.next(r, tally.p99_ms(), tally.bad()) {
+                Some(next) => r = next,
+                None => break,
+            }
+        }
+        if ramp {
+            ramp_state.report(shape.members);
         }
         Ok(())
     }

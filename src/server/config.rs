@@ -67,6 +67,35 @@ pub struct Config {
     /// Log filter in `tracing` syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,
+
+    /// An administration command to run on the database instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Administration commands: they open (and migrate) the database, act and exit. Run them
+/// while the server is stopped or running; SQLite serialises the writes.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Public rooms, which every user can see and join.
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RoomsCommand {
+    /// Lists the public rooms: id, members, title.
+    List,
+    /// Adds public rooms and prints their ids and titles.
+    Add {
+        /// Titles of the new rooms (1 to 64 characters each).
+        #[arg(required = true)]
+        titles: Vec<String>,
+        /// Adds this many rooms per title, numbered: "TITLE 1", "TITLE 2", ... (the load tool
+        /// seeds its rooms this way).
+        #[arg(long)]
+        numbered: Option<u32>,
+    },
 }
 
 impl Config {

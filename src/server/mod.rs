@@ -1,6 +1,8 @@
 //! Server-only code (feature `ssr`): configuration, startup, the store and its single
-//! writer, the fan-out hub, the WebSocket connection task, HTTP API and security layers.
+//! writer, the fan-out hub, the WebSocket connection task, HTTP API and security layers, and
+//! the administration commands.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;

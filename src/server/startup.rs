@@ -14,7 +14,7 @@ use super::{
 };
 use crate::app::{shell, App};
 use anyhow::Context;
-use axum::{middleware, routing::get, Router};
+use axum::{middleware, routing::get, serve::ListenerExt, Router};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -164,6 +164,13 @@ impl Application {
             tracing::info!("shutting down: closing sockets with 'going away'");
             let _ = shutdown_tx.send(true);
         };
+        // Messages are small and written once per batch: Nagle's algorithm would hold a write
+        // behind the peer's delayed acknowledgement (up to 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        });
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

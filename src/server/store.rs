@@ -506,3 +506,40 @@ pub async fn messages_before(
     msgs.reverse();
     Ok((msgs, has_more))
 }
+
+/// Creates public rooms with the given titles in one transaction; returns their ids.
+pub async fn add_rooms(pool: &SqlitePool, titles: &[String]) -> Result<Vec<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::with_capacity(titles.len());
+    for title in titles {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO conversations (kind, title, created_at) VALUES ('room', ?, ?) RETURNING id",
+        )
+        .bind(title)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        ids.push(id);
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Every public room with its number of members: (id, members, title).
+pub async fn list_rooms(pool: &SqlitePool) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.title, (SELECT COUNT(*) FROM members m WHERE m.conversation_id = c.id) AS n
+         FROM conversations c WHERE c.kind = 'room' ORDER BY c.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("n")?,
+                r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
+            ))
+        })
+        .collect()
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0 with a temp database, driven over HTTP and
 //! real WebSocket connections.
 
+mod admin;
 mod auth;
 mod delivery;
 mod helpers;
