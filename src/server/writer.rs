@@ -171,26 +171,95 @@ fn publish(hub: &Hub, view: MessageView) {
 /// changes them, so after a commit this is the truth without asking the database.
 type Seqs = HashMap<i64, i64>;
 
+/// Most rows in one INSERT statement. Batches are cut into power-of-two chunks up to this
+/// size, so a handful of distinct statements cover every batch size and stay prepared.
+const ROWS_PER_INSERT: usize = 128;
+
+/// The highest sequence number stored in `conv` (0: none). The primary key makes this one
+/// index lookup; only the writer adds messages, so afterwards it keeps the number in memory.
+async fn stored_last_seq(conn: &mut SqliteConnection, conv: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?")
+        .bind(conv)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Commits a batch in one transaction. The common case, every message new, takes one
+/// multi-row INSERT per chunk; if any row turns out to be a resend (the idempotency index
+/// skipped it), the transaction is rolled back and the batch is written message by message,
+/// so that a resend never leaves a gap in the sequence numbers.
 async fn commit_batch(
     conn: &mut SqliteConnection,
     jobs: &[Job],
     seqs: &mut Seqs,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
     let now = now_ms();
-    // Sequence numbers given out in this batch; they become `seqs` only once committed.
+    let mut tx = conn.begin().await?;
+    let mut next: Seqs = HashMap::new();
+    let mut assigned = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let conv = job.msg.conv;
+        let last = match next.get(&conv).or_else(|| seqs.get(&conv)) {
+            Some(last) => *last,
+            None => stored_last_seq(&mut tx, conv).await?,
+        };
+        next.insert(conv, last + 1);
+        assigned.push(last + 1);
+    }
+    let mut inserted = 0u64;
+    let mut start = 0;
+    while start < jobs.len() {
+        let left = jobs.len() - start;
+        let size = if left >= ROWS_PER_INSERT {
+            ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        let rows = (start..start + size).map(|i| (&jobs[i].msg, assigned[i]));
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at) ",
+        );
+        insert.push_values(rows, |mut row, (msg, seq)| {
+            row.push_bind(msg.conv)
+                .push_bind(seq)
+                .push_bind(msg.sender)
+                .push_bind(msg.client_id.as_str())
+                .push_bind(msg.body.as_str())
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING");
+        inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        start += size;
+    }
+    if inserted as usize != jobs.len() {
+        tx.rollback().await?;
+        return commit_each(conn, jobs, seqs, now).await;
+    }
+    tx.commit().await?;
+    seqs.extend(next);
+    Ok(jobs
+        .iter()
+        .zip(assigned)
+        .map(|(job, seq)| Outcome::New(view_of(&job.msg, seq, now)))
+        .collect())
+}
+
+/// Commits a batch in one transaction, one statement per message: a resend gets the
+/// acknowledgement of the stored message and takes no sequence number.
+async fn commit_each(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+    seqs: &mut Seqs,
+    now: i64,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
     let mut batch: Seqs = HashMap::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let conv = job.msg.conv;
         let last = match batch.get(&conv).or_else(|| seqs.get(&conv)) {
             Some(last) => *last,
-            None => {
-                sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = ?")
-                    .bind(conv)
-                    .fetch_one(&mut *tx)
-                    .await?
-            }
+            None => stored_last_seq(&mut tx, conv).await?,
         };
         let outcome = write_one(&mut tx, &job.msg, last + 1, now).await?;
         batch.insert(
@@ -203,16 +272,21 @@ async fn commit_batch(
         );
         outcomes.push(outcome);
     }
-    for (conv, last) in &batch {
-        sqlx::query("UPDATE conversations SET last_seq = ? WHERE id = ?")
-            .bind(last)
-            .bind(conv)
-            .execute(&mut *tx)
-            .await?;
-    }
     tx.commit().await?;
     seqs.extend(batch);
     Ok(outcomes)
+}
+
+fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
+    MessageView {
+        conv: msg.conv,
+        seq,
+        from: msg.sender,
+        from_name: msg.sender_name.clone(),
+        client_id: msg.client_id.as_str().to_owned(),
+        body: msg.body.as_str().to_owned(),
+        at: now,
+    }
 }
 
 /// Inserts one message as `seq`, unless its client id was already stored (then returns the
@@ -253,13 +327,5 @@ async fn write_one(
             at,
         }));
     }
-    Ok(Outcome::New(MessageView {
-        conv: msg.conv,
-        seq,
-        from: msg.sender,
-        from_name: msg.sender_name.clone(),
-        client_id: msg.client_id.as_str().to_owned(),
-        body: msg.body.as_str().to_owned(),
-        at: now,
-    }))
+    Ok(Outcome::New(view_of(msg, seq, now)))
 }
