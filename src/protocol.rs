@@ -45,6 +45,12 @@ pub enum ClientFrame {
     },
     /// Replay every message with a sequence number above `after`, then continue live.
     Sync { conv: i64, after: i64 },
+    /// Choose a status for every tab of this user (and the next sign-in). `offline` is
+    /// "Appear Offline": contacts see the user as offline.
+    SetStatus { status: Status },
+    /// This tab's user has been inactive (`true`) or is back (`false`). When every open tab
+    /// of a user who chose Online is idle, contacts see them as Away.
+    Idle { idle: bool },
 }
 
 /// A frame sent by the server. JSON text, tagged by `"t"`.
@@ -58,7 +64,30 @@ pub enum ServerFrame {
         rooms: Vec<RoomSummary>,
         /// Milliseconds since the Unix epoch at which the session ends unless it is used.
         session_idle_expires_at: i64,
+        /// The user's own status and personal message, as chosen.
+        status: Status,
+        personal_message: String,
+        /// Contacts, requests in both directions, and blocked users, with their presence as
+        /// this user may see it.
+        contacts: Vec<Contact>,
+        /// The user's contact groups.
+        groups: Vec<ContactGroup>,
     },
+    /// A contact was added or changed (request, acceptance, block, group, presence).
+    Contact { contact: Contact },
+    /// A user is no longer in the contact list (removed by either side, or a request was
+    /// declined).
+    ContactRemoved { user: i64 },
+    /// A contact's presence changed: status, name or personal message.
+    Presence { user: i64, presence: Presence },
+    /// The user's own status or personal message changed (from another tab, say).
+    MyStatus {
+        status: Status,
+        personal_message: String,
+        display_name: String,
+    },
+    /// The user's contact groups changed; the whole list follows.
+    Groups { groups: Vec<ContactGroup> },
     /// A send was committed durably (or had been before: a resend gets the same ack).
     Ack {
         conv: i64,
@@ -102,6 +131,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not store the message; retry with the same client id.
     Internal,
+    /// The message cannot be delivered to that conversation (the other member does not
+    /// accept messages from this user).
+    Undeliverable,
 }
 
 /// A committed message as the server sends it.
@@ -124,6 +156,123 @@ pub struct UserSummary {
     pub username: String,
     pub display_name: String,
     pub is_guest: bool,
+}
+
+/// A presence status. As a chosen status, `Offline` is "Appear Offline"; as a status seen
+/// by contacts, it means offline (or appearing so: the two are indistinguishable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Online,
+    Busy,
+    BeRightBack,
+    Away,
+    OnThePhone,
+    OutToLunch,
+    Offline,
+}
+
+impl Status {
+    /// Every status, in the order of the status menu.
+    pub const ALL: [Status; 7] = [
+        Status::Online,
+        Status::Busy,
+        Status::BeRightBack,
+        Status::Away,
+        Status::OnThePhone,
+        Status::OutToLunch,
+        Status::Offline,
+    ];
+
+    /// The name stored in the database and sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Busy => "busy",
+            Status::BeRightBack => "be_right_back",
+            Status::Away => "away",
+            Status::OnThePhone => "on_the_phone",
+            Status::OutToLunch => "out_to_lunch",
+            Status::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// What the menu shows: as a choice, Offline reads "Appear Offline".
+    pub fn choice_label(self) -> &'static str {
+        match self {
+            Status::Offline => "Appear Offline",
+            other => other.label(),
+        }
+    }
+
+    /// What contacts see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Online => "Online",
+            Status::Busy => "Busy",
+            Status::BeRightBack => "Be Right Back",
+            Status::Away => "Away",
+            Status::OnThePhone => "On the Phone",
+            Status::OutToLunch => "Out to Lunch",
+            Status::Offline => "Offline",
+        }
+    }
+}
+
+/// Longest personal message, in characters.
+pub const MAX_PERSONAL_MESSAGE_CHARS: usize = 128;
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+/// Longest contact group name, in characters.
+pub const MAX_GROUP_NAME_CHARS: usize = 32;
+/// Most contact groups one user may have.
+pub const MAX_GROUPS: usize = 50;
+
+/// What a contact may see of a user: nothing but Offline unless both have accepted each
+/// other and the user has not blocked them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub status: Status,
+    pub display_name: String,
+    pub personal_message: String,
+}
+
+/// Where a contact relationship stands, from the viewer's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactState {
+    /// Both accepted: each sees the other's presence.
+    Accepted,
+    /// The viewer asked; the other has not answered.
+    Requested,
+    /// The other asked the viewer, who can accept, decline or block.
+    Incoming,
+    /// No relationship, but the viewer has blocked this user.
+    None,
+}
+
+/// One entry of the viewer's contact list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub user: UserSummary,
+    pub state: ContactState,
+    /// The viewer has blocked this user.
+    pub blocked: bool,
+    /// The viewer's contact group for this user (None: not in a group).
+    pub group: Option<i64>,
+    pub presence: Presence,
+}
+
+/// A contact group (category) of the viewer's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactGroup {
+    pub id: i64,
+    pub name: String,
 }
 
 /// Kinds of conversation.

@@ -26,6 +26,8 @@ pub enum Control {
     /// Boxed: the control queue preallocates a block of 32 slots per connection, so its
     /// element stays small (24 bytes instead of ~80).
     Added(Box<ConversationSummary>),
+    /// Send this frame (already serialised; boxed for the same reason).
+    Frame(Box<Utf8Bytes>),
     /// Close the socket with this code and reason.
     Close { code: u16, reason: &'static str },
 }

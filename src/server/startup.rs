@@ -5,7 +5,9 @@
 use super::{
     api,
     config::{default_origins, Config},
+    contacts,
     hub::Hub,
+    presence::{self, PresenceHub},
     security,
     state::{AppState, Shared},
     store::{self, now_ms, Store},
@@ -18,7 +20,11 @@ use axum::{middleware, routing::get, serve::ListenerExt, Router};
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer};
 
 /// Largest HTTP request body accepted.
@@ -32,6 +38,7 @@ pub struct Application {
     /// Tells the writer to commit what it holds and stop, once the sockets are closed.
     writer_stop: watch::Sender<bool>,
     shutdown_tx: watch::Sender<bool>,
+    presence_events: mpsc::UnboundedReceiver<presence::Event>,
 }
 
 impl Application {
@@ -51,6 +58,7 @@ impl Application {
         };
         let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
         let store = Store::open(&cfg.database).await?;
+        let (presence, presence_events) = PresenceHub::new(store::all_blocks(store.pool()).await?);
         let hub = Arc::new(Hub::new(cfg.broadcast_capacity));
         let (writer_stop, writer_stop_rx) = watch::channel(false);
         let (writer, writer_task) = Writer::spawn(
@@ -85,6 +93,7 @@ impl Application {
                 store,
                 writer,
                 hub,
+                presence,
                 origins,
                 secure_cookies,
                 shutdown,
@@ -100,6 +109,7 @@ impl Application {
             writer_task,
             writer_stop,
             shutdown_tx,
+            presence_events,
         })
     }
 
@@ -123,6 +133,7 @@ impl Application {
         Router::new()
             .route("/ws", get(ws::upgrade))
             .merge(api::router())
+            .merge(contacts::router())
             .leptos_routes_with_context(
                 state,
                 routes,
@@ -155,10 +166,12 @@ impl Application {
             writer_task,
             writer_stop,
             shutdown_tx,
+            presence_events,
             ..
         } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let publisher = tokio::spawn(presence::run_publisher(state.clone(), presence_events));
         let stop = async move {
             signal.await;
             tracing::info!("shutting down: closing sockets with 'going away'");
@@ -191,6 +204,7 @@ impl Application {
             );
         }
         housekeeping.abort();
+        publisher.abort();
         let store = state.store.clone();
         drop(state);
         let _ = writer_stop.send(true);

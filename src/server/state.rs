@@ -1,6 +1,6 @@
 //! The state every handler and server function shares.
 
-use super::{config::Config, hub::Hub, store::Store, writer::Writer};
+use super::{config::Config, hub::Hub, presence::PresenceHub, store::Store, writer::Writer};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
@@ -31,6 +31,8 @@ pub struct Shared {
     pub store: Store,
     pub writer: Writer,
     pub hub: Arc<Hub>,
+    /// Who is online and who may see it.
+    pub presence: PresenceHub,
     /// Origins allowed for the WebSocket and for cookie-authenticated writes.
     pub origins: Vec<String>,
     /// Whether the public origin is https, so the cookie gets `Secure`.

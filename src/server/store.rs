@@ -2,7 +2,8 @@
 //! function. Message writes go through [`crate::server::writer`], the single writer.
 
 use crate::protocol::{
-    ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary,
+    ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageView, RoomSummary,
+    Status, UserSummary,
 };
 use anyhow::Context;
 use sqlx::{
@@ -270,7 +271,9 @@ pub async fn conversations_for_user(
     user_id: i64,
 ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT c.id, c.kind, c.title, c.last_seq FROM members m
+        "SELECT c.id, c.kind, c.title,
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = c.id) AS last_seq
+         FROM members m
          JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ? ORDER BY c.id",
     )
@@ -542,4 +545,403 @@ pub async fn list_rooms(pool: &SqlitePool) -> Result<Vec<(i64, i64, String)>, sq
             ))
         })
         .collect()
+}
+
+// ---- Contacts, blocks, groups and profiles -------------------------------------------------
+
+/// One entry of a user's contact list as stored, before presence is added.
+#[derive(Debug, Clone)]
+pub struct ContactRow {
+    pub user: UserSummary,
+    /// None: no relationship, only a block.
+    pub state: Option<ContactState>,
+    pub group: Option<i64>,
+    /// The owner has blocked this user.
+    pub blocked: bool,
+    /// This user has blocked the owner.
+    pub blocked_me: bool,
+}
+
+fn state_of(s: Option<String>) -> Option<ContactState> {
+    match s.as_deref() {
+        Some("accepted") => Some(ContactState::Accepted),
+        Some("requested") => Some(ContactState::Requested),
+        Some("incoming") => Some(ContactState::Incoming),
+        _ => None,
+    }
+}
+
+const CONTACT_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_guest,
+    EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ?1 AND b.blocked_id = u.id) AS blocked,
+    EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = ?1) AS blocked_me";
+
+fn contact_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ContactRow, sqlx::Error> {
+    let blocked = r.try_get::<i64, _>("blocked")? != 0;
+    let mut state = state_of(r.try_get("state")?);
+    // A request from someone the owner blocked is not shown as a request.
+    if blocked && state == Some(ContactState::Incoming) {
+        state = None;
+    }
+    Ok(ContactRow {
+        user: user_from_row(r)?,
+        state,
+        group: r.try_get("group_id")?,
+        blocked,
+        blocked_me: r.try_get::<i64, _>("blocked_me")? != 0,
+    })
+}
+
+/// The contact list of `owner`: relationships in every state, and blocked users.
+pub async fn contacts_of(pool: &SqlitePool, owner: i64) -> Result<Vec<ContactRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS}, c.state, c.group_id FROM contacts c
+         JOIN users u ON u.id = c.contact_id WHERE c.owner_id = ?1
+         UNION ALL
+         SELECT {CONTACT_COLUMNS}, NULL AS state, NULL AS group_id FROM blocks bl
+         JOIN users u ON u.id = bl.blocked_id WHERE bl.blocker_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.owner_id = ?1 AND c.contact_id = bl.blocked_id)
+         ORDER BY 3 COLLATE NOCASE, 1"
+    );
+    let rows = sqlx::query(&sql).bind(owner).fetch_all(pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let c = contact_from_row(r)?;
+        if c.state.is_some() || c.blocked {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// `other` as an entry of `owner`'s list; None when there is nothing to show.
+pub async fn contact_of(
+    pool: &SqlitePool,
+    owner: i64,
+    other: i64,
+) -> Result<Option<ContactRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS}, c.state, c.group_id FROM users u
+         LEFT JOIN contacts c ON c.owner_id = ?1 AND c.contact_id = u.id
+         WHERE u.id = ?2"
+    );
+    let row = sqlx::query(&sql)
+        .bind(owner)
+        .bind(other)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(contact_from_row(&r)?).filter(|c| c.state.is_some() || c.blocked),
+        None => None,
+    })
+}
+
+/// What a contact request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// A new request; the other side now has it as incoming.
+    Sent,
+    /// They had asked first: both are contacts now.
+    Accepted,
+    /// Nothing changed (already requested or already contacts).
+    Unchanged,
+}
+
+/// `from` asks `to` to be contacts.
+pub async fn request_contact(
+    pool: &SqlitePool,
+    from: i64,
+    to: i64,
+) -> Result<Requested, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT state FROM contacts WHERE owner_id = ? AND contact_id = ?")
+            .bind(from)
+            .bind(to)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let outcome = match existing.as_deref() {
+        Some("incoming") => {
+            sqlx::query(
+                "UPDATE contacts SET state = 'accepted'
+                 WHERE (owner_id = ?1 AND contact_id = ?2) OR (owner_id = ?2 AND contact_id = ?1)",
+            )
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+            Requested::Accepted
+        }
+        Some(_) => Requested::Unchanged,
+        None => {
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO contacts (owner_id, contact_id, state, created_at)
+                 VALUES (?1, ?2, 'requested', ?3), (?2, ?1, 'incoming', ?3)",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Requested::Sent
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// `me` accepts the request of `other`; false when there was no such request.
+pub async fn accept_contact(pool: &SqlitePool, me: i64, other: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "UPDATE contacts SET state = 'accepted'
+         WHERE ((owner_id = ?1 AND contact_id = ?2) OR (owner_id = ?2 AND contact_id = ?1))
+           AND EXISTS (SELECT 1 FROM contacts WHERE owner_id = ?1 AND contact_id = ?2 AND state = 'incoming')",
+    )
+    .bind(me)
+    .bind(other)
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Ends the relationship of `me` and `other` on both sides. With `only_incoming`, only a
+/// request `other` sent (declining it). Returns whether anything was removed.
+pub async fn remove_contact(
+    pool: &SqlitePool,
+    me: i64,
+    other: i64,
+    only_incoming: bool,
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "DELETE FROM contacts
+         WHERE ((owner_id = ?1 AND contact_id = ?2) OR (owner_id = ?2 AND contact_id = ?1))
+           AND (?3 = 0 OR EXISTS (SELECT 1 FROM contacts WHERE owner_id = ?1 AND contact_id = ?2 AND state = 'incoming'))",
+    )
+    .bind(me)
+    .bind(other)
+    .bind(only_incoming as i64)
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Blocks or unblocks; a pending request from the blocked user is declined. Returns whether
+/// anything changed.
+pub async fn set_block(
+    pool: &SqlitePool,
+    me: i64,
+    other: i64,
+    blocked: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let changed = if blocked {
+        sqlx::query(
+            "DELETE FROM contacts
+             WHERE ((owner_id = ?1 AND contact_id = ?2) OR (owner_id = ?2 AND contact_id = ?1))
+               AND EXISTS (SELECT 1 FROM contacts WHERE owner_id = ?1 AND contact_id = ?2 AND state = 'incoming')",
+        )
+        .bind(me)
+        .bind(other)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(me)
+        .bind(other)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0
+    } else {
+        sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+            .bind(me)
+            .bind(other)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0
+    };
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Every block, as (blocker, blocked); loaded once at start.
+pub async fn all_blocks(pool: &SqlitePool) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT blocker_id, blocked_id FROM blocks")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// Users who may see `user`'s presence: accepted contacts that `user` has not blocked.
+pub async fn presence_viewers(pool: &SqlitePool, user: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.owner_id FROM contacts c
+         WHERE c.contact_id = ?1 AND c.state = 'accepted'
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ?1 AND b.blocked_id = c.owner_id)",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// A user's chosen status, personal message and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub status: Status,
+    pub personal_message: String,
+    pub display_name: String,
+}
+
+pub async fn profile(pool: &SqlitePool, user: i64) -> Result<Option<Profile>, sqlx::Error> {
+    let row = sqlx::query("SELECT status, personal_message, display_name FROM users WHERE id = ?")
+        .bind(user)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| {
+        Ok(Profile {
+            status: Status::parse(r.try_get("status")?).unwrap_or_default(),
+            personal_message: r.try_get("personal_message")?,
+            display_name: r.try_get("display_name")?,
+        })
+    })
+    .transpose()
+}
+
+/// Changes what is given; returns the profile as it is now.
+pub async fn update_profile(
+    pool: &SqlitePool,
+    user: i64,
+    status: Option<Status>,
+    display_name: Option<&str>,
+    personal_message: Option<&str>,
+) -> Result<Option<Profile>, sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET status = COALESCE(?, status), display_name = COALESCE(?, display_name),
+             personal_message = COALESCE(?, personal_message)
+         WHERE id = ?",
+    )
+    .bind(status.map(Status::as_str))
+    .bind(display_name)
+    .bind(personal_message)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    profile(pool, user).await
+}
+
+pub async fn groups_of(pool: &SqlitePool, owner: i64) -> Result<Vec<ContactGroup>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, name FROM contact_groups WHERE owner_id = ? ORDER BY name COLLATE NOCASE, id",
+    )
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ContactGroup {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .collect()
+}
+
+/// What a change to a contact group did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChange {
+    Done(i64),
+    /// Another group of this owner has that name.
+    NameTaken,
+    /// No such group of this owner.
+    NotFound,
+    /// The owner has the most groups allowed.
+    TooMany,
+}
+
+pub async fn create_group(
+    pool: &SqlitePool,
+    owner: i64,
+    name: &str,
+    max: usize,
+) -> Result<GroupChange, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_groups WHERE owner_id = ?")
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count as usize >= max {
+        return Ok(GroupChange::TooMany);
+    }
+    let res = sqlx::query_scalar(
+        "INSERT INTO contact_groups (owner_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
+    )
+    .bind(owner)
+    .bind(name)
+    .bind(now_ms())
+    .fetch_one(&mut *tx)
+    .await;
+    match res {
+        Ok(id) => {
+            tx.commit().await?;
+            Ok(GroupChange::Done(id))
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(GroupChange::NameTaken),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn rename_group(
+    pool: &SqlitePool,
+    owner: i64,
+    id: i64,
+    name: &str,
+) -> Result<GroupChange, sqlx::Error> {
+    let res = sqlx::query("UPDATE contact_groups SET name = ? WHERE id = ? AND owner_id = ?")
+        .bind(name)
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await;
+    match res {
+        Ok(r) if r.rows_affected() == 0 => Ok(GroupChange::NotFound),
+        Ok(_) => Ok(GroupChange::Done(id)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(GroupChange::NameTaken),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes a group; its contacts stay, in no group.
+pub async fn delete_group(pool: &SqlitePool, owner: i64, id: i64) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query("DELETE FROM contact_groups WHERE id = ? AND owner_id = ?")
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// Moves a contact of `owner` into `group` (None: out of any group). False when the contact
+/// or the group is not the owner's.
+pub async fn set_contact_group(
+    pool: &SqlitePool,
+    owner: i64,
+    contact: i64,
+    group: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "UPDATE contacts SET group_id = ?3 WHERE owner_id = ?1 AND contact_id = ?2
+           AND (?3 IS NULL OR EXISTS (SELECT 1 FROM contact_groups g WHERE g.id = ?3 AND g.owner_id = ?1))",
+    )
+    .bind(owner)
+    .bind(contact)
+    .bind(group)
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected() > 0)
 }

@@ -8,6 +8,7 @@
 
 use super::{
     auth::{self, CurrentSession, TokenSource},
+    contacts,
     error::AppError,
     hub::{Control, Delivery},
     state::AppState,
@@ -15,8 +16,8 @@ use super::{
     writer::{Ack, NewMessage, WriteFailed},
 };
 use crate::protocol::{
-    close, Body, ClientFrame, ClientId, ConversationSummary, ErrorCode, ServerFrame, UserSummary,
-    MAX_FRAME_BYTES, MAX_IN_FLIGHT,
+    close, Body, ClientFrame, ClientId, ConversationKind, ConversationSummary, ErrorCode,
+    ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT,
 };
 use axum::{
     extract::{
@@ -106,8 +107,12 @@ struct Conn {
     state: AppState,
     session: SessionRow,
     me: UserSummary,
+    /// This connection's id in the hub and in presence.
+    id: u64,
     /// Conversations this user belongs to.
     members: HashSet<i64>,
+    /// The other member of each one-to-one conversation (a block stops sends to it).
+    dm_peers: HashMap<i64, i64>,
     cursors: HashMap<i64, Cursor>,
     subs: StreamMap<i64, BroadcastStream<Delivery>>,
     /// Sends submitted to the writer, waiting for their commit.
@@ -128,7 +133,9 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
     let (conn_id, mut control) = state.hub.register(me.id, current.session.id);
     let mut shutdown = state.shutdown.clone();
     let mut conn = Conn {
+        id: conn_id,
         members: HashSet::new(),
+        dm_peers: HashMap::new(),
         cursors: HashMap::new(),
         subs: StreamMap::new(),
         pending: FuturesUnordered::new(),
@@ -149,11 +156,22 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
             conn.subscribe(c);
         }
         let rooms = Box::pin(store::rooms_for_user(conn.state.store.pool(), conn.me.id)).await?;
+        // Online from here: contacts learn of it through the presence publisher, and this
+        // socket is registered, so any change after the list below is read reaches it.
+        let profile = Box::pin(store::profile(conn.state.store.pool(), conn.me.id))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the user no longer exists"))?;
+        conn.state.presence.connect(conn.me.id, conn.id, profile.clone());
+        let list = Box::pin(contacts::contact_list(&conn.state, conn.me.id)).await?;
         let hello = ServerFrame::Hello {
             me: conn.me.clone(),
             conversations,
             rooms,
             session_idle_expires_at: conn.session.idle_expires_at,
+            status: profile.status,
+            personal_message: profile.personal_message,
+            contacts: list.contacts,
+            groups: list.groups,
         };
         sink.send(frame(&hello)).await?;
 
@@ -178,6 +196,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                         conn.subscribe(&summary);
                         sink.send(frame(&ServerFrame::ConvAdded { conversation: *summary })).await?;
                     }
+                    Control::Frame(text) => sink.send(Message::Text(*text)).await?,
                     Control::Close { code, reason } => return Ok(Some(Closing(code, reason))),
                 },
                 _ = &mut session_timer => {
@@ -240,6 +259,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
     .await;
 
     conn.state.hub.unregister(conn.me.id, conn_id);
+    conn.state.presence.disconnect(conn.me.id, conn_id);
     let convs: Vec<i64> = conn.subs.keys().copied().collect();
     drop(conn.subs);
     for c in convs {
@@ -272,6 +292,11 @@ type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 impl Conn {
     fn subscribe(&mut self, c: &ConversationSummary) {
+        if c.kind == ConversationKind::Dm {
+            if let Some(peer) = c.members.iter().find(|m| m.id != self.me.id) {
+                self.dm_peers.insert(c.id, peer.id);
+            }
+        }
         if self.members.insert(c.id) {
             self.subs
                 .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
@@ -307,6 +332,18 @@ impl Conn {
                     Ok(b) => b,
                     Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidBody, &e.0)).await?),
                 };
+                if self
+                    .dm_peers
+                    .get(&conv)
+                    .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id))
+                {
+                    return Ok(sink
+                        .send(refuse(
+                            ErrorCode::Undeliverable,
+                            "Your message could not be delivered.",
+                        ))
+                        .await?);
+                }
                 if !self.take_token() {
                     return Ok(sink
                         .send(refuse(
@@ -348,6 +385,21 @@ impl Conn {
                     last_seq: last,
                 }))
                 .await?;
+            }
+            ClientFrame::SetStatus { status } => {
+                self.slide_session().await?;
+                Box::pin(contacts::update_me(
+                    &self.state,
+                    self.me.id,
+                    Some(status),
+                    None,
+                    None,
+                ))
+                .await
+                .map_err(|e| anyhow::anyhow!("setting the status: {e}"))?;
+            }
+            ClientFrame::Idle { idle } => {
+                self.state.presence.set_idle(self.me.id, self.id, idle);
             }
         }
         Ok(())

@@ -100,6 +100,55 @@ impl TestApp {
         req.send().await.expect("request")
     }
 
+    /// Any JSON request as a browser on our own origin would make it, with a bearer token.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("Origin", self.origin())
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Makes `a` and `b` contacts: `a` asks, `b` accepts.
+    pub async fn befriend(&self, a: &User, b: &User) {
+        let res = self
+            .post(
+                "/api/contacts",
+                Some(&a.token),
+                json!({ "username": b.me.username }),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        let res = self
+            .post(
+                &format!("/api/contacts/{}/accept", a.me.id),
+                Some(&b.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
     /// Starts (or finds) the one-to-one conversation of `a` with `b`; returns its id.
     pub async fn dm(&self, a: &User, b: &User) -> i64 {
         let res = self
@@ -272,6 +321,22 @@ impl Ws {
                 Some(Ok(Message::Close(c))) => return Event::Closed(c),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// Every frame up to and including the first that matches.
+    pub async fn frames_until(
+        &mut self,
+        mut pick: impl FnMut(&ServerFrame) -> bool,
+    ) -> Vec<ServerFrame> {
+        let mut out = Vec::new();
+        loop {
+            let f = self.next().await;
+            let done = pick(&f);
+            out.push(f);
+            if done {
+                return out;
             }
         }
     }

@@ -5,4 +5,5 @@ mod admin;
 mod auth;
 mod delivery;
 mod helpers;
+mod presence;
 mod security;
