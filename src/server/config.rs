@@ -60,6 +60,12 @@ pub struct Config {
     #[arg(long, env = "MESSENGER_HEARTBEAT_SECONDS", default_value_t = 25)]
     pub heartbeat_seconds: u64,
 
+    /// Set TCP_NODELAY on accepted sockets: each write leaves at once instead of waiting
+    /// (Nagle) for the previous one's acknowledgement. See docs/BENCHMARKS.md for the
+    /// measured trade-off; off by default.
+    #[arg(long, env = "MESSENGER_TCP_NODELAY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub tcp_nodelay: bool,
+
     /// Seconds the server waits for connections to close on shutdown.
     #[arg(long, env = "MESSENGER_SHUTDOWN_GRACE_SECONDS", default_value_t = 5)]
     pub shutdown_grace_seconds: u64,

@@ -177,11 +177,12 @@ impl Application {
             tracing::info!("shutting down: closing sockets with 'going away'");
             let _ = shutdown_tx.send(true);
         };
-        // Messages are small and written once per batch: Nagle's algorithm would hold a write
-        // behind the peer's delayed acknowledgement (up to 40 ms on Linux).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY not set: {e}");
+        let nodelay = state.cfg.tcp_nodelay;
+        let listener = listener.tap_io(move |tcp| {
+            if nodelay {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY not set: {e}");
+                }
             }
         });
         axum::serve(
