@@ -53,7 +53,8 @@ async fn set_me(app: &TestApp, u: &User, body: Value) -> reqwest::Response {
 async fn contacts(app: &TestApp, u: &User) -> Vec<Contact> {
     let res = app.call(Method::GET, "/api/contacts", &u.token, None).await;
     assert_eq!(res.status(), 200);
-    serde_json::from_value(res.json::<Value>().await.unwrap()["contacts"].clone()).unwrap()
+    let body: Value = res.json().await.expect("json");
+    serde_json::from_value(body["contacts"].clone()).expect("a contact list")
 }
 
 /// Waits until the server counts `n` sockets of `user` (a closed socket is noticed
