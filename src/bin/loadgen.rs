@@ -47,6 +47,11 @@ struct Cli {
     /// Loopback source addresses to spread the sockets over (127.0.0.1 up to 127.0.0.N).
     #[arg(long, default_value_t = 4)]
     sources: usize,
+    /// Start every sender's ticks at the same instant instead of spreading them over one
+    /// period: slow senders then send in bursts, which the server's group commit turns into
+    /// one batch (and one socket write per member) per burst. The first round measured this.
+    #[arg(long)]
+    aligned: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -468,8 +473,14 @@ const SETTLED: u8 = 2;
 /// A deterministic spread of the senders' first ticks over one period, so slow senders do
 /// not all send in the same millisecond.
 fn phase(i: usize, period: Duration) -> Duration {
+    if ALIGNED.load(Ordering::Relaxed) {
+        return Duration::ZERO;
+    }
     period.mul_f64((i.wrapping_mul(7919) % 1000) as f64 / 1000.0)
 }
+
+/// `--aligned`, set once at start.
+static ALIGNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How a ramp goes on: the result of one step decides the next.
 struct Ramp {
@@ -937,6 +948,7 @@ async fn idle(cli: &Cli, conns: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    ALIGNED.store(cli.aligned, Ordering::Relaxed);
     epoch();
     SOURCES.store(cli.sources, Ordering::Relaxed);
     if let Some(kind) = cli.peer {
