@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { Messenger } from '../server';
-import { conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
+import { conversation, linkState, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -45,7 +45,7 @@ test('a restarted server loses and duplicates nothing, and both sides carry on',
 
   // A crash: the server dies without a goodbye. Alice keeps typing while it is down.
   await server.stop('SIGKILL');
-  await expect(alice.getByRole('status')).toHaveText(/reconnecting/);
+  await expect(linkState(alice)).toHaveText(/reconnecting/);
   await say(alice, 'bob', 'sent while the server was down');
   await server.boot();
 

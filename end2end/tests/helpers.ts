@@ -18,9 +18,14 @@ export async function signInInUi(page: Page, base: string, username: string, pas
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
+/** The main window's line about the live connection. */
+export function linkState(page: Page) {
+  return page.getByRole('status', { name: 'Connection' });
+}
+
 /** The island is hydrated and its socket is open. */
 export async function waitOnline(page: Page) {
-  await expect(page.getByRole('status')).toHaveText(/Online/);
+  await expect(linkState(page)).toHaveText('Connected');
 }
 
 export function conversation(page: Page, title: string) {

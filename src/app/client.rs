@@ -5,9 +5,12 @@
 
 use super::{
     calls,
-    state::{Conv, Line, Link, Pending, Ui},
+    sound::{self, Sound},
+    state::{shown_name, Conv, Line, Link, Pending, Toast, Ui},
 };
-use crate::protocol::{close, Body, ClientFrame, ConversationSummary, ErrorCode, ServerFrame};
+use crate::protocol::{
+    close, Body, ClientFrame, ContactState, ConversationSummary, ErrorCode, ServerFrame, Status,
+};
 use leptos::{prelude::*, task::spawn_local};
 use std::{cell::RefCell, time::Duration};
 use wasm_bindgen::{prelude::Closure, JsCast, JsValue};
@@ -25,6 +28,12 @@ struct Client {
     attempt: u32,
     /// Whether the user did something since the last session refresh.
     active: bool,
+    /// When the user last did something here (milliseconds since the epoch).
+    last_activity: f64,
+    /// Whether this tab told the server its user is idle.
+    idle: bool,
+    /// Ids for toasts.
+    toasts: u64,
     /// Keeps the current socket's callbacks alive.
     callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -49,6 +58,9 @@ pub fn start(ui: Ui) {
             ws: None,
             attempt: 0,
             active: false,
+            last_activity: js_sys::Date::now(),
+            idle: false,
+            toasts: 0,
             callbacks: Vec::new(),
         });
         true
@@ -56,15 +68,15 @@ pub fn start(ui: Ui) {
     if !first {
         return;
     }
+    ui.muted.set(stored_muted());
     if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-        for event in ["keydown", "pointerdown"] {
-            let mark = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-                with_client(|c| c.active = true);
-            });
+        for event in ["keydown", "pointerdown", "pointermove", "wheel"] {
+            let mark = Closure::<dyn FnMut(JsValue)>::new(move |_| on_activity());
             let _ = doc.add_event_listener_with_callback(event, mark.as_ref().unchecked_ref());
             mark.forget(); // lives as long as the page
         }
     }
+    let _ = set_interval_with_handle(check_idle, IDLE_CHECK_EVERY);
     let _ = set_interval_with_handle(
         || {
             let active = with_client(|c| std::mem::take(&mut c.active)).unwrap_or(false);
@@ -75,6 +87,55 @@ pub fn start(ui: Ui) {
         REFRESH_EVERY,
     );
     connect();
+}
+
+/// Inactivity after which this tab tells the server its user is idle (contacts then see
+/// Away, if every tab of the user is idle and they chose Online).
+const IDLE_AFTER: f64 = 5.0 * 60.0 * 1000.0;
+const IDLE_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+fn on_activity() {
+    let was_idle = with_client(|c| {
+        c.active = true;
+        c.last_activity = js_sys::Date::now();
+        std::mem::take(&mut c.idle)
+    });
+    if was_idle == Some(true) {
+        send_frame(&ClientFrame::Idle { idle: false });
+    }
+}
+
+fn check_idle() {
+    let now = js_sys::Date::now();
+    let went_idle = with_client(|c| {
+        let idle = now - c.last_activity >= IDLE_AFTER;
+        let changed = idle && !c.idle;
+        c.idle |= idle;
+        changed
+    });
+    if went_idle == Some(true) {
+        send_frame(&ClientFrame::Idle { idle: true });
+    }
+}
+
+const MUTED_KEY: &str = "messenger.muted";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn stored_muted() -> bool {
+    storage()
+        .and_then(|s| s.get_item(MUTED_KEY).ok().flatten())
+        .is_some_and(|v| v == "1")
+}
+
+/// Turns sounds off or on, remembered in this browser.
+pub fn set_muted(ui: Ui, muted: bool) {
+    ui.muted.set(muted);
+    if let Some(s) = storage() {
+        let _ = s.set_item(MUTED_KEY, if muted { "1" } else { "0" });
+    }
 }
 
 fn connect() {
@@ -190,10 +251,25 @@ fn on_frame(frame: ServerFrame) {
     let me = ui.me.with_value(|m| m.id);
     match frame {
         ServerFrame::Hello {
+            me: who,
             conversations,
             rooms,
+            status,
+            personal_message,
+            contacts,
+            groups,
             ..
         } => {
+            ui.display_name.set(who.display_name);
+            ui.status.set(status);
+            ui.personal_message.set(personal_message);
+            ui.contacts.set(contacts);
+            ui.groups.set(groups);
+            ui.ready.set_value(true);
+            // A reconnect after the tab went idle: tell the new socket too.
+            if with_client(|c| c.idle).unwrap_or(false) {
+                send_frame(&ClientFrame::Idle { idle: true });
+            }
             ui.rooms.set(rooms);
             for s in &conversations {
                 let conv = ensure_conv(ui, s);
@@ -229,6 +305,7 @@ fn on_frame(frame: ServerFrame) {
             let mine = m.from == me;
             conv.insert([Line::from_view(&m, me)]);
             if news && !mine {
+                play(ui, Sound::Message);
                 let open = ui.open.with_untracked(|o| o.contains(&conv.id));
                 if !open && conv.kind == crate::protocol::ConversationKind::Dm {
                     ui.open_window(conv.id); // a new message opens its window, as in Messenger
@@ -275,13 +352,88 @@ fn on_frame(frame: ServerFrame) {
                 (_, None) => ui.notice.set(Some(message)),
             }
         }
-        // Contacts and presence: the server side is in place; the main window's contact
-        // list that shows them is the next step of the presence work.
-        ServerFrame::Contact { .. }
-        | ServerFrame::ContactRemoved { .. }
-        | ServerFrame::Presence { .. }
-        | ServerFrame::MyStatus { .. }
-        | ServerFrame::Groups { .. } => {}
+        ServerFrame::Contact { contact } => {
+            let name = shown_name(&contact).to_owned();
+            let (state, status) = (contact.state, contact.presence.status);
+            let blocked = contact.blocked;
+            let before = ui.upsert_contact(contact);
+            match before {
+                None if state == ContactState::Incoming && !blocked => {
+                    notify(
+                        ui,
+                        format!("{name} wants to add you as a contact."),
+                        Sound::Request,
+                    );
+                }
+                // Only a contact who was already accepted "signs in" (not one just accepted).
+                Some(b) if b.state == ContactState::Accepted && state == b.state => {
+                    signed_in_news(ui, &name, Some(b.presence.status), status);
+                }
+                _ => {}
+            }
+        }
+        ServerFrame::ContactRemoved { user } => ui.remove_contact(user),
+        ServerFrame::Presence { user, presence } => {
+            let name = presence.display_name.clone();
+            let status = presence.status;
+            let before = ui.set_presence(user, presence);
+            signed_in_news(ui, &name, before, status);
+        }
+        ServerFrame::MyStatus {
+            status,
+            personal_message,
+            display_name,
+        } => {
+            set_if_changed(ui.status, status);
+            set_if_changed(ui.personal_message, personal_message);
+            set_if_changed(ui.display_name, display_name);
+        }
+        ServerFrame::Groups { groups } => ui.groups.set(groups),
+    }
+}
+
+/// Sets a signal only to a new value, so that views depending on it do not re-run for nothing.
+fn set_if_changed<T: PartialEq + Send + Sync + 'static>(signal: RwSignal<T>, value: T) {
+    if signal.with_untracked(|v| *v != value) {
+        signal.set(value);
+    }
+}
+
+/// "<name> has just signed in", with its sound, when a contact goes from offline to online
+/// after this page loaded its list.
+fn signed_in_news(ui: Ui, name: &str, before: Option<Status>, now: Status) {
+    if ui.ready.get_value() && before == Some(Status::Offline) && now != Status::Offline {
+        notify(ui, format!("{name} has just signed in."), Sound::SignIn);
+    }
+}
+
+/// How long a toast stays.
+const TOAST_FOR: Duration = Duration::from_secs(6);
+
+/// Shows a toast for a few seconds and plays its sound (unless muted).
+fn notify(ui: Ui, text: String, sound: Sound) {
+    let id = with_client(|c| {
+        c.toasts += 1;
+        c.toasts
+    })
+    .unwrap_or_default();
+    ui.toasts.update(|t| {
+        t.push(Toast { id, text });
+        // A burst (a whole list signing in) keeps only the latest few on screen.
+        let extra = t.len().saturating_sub(4);
+        t.drain(..extra);
+    });
+    set_timeout(
+        move || ui.toasts.update(|t| t.retain(|x| x.id != id)),
+        TOAST_FOR,
+    );
+    play(ui, sound);
+}
+
+/// Plays a sound unless the user muted them.
+pub fn play(ui: Ui, sound: Sound) {
+    if !ui.muted.get_untracked() {
+        sound::play(sound);
     }
 }
 
@@ -291,7 +443,7 @@ fn ensure_conv(ui: Ui, s: &ConversationSummary) -> Conv {
         c.title.set(s.title.clone());
         return c;
     }
-    let conv = Conv::new(s);
+    let conv = Conv::new(s, ui.me.with_value(|m| m.id));
     ui.convs.update(|cs| cs.push(conv));
     conv
 }
@@ -513,4 +665,109 @@ pub async fn current_user() -> Option<crate::protocol::UserSummary> {
         .as_string()?;
     let signed_in: serde_json::Value = serde_json::from_str(&text).ok()?;
     serde_json::from_value(signed_in.get("user")?.clone()).ok()
+}
+
+/// Calls the JSON API on our own origin with the session cookie: the response text, or the
+/// message to show the user when the server refused or could not be reached.
+async fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> Result<String, String> {
+    let unreachable = || "The server could not be reached; try again.".to_owned();
+    let call = async {
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        if let Some(body) = &body {
+            let headers = web_sys::Headers::new()?;
+            headers.set("Content-Type", "application/json")?;
+            init.set_headers(&headers);
+            init.set_body(&JsValue::from_str(&body.to_string()));
+        }
+        let request = web_sys::Request::new_with_str_and_init(url, &init)?;
+        let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
+        let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request))
+            .await?
+            .unchecked_into::<web_sys::Response>();
+        let text = wasm_bindgen_futures::JsFuture::from(response.text()?).await?;
+        Ok::<_, JsValue>((response.status(), text.as_string().unwrap_or_default()))
+    };
+    let (status, text) = call.await.map_err(|_| unreachable())?;
+    if (200..300).contains(&status) {
+        return Ok(text);
+    }
+    if status == 401 {
+        ui().inspect(|ui| ui.link.set(Link::Ended));
+    }
+    Err(serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(unreachable))
+}
+
+/// Runs an API call and shows its error, if any, as the main window's notice. Successful
+/// changes come back as frames on the socket (to every tab), so nothing else is done here.
+fn call(ui: Ui, method: &'static str, url: String, body: Option<serde_json::Value>) {
+    spawn_local(async move {
+        match api(method, &url, body).await {
+            Ok(_) => ui.notice.set(None),
+            Err(e) => ui.notice.set(Some(e)),
+        }
+    });
+}
+
+/// Asks a user to be a contact.
+pub fn add_contact(ui: Ui, username: String) {
+    let body = serde_json::json!({ "username": username.trim() });
+    call(ui, "POST", "/api/contacts".into(), Some(body));
+}
+
+use super::state::ContactAction;
+
+pub fn contact_action(ui: Ui, user: i64, action: ContactAction) {
+    ui.menu.set(None);
+    let (method, url) = match action {
+        ContactAction::Accept => ("POST", format!("/api/contacts/{user}/accept")),
+        ContactAction::Decline => ("POST", format!("/api/contacts/{user}/decline")),
+        ContactAction::Block => ("POST", format!("/api/contacts/{user}/block")),
+        ContactAction::Unblock => ("POST", format!("/api/contacts/{user}/unblock")),
+        ContactAction::Remove => ("DELETE", format!("/api/contacts/{user}")),
+    };
+    call(ui, method, url, None);
+}
+
+/// Moves a contact into a group (None: out of any group).
+pub fn move_to_group(ui: Ui, user: i64, group: Option<i64>) {
+    ui.menu.set(None);
+    let body = serde_json::json!({ "group": group });
+    call(ui, "PUT", format!("/api/contacts/{user}/group"), Some(body));
+}
+
+pub fn create_group(ui: Ui, name: String) {
+    call(
+        ui,
+        "POST",
+        "/api/groups".into(),
+        Some(serde_json::json!({ "name": name })),
+    );
+}
+
+pub fn rename_group(ui: Ui, group: i64, name: String) {
+    ui.menu.set(None);
+    let body = serde_json::json!({ "name": name });
+    call(ui, "PATCH", format!("/api/groups/{group}"), Some(body));
+}
+
+pub fn delete_group(ui: Ui, group: i64) {
+    ui.menu.set(None);
+    call(ui, "DELETE", format!("/api/groups/{group}"), None);
+}
+
+/// Changes the user's status, display name or personal message (each tab hears of it
+/// through `my_status`).
+pub fn update_me(ui: Ui, change: super::state::MeChange) {
+    use super::state::MeChange;
+    let body = match change {
+        MeChange::Status(s) => serde_json::json!({ "status": s }),
+        MeChange::DisplayName(n) => serde_json::json!({ "display_name": n }),
+        MeChange::PersonalMessage(m) => serde_json::json!({ "personal_message": m }),
+    };
+    call(ui, "PATCH", "/api/me".into(), Some(body));
 }

@@ -1,24 +1,11 @@
 //! The `MessengerApp` island: the main window (you, your link state, conversations and rooms)
 //! and the conversation windows. Its live behaviour is in `client` (browser only).
 
+use super::act;
+use super::contacts::{status_class, ContactList, ContactTools, MeCard, Toasts};
 use super::state::{Conv, Link, Ui};
-use crate::protocol::{ConversationKind, UserSummary, MAX_BODY_CHARS};
+use crate::protocol::{ConversationKind, Status, UserSummary, MAX_BODY_CHARS};
 use leptos::prelude::*;
-
-#[cfg(any(feature = "hydrate", feature = "csr"))]
-use super::client as act;
-
-/// On the server the island only renders; these are never called there.
-#[cfg(not(any(feature = "hydrate", feature = "csr")))]
-mod act {
-    use super::Ui;
-    pub fn start(_: Ui) {}
-    pub fn send(_: Ui, _: i64) {}
-    pub fn open_dm(_: Ui, _: String) {}
-    pub fn open_room(_: Ui, _: i64) {}
-    pub fn load_older(_: Ui, _: i64) {}
-    pub fn sign_in_again(_: Ui, _: String) {}
-}
 
 #[island]
 pub fn MessengerApp(me: UserSummary) -> impl IntoView {
@@ -36,18 +23,20 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
             .filter(|c| c.kind == ConversationKind::Dm)
             .collect::<Vec<_>>()
     };
-    let link_text = move || match ui.link.get() {
+    // The card shows the link only when it is not simply up (screen readers hear it all).
+    let link_text = Signal::derive(move || match ui.link.get() {
         Link::Connecting => "Connecting…".to_owned(),
-        Link::Online => "Online".to_owned(),
+        Link::Online => "Connected".to_owned(),
         Link::Retrying(s) => format!("Connection lost; reconnecting in {s} s…"),
         Link::Ended => "Signed out".to_owned(),
+    });
+    let link_up = Signal::derive(move || ui.link.get() == Link::Online);
+    // A conversation's dot: the other member's presence, as this user may see it.
+    let peer_status = move |c: &Conv| {
+        c.peer
+            .and_then(|p| ui.presence_of(p))
+            .map_or(Status::Offline, |p| p.status)
     };
-    let link_class = move || match ui.link.get() {
-        Link::Online => "status-dot online",
-        Link::Ended => "status-dot offline",
-        _ => "status-dot away",
-    };
-    let guest = me.is_guest;
     let open_windows = move || -> Vec<Conv> {
         ui.open
             .get()
@@ -59,27 +48,13 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         <div class="desktop">
             <section class="window main-window" aria-labelledby="main-title">
                 <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><span id="main-title">"Messenger"</span></header>
-                <div class="me-card">
-                    <div class="avatar" aria-hidden="true"></div>
-                    <div class="me-text">
-                        <div class="my-name">{me.display_name.clone()} {guest.then(|| view! { <span class="guest-badge">"guest"</span> })}</div>
-                        {(me.username != me.display_name).then(|| view! {
-                            <div class="hint my-username">"Others reach you as " <strong>{me.username.clone()}</strong></div>
-                        })}
-                        <div class="my-status" role="status" aria-live="polite">
-                            <span class=link_class aria-hidden="true"></span>
-                            {link_text}
-                        </div>
-                    </div>
-                    <form method="post" action="/api/signout" class="signout-form">
-                        <button type="submit" class="link-button">"Sign out"</button>
-                    </form>
-                </div>
+                <MeCard ui=ui link_text=link_text link_up=link_up/>
                 {move || ui.notice.get().map(|n| view! {
                     <p class="notice" role="alert">{n} " "
                         <button class="link-button" on:click=move |_| ui.notice.set(None)>"Dismiss"</button>
                     </p>
                 })}
+                <ContactTools ui=ui/>
                 <form class="start-chat" on:submit=move |ev| {
                     ev.prevent_default();
                     let name = dm_name.get_untracked();
@@ -94,13 +69,14 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                         <button type="submit">"Chat"</button>
                     </div>
                 </form>
-                <nav class="contact-list" aria-label="Conversations and rooms">
+                <nav class="contact-list" aria-label="Contacts, conversations and rooms">
+                    <ContactList ui=ui/>
                     <h2 class="group-title">"Conversations (" {move || dms().len()} ")"</h2>
                     <ul>
                         <For each=dms key=|c| c.id children=move |c: Conv| view! {
                             <li>
                                 <button class="contact" on:click=move |_| ui.open_window(c.id)>
-                                    <span class="status-dot online" aria-hidden="true"></span>
+                                    <span class=move || status_class(peer_status(&c)) aria-hidden="true"></span>
                                     <span class="contact-name">{move || c.title.get()}</span>
                                     <UnreadBadge conv=c/>
                                 </button>
@@ -133,6 +109,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                     children=move |c| view! { <ConversationWindow ui=ui conv=c/> }
                 />
             </div>
+            <Toasts ui=ui/>
             {move || (ui.link.get() == Link::Ended).then(|| view! { <SessionEnded ui=ui/> })}
         </div>
     }
@@ -174,7 +151,15 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                 <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
                     on:click=move |_| ui.close_window(id)>"×"</button>
             </header>
-            <div class="conv-to">"To: " <strong>{move || title.get()}</strong></div>
+            <div class="conv-to">
+                "To: " <strong>{move || title.get()}</strong>
+                {move || conv.peer.and_then(|p| ui.presence_of(p)).map(|p| view! {
+                    " "
+                    <span class=status_class(p.status) aria-hidden="true"></span>
+                    <span class="conv-peer-status">{format!(" ({})", p.status.label())}</span>
+                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message">{p.personal_message}</span> })}
+                })}
+            </div>
             <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
                 on:scroll=move |ev| {
                     if event_target::<web_sys::Element>(&ev).scroll_top() < 40 {

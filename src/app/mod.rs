@@ -4,13 +4,39 @@
 pub mod calls;
 #[cfg(any(feature = "hydrate", feature = "csr"))]
 mod client;
+/// What the views do: the live client in the browser.
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+use client as act;
+mod contacts;
 mod messenger;
 mod signin;
+#[cfg(any(feature = "hydrate", feature = "csr"))]
+mod sound;
 // Parts of the state are only read by the browser client.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 mod state;
 
 use crate::protocol::UserSummary;
+
+/// On the server the island only renders; these are never called there.
+#[cfg(not(any(feature = "hydrate", feature = "csr")))]
+mod act {
+    use super::state::{ContactAction, MeChange, Ui};
+    pub fn start(_: Ui) {}
+    pub fn send(_: Ui, _: i64) {}
+    pub fn open_dm(_: Ui, _: String) {}
+    pub fn open_room(_: Ui, _: i64) {}
+    pub fn load_older(_: Ui, _: i64) {}
+    pub fn sign_in_again(_: Ui, _: String) {}
+    pub fn add_contact(_: Ui, _: String) {}
+    pub fn contact_action(_: Ui, _: i64, _: ContactAction) {}
+    pub fn move_to_group(_: Ui, _: i64, _: Option<i64>) {}
+    pub fn create_group(_: Ui, _: String) {}
+    pub fn rename_group(_: Ui, _: i64, _: String) {}
+    pub fn delete_group(_: Ui, _: i64) {}
+    pub fn update_me(_: Ui, _: MeChange) {}
+    pub fn set_muted(_: Ui, _: bool) {}
+}
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{

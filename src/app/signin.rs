@@ -3,6 +3,7 @@
 //! (Trunk) build the forms post JSON with `fetch` instead: Trunk's proxy follows redirects
 //! itself, which would lose the session cookie.
 
+use crate::protocol::Status;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -34,6 +35,13 @@ pub fn SignInPage() -> impl IntoView {
                         <input id="signin-username" name="username" autocomplete="username" required value=signin_name/>
                         <label for="signin-password">"Password"</label>
                         <input id="signin-password" name="password" type="password" autocomplete="current-password" required/>
+                        <label for="signin-status">"Sign in as"</label>
+                        <select id="signin-status" name="status">
+                            <option value="" selected>"Same status as last time"</option>
+                            {Status::ALL.into_iter().map(|s| view! {
+                                <option value=s.as_str()>{s.choice_label()}</option>
+                            }).collect_view()}
+                        </select>
                         <button type="submit" class="primary">"Sign in"</button>
                     </form>
                     <form class="guest-form" method="post" action="/api/guest" on:submit=move |ev| submit(ev, "guest")>
@@ -80,9 +88,11 @@ fn submit(ev: leptos::ev::SubmitEvent, mode: &'static str) {
             .and_then(|d| d.get(name).as_string())
             .unwrap_or_default()
     };
-    let (username, password) = (field("username"), field("password"));
+    let (username, password, status) = (field("username"), field("password"), field("status"));
     leptos::task::spawn_local(async move {
-        let body = serde_json::json!({ "username": username, "password": password }).to_string();
+        let body =
+            serde_json::json!({ "username": username, "password": password, "status": status })
+                .to_string();
         let to = match super::client::post_json_text(&format!("/api/{mode}"), &body).await {
             Ok((200 | 201, _)) => "/app".to_owned(),
             Ok((_, text)) => {

@@ -1,9 +1,11 @@
 //! The island's reactive state: the link to the server, conversations and their windows.
 
 use crate::protocol::{
-    ConversationKind, ConversationSummary, MessageView, RoomSummary, UserSummary,
+    Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageView,
+    Presence, RoomSummary, Status, UserSummary,
 };
 use leptos::prelude::*;
+use std::collections::HashSet;
 
 /// The state of the live connection, as the main window shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct Pending {
 pub struct Conv {
     pub id: i64,
     pub kind: ConversationKind,
+    /// The other member of a one-to-one conversation.
+    pub peer: Option<i64>,
     pub title: RwSignal<String>,
     /// Committed messages, ordered by sequence number, without duplicates.
     pub lines: RwSignal<Vec<Line>>,
@@ -64,10 +68,14 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn new(s: &ConversationSummary) -> Self {
+    pub fn new(s: &ConversationSummary, me: i64) -> Self {
         Self {
             id: s.id,
             kind: s.kind,
+            peer: match s.kind {
+                ConversationKind::Dm => s.members.iter().find(|m| m.id != me).map(|m| m.id),
+                ConversationKind::Room => None,
+            },
             title: RwSignal::new(s.title.clone()),
             lines: RwSignal::new(Vec::new()),
             pending: RwSignal::new(Vec::new()),
@@ -102,18 +110,91 @@ pub struct Ui {
     pub open: RwSignal<Vec<i64>>,
     /// A message for the user about something that failed.
     pub notice: RwSignal<Option<String>>,
+    /// The user's own status, display name and personal message, as last confirmed.
+    pub status: RwSignal<Status>,
+    pub display_name: RwSignal<String>,
+    pub personal_message: RwSignal<String>,
+    /// The contact list: contacts, requests both ways and blocked users.
+    pub contacts: RwSignal<Vec<Contact>>,
+    pub groups: RwSignal<Vec<ContactGroup>>,
+    /// Sections of the contact list the user folded away (by [`Section::key`]).
+    pub collapsed: RwSignal<HashSet<String>>,
+    /// The contact (or group, as a negative id) whose action menu is open.
+    pub menu: RwSignal<Option<i64>>,
+    /// Short-lived notifications ("… has just signed in"), oldest first.
+    pub toasts: RwSignal<Vec<Toast>>,
+    /// Whether sounds are off (kept in the browser's local storage).
+    pub muted: RwSignal<bool>,
+    /// Set once the first `hello` of this page arrived: presence changes before it are the
+    /// list being loaded, not news.
+    pub ready: StoredValue<bool>,
+}
+
+/// A notification shown for a few seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub id: u64,
+    pub text: String,
 }
 
 impl Ui {
     pub fn new(me: UserSummary) -> Self {
         Self {
-            me: StoredValue::new(me),
             link: RwSignal::new(Link::Connecting),
             convs: RwSignal::new(Vec::new()),
             rooms: RwSignal::new(Vec::new()),
             open: RwSignal::new(Vec::new()),
             notice: RwSignal::new(None),
+            status: RwSignal::new(Status::Online),
+            display_name: RwSignal::new(me.display_name.clone()),
+            personal_message: RwSignal::new(String::new()),
+            contacts: RwSignal::new(Vec::new()),
+            groups: RwSignal::new(Vec::new()),
+            collapsed: RwSignal::new(HashSet::new()),
+            menu: RwSignal::new(None),
+            toasts: RwSignal::new(Vec::new()),
+            muted: RwSignal::new(false),
+            ready: StoredValue::new(false),
+            me: StoredValue::new(me),
         }
+    }
+
+    /// Adds or replaces a contact list entry; returns the entry it replaced (None: new).
+    pub fn upsert_contact(&self, contact: Contact) -> Option<Contact> {
+        let mut before = None;
+        self.contacts.update(
+            |list| match list.iter_mut().find(|c| c.user.id == contact.user.id) {
+                Some(c) => before = Some(std::mem::replace(c, contact)),
+                None => list.push(contact),
+            },
+        );
+        before
+    }
+
+    pub fn remove_contact(&self, user: i64) {
+        self.contacts
+            .update(|list| list.retain(|c| c.user.id != user));
+    }
+
+    /// A contact's new presence; returns the status it had before (None: not in the list).
+    pub fn set_presence(&self, user: i64, presence: Presence) -> Option<Status> {
+        let mut before = None;
+        self.contacts.update(|list| {
+            if let Some(c) = list.iter_mut().find(|c| c.user.id == user) {
+                before = Some(c.presence.status);
+                c.presence = presence;
+            }
+        });
+        before
+    }
+
+    /// The presence of a user as this user sees it (Offline for anyone not a contact).
+    pub fn presence_of(&self, user: i64) -> Option<Presence> {
+        self.contacts.with(|list| {
+            list.iter()
+                .find(|c| c.user.id == user)
+                .map(|c| c.presence.clone())
+        })
     }
 
     pub fn conv(&self, id: i64) -> Option<Conv> {
@@ -135,5 +216,273 @@ impl Ui {
 
     pub fn close_window(&self, id: i64) {
         self.open.update(|open| open.retain(|o| *o != id));
+    }
+}
+
+/// What the user can do to an entry of the contact list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactAction {
+    Accept,
+    Decline,
+    Block,
+    Unblock,
+    Remove,
+}
+
+/// A change to the user's own card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeChange {
+    Status(Status),
+    DisplayName(String),
+    PersonalMessage(String),
+}
+
+/// What kind of entries a section of the contact list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    /// Requests to this user, to accept, decline or block.
+    Incoming,
+    /// Accepted contacts (a contact group, or the Online / Offline sections).
+    Contacts,
+    /// Requests this user sent that are not answered yet.
+    Requested,
+    /// Users this user blocked who are not contacts.
+    Blocked,
+}
+
+/// One collapsible section of the contact list, with its entries in display order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Stable across updates, for folding.
+    pub key: String,
+    pub kind: SectionKind,
+    /// The contact group this section shows, if it is one.
+    pub group: Option<i64>,
+    pub name: String,
+    /// Entries online (not Offline) and in all.
+    pub online: usize,
+    pub total: usize,
+    pub entries: Vec<Contact>,
+}
+
+impl Section {
+    /// The heading: "Friends (2/5)" for a contact group, "Online (3)" for the others.
+    pub fn title(&self) -> String {
+        match (self.kind, self.group) {
+            (SectionKind::Contacts, Some(_)) => {
+                format!("{} ({}/{})", self.name, self.online, self.total)
+            }
+            _ => format!("{} ({})", self.name, self.total),
+        }
+    }
+}
+
+/// Whether a contact shows as online (any status but Offline).
+pub fn is_online(c: &Contact) -> bool {
+    c.presence.status != Status::Offline
+}
+
+/// The name to show for a contact: the name they chose, as far as this user may see it.
+pub fn shown_name(c: &Contact) -> &str {
+    if c.presence.display_name.is_empty() {
+        &c.user.display_name
+    } else {
+        &c.presence.display_name
+    }
+}
+
+/// Splits the contact list into its sections, as the main window shows them: requests to
+/// answer first, then each contact group (by name, with online/total counts), then the
+/// contacts in no group as "Online" and "Offline", then sent requests, then blocked users
+/// who are not contacts. Sections with nothing in them are left out, except contact groups
+/// (an empty group is still somewhere to move contacts to). Within a section, online
+/// entries come first, then by name.
+pub fn sections(contacts: &[Contact], groups: &[ContactGroup]) -> Vec<Section> {
+    fn section(
+        key: String,
+        kind: SectionKind,
+        group: Option<i64>,
+        name: &str,
+        mut entries: Vec<Contact>,
+    ) -> Section {
+        entries.sort_by_cached_key(|c| (!is_online(c), shown_name(c).to_lowercase(), c.user.id));
+        Section {
+            key,
+            kind,
+            group,
+            name: name.to_owned(),
+            online: entries.iter().filter(|c| is_online(c)).count(),
+            total: entries.len(),
+            entries,
+        }
+    }
+    let pick = |f: &dyn Fn(&Contact) -> bool| -> Vec<Contact> {
+        contacts.iter().filter(|c| f(c)).cloned().collect()
+    };
+    let accepted = |c: &Contact| c.state == ContactState::Accepted;
+    let known_group = |c: &Contact| c.group.is_some_and(|g| groups.iter().any(|x| x.id == g));
+    let mut out = Vec::new();
+    let incoming = pick(&|c| c.state == ContactState::Incoming && !c.blocked);
+    if !incoming.is_empty() {
+        out.push(section(
+            "requests".into(),
+            SectionKind::Incoming,
+            None,
+            "Requests",
+            incoming,
+        ));
+    }
+    let mut sorted: Vec<&ContactGroup> = groups.iter().collect();
+    sorted.sort_by_cached_key(|g| (g.name.to_lowercase(), g.id));
+    for g in sorted {
+        let members = pick(&|c| accepted(c) && c.group == Some(g.id));
+        out.push(section(
+            format!("group-{}", g.id),
+            SectionKind::Contacts,
+            Some(g.id),
+            &g.name,
+            members,
+        ));
+    }
+    let online = pick(&|c| accepted(c) && !known_group(c) && is_online(c));
+    if !online.is_empty() {
+        out.push(section(
+            "online".into(),
+            SectionKind::Contacts,
+            None,
+            "Online",
+            online,
+        ));
+    }
+    let offline = pick(&|c| accepted(c) && !known_group(c) && !is_online(c));
+    if !offline.is_empty() {
+        out.push(section(
+            "offline".into(),
+            SectionKind::Contacts,
+            None,
+            "Offline",
+            offline,
+        ));
+    }
+    let requested = pick(&|c| c.state == ContactState::Requested);
+    if !requested.is_empty() {
+        out.push(section(
+            "requested".into(),
+            SectionKind::Requested,
+            None,
+            "Waiting for an answer",
+            requested,
+        ));
+    }
+    let blocked =
+        pick(&|c| c.blocked && matches!(c.state, ContactState::None | ContactState::Incoming));
+    if !blocked.is_empty() {
+        out.push(section(
+            "blocked".into(),
+            SectionKind::Blocked,
+            None,
+            "Blocked",
+            blocked,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(
+        id: i64,
+        name: &str,
+        state: ContactState,
+        status: Status,
+        group: Option<i64>,
+    ) -> Contact {
+        Contact {
+            user: UserSummary {
+                id,
+                username: name.to_lowercase(),
+                display_name: name.to_owned(),
+                is_guest: false,
+            },
+            state,
+            blocked: false,
+            group,
+            presence: Presence {
+                status,
+                display_name: name.to_owned(),
+                personal_message: String::new(),
+            },
+        }
+    }
+
+    fn names(s: &Section) -> Vec<&str> {
+        s.entries.iter().map(shown_name).collect()
+    }
+
+    #[test]
+    fn the_list_has_requests_then_groups_then_online_and_offline() {
+        use ContactState::{Accepted, Incoming, Requested};
+        let groups = vec![
+            ContactGroup {
+                id: 7,
+                name: "Work".into(),
+            },
+            ContactGroup {
+                id: 3,
+                name: "family".into(),
+            },
+            ContactGroup {
+                id: 9,
+                name: "Empty".into(),
+            },
+        ];
+        let mut blocked_stranger = contact(8, "Mallory", ContactState::None, Status::Offline, None);
+        blocked_stranger.blocked = true;
+        let mut blocked_asker = contact(10, "Trent", Incoming, Status::Offline, None);
+        blocked_asker.blocked = true;
+        let list = vec![
+            contact(1, "Zoe", Accepted, Status::Offline, None),
+            contact(2, "ann", Accepted, Status::Busy, None),
+            contact(3, "Bob", Accepted, Status::Online, Some(7)),
+            contact(4, "Al", Accepted, Status::Offline, Some(7)),
+            contact(5, "Cy", Accepted, Status::Away, Some(7)),
+            contact(6, "Dee", Incoming, Status::Offline, None),
+            contact(7, "Eve", Requested, Status::Offline, None),
+            // In a group that no longer exists: shown as in no group.
+            contact(11, "Gus", Accepted, Status::Online, Some(42)),
+            blocked_stranger,
+            blocked_asker,
+        ];
+        let s = sections(&list, &groups);
+        let titles: Vec<String> = s.iter().map(Section::title).collect();
+        assert_eq!(
+            titles,
+            [
+                "Requests (1)",
+                "Empty (0/0)",
+                "family (0/0)",
+                "Work (2/3)",
+                "Online (2)",
+                "Offline (1)",
+                "Waiting for an answer (1)",
+                "Blocked (2)",
+            ]
+        );
+        assert_eq!(
+            names(&s[3]),
+            ["Bob", "Cy", "Al"],
+            "online first, then by name"
+        );
+        assert_eq!(names(&s[4]), ["ann", "Gus"]);
+        assert_eq!(names(&s[7]), ["Mallory", "Trent"]);
+        assert_eq!(s[3].group, Some(7));
+        assert_eq!(s[0].kind, SectionKind::Incoming);
+    }
+
+    #[test]
+    fn an_empty_list_has_no_sections() {
+        assert!(sections(&[], &[]).is_empty());
     }
 }

@@ -11,8 +11,8 @@ use super::{
     store::{self, now_ms, CreateUser, SessionRow},
 };
 use crate::protocol::{
-    close, ConversationSummary, HistoryPage, NewPassword, UserSummary, Username, GUEST_PREFIX,
-    HISTORY_PAGE_MAX,
+    close, ConversationSummary, HistoryPage, NewPassword, Status, UserSummary, Username,
+    GUEST_PREFIX, HISTORY_PAGE_MAX,
 };
 use axum::{
     extract::{FromRequest, Path, Query, Request, State},
@@ -77,6 +77,10 @@ pub struct Credentials {
     username: String,
     #[serde(default)]
     password: String,
+    /// The status to sign in with (the sign-in window's "Sign in as" menu); empty or
+    /// absent keeps the one chosen last time.
+    #[serde(default)]
+    status: String,
 }
 
 /// What a successful sign-in returns to JSON clients.
@@ -178,6 +182,12 @@ async fn signin(State(state): State<AppState>, input: Input<Credentials>) -> Res
 
 async fn check_credentials(state: &AppState, c: Credentials) -> Result<(String, SessionRow)> {
     let wrong = || AppError::Unauthorized("Wrong username or password.".into());
+    let status = match c.status.trim() {
+        "" => None,
+        s => Some(Status::parse(s).ok_or_else(|| {
+            AppError::Invalid("Choose a status from the list to sign in with.".into())
+        })?),
+    };
     let found = store::user_by_username(state.store.pool(), c.username.trim()).await?;
     let (user_id, hash) = match found {
         Some(u) => (Some(u.summary.id), u.password_hash),
@@ -187,6 +197,10 @@ async fn check_credentials(state: &AppState, c: Credentials) -> Result<(String, 
         return Err(wrong());
     }
     let user_id = user_id.ok_or_else(wrong)?;
+    // Stored before the session exists, so no socket of it can show another status first.
+    if let Some(status) = status {
+        super::contacts::update_me(state, user_id, Some(status), None, None).await?;
+    }
     auth::start_session(state, user_id).await
 }
 
@@ -264,6 +278,8 @@ async fn refresh(State(state): State<AppState>, current: CurrentSession) -> Resu
 struct TokenRequest {
     username: Option<String>,
     password: Option<String>,
+    /// As on the sign-in window: the status to sign in with.
+    status: Option<String>,
     #[serde(default)]
     guest: bool,
 }
@@ -279,6 +295,7 @@ async fn token(
         let c = Credentials {
             username: req.username.unwrap_or_default(),
             password: req.password.unwrap_or_default(),
+            status: req.status.unwrap_or_default(),
         };
         check_credentials(&state, c).await?
     };

@@ -349,6 +349,7 @@ pub async fn update_me(
     display_name: Option<&str>,
     personal_message: Option<&str>,
 ) -> Result<Profile> {
+    let _in_order = state.profile_changes.lock().await;
     let profile = store::update_profile(
         state.store.pool(),
         user,

@@ -100,6 +100,7 @@ impl Application {
                 hashing: tokio::sync::Semaphore::new(2),
                 dummy_hash,
                 live_sockets: watch::channel(0).0,
+                profile_changes: tokio::sync::Mutex::new(()),
             }),
         };
         Ok(Self {

@@ -45,4 +45,8 @@ pub struct Shared {
     pub dummy_hash: String,
     /// Counts open WebSocket connections, so shutdown can wait for them.
     pub live_sockets: tokio::sync::watch::Sender<usize>,
+    /// Held while a user's profile is stored and told to presence and their tabs, so that two
+    /// changes at once (status from one tab, personal message from another) reach everyone
+    /// in the order the database applied them. Profile changes are rare: one lock is enough.
+    pub profile_changes: tokio::sync::Mutex<()>,
 }

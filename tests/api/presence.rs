@@ -560,3 +560,128 @@ async fn bad_profile_values_get_clear_errors_and_change_nothing() {
     assert_eq!(me["status"], "out_to_lunch");
     assert_eq!(me["display_name"], a.me.display_name.as_str());
 }
+
+#[tokio::test]
+async fn the_status_chosen_at_sign_in_applies_before_any_socket_and_appear_offline_does_not_leak() {
+    let app = spawn_app().await;
+    let _ = app.signup_cookie("alma", "correct horse battery").await;
+    let sign_in = |status: &'static str| {
+        app.post(
+            "/api/token",
+            None,
+            json!({ "username": "alma", "password": "correct horse battery", "status": status }),
+        )
+    };
+    // A status that is not in the list is refused with a clear message, and no session starts.
+    let res = sign_in("invisible").await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("status"),
+        "{body}"
+    );
+
+    let res = sign_in("offline").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    let alma = User {
+        token: body["token"].as_str().expect("token").to_owned(),
+        me: serde_json::from_value(body["user"].clone()).expect("user"),
+    };
+    let watcher = app.guest().await;
+    app.befriend(&watcher, &alma).await;
+    let mut seen = app.online(&watcher).await;
+    let mut own = app.connect(&alma).await;
+    match own.hello().await {
+        ServerFrame::Hello { status, .. } => assert_eq!(status, Status::Offline),
+        other => panic!("not a hello: {other:?}"),
+    }
+    let frames = until_barrier(&app, &mut seen, &watcher).await;
+    assert!(shows_online(&frames, alma.me.id).is_none(), "{frames:?}");
+    let listed = contacts(&app, &watcher).await;
+    let entry = listed
+        .iter()
+        .find(|c| c.user.id == alma.me.id)
+        .expect("alma listed");
+    assert_eq!(entry.presence.status, Status::Offline);
+
+    // Signing in again as Busy (say, from another browser) changes it for every tab, and the
+    // contact sees Busy; an empty choice keeps the last status.
+    assert_eq!(sign_in("busy").await.status(), 200);
+    seen.until(|f| is_presence_of(f, alma.me.id, Status::Busy))
+        .await;
+    own.until(|f| {
+        matches!(
+            f,
+            ServerFrame::MyStatus {
+                status: Status::Busy,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(sign_in("").await.status(), 200);
+    let listed = contacts(&app, &watcher).await;
+    let entry = listed
+        .iter()
+        .find(|c| c.user.id == alma.me.id)
+        .expect("alma listed");
+    assert_eq!(entry.presence.status, Status::Busy);
+}
+
+#[tokio::test]
+async fn changes_made_at_the_same_time_reach_contacts_as_stored() {
+    let app = spawn_app().await;
+    let (me, watcher) = (app.guest().await, app.guest().await);
+    app.befriend(&me, &watcher).await;
+    let _tab = app.online(&me).await;
+    let mut seen = app.online(&watcher).await;
+    let statuses = [
+        Status::Busy,
+        Status::Away,
+        Status::OnThePhone,
+        Status::OutToLunch,
+    ];
+    for round in 0..40 {
+        let status = statuses[round % statuses.len()];
+        let pm = format!("round {round}");
+        // A status from one tab and a personal message from another, at the same time.
+        let (a, b) = tokio::join!(
+            set_me(&app, &me, json!({ "status": status })),
+            set_me(&app, &me, json!({ "personal_message": pm })),
+        );
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+        // Whichever the database applied last, both changes are stored; what the contact
+        // is shown now must be exactly that.
+        let listed = contacts(&app, &watcher).await;
+        let entry = listed
+            .iter()
+            .find(|c| c.user.id == me.me.id)
+            .expect("listed");
+        assert_eq!(
+            (
+                entry.presence.status,
+                entry.presence.personal_message.as_str()
+            ),
+            (status, pm.as_str()),
+            "round {round}"
+        );
+    }
+    // And the last presence frame the contact got says the same.
+    let frames = until_barrier(&app, &mut seen, &watcher).await;
+    let last = frames
+        .iter()
+        .rev()
+        .find_map(|f| match f {
+            ServerFrame::Presence { user, presence } if *user == me.me.id => Some(presence),
+            _ => None,
+        })
+        .expect("presence frames");
+    assert_eq!(
+        (last.status, last.personal_message.as_str()),
+        (Status::OutToLunch, "round 39")
+    );
+}
