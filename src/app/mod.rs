@@ -56,7 +56,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // id="leptos" lets `cargo leptos watch` swap the stylesheet without a reload.
                 <link rel="stylesheet" id="leptos" href="/pkg/messenger.css"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options islands=true/>
+                // Only pages with islands load the WASM bundle: the sign-in window is plain
+                // forms, and paints sooner without it.
+                {has_islands().then(|| view! { <HydrationScripts options islands=true/> })}
                 <MetaTags/>
             </head>
             <body>
@@ -89,6 +91,17 @@ fn MainPage() -> impl IntoView {
             view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any()
         }
     }
+}
+
+/// Whether the page being rendered holds an island (only the main window, `/app`, does).
+#[cfg(feature = "ssr")]
+fn has_islands() -> bool {
+    use_context::<http::request::Parts>().is_none_or(|p| p.uri.path().starts_with("/app"))
+}
+
+#[cfg(not(feature = "ssr"))]
+fn has_islands() -> bool {
+    true
 }
 
 #[cfg(feature = "ssr")]

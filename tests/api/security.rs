@@ -114,3 +114,28 @@ async fn responses_carry_the_security_headers() {
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["x-frame-options"], "DENY");
 }
+
+#[tokio::test]
+async fn only_the_main_window_loads_the_islands_bundle() {
+    let app = spawn_app().await;
+    let signin = app.http.get(app.url("/")).send().await.expect("get");
+    assert_eq!(signin.status(), 200);
+    let html = signin.text().await.expect("html");
+    assert!(html.contains("Sign in to Messenger"), "{html}");
+    assert!(
+        !html.contains("messenger.wasm") && !html.contains("/pkg/messenger.js"),
+        "{html}"
+    );
+
+    let cookie = app.signup_cookie("paige", "long enough password").await;
+    let main = app
+        .http
+        .get(app.url("/app"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(main.status(), 200);
+    let html = main.text().await.expect("html");
+    assert!(html.contains("/pkg/messenger.js"), "{html}");
+}
