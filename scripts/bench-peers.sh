@@ -14,6 +14,7 @@ out=target/bench-peers-results.txt
 scenarios=(
   "idle --conns 10000"
   "fanout --members 1000 --senders 10 --rate 50 --secs 10"
+  "--aligned fanout --members 1000 --senders 10 --rate 50 --secs 10"
   "fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp"
   "rooms --rooms 1000 --members 5 --rate 10000 --secs 10"
   "rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp"

@@ -24,6 +24,7 @@ fi
 run idle --conns 19000
 run fanout --members 100 --senders 10 --rate 500 --secs 10
 run fanout --members 1000 --senders 10 --rate 50 --secs 10
+run --aligned fanout --members 1000 --senders 10 --rate 50 --secs 10
 run fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp
 run rooms --rooms 1000 --members 5 --rate 10000 --secs 10
 run rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp
