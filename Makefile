@@ -57,16 +57,20 @@ e2e: build
 	@echo "==> Playwright in Debian's Chromium"
 	cd end2end && npx playwright test
 
+# The load tool builds in its own target directory: built with the server's lib under other
+# features, cargo would rebuild the one in turn after the other (~4 min each time).
+LOADGEN_TARGET := $(CARGO_TARGET_DIR)/loadgen
+
 bench: release test-tools
 	@echo "==> building the load generator (release)"
-	cargo build --release --bin loadgen --features loadgen
-	scripts/bench.sh
+	CARGO_TARGET_DIR=$(LOADGEN_TARGET) cargo build --release --bin loadgen --features loadgen
+	LOADGEN=$(LOADGEN_TARGET)/release/loadgen scripts/bench.sh
 
 bench-peers: release
 	@echo "==> building the load generator (release) and installing the peers (npm ci in benches/peers)"
-	cargo build --release --bin loadgen --features loadgen
+	CARGO_TARGET_DIR=$(LOADGEN_TARGET) cargo build --release --bin loadgen --features loadgen
 	cd benches/peers && npm ci --no-audit --no-fund --loglevel=error
-	scripts/bench-peers.sh
+	LOADGEN=$(LOADGEN_TARGET)/release/loadgen scripts/bench-peers.sh
 
 dev:
 	@scripts/ensure-tools.sh --cargo-leptos

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
 target_dir=${CARGO_TARGET_DIR:-target}
-loadgen="$target_dir/release/loadgen"
+loadgen=${LOADGEN:-$target_dir/loadgen/release/loadgen}
 ulimit -n 20000
 out=target/bench-peers-results.txt
 : > "$out"

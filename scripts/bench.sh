@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
-loadgen="$target_dir/release/loadgen"
+loadgen=${LOADGEN:-$target_dir/loadgen/release/loadgen}
 server=target/messenger
 # Sockets on both sides: this machine allows 20,000 open files per process.
 ulimit -n 20000
