@@ -43,6 +43,10 @@ pub enum ClientFrame {
         client_id: String,
         body: String,
     },
+    /// Nudge the other members: stored like a message (acknowledged the same way), shown as
+    /// "<name> sent a nudge" and shaking the window. At most one per [`NUDGE_EVERY`] per
+    /// user and conversation.
+    Nudge { conv: i64, client_id: String },
     /// Replay every message with a sequence number above `after`, then continue live.
     Sync { conv: i64, after: i64 },
     /// Choose a status for every tab of this user (and the next sign-in). `offline` is
@@ -51,7 +55,20 @@ pub enum ClientFrame {
     /// This tab's user has been inactive (`true`) or is back (`false`). When every open tab
     /// of a user who chose Online is idle, contacts see them as Away.
     Idle { idle: bool },
+    /// The user has read a conversation up to `seq` (its window is open): unread counts in
+    /// every tab, and at the next sign-in, start after it.
+    Read { conv: i64, seq: i64 },
+    /// The user is writing in a conversation (`active: true`, repeated every few seconds
+    /// while they type) or stopped (`active: false`). Passed on to the other members, never
+    /// stored.
+    Typing { conv: i64, active: bool },
 }
+
+/// How long a `typing` indicator lasts on the receiving side without a repeat.
+pub const TYPING_SHOWS_FOR_MS: u64 = 6000;
+/// How often a client repeats `typing { active: true }` while the user keeps typing (the
+/// server passes on at most one per second per connection and conversation).
+pub const TYPING_REPEAT_MS: u64 = 3000;
 
 /// A frame sent by the server. JSON text, tagged by `"t"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +105,18 @@ pub enum ServerFrame {
     },
     /// The user's contact groups changed; the whole list follows.
     Groups { groups: Vec<ContactGroup> },
+    /// This user read a conversation up to `seq` (in this or another tab).
+    Read { conv: i64, seq: i64 },
+    /// A member is writing in a conversation (`active`) or stopped. Shown as "<name> is
+    /// writing a message…" until `active: false`, a message from them, or
+    /// [`TYPING_SHOWS_FOR_MS`] without a repeat. A user's own typing also reaches their
+    /// other tabs; clients ignore it.
+    Typing {
+        conv: i64,
+        user: i64,
+        name: String,
+        active: bool,
+    },
     /// A send was committed durably (or had been before: a resend gets the same ack).
     Ack {
         conv: i64,
@@ -134,6 +163,41 @@ pub enum ErrorCode {
     /// The message cannot be delivered to that conversation (the other member does not
     /// accept messages from this user).
     Undeliverable,
+    /// A nudge came too soon after this user's last one in that conversation
+    /// (see [`NUDGE_EVERY`]); it was not sent and should not be retried by itself.
+    NudgeLimited,
+}
+
+/// Least time between two nudges of one user in one conversation.
+pub const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a stored message is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Text typed by the sender.
+    #[default]
+    Text,
+    /// A nudge: shakes the conversation window; its body is empty.
+    Nudge,
+}
+
+impl MessageKind {
+    pub fn is_text(&self) -> bool {
+        *self == MessageKind::Text
+    }
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Nudge => "nudge",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MessageKind> {
+        [MessageKind::Text, MessageKind::Nudge]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// A committed message as the server sends it.
@@ -147,6 +211,9 @@ pub struct MessageView {
     pub body: String,
     /// Commit time, milliseconds since the Unix epoch.
     pub at: i64,
+    /// Left out of the frame for text, the common case.
+    #[serde(default, skip_serializing_if = "MessageKind::is_text")]
+    pub kind: MessageKind,
 }
 
 /// Who a user is, as others see them.
@@ -294,6 +361,9 @@ pub struct ConversationSummary {
     pub title: String,
     /// Highest sequence number committed so far (0: no messages yet).
     pub last_seq: i64,
+    /// Highest sequence number this user has read (messages after it are unread).
+    #[serde(default)]
+    pub last_read: i64,
     pub members: Vec<UserSummary>,
 }
 
@@ -535,9 +605,23 @@ mod tests {
             client_id: "c".into(),
             body: "b".into(),
             at: 4,
+            kind: MessageKind::Text,
         }))
         .unwrap();
         assert_eq!(m["t"], "msg");
         assert_eq!(m["seq"], 2);
+        // Text, the common case, leaves `kind` out of the frame; a nudge says so.
+        assert!(m.get("kind").is_none(), "{m}");
+        let nudge: ServerFrame = serde_json::from_str(
+            r#"{"t":"msg","conv":1,"seq":3,"from":3,"from_name":"A","client_id":"n","body":"","at":5,"kind":"nudge"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            nudge,
+            ServerFrame::Msg(MessageView {
+                kind: MessageKind::Nudge,
+                ..
+            })
+        ));
     }
 }

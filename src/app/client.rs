@@ -6,10 +6,11 @@
 use super::{
     calls,
     sound::{self, Sound},
-    state::{shown_name, Conv, Line, Link, Pending, Toast, Ui},
+    state::{shown_name, Conv, Line, Link, Pending, Toast, Typist, Ui},
 };
 use crate::protocol::{
-    close, Body, ClientFrame, ContactState, ConversationSummary, ErrorCode, ServerFrame, Status,
+    close, Body, ClientFrame, ContactState, ConversationSummary, ErrorCode, MessageKind,
+    ServerFrame, Status, TYPING_REPEAT_MS, TYPING_SHOWS_FOR_MS,
 };
 use leptos::{prelude::*, task::spawn_local};
 use std::{cell::RefCell, time::Duration};
@@ -32,8 +33,12 @@ struct Client {
     last_activity: f64,
     /// Whether this tab told the server its user is idle.
     idle: bool,
-    /// Ids for toasts.
+    /// Ids for toasts and typing entries.
     toasts: u64,
+    /// When this tab last sent "typing" per conversation (ms since the epoch), and a counter
+    /// bumped on every keystroke so that only the last one's timer sends "stopped".
+    typing_sent: std::collections::HashMap<i64, f64>,
+    keystrokes: u64,
     /// Keeps the current socket's callbacks alive.
     callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -61,6 +66,8 @@ pub fn start(ui: Ui) {
             last_activity: js_sys::Date::now(),
             idle: false,
             toasts: 0,
+            typing_sent: Default::default(),
+            keystrokes: 0,
             callbacks: Vec::new(),
         });
         true
@@ -77,6 +84,11 @@ pub fn start(ui: Ui) {
         }
     }
     let _ = set_interval_with_handle(check_idle, IDLE_CHECK_EVERY);
+    if let Some(window) = web_sys::window() {
+        let flush = Closure::<dyn FnMut(JsValue)>::new(move |_| flush_reads());
+        let _ = window.add_event_listener_with_callback("pagehide", flush.as_ref().unchecked_ref());
+        flush.forget(); // lives as long as the page
+    }
     let _ = set_interval_with_handle(
         || {
             let active = with_client(|c| std::mem::take(&mut c.active)).unwrap_or(false);
@@ -303,8 +315,20 @@ fn on_frame(frame: ServerFrame) {
                     .update(|p| p.retain(|x| x.client_id != m.client_id));
             }
             let mine = m.from == me;
+            conv.latest.update_value(|l| *l = (*l).max(m.seq));
+            if news && ui.open.with_untracked(|o| o.contains(&conv.id)) {
+                mark_read(conv.id);
+            }
+            // A message ends its sender's "writing" line.
+            conv.typing.update(|t| t.retain(|x| x.user != m.from));
             conv.insert([Line::from_view(&m, me)]);
-            if news && !mine {
+            if news && m.kind == MessageKind::Nudge {
+                // Both sides shake and buzz, as in Messenger; the window opens for it.
+                ui.open_window(conv.id);
+                conv.shaking.set(true);
+                set_timeout(move || conv.shaking.set(false), SHAKE_FOR);
+                play(ui, Sound::Nudge);
+            } else if news && !mine {
                 play(ui, Sound::Message);
                 let open = ui.open.with_untracked(|o| o.contains(&conv.id));
                 if !open && conv.kind == crate::protocol::ConversationKind::Dm {
@@ -340,7 +364,13 @@ fn on_frame(frame: ServerFrame) {
         } => {
             let target = conv.and_then(|id| ui.conv(id)).zip(client_id);
             match (code, target) {
-                (ErrorCode::RateLimited | ErrorCode::Internal, Some((c, id))) => {
+                (ErrorCode::NudgeLimited, Some((c, _))) => {
+                    c.notice.set(Some(message));
+                    set_timeout(move || c.notice.set(None), Duration::from_secs(5));
+                }
+                (ErrorCode::RateLimited | ErrorCode::Internal, Some((c, id)))
+                    if !id.starts_with(NUDGE_ID_PREFIX) =>
+                {
                     // Transient: send it again shortly, with the same id.
                     set_timeout(move || resend_one(c, &id), Duration::from_secs(1));
                 }
@@ -389,6 +419,38 @@ fn on_frame(frame: ServerFrame) {
             set_if_changed(ui.display_name, display_name);
         }
         ServerFrame::Groups { groups } => ui.groups.set(groups),
+        ServerFrame::Read { conv, seq } => {
+            // Read in another tab (or this one): nothing before `seq` is unread any more.
+            if let Some(c) = ui.conv(conv) {
+                if seq >= c.latest.get_value() {
+                    c.unread.set(0);
+                }
+            }
+        }
+        ServerFrame::Typing {
+            conv,
+            user,
+            name,
+            active,
+        } => {
+            let Some(c) = ui.conv(conv) else { return };
+            if user == me {
+                return;
+            }
+            c.typing.update(|t| t.retain(|x| x.user != user));
+            if active {
+                let token = with_client(|c| {
+                    c.toasts += 1;
+                    c.toasts
+                })
+                .unwrap_or_default();
+                c.typing.update(|t| t.push(Typist { user, name, token }));
+                set_timeout(
+                    move || c.typing.update(|t| t.retain(|x| x.token != token)),
+                    Duration::from_millis(TYPING_SHOWS_FOR_MS),
+                );
+            }
+        }
     }
 }
 
@@ -441,6 +503,7 @@ pub fn play(ui: Ui, sound: Sound) {
 fn ensure_conv(ui: Ui, s: &ConversationSummary) -> Conv {
     if let Some(c) = ui.conv(s.id) {
         c.title.set(s.title.clone());
+        c.latest.update_value(|l| *l = (*l).max(s.last_seq));
         return c;
     }
     let conv = Conv::new(s, ui.me.with_value(|m| m.id));
@@ -518,6 +581,7 @@ pub fn send(ui: Ui, conv_id: i64) {
         })
     });
     conv.draft.set(String::new());
+    stopped_typing(conv_id);
     send_frame(&ClientFrame::Send {
         conv: conv_id,
         client_id,
@@ -770,4 +834,120 @@ pub fn update_me(ui: Ui, change: super::state::MeChange) {
         MeChange::PersonalMessage(m) => serde_json::json!({ "personal_message": m }),
     };
     call(ui, "PATCH", "/api/me".into(), Some(body));
+}
+
+/// After this long without a keystroke, the others are told the user stopped writing.
+const TYPING_PAUSE: Duration = Duration::from_secs(4);
+
+/// The draft of a conversation changed: tells the others the user is writing (at most
+/// every few seconds), and that they stopped when the draft is cleared or left alone.
+pub fn typed(ui: Ui, conv_id: i64) {
+    let Some(conv) = ui.conv(conv_id) else { return };
+    if conv.draft.with_untracked(|d| d.trim().is_empty()) {
+        return stopped_typing(conv_id);
+    }
+    let now = js_sys::Date::now();
+    let Some((due, stroke)) = with_client(|c| {
+        c.keystrokes += 1;
+        let due = c
+            .typing_sent
+            .get(&conv_id)
+            .is_none_or(|at| now - at >= TYPING_REPEAT_MS as f64);
+        if due {
+            c.typing_sent.insert(conv_id, now);
+        }
+        (due, c.keystrokes)
+    }) else {
+        return;
+    };
+    if due {
+        send_frame(&ClientFrame::Typing {
+            conv: conv_id,
+            active: true,
+        });
+    }
+    set_timeout(
+        move || {
+            if with_client(|c| c.keystrokes) == Some(stroke) {
+                stopped_typing(conv_id);
+            }
+        },
+        TYPING_PAUSE,
+    );
+}
+
+/// Tells the others the user stopped writing, if they were told they started.
+fn stopped_typing(conv_id: i64) {
+    if with_client(|c| c.typing_sent.remove(&conv_id).is_some()) == Some(true) {
+        send_frame(&ClientFrame::Typing {
+            conv: conv_id,
+            active: false,
+        });
+    }
+}
+
+/// How long a nudged window shakes.
+const SHAKE_FOR: Duration = Duration::from_millis(700);
+/// Client ids of nudges start with this (a refused nudge is not retried).
+const NUDGE_ID_PREFIX: &str = "nudge-";
+
+/// Nudges the other members of a conversation.
+pub fn nudge(ui: Ui, conv_id: i64) {
+    let Some(conv) = ui.conv(conv_id) else { return };
+    let sent = send_frame(&ClientFrame::Nudge {
+        conv: conv_id,
+        client_id: format!("{NUDGE_ID_PREFIX}{}", new_client_id()),
+    });
+    if !sent {
+        conv.notice
+            .set(Some("Not connected: the nudge was not sent.".into()));
+    }
+}
+
+/// Least time between two `read` frames for one conversation.
+const READ_EVERY: Duration = Duration::from_secs(1);
+
+/// Tells the server this user has read a conversation up to the latest message this page
+/// knows of: at once, then at most one more frame per conversation per second.
+pub fn mark_read(conv_id: i64) {
+    let Some(conv) = ui().and_then(|ui| ui.conv(conv_id)) else {
+        return;
+    };
+    if conv.read_scheduled.get_value() {
+        return;
+    }
+    let sent = conv.latest.get_value();
+    if sent > conv.read_sent.get_value() {
+        send_frame(&ClientFrame::Read {
+            conv: conv_id,
+            seq: sent,
+        });
+        conv.read_sent.set_value(sent);
+    }
+    conv.read_scheduled.set_value(true);
+    set_timeout(
+        move || {
+            conv.read_scheduled.set_value(false);
+            let seq = conv.latest.get_value();
+            let still_open =
+                ui().is_some_and(|ui| ui.open.with_untracked(|o| o.contains(&conv_id)));
+            if seq > sent && still_open {
+                mark_read(conv_id);
+            }
+        },
+        READ_EVERY,
+    );
+}
+
+/// Sends the read marks still waiting for their turn (the page is going away).
+fn flush_reads() {
+    let Some(ui) = ui() else { return };
+    let open = ui.open.get_untracked();
+    for conv in open.into_iter().filter_map(|id| ui.conv(id)) {
+        let seq = conv.latest.get_value();
+        if seq > conv.read_sent.get_value() {
+            send_frame(&ClientFrame::Read { conv: conv.id, seq });
+            conv.read_sent.set_value(seq);
+        }
+    }
 }

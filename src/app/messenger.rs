@@ -3,13 +3,14 @@
 
 use super::act;
 use super::contacts::{status_class, ContactList, ContactTools, MeCard, Toasts};
-use super::state::{Conv, Link, Ui};
-use crate::protocol::{ConversationKind, Status, UserSummary, MAX_BODY_CHARS};
+use super::emoticons::{split, Piece, ALL as EMOTICONS};
+use super::state::{typing_text, Conv, Link, Ui};
+use crate::protocol::{ConversationKind, MessageKind, Status, UserSummary, MAX_BODY_CHARS};
 use leptos::prelude::*;
 
 #[island]
 pub fn MessengerApp(me: UserSummary) -> impl IntoView {
-    let ui = Ui::new(me.clone());
+    let ui = Ui::new(me.clone(), act::mark_read);
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
             act::start(ui);
@@ -144,7 +145,8 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
     };
     let over_limit = move || conv.draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
     view! {
-        <section class="window conv-window" aria-label=move || format!("Conversation with {}", title.get())>
+        <section class="window conv-window" class:shaking=move || conv.shaking.get()
+            aria-label=move || format!("Conversation with {}", title.get())>
             <header class="titlebar">
                 <span class="titlebar-logo" aria-hidden="true"></span>
                 <span class="conv-title">{move || title.get()}</span>
@@ -168,27 +170,39 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                 }>
                 {move || conv.loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
                 {move || at_start().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
-                <For each=move || conv.lines.get() key=|l| l.seq children=move |l| view! {
-                    <div class="line" class:mine=l.mine data-seq=l.seq>
-                        <span class="who">{l.from_name} " says:"</span>
-                        <p class="body">{l.body}</p>
-                    </div>
+                <For each=move || conv.lines.get() key=|l| l.seq children=move |l| match l.kind {
+                    MessageKind::Nudge => view! {
+                        <div class="line nudge" data-seq=l.seq>
+                            {if l.mine { "You sent a nudge.".to_owned() } else { format!("{} sent a nudge.", l.from_name) }}
+                        </div>
+                    }.into_any(),
+                    MessageKind::Text => view! {
+                        <div class="line" class:mine=l.mine data-seq=l.seq>
+                            <span class="who">{l.from_name} " says:"</span>
+                            <p class="body"><MessageText text=l.body/></p>
+                        </div>
+                    }.into_any(),
                 }/>
                 <For each=move || conv.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! {
                     <div class="line mine pending">
                         <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span>
-                        <p class="body">{p.body}</p>
+                        <p class="body"><MessageText text=p.body/></p>
                         <span class="hint">{p.failed.map(|f| format!("Not sent: {f}")).unwrap_or_else(|| "sending…".to_owned())}</span>
                     </div>
                 }/>
             </div>
+            <p class="typing" role="status" aria-live="polite">{move || conv.typing.with(|t| typing_text(t))}</p>
+            {move || conv.notice.get().map(|n| view! { <p class="conv-notice" role="alert">{n}</p> })}
             <form class="compose" on:submit=move |ev| {
                 ev.prevent_default();
                 act::send(ui, id);
             }>
                 <label class="visually-hidden" for=input_id.clone()>{move || format!("Message to {}", title.get())}</label>
-                <textarea id=input_id rows="3" prop:value=move || conv.draft.get()
-                    on:input=move |ev| conv.draft.set(event_target_value(&ev))
+                <textarea id=input_id.clone() rows="3" prop:value=move || conv.draft.get()
+                    on:input=move |ev| {
+                        conv.draft.set(event_target_value(&ev));
+                        act::typed(ui, id);
+                    }
                     on:keydown=move |ev| {
                         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                             ev.prevent_default();
@@ -197,11 +211,84 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                     }></textarea>
                 <div class="compose-bar">
                     <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", conv.draft.with(|d| d.chars().count()))}</span>
-                    <button type="submit" class="primary">"Send"</button>
+                    <span class="compose-actions">
+                        <EmoticonPicker conv=conv input_id=input_id.clone()/>
+                        <button type="button" class="nudge-button" title="Shake the window of the others"
+                            on:click=move |_| act::nudge(ui, id)>"Nudge"</button>
+                        <button type="submit" class="primary">"Send"</button>
+                    </span>
                 </div>
             </form>
         </section>
     }
+}
+
+/// A message's text with its emoticon shortcuts drawn as pictures (the text itself is kept:
+/// copying a message copies what was typed).
+#[component]
+fn MessageText(text: String) -> impl IntoView {
+    split(&text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Emoticon(e) => view! {
+                <span class="emoticon" role="img" aria-label=e.name title=e.codes[0] inner_html=e.svg></span>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
+
+/// The emoticon picker of a conversation window: inserts a shortcut into the draft.
+#[component]
+fn EmoticonPicker(conv: Conv, input_id: String) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let panel_id = format!("emoticons-{}", conv.id);
+    view! {
+        <span class="emoticon-picker">
+            <button type="button" class="emoticon-button" aria-label="Emoticons" aria-haspopup="true"
+                aria-expanded=move || open.get().to_string() aria-controls=panel_id.clone()
+                on:click=move |_| open.update(|o| *o = !*o)>
+                <span aria-hidden="true" inner_html=EMOTICONS[0].svg></span>
+            </button>
+            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()>
+                {EMOTICONS.iter().map(|e| {
+                    let input_id = input_id.clone();
+                    view! {
+                        <button type="button" class="emoticon-choice" aria-label=e.name title=format!("{} {}", e.name, e.codes[0])
+                            on:click=move |_| {
+                                conv.draft.update(|d| {
+                                    if !d.is_empty() && !d.ends_with(' ') {
+                                        d.push(' ');
+                                    }
+                                    d.push_str(e.codes[0]);
+                                    d.push(' ');
+                                });
+                                open.set(false);
+                                focus(&input_id);
+                            }>
+                            <span aria-hidden="true" inner_html=e.svg></span>
+                        </button>
+                    }
+                }).collect_view()}
+            </div>
+        </span>
+    }
+}
+
+fn focus(id: &str) {
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+    {
+        use wasm_bindgen::JsCast;
+        if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
+            let _ = el.focus();
+        }
+    }
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
+    let _ = id;
 }
 
 #[component]

@@ -8,6 +8,7 @@ mod client;
 #[cfg(any(feature = "hydrate", feature = "csr"))]
 use client as act;
 mod contacts;
+mod emoticons;
 mod messenger;
 mod signin;
 #[cfg(any(feature = "hydrate", feature = "csr"))]
@@ -36,6 +37,9 @@ mod act {
     pub fn delete_group(_: Ui, _: i64) {}
     pub fn update_me(_: Ui, _: MeChange) {}
     pub fn set_muted(_: Ui, _: bool) {}
+    pub fn typed(_: Ui, _: i64) {}
+    pub fn nudge(_: Ui, _: i64) {}
+    pub fn mark_read(_: i64) {}
 }
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};

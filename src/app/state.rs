@@ -1,8 +1,8 @@
 //! The island's reactive state: the link to the server, conversations and their windows.
 
 use crate::protocol::{
-    Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageView,
-    Presence, RoomSummary, Status, UserSummary,
+    Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageKind,
+    MessageView, Presence, RoomSummary, Status, UserSummary,
 };
 use leptos::prelude::*;
 use std::collections::HashSet;
@@ -25,6 +25,7 @@ pub struct Line {
     pub from_name: String,
     pub body: String,
     pub mine: bool,
+    pub kind: MessageKind,
 }
 
 impl Line {
@@ -34,6 +35,7 @@ impl Line {
             from_name: m.from_name.clone(),
             body: m.body.clone(),
             mine: m.from == me,
+            kind: m.kind,
         }
     }
 }
@@ -65,6 +67,37 @@ pub struct Conv {
     pub synced_upto: StoredValue<Option<i64>>,
     /// Whether the server's history says older messages exist before the first line.
     pub has_more: RwSignal<bool>,
+    /// Members writing a message now: user id, name, and a token that the timeout which
+    /// clears the entry must still find (a repeat replaces it).
+    pub typing: RwSignal<Vec<Typist>>,
+    /// The highest sequence number this page knows of, and whether a `read` frame for it is
+    /// already scheduled.
+    pub latest: StoredValue<i64>,
+    pub read_scheduled: StoredValue<bool>,
+    /// The last read mark this page sent.
+    pub read_sent: StoredValue<i64>,
+    /// Whether the window is shaking from a nudge right now.
+    pub shaking: RwSignal<bool>,
+    /// A note in the window about something refused (a nudge too soon, say).
+    pub notice: RwSignal<Option<String>>,
+}
+
+/// Someone writing in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typist {
+    pub user: i64,
+    pub name: String,
+    pub token: u64,
+}
+
+/// "Ann is writing a message…", "Ann and Bob are writing…", "3 people are writing…".
+pub fn typing_text(typists: &[Typist]) -> Option<String> {
+    match typists {
+        [] => None,
+        [one] => Some(format!("{} is writing a message…", one.name)),
+        [a, b] => Some(format!("{} and {} are writing…", a.name, b.name)),
+        more => Some(format!("{} people are writing…", more.len())),
+    }
 }
 
 impl Conv {
@@ -80,10 +113,17 @@ impl Conv {
             lines: RwSignal::new(Vec::new()),
             pending: RwSignal::new(Vec::new()),
             draft: RwSignal::new(String::new()),
-            unread: RwSignal::new(0),
+            // Messages that arrived while the user was away count as unread from the start.
+            unread: RwSignal::new((s.last_seq - s.last_read).clamp(0, u32::MAX as i64) as u32),
             loading_older: RwSignal::new(false),
             synced_upto: StoredValue::new(None),
             has_more: RwSignal::new(s.last_seq > 0),
+            typing: RwSignal::new(Vec::new()),
+            latest: StoredValue::new(s.last_seq),
+            read_scheduled: StoredValue::new(false),
+            read_sent: StoredValue::new(s.last_read),
+            shaking: RwSignal::new(false),
+            notice: RwSignal::new(None),
         }
     }
 
@@ -125,6 +165,9 @@ pub struct Ui {
     pub toasts: RwSignal<Vec<Toast>>,
     /// Whether sounds are off (kept in the browser's local storage).
     pub muted: RwSignal<bool>,
+    /// Called when a window shows a conversation's latest messages (the client tells the
+    /// server, throttled); a no-op on the server side.
+    pub on_read: fn(i64),
     /// Set once the first `hello` of this page arrived: presence changes before it are the
     /// list being loaded, not news.
     pub ready: StoredValue<bool>,
@@ -138,7 +181,7 @@ pub struct Toast {
 }
 
 impl Ui {
-    pub fn new(me: UserSummary) -> Self {
+    pub fn new(me: UserSummary, on_read: fn(i64)) -> Self {
         Self {
             link: RwSignal::new(Link::Connecting),
             convs: RwSignal::new(Vec::new()),
@@ -155,6 +198,7 @@ impl Ui {
             toasts: RwSignal::new(Vec::new()),
             muted: RwSignal::new(false),
             ready: StoredValue::new(false),
+            on_read,
             me: StoredValue::new(me),
         }
     }
@@ -212,6 +256,7 @@ impl Ui {
         if let Some(c) = self.conv(id) {
             c.unread.set(0);
         }
+        (self.on_read)(id);
     }
 
     pub fn close_window(&self, id: i64) {
@@ -479,6 +524,28 @@ mod tests {
         assert_eq!(names(&s[7]), ["Mallory", "Trent"]);
         assert_eq!(s[3].group, Some(7));
         assert_eq!(s[0].kind, SectionKind::Incoming);
+    }
+
+    #[test]
+    fn the_typing_line_names_one_or_two_and_counts_more() {
+        let t = |name: &str| Typist {
+            user: 0,
+            name: name.into(),
+            token: 0,
+        };
+        assert_eq!(typing_text(&[]), None);
+        assert_eq!(
+            typing_text(&[t("Ann")]).as_deref(),
+            Some("Ann is writing a message…")
+        );
+        assert_eq!(
+            typing_text(&[t("Ann"), t("Bob")]).as_deref(),
+            Some("Ann and Bob are writing…")
+        );
+        assert_eq!(
+            typing_text(&[t("Ann"), t("Bob"), t("Cy")]).as_deref(),
+            Some("3 people are writing…")
+        );
     }
 
     #[test]

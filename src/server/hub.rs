@@ -11,13 +11,18 @@ use std::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-/// A committed message, serialised once for every recipient.
+/// A committed message, serialised once for every recipient; or, with `seq` 0
+/// ([`EPHEMERAL`]), a frame that is passed on to live members only and never stored
+/// (typing indicators).
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub seq: i64,
     /// The whole `msg` frame as JSON text; cloning shares the bytes.
     pub frame: Utf8Bytes,
 }
+
+/// The `seq` of a [`Delivery`] that is not a stored message.
+pub const EPHEMERAL: i64 = 0;
 
 /// What the hub asks of a connection.
 #[derive(Debug, Clone)]

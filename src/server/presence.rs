@@ -142,6 +142,17 @@ impl PresenceHub {
         }
     }
 
+    /// The user's current display name and whether they chose Appear Offline (None: no
+    /// socket open).
+    pub fn own_view(&self, user: i64) -> Option<(String, bool)> {
+        let online = self.lock();
+        let entry = online.get(&user)?;
+        Some((
+            entry.profile.display_name.clone(),
+            entry.profile.status == Status::Offline,
+        ))
+    }
+
     pub fn is_online(&self, user: i64) -> bool {
         self.lock().contains_key(&user)
     }

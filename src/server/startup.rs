@@ -101,6 +101,7 @@ impl Application {
                 dummy_hash,
                 live_sockets: watch::channel(0).0,
                 profile_changes: tokio::sync::Mutex::new(()),
+                nudges: Default::default(),
             }),
         };
         Ok(Self {

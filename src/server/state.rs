@@ -1,6 +1,7 @@
 //! The state every handler and server function shares.
 
 use super::{config::Config, hub::Hub, presence::PresenceHub, store::Store, writer::Writer};
+use crate::protocol::NUDGE_EVERY;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
@@ -49,4 +50,36 @@ pub struct Shared {
     /// changes at once (status from one tab, personal message from another) reach everyone
     /// in the order the database applied them. Profile changes are rare: one lock is enough.
     pub profile_changes: tokio::sync::Mutex<()>,
+    /// When each user last nudged each conversation.
+    pub nudges: NudgeLimit,
+}
+
+/// One nudge per user per conversation per [`NUDGE_EVERY`], across all their connections.
+/// In memory: after a restart a nudge may come sooner, which harms nobody.
+#[derive(Default)]
+pub struct NudgeLimit {
+    last: std::sync::Mutex<std::collections::HashMap<(i64, i64), std::time::Instant>>,
+}
+
+impl NudgeLimit {
+    /// Whether `user` may nudge `conv` now; if so, counts this nudge.
+    pub fn allow(&self, conv: i64, user: i64) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last
+            .get(&(conv, user))
+            .is_some_and(|at| now.duration_since(*at) < NUDGE_EVERY)
+        {
+            return false;
+        }
+        // Entries older than the window decide nothing: drop them now and then.
+        if last.len() >= 1024 {
+            last.retain(|_, at| now.duration_since(*at) < NUDGE_EVERY);
+        }
+        last.insert((conv, user), now);
+        true
+    }
 }

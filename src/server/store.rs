@@ -2,8 +2,8 @@
 //! function. Message writes go through [`crate::server::writer`], the single writer.
 
 use crate::protocol::{
-    ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageView, RoomSummary,
-    Status, UserSummary,
+    ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageKind, MessageView,
+    RoomSummary, Status, UserSummary,
 };
 use anyhow::Context;
 use sqlx::{
@@ -266,12 +266,34 @@ fn kind_of(s: &str) -> ConversationKind {
 }
 
 /// Every conversation `user_id` belongs to, titled for them.
+/// Moves `user`'s read mark in `conv` forward to `seq` (at most the last message); false if
+/// it was already there (or the user is not a member).
+pub async fn mark_read(
+    pool: &SqlitePool,
+    user: i64,
+    conv: i64,
+    seq: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE members
+         SET last_read = MIN(?1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?3))
+         WHERE user_id = ?2 AND conversation_id = ?3
+           AND last_read < MIN(?1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?3))",
+    )
+    .bind(seq)
+    .bind(user)
+    .bind(conv)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 pub async fn conversations_for_user(
     pool: &SqlitePool,
     user_id: i64,
 ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT c.id, c.kind, c.title,
+        "SELECT c.id, c.kind, c.title, m.last_read,
              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = c.id) AS last_seq
          FROM members m
          JOIN conversations c ON c.id = m.conversation_id
@@ -287,6 +309,7 @@ pub async fn conversations_for_user(
             kind: kind_of(r.try_get("kind")?),
             title: r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
             last_seq: r.try_get("last_seq")?,
+            last_read: r.try_get("last_read")?,
             members: Vec::new(),
         });
     }
@@ -375,7 +398,10 @@ pub async fn join_room(
         return Ok(None);
     }
     let res = sqlx::query(
-        "INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)
+        // Someone joining a room has read nothing of its past, and owes it nothing either:
+        // its unread count starts at the join.
+        "INSERT INTO members (conversation_id, user_id, joined_at, last_read)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?1))
          ON CONFLICT DO NOTHING",
     )
     .bind(room)
@@ -430,7 +456,7 @@ pub async fn get_or_create_dm(
 }
 
 const MESSAGE_SELECT: &str = "SELECT m.conversation_id, m.seq, m.sender_id, u.display_name,
-        m.client_id, m.body, m.created_at
+        m.client_id, m.body, m.created_at, m.kind
      FROM messages m JOIN users u ON u.id = m.sender_id";
 
 fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, sqlx::Error> {
@@ -442,6 +468,7 @@ fn message_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<MessageView, sqlx::Er
         client_id: r.try_get("client_id")?,
         body: r.try_get("body")?,
         at: r.try_get("created_at")?,
+        kind: MessageKind::parse(r.try_get("kind")?).unwrap_or_default(),
     })
 }
 

@@ -6,7 +6,7 @@ use super::{
     hub::{Delivery, Hub},
     store::now_ms,
 };
-use crate::protocol::{Body, ClientId, MessageView, ServerFrame};
+use crate::protocol::{Body, ClientId, MessageKind, MessageView, ServerFrame};
 use sqlx::{Connection, SqliteConnection};
 use std::{collections::HashMap, sync::Arc};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,7 +18,29 @@ pub struct NewMessage {
     pub sender: i64,
     pub sender_name: String,
     pub client_id: ClientId,
-    pub body: Body,
+    pub content: Content,
+}
+
+/// What a message holds.
+#[derive(Debug)]
+pub enum Content {
+    Text(Body),
+    Nudge,
+}
+
+impl Content {
+    fn body(&self) -> &str {
+        match self {
+            Content::Text(b) => b.as_str(),
+            Content::Nudge => "",
+        }
+    }
+    fn kind(&self) -> MessageKind {
+        match self {
+            Content::Text(_) => MessageKind::Text,
+            Content::Nudge => MessageKind::Nudge,
+        }
+    }
 }
 
 /// The acknowledgement of a committed message.
@@ -217,15 +239,16 @@ async fn commit_batch(
         };
         let rows = (start..start + size).map(|i| (&jobs[i].msg, assigned[i]));
         let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at) ",
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind) ",
         );
         insert.push_values(rows, |mut row, (msg, seq)| {
             row.push_bind(msg.conv)
                 .push_bind(seq)
                 .push_bind(msg.sender)
                 .push_bind(msg.client_id.as_str())
-                .push_bind(msg.body.as_str())
-                .push_bind(now);
+                .push_bind(msg.content.body())
+                .push_bind(now)
+                .push_bind(msg.content.kind().as_str());
         });
         insert.push(" ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING");
         inserted += insert.build().execute(&mut *tx).await?.rows_affected();
@@ -284,8 +307,9 @@ fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
         from: msg.sender,
         from_name: msg.sender_name.clone(),
         client_id: msg.client_id.as_str().to_owned(),
-        body: msg.body.as_str().to_owned(),
+        body: msg.content.body().to_owned(),
         at: now,
+        kind: msg.content.kind(),
     }
 }
 
@@ -298,16 +322,17 @@ async fn write_one(
     now: i64,
 ) -> Result<Outcome, sqlx::Error> {
     let inserted = sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING",
     )
     .bind(msg.conv)
     .bind(seq)
     .bind(msg.sender)
     .bind(msg.client_id.as_str())
-    .bind(msg.body.as_str())
+    .bind(msg.content.body())
     .bind(now)
+    .bind(msg.content.kind().as_str())
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -10,14 +10,14 @@ use super::{
     auth::{self, CurrentSession, TokenSource},
     contacts,
     error::AppError,
-    hub::{Control, Delivery},
+    hub::{Control, Delivery, EPHEMERAL},
     state::AppState,
     store::{self, now_ms, SessionRow},
-    writer::{Ack, NewMessage, WriteFailed},
+    writer::{Ack, Content, NewMessage, WriteFailed},
 };
 use crate::protocol::{
     close, Body, ClientFrame, ClientId, ConversationKind, ConversationSummary, ErrorCode,
-    ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT,
+    ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT, NUDGE_EVERY,
 };
 use axum::{
     extract::{
@@ -44,6 +44,8 @@ const REPLAY_PAGE: u32 = 256;
 const COALESCE_MAX: usize = 256;
 /// A gap in the live stream larger than this is not filled inline; the client resyncs.
 const GAP_FILL_MAX: i64 = 1024;
+/// Least time between two "typing" frames passed on per connection and conversation.
+const TYPING_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 /// What tungstenite buffers at most. Frames between [`MAX_FRAME_BYTES`] and this are read in
 /// full and refused with a clean close (1009); beyond it the socket is dropped mid-frame, and
 /// the close frame may not reach the client before the connection resets.
@@ -122,6 +124,8 @@ struct Conn {
     refilled: Instant,
     /// When this connection last slid the session's idle expiry.
     last_slide: i64,
+    /// When this connection last passed on "typing" per conversation (cleared on "stopped").
+    typing_sent: HashMap<i64, Instant>,
 }
 
 /// Why the loop ended, if the server chose to end it.
@@ -136,6 +140,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
         id: conn_id,
         members: HashSet::new(),
         dm_peers: HashMap::new(),
+        typing_sent: HashMap::new(),
         cursors: HashMap::new(),
         subs: StreamMap::new(),
         pending: FuturesUnordered::new(),
@@ -311,60 +316,19 @@ impl Conn {
                 client_id,
                 body,
             } => {
-                let refuse = |code, msg: &str| {
-                    frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())))
-                };
-                if !self.members.contains(&conv) {
-                    return Ok(sink
-                        .send(refuse(
-                            ErrorCode::NotMember,
-                            "You are not in that conversation.",
-                        ))
-                        .await?);
-                }
-                let cid = match ClientId::parse(&client_id) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?)
-                    }
-                };
                 let body = match Body::parse(&body) {
                     Ok(b) => b,
-                    Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidBody, &e.0)).await?),
+                    Err(e) => {
+                        let refuse =
+                            error_frame(ErrorCode::InvalidBody, &e.0, Some(conv), Some(client_id));
+                        return Ok(sink.send(frame(&refuse)).await?);
+                    }
                 };
-                if self
-                    .dm_peers
-                    .get(&conv)
-                    .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id))
-                {
-                    return Ok(sink
-                        .send(refuse(
-                            ErrorCode::Undeliverable,
-                            "Your message could not be delivered.",
-                        ))
-                        .await?);
-                }
-                if !self.take_token() {
-                    return Ok(sink
-                        .send(refuse(
-                            ErrorCode::RateLimited,
-                            "You are sending too fast; wait a moment.",
-                        ))
-                        .await?);
-                }
-                self.slide_session().await?;
-                let msg = NewMessage {
-                    conv,
-                    sender: self.me.id,
-                    sender_name: self.me.display_name.clone(),
-                    client_id: cid,
-                    body,
-                };
-                let rx = self.state.writer.submit(msg).await?;
-                self.pending.push(Box::pin(async move {
-                    let result = rx.await.unwrap_or(Err(WriteFailed));
-                    (conv, client_id, result)
-                }));
+                self.submit(sink, conv, client_id, Content::Text(body))
+                    .await?;
+            }
+            ClientFrame::Nudge { conv, client_id } => {
+                self.submit(sink, conv, client_id, Content::Nudge).await?;
             }
             ClientFrame::Sync { conv, after } => {
                 if !self.members.contains(&conv) {
@@ -401,7 +365,162 @@ impl Conn {
             ClientFrame::Idle { idle } => {
                 self.state.presence.set_idle(self.me.id, self.id, idle);
             }
+            ClientFrame::Read { conv, seq } => {
+                if !self.members.contains(&conv) {
+                    let msg = "You are not in that conversation.";
+                    return Ok(sink
+                        .send(frame(&error_frame(
+                            ErrorCode::NotMember,
+                            msg,
+                            Some(conv),
+                            None,
+                        )))
+                        .await?);
+                }
+                if Box::pin(store::mark_read(
+                    self.state.store.pool(),
+                    self.me.id,
+                    conv,
+                    seq.max(0),
+                ))
+                .await?
+                {
+                    let text = serde_json::to_string(&ServerFrame::Read { conv, seq })?;
+                    self.state
+                        .hub
+                        .notify_user(self.me.id, Control::Frame(Box::new(text.into())));
+                }
+            }
+            ClientFrame::Typing { conv, active } => {
+                if !self.members.contains(&conv) {
+                    let msg = "You are not in that conversation.";
+                    return Ok(sink
+                        .send(frame(&error_frame(
+                            ErrorCode::NotMember,
+                            msg,
+                            Some(conv),
+                            None,
+                        )))
+                        .await?);
+                }
+                self.typing(conv, active)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Checks a send (membership, id, block, rate, the nudge limit) and hands it to the
+    /// writer; its acknowledgement comes back through `pending`.
+    async fn submit(
+        &mut self,
+        sink: &mut Sink,
+        conv: i64,
+        client_id: String,
+        content: Content,
+    ) -> anyhow::Result<()> {
+        let refuse =
+            |code, msg: &str| frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())));
+        if !self.members.contains(&conv) {
+            return Ok(sink
+                .send(refuse(
+                    ErrorCode::NotMember,
+                    "You are not in that conversation.",
+                ))
+                .await?);
+        }
+        let cid = match ClientId::parse(&client_id) {
+            Ok(c) => c,
+            Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?),
+        };
+        if self
+            .dm_peers
+            .get(&conv)
+            .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id))
+        {
+            return Ok(sink
+                .send(refuse(
+                    ErrorCode::Undeliverable,
+                    "Your message could not be delivered.",
+                ))
+                .await?);
+        }
+        if !self.take_token() {
+            return Ok(sink
+                .send(refuse(
+                    ErrorCode::RateLimited,
+                    "You are sending too fast; wait a moment.",
+                ))
+                .await?);
+        }
+        if matches!(content, Content::Nudge) && !self.state.nudges.allow(conv, self.me.id) {
+            let msg = format!(
+                "You can send a nudge once every {} seconds.",
+                NUDGE_EVERY.as_secs()
+            );
+            return Ok(sink.send(refuse(ErrorCode::NudgeLimited, &msg)).await?);
+        }
+        self.slide_session().await?;
+        // The name as it is now (it may have changed since this socket opened).
+        let sender_name = self
+            .state
+            .presence
+            .own_view(self.me.id)
+            .map_or_else(|| self.me.display_name.clone(), |(name, _)| name);
+        let msg = NewMessage {
+            conv,
+            sender: self.me.id,
+            sender_name,
+            client_id: cid,
+            content,
+        };
+        let rx = self.state.writer.submit(msg).await?;
+        self.pending.push(Box::pin(async move {
+            let result = rx.await.unwrap_or(Err(WriteFailed));
+            (conv, client_id, result)
+        }));
+        Ok(())
+    }
+
+    /// Passes a typing indicator on to the conversation's live members: at most one
+    /// "typing" per second per conversation from this connection, and a "stopped" only
+    /// after a "typing". A block stops it like a message.
+    fn typing(&mut self, conv: i64, active: bool) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let last = self.typing_sent.get(&conv).copied();
+        let pass = match (active, last) {
+            (true, Some(at)) => now.duration_since(at) >= TYPING_MIN_GAP,
+            (true, None) => true,
+            (false, last) => last.is_some(),
+        };
+        let blocked = self
+            .dm_peers
+            .get(&conv)
+            .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id));
+        // Someone appearing offline shows no sign of life until they send something.
+        let Some((name, hidden)) = self.state.presence.own_view(self.me.id) else {
+            return Ok(());
+        };
+        if !pass || blocked || hidden {
+            return Ok(());
+        }
+        if active {
+            self.typing_sent.insert(conv, now);
+        } else {
+            self.typing_sent.remove(&conv);
+        }
+        let text = serde_json::to_string(&ServerFrame::Typing {
+            conv,
+            user: self.me.id,
+            name,
+            active,
+        })?;
+        self.state.hub.publish(
+            conv,
+            Delivery {
+                seq: EPHEMERAL,
+                frame: text.into(),
+            },
+        );
         Ok(())
     }
 
@@ -441,6 +560,9 @@ impl Conn {
     ) -> anyhow::Result<()> {
         let cursor = self.cursors.get(&conv).copied().unwrap_or(Cursor::Unsynced);
         match (cursor, item) {
+            (Cursor::Live { .. }, Ok(d)) if d.seq == EPHEMERAL => {
+                sink.feed(Message::Text(d.frame)).await?;
+            }
             (Cursor::Live { last_sent }, Ok(d)) => {
                 if d.seq <= last_sent {
                     return Ok(()); // already sent by a replay

@@ -429,3 +429,68 @@ async fn a_conversation_channel_is_dropped_when_its_last_socket_closes() {
     }
     panic!("the channel or the connection entry outlived the socket");
 }
+
+#[tokio::test]
+async fn read_marks_count_unread_across_sign_ins_and_tabs() {
+    let app = spawn_app().await;
+    let (a, b, stranger) = (app.guest().await, app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wa = app.online(&a).await;
+    for i in 1..=3 {
+        wa.send_msg(conv, &format!("m{i}"), "while you were away")
+            .await;
+        wa.until(|f| matches!(f, ServerFrame::Ack { seq, .. } if *seq == i))
+            .await;
+    }
+    let summary = |hello: ServerFrame| match hello {
+        ServerFrame::Hello { conversations, .. } => conversations
+            .into_iter()
+            .find(|c| c.id == conv)
+            .expect("the conversation"),
+        other => panic!("not a hello: {other:?}"),
+    };
+    // b was offline: all three are unread at sign-in.
+    let mut wb = app.connect(&b).await;
+    let s = summary(wb.hello().await);
+    assert_eq!((s.last_seq, s.last_read), (3, 0));
+
+    // Reading in one tab tells the others; the mark is kept for the next sign-in.
+    let mut other_tab = app.online(&b).await;
+    wb.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 2 }))
+        .await;
+    other_tab
+        .until(|f| matches!(f, ServerFrame::Read { conv: c, seq: 2 } if *c == conv))
+        .await;
+    let s = summary(app.connect(&b).await.hello().await);
+    assert_eq!((s.last_seq, s.last_read), (3, 2));
+    // Never beyond the last message, never backwards.
+    wb.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 99 }))
+        .await;
+    other_tab
+        .until(|f| matches!(f, ServerFrame::Read { conv: c, .. } if *c == conv))
+        .await;
+    wb.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 1 }))
+        .await;
+    // A later frame's answer shows the server has handled that one.
+    wb.sync(i64::MAX, 0).await;
+    wb.until(|f| matches!(f, ServerFrame::Error { .. })).await;
+    let s = summary(app.connect(&b).await.hello().await);
+    assert_eq!(s.last_read, 3);
+    // a's own mark is untouched.
+    let s = summary(app.connect(&a).await.hello().await);
+    assert_eq!(s.last_read, 0);
+
+    let mut ws = app.online(&stranger).await;
+    ws.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 1 }))
+        .await;
+    ws.until(|f| {
+        matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::NotMember,
+                ..
+            }
+        )
+    })
+    .await;
+}

@@ -5,5 +5,7 @@ mod admin;
 mod auth;
 mod delivery;
 mod helpers;
+mod nudge;
 mod presence;
 mod security;
+mod typing;

@@ -1,0 +1,118 @@
+import { test, expect } from '@playwright/test';
+import { Messenger } from '../server';
+import { conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
+
+let server: Messenger;
+test.beforeEach(async () => {
+  server = await Messenger.start();
+});
+test.afterEach(async () => {
+  await server.dispose();
+});
+
+test('the typing indicator shows and clears; a nudge shakes both windows and is limited', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  await bob.getByRole('button', { name: 'alice', exact: true }).click();
+  const atBob = conversation(bob, 'alice');
+  const atAlice = conversation(alice, 'bob');
+  await expect(atBob).toBeVisible();
+
+  const box = atAlice.getByLabel('Message to bob');
+  await box.pressSequentially('Hello th');
+  await expect(atBob.getByText('alice is writing a message…')).toBeVisible();
+  await box.pressSequentially('ere');
+  await box.press('Enter');
+  await expect(atBob.getByText('Hello there')).toBeVisible();
+  await expect(atBob.getByText('alice is writing a message…')).toBeHidden();
+
+  // Typing, then emptying the box, clears it too.
+  await box.pressSequentially('never mind');
+  await expect(atBob.getByText('alice is writing a message…')).toBeVisible();
+  await box.fill('');
+  await expect(atBob.getByText('alice is writing a message…')).toBeHidden();
+
+  // Bob nudges: both windows shake, both histories say so.
+  await atBob.getByRole('button', { name: 'Nudge' }).click();
+  await expect(atAlice).toHaveClass(/shaking/);
+  await expect(atBob).toHaveClass(/shaking/);
+  await expect(atAlice.getByText('bob sent a nudge.')).toBeVisible();
+  await expect(atBob.getByText('You sent a nudge.')).toBeVisible();
+  await expect(atAlice).not.toHaveClass(/shaking/);
+  // Again at once: refused, with a message, and nothing new in alice's window.
+  await atBob.getByRole('button', { name: 'Nudge' }).click();
+  await expect(atBob.getByRole('alert')).toHaveText('You can send a nudge once every 10 seconds.');
+  await say(bob, 'alice', 'sorry!');
+  await expect(atAlice.getByText('sorry!')).toBeVisible();
+  await expect(atAlice.getByText('bob sent a nudge.')).toHaveCount(1);
+  // The nudge is in the history after a reload.
+  await alice.reload();
+  await waitOnline(alice);
+  await alice.getByRole('button', { name: /^bob/ }).click();
+  await expect(conversation(alice, 'bob').getByText('bob sent a nudge.')).toBeVisible();
+});
+
+test('emoticons render as pictures, come from the picker, and the text stays plain', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  const atAlice = conversation(alice, 'bob');
+  const box = atAlice.getByLabel('Message to bob');
+  await box.fill('I (L) this :)');
+  await atAlice.getByRole('button', { name: 'Emoticons' }).click();
+  await atAlice.getByRole('group', { name: 'Choose an emoticon' }).getByRole('button', { name: 'thumbs up' }).click();
+  await expect(box).toHaveValue('I (L) this :) (Y) ');
+  await box.press('Enter');
+
+  const atBob = conversation(bob, 'alice');
+  const line = atBob.locator('.line .body').last();
+  await expect(line.getByRole('img', { name: 'heart' })).toBeVisible();
+  await expect(line.getByRole('img', { name: 'smile' })).toBeVisible();
+  await expect(line.getByRole('img', { name: 'thumbs up' })).toBeVisible();
+  await expect(line).toHaveText(/^I\s+this\s*$/);
+  // What is stored is the text as typed.
+  const res = await bob.request.get(`${server.url}/api/conversations/${await convId(bob)}/messages`);
+  const page = await res.json();
+  expect(page.messages.at(-1).body).toBe('I (L) this :) (Y) ');
+});
+
+/** The id of the only one-to-one conversation in the page's history requests. */
+async function convId(page: import('@playwright/test').Page): Promise<number> {
+  const res = await page.request.get(`${server.url}/api/session`);
+  expect(res.ok()).toBeTruthy();
+  const dm = await page.request.post(`${server.url}/api/dm`, {
+    data: { username: 'alice' },
+    headers: { Origin: server.url },
+  });
+  expect(dm.ok()).toBeTruthy();
+  return (await dm.json()).id;
+}
+
+test('messages sent while someone is signed out wait for them with an unread count', async ({ browser }) => {
+  await server.signUp('bob', 'bob-password');
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'Are you coming tonight?');
+  await say(alice, 'bob', 'Call me when you see this');
+  await expect(conversation(alice, 'bob').locator('.line.pending')).toHaveCount(0);
+
+  await signInInUi(bob, server.url, 'bob', 'bob-password');
+  await waitOnline(bob);
+  const entry = bob.getByRole('button', { name: /^alice/ });
+  await expect(entry.getByLabel('2 unread')).toBeVisible();
+  await entry.click();
+  await expect(conversation(bob, 'alice').getByText('Call me when you see this')).toBeVisible();
+  await expect(entry.getByLabel('2 unread')).toBeHidden();
+  // Read is remembered: no count after signing in again.
+  await bob.reload();
+  await waitOnline(bob);
+  await expect(bob.getByRole('button', { name: /^alice/ })).toBeVisible();
+  await expect(bob.locator('.unread')).toHaveCount(0);
+});
