@@ -47,6 +47,14 @@ pub enum ClientFrame {
     /// "<name> sent a nudge" and shaking the window. At most one per [`NUDGE_EVERY`] per
     /// user and conversation.
     Nudge { conv: i64, client_id: String },
+    /// Delete one of your own messages (text or nudge) for every member: stored as a message
+    /// of kind `delete` (acknowledged like one) whose body is `seq`; the deleted message keeps
+    /// its number but loses its body.
+    Delete {
+        conv: i64,
+        client_id: String,
+        seq: i64,
+    },
     /// Replay every message with a sequence number above `after`, then continue live.
     Sync { conv: i64, after: i64 },
     /// Choose a status for every tab of this user (and the next sign-in). `offline` is
@@ -166,13 +174,15 @@ pub enum ErrorCode {
     /// A nudge came too soon after this user's last one in that conversation
     /// (see [`NUDGE_EVERY`]); it was not sent and should not be retried by itself.
     NudgeLimited,
+    /// The message to delete is not one of yours, does not exist, or is already deleted.
+    CannotDelete,
 }
 
 /// Least time between two nudges of one user in one conversation.
 pub const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a stored message is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Text typed by the sender.
@@ -180,6 +190,11 @@ pub enum MessageKind {
     Text,
     /// A nudge: shakes the conversation window; its body is empty.
     Nudge,
+    /// The sender deleted the message whose sequence number is this message's body: remove
+    /// it. Not shown itself.
+    Delete,
+    /// A message its sender deleted: its body is empty; not shown.
+    Deleted,
 }
 
 impl MessageKind {
@@ -191,12 +206,23 @@ impl MessageKind {
         match self {
             MessageKind::Text => "text",
             MessageKind::Nudge => "nudge",
+            MessageKind::Delete => "delete",
+            MessageKind::Deleted => "deleted",
         }
     }
     pub fn parse(s: &str) -> Option<MessageKind> {
-        [MessageKind::Text, MessageKind::Nudge]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            MessageKind::Text,
+            MessageKind::Nudge,
+            MessageKind::Delete,
+            MessageKind::Deleted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+    /// Whether members see it as a line of the conversation.
+    pub fn is_shown(self) -> bool {
+        matches!(self, MessageKind::Text | MessageKind::Nudge)
     }
 }
 

@@ -116,3 +116,30 @@ test('messages sent while someone is signed out wait for them with an unread cou
   await expect(bob.getByRole('button', { name: /^alice/ })).toBeVisible();
   await expect(bob.locator('.unread')).toHaveCount(0);
 });
+
+test('deleting your own message removes it for both, live and after a reload', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'this was meant for someone else');
+  await say(alice, 'bob', 'hello bob');
+  const atBob = conversation(bob, 'alice');
+  await expect(atBob.getByText('this was meant for someone else')).toBeVisible();
+  // Bob has no delete button on alice's lines.
+  await expect(atBob.getByRole('button', { name: 'Delete this message' })).toHaveCount(0);
+
+  const atAlice = conversation(alice, 'bob');
+  await atAlice.locator('.line', { hasText: 'this was meant for someone else' })
+    .getByRole('button', { name: 'Delete this message' }).click();
+  await expect(atBob.getByText('this was meant for someone else')).toBeHidden();
+  await expect(atAlice.getByText('this was meant for someone else')).toBeHidden();
+  await expect(atBob.getByText('hello bob')).toBeVisible();
+
+  await bob.reload();
+  await waitOnline(bob);
+  await bob.getByRole('button', { name: /^alice/ }).click();
+  await expect(conversation(bob, 'alice').getByText('hello bob')).toBeVisible();
+  await expect(conversation(bob, 'alice').getByText('this was meant for someone else')).toBeHidden();
+});

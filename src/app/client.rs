@@ -321,6 +321,16 @@ fn on_frame(frame: ServerFrame) {
             }
             // A message ends its sender's "writing" line.
             conv.typing.update(|t| t.retain(|x| x.user != m.from));
+            if m.kind == MessageKind::Delete {
+                if let Ok(target) = m.body.parse::<i64>() {
+                    conv.lines.update(|lines| {
+                        if let Some(l) = lines.iter_mut().find(|l| l.seq == target) {
+                            l.kind = MessageKind::Deleted;
+                            l.body.clear();
+                        }
+                    });
+                }
+            }
             conv.insert([Line::from_view(&m, me)]);
             if news && m.kind == MessageKind::Nudge {
                 // Both sides shake and buzz, as in Messenger; the window opens for it.
@@ -328,7 +338,7 @@ fn on_frame(frame: ServerFrame) {
                 conv.shaking.set(true);
                 set_timeout(move || conv.shaking.set(false), SHAKE_FOR);
                 play(ui, Sound::Nudge);
-            } else if news && !mine {
+            } else if news && !mine && m.kind.is_shown() {
                 play(ui, Sound::Message);
                 let open = ui.open.with_untracked(|o| o.contains(&conv.id));
                 if !open && conv.kind == crate::protocol::ConversationKind::Dm {
@@ -364,7 +374,7 @@ fn on_frame(frame: ServerFrame) {
         } => {
             let target = conv.and_then(|id| ui.conv(id)).zip(client_id);
             match (code, target) {
-                (ErrorCode::NudgeLimited, Some((c, _))) => {
+                (ErrorCode::NudgeLimited | ErrorCode::CannotDelete, Some((c, _))) => {
                     c.notice.set(Some(message));
                     set_timeout(move || c.notice.set(None), Duration::from_secs(5));
                 }
@@ -949,5 +959,19 @@ fn flush_reads() {
             send_frame(&ClientFrame::Read { conv: conv.id, seq });
             conv.read_sent.set_value(seq);
         }
+    }
+}
+
+/// Deletes one of the user's own messages for every member.
+pub fn delete_message(ui: Ui, conv_id: i64, seq: i64) {
+    let Some(conv) = ui.conv(conv_id) else { return };
+    let sent = send_frame(&ClientFrame::Delete {
+        conv: conv_id,
+        client_id: format!("delete-{}", new_client_id()),
+        seq,
+    });
+    if !sent {
+        conv.notice
+            .set(Some("Not connected: the message was not deleted.".into()));
     }
 }

@@ -170,18 +170,28 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                 }>
                 {move || conv.loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
                 {move || at_start().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
-                <For each=move || conv.lines.get() key=|l| l.seq children=move |l| match l.kind {
+                <For each=move || conv.lines.get() key=|l| (l.seq, l.kind) children=move |l| match l.kind {
                     MessageKind::Nudge => view! {
                         <div class="line nudge" data-seq=l.seq>
                             {if l.mine { "You sent a nudge.".to_owned() } else { format!("{} sent a nudge.", l.from_name) }}
                         </div>
                     }.into_any(),
-                    MessageKind::Text => view! {
-                        <div class="line" class:mine=l.mine data-seq=l.seq>
-                            <span class="who">{l.from_name} " says:"</span>
-                            <p class="body"><MessageText text=l.body/></p>
-                        </div>
-                    }.into_any(),
+                    MessageKind::Text => {
+                        let seq = l.seq;
+                        view! {
+                            <div class="line" class:mine=l.mine data-seq=l.seq>
+                                <span class="who">{l.from_name} " says:"</span>
+                                {l.mine.then(|| view! {
+                                    <button class="delete-button" title="Delete this message for everyone"
+                                        aria-label="Delete this message"
+                                        on:click=move |_| act::delete_message(ui, id, seq)>"Delete"</button>
+                                })}
+                                <p class="body"><MessageText text=l.body/></p>
+                            </div>
+                        }.into_any()
+                    }
+                    // Deleted messages and the deletions themselves are not shown.
+                    MessageKind::Delete | MessageKind::Deleted => ().into_any(),
                 }/>
                 <For each=move || conv.pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! {
                     <div class="line mine pending">

@@ -40,6 +40,7 @@ mod act {
     pub fn typed(_: Ui, _: i64) {}
     pub fn nudge(_: Ui, _: i64) {}
     pub fn mark_read(_: i64) {}
+    pub fn delete_message(_: Ui, _: i64, _: i64) {}
 }
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};

@@ -266,6 +266,22 @@ fn kind_of(s: &str) -> ConversationKind {
 }
 
 /// Every conversation `user_id` belongs to, titled for them.
+/// The sender and kind of one message, if it exists.
+pub async fn message_meta(
+    pool: &SqlitePool,
+    conv: i64,
+    seq: i64,
+) -> Result<Option<(i64, MessageKind)>, sqlx::Error> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT sender_id, kind FROM messages WHERE conversation_id = ? AND seq = ?",
+    )
+    .bind(conv)
+    .bind(seq)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(sender, kind)| (sender, MessageKind::parse(&kind).unwrap_or_default())))
+}
+
 /// Moves `user`'s read mark in `conv` forward to `seq` (at most the last message); false if
 /// it was already there (or the user is not a member).
 pub async fn mark_read(

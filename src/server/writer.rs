@@ -26,21 +26,44 @@ pub struct NewMessage {
 pub enum Content {
     Text(Body),
     Nudge,
+    /// Deletes the message with this sequence number (the caller checked it is the sender's).
+    Delete(i64),
 }
 
 impl Content {
-    fn body(&self) -> &str {
+    fn body(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Content::Text(b) => b.as_str(),
-            Content::Nudge => "",
+            Content::Text(b) => b.as_str().into(),
+            Content::Nudge => "".into(),
+            Content::Delete(seq) => seq.to_string().into(),
         }
     }
     fn kind(&self) -> MessageKind {
         match self {
             Content::Text(_) => MessageKind::Text,
             Content::Nudge => MessageKind::Nudge,
+            Content::Delete(_) => MessageKind::Delete,
         }
     }
+}
+
+/// Empties the messages the batch's `delete` messages name, in the batch's transaction, so
+/// the deletion and its announcement commit together.
+async fn apply_deletes(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<(), sqlx::Error> {
+    for job in jobs {
+        if let Content::Delete(seq) = job.msg.content {
+            sqlx::query(
+                "UPDATE messages SET kind = 'deleted', body = ''
+                 WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+            )
+            .bind(job.msg.conv)
+            .bind(seq)
+            .bind(job.msg.sender)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The acknowledgement of a committed message.
@@ -246,7 +269,7 @@ async fn commit_batch(
                 .push_bind(seq)
                 .push_bind(msg.sender)
                 .push_bind(msg.client_id.as_str())
-                .push_bind(msg.content.body())
+                .push_bind(msg.content.body().into_owned())
                 .push_bind(now)
                 .push_bind(msg.content.kind().as_str());
         });
@@ -258,6 +281,7 @@ async fn commit_batch(
         tx.rollback().await?;
         return commit_each(conn, jobs, seqs, now).await;
     }
+    apply_deletes(&mut tx, jobs).await?;
     tx.commit().await?;
     seqs.extend(next);
     Ok(jobs
@@ -295,6 +319,7 @@ async fn commit_each(
         );
         outcomes.push(outcome);
     }
+    apply_deletes(&mut tx, jobs).await?;
     tx.commit().await?;
     seqs.extend(batch);
     Ok(outcomes)
@@ -307,7 +332,7 @@ fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
         from: msg.sender,
         from_name: msg.sender_name.clone(),
         client_id: msg.client_id.as_str().to_owned(),
-        body: msg.content.body().to_owned(),
+        body: msg.content.body().into_owned(),
         at: now,
         kind: msg.content.kind(),
     }
@@ -330,7 +355,7 @@ async fn write_one(
     .bind(seq)
     .bind(msg.sender)
     .bind(msg.client_id.as_str())
-    .bind(msg.content.body())
+    .bind(msg.content.body().into_owned())
     .bind(now)
     .bind(msg.content.kind().as_str())
     .execute(&mut *conn)

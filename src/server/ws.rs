@@ -330,6 +330,35 @@ impl Conn {
             ClientFrame::Nudge { conv, client_id } => {
                 self.submit(sink, conv, client_id, Content::Nudge).await?;
             }
+            ClientFrame::Delete {
+                conv,
+                client_id,
+                seq,
+            } => {
+                // Checked here, then again inside the commit (a second delete of the same
+                // message in flight changes nothing there).
+                let meta = if self.members.contains(&conv) {
+                    Box::pin(store::message_meta(self.state.store.pool(), conv, seq)).await?
+                } else {
+                    None
+                };
+                let refusal = match meta {
+                    _ if !self.members.contains(&conv) => None, // submit says "not a member"
+                    None => Some("That message does not exist."),
+                    Some((sender, _)) if sender != self.me.id => {
+                        Some("You can only delete your own messages.")
+                    }
+                    Some((_, kind)) if !kind.is_shown() => Some("That message is already deleted."),
+                    Some(_) => None,
+                };
+                if let Some(msg) = refusal {
+                    let refuse =
+                        error_frame(ErrorCode::CannotDelete, msg, Some(conv), Some(client_id));
+                    return Ok(sink.send(frame(&refuse)).await?);
+                }
+                self.submit(sink, conv, client_id, Content::Delete(seq))
+                    .await?;
+            }
             ClientFrame::Sync { conv, after } => {
                 if !self.members.contains(&conv) {
                     let msg = "You are not in that conversation.";

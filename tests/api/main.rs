@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod deletion;
 mod delivery;
 mod helpers;
 mod nudge;
