@@ -482,6 +482,11 @@ fn phase(i: usize, period: Duration) -> Duration {
 /// `--aligned`, set once at start.
 static ALIGNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// A ramp first runs this long at its starting rate without counting it: start-up transients
+/// (first frames on every socket, a JIT warming up in the Node peers) would otherwise decide
+/// the first step.
+const WARMUP_SECS: u64 = 3;
+
 /// How a ramp goes on: the result of one step decides the next.
 struct Ramp {
     start: u64,
@@ -684,6 +689,7 @@ async fn group_step(
     rate: u64,
     secs: u64,
     members: Vec<Member>,
+    warmup: bool,
 ) -> Result<(Vec<Member>, Tally)> {
     let shared = Arc::new(StepShared {
         phase: tokio::sync::watch::channel(RUNNING).0,
@@ -732,8 +738,9 @@ async fn group_step(
         members.push(m);
     }
     let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    let warmup = if warmup { "warm-up (not counted) " } else { "" };
     tally.print(
-        &format!("{} rate={rate}/s", shape.describe()),
+        &format!("{warmup}{} rate={rate}/s", shape.describe()),
         sent,
         secs,
         cpu,
@@ -829,9 +836,15 @@ async fn group(cli: &Cli, shape: Shape, rate: u64, secs: u64, ramp: bool) -> Res
         best: None,
     };
     let mut r = rate;
+    let mut warming = ramp;
     for step in 0.. {
-        let (back, tally) = group_step(&server, shape, step, r, secs, members).await?;
+        let step_secs = if warming { WARMUP_SECS } else { secs };
+        let (back, tally) =
+            group_step(&server, shape, step, r, step_secs, members, warming).await?;
         members = back;
+        if std::mem::take(&mut warming) {
+            continue;
+        }
         if !ramp {
             break;
         }
@@ -1301,7 +1314,9 @@ mod peer {
             best: None,
         };
         let mut r = rate;
+        let mut warming = ramp;
         loop {
+            let secs = if warming { WARMUP_SECS } else { secs };
             let step = Arc::new(Step {
                 kind,
                 phase: tokio::sync::watch::channel(RUNNING).0,
@@ -1347,12 +1362,20 @@ mod peer {
                 members.push(m);
             }
             let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+            let warmup = if warming {
+                "warm-up (not counted) "
+            } else {
+                ""
+            };
             tally.print(
-                &format!("peer {} rate={r}/s", shape.describe()),
+                &format!("{warmup}peer {} rate={r}/s", shape.describe()),
                 sent,
                 secs,
                 cpu,
             );
+            if std::mem::take(&mut warming) {
+                continue;
+            }
             if !ramp {
                 break;
             }
