@@ -361,15 +361,7 @@ impl Conn {
             }
             ClientFrame::Sync { conv, after } => {
                 if !self.members.contains(&conv) {
-                    let msg = "You are not in that conversation.";
-                    return Ok(sink
-                        .send(frame(&error_frame(
-                            ErrorCode::NotMember,
-                            msg,
-                            Some(conv),
-                            None,
-                        )))
-                        .await?);
+                    return Ok(sink.send(not_member(conv, None)).await?);
                 }
                 let last = self.replay(sink, conv, after.max(0), i64::MAX).await?;
                 self.cursors.insert(conv, Cursor::Live { last_sent: last });
@@ -396,15 +388,7 @@ impl Conn {
             }
             ClientFrame::Read { conv, seq } => {
                 if !self.members.contains(&conv) {
-                    let msg = "You are not in that conversation.";
-                    return Ok(sink
-                        .send(frame(&error_frame(
-                            ErrorCode::NotMember,
-                            msg,
-                            Some(conv),
-                            None,
-                        )))
-                        .await?);
+                    return Ok(sink.send(not_member(conv, None)).await?);
                 }
                 if Box::pin(store::mark_read(
                     self.state.store.pool(),
@@ -422,15 +406,7 @@ impl Conn {
             }
             ClientFrame::Typing { conv, active } => {
                 if !self.members.contains(&conv) {
-                    let msg = "You are not in that conversation.";
-                    return Ok(sink
-                        .send(frame(&error_frame(
-                            ErrorCode::NotMember,
-                            msg,
-                            Some(conv),
-                            None,
-                        )))
-                        .await?);
+                    return Ok(sink.send(not_member(conv, None)).await?);
                 }
                 self.typing(conv, active)?;
             }
@@ -450,12 +426,7 @@ impl Conn {
         let refuse =
             |code, msg: &str| frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())));
         if !self.members.contains(&conv) {
-            return Ok(sink
-                .send(refuse(
-                    ErrorCode::NotMember,
-                    "You are not in that conversation.",
-                ))
-                .await?);
+            return Ok(sink.send(not_member(conv, Some(client_id.clone()))).await?);
         }
         let cid = match ClientId::parse(&client_id) {
             Ok(c) => c,
@@ -693,6 +664,16 @@ fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>))
 
 fn frame(f: &ServerFrame) -> Message {
     Message::Text(serde_json::to_string(f).unwrap_or_default().into())
+}
+
+/// The error for a frame about a conversation this user is not in.
+fn not_member(conv: i64, client_id: Option<String>) -> Message {
+    frame(&error_frame(
+        ErrorCode::NotMember,
+        "You are not in that conversation.",
+        Some(conv),
+        client_id,
+    ))
 }
 
 fn error_frame(

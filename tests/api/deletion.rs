@@ -12,10 +12,8 @@ async fn a_sender_deletes_their_message_for_every_member_live_and_in_history() {
     let conv = app.dm(&a, &b).await;
     let mut wa = app.online(&a).await;
     let mut wb = app.online(&b).await;
-    for ws in [&mut wa, &mut wb] {
-        ws.sync(conv, 0).await;
-        ws.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
-    }
+    wa.live(conv).await;
+    wb.live(conv).await;
     wa.send_msg(conv, "m1", "oops, wrong window").await;
     wa.until(|f| matches!(f, ServerFrame::Ack { seq: 1, .. }))
         .await;

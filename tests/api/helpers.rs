@@ -296,6 +296,13 @@ impl Ws {
             .await;
     }
 
+    /// Syncs `conv` from the start and waits for `synced`: live frames of it flow from here.
+    pub async fn live(&mut self, conv: i64) {
+        self.sync(conv, 0).await;
+        self.until(|f| matches!(f, ServerFrame::Synced { conv: c, .. } if *c == conv))
+            .await;
+    }
+
     pub async fn sync(&mut self, conv: i64, after: i64) {
         self.send(json!({ "t": "sync", "conv": conv, "after": after }))
             .await;

@@ -16,10 +16,8 @@ async fn a_nudge_reaches_every_member_is_stored_and_is_limited_per_sender() {
     let conv = app.dm(&a, &b).await;
     let mut wa = app.online(&a).await;
     let mut wb = app.online(&b).await;
-    for ws in [&mut wa, &mut wb] {
-        ws.sync(conv, 0).await;
-        ws.until(|f| matches!(f, ServerFrame::Synced { .. })).await;
-    }
+    wa.live(conv).await;
+    wb.live(conv).await;
 
     wa.send(nudge(conv, "nudge-1")).await;
     match wa.until(|f| matches!(f, ServerFrame::Ack { .. })).await {

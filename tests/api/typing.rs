@@ -1,19 +1,12 @@
 //! Typing indicators: passed on to the conversation's live members, limited, never stored,
 //! silent for someone appearing offline or blocked.
 
-use crate::helpers::{spawn_app, Ws};
+use crate::helpers::spawn_app;
 use messenger::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
 
 fn typing(conv: i64, active: bool) -> serde_json::Value {
     json!({ "t": "typing", "conv": conv, "active": active })
-}
-
-/// Syncs `conv` so that live frames of it flow to this socket.
-async fn live(ws: &mut Ws, conv: i64) {
-    ws.sync(conv, 0).await;
-    ws.until(|f| matches!(f, ServerFrame::Synced { conv: c, .. } if *c == conv))
-        .await;
 }
 
 fn typing_frames(frames: &[ServerFrame], from: i64) -> Vec<bool> {
@@ -33,8 +26,8 @@ async fn typing_reaches_the_other_member_limited_and_is_never_stored() {
     let conv = app.dm(&a, &b).await;
     let mut wa = app.online(&a).await;
     let mut wb = app.online(&b).await;
-    live(&mut wa, conv).await;
-    live(&mut wb, conv).await;
+    wa.live(conv).await;
+    wb.live(conv).await;
 
     wa.send(typing(conv, true)).await;
     match wb.until(|f| matches!(f, ServerFrame::Typing { .. })).await {
@@ -85,8 +78,8 @@ async fn someone_appearing_offline_or_blocked_shows_no_typing() {
     let conv = app.dm(&a, &b).await;
     let mut wa = app.online(&a).await;
     let mut wb = app.online(&b).await;
-    live(&mut wa, conv).await;
-    live(&mut wb, conv).await;
+    wa.live(conv).await;
+    wb.live(conv).await;
 
     let res = app
         .call(
