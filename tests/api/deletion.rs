@@ -2,7 +2,7 @@
 //! else's, never twice.
 
 use crate::helpers::spawn_app;
-use messenger::protocol::{ErrorCode, HistoryPage, MessageKind, ServerFrame};
+use messenger::protocol::{ErrorCode, MessageKind, ServerFrame};
 use serde_json::json;
 
 #[tokio::test]
@@ -66,16 +66,7 @@ async fn a_sender_deletes_their_message_for_every_member_live_and_in_history() {
     }
 
     // History: the text is gone from the store; numbers stay gap-free.
-    let page: HistoryPage = app
-        .http
-        .get(app.url(&format!("/api/conversations/{conv}/messages")))
-        .bearer_auth(&b.token)
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+    let page = app.history(conv, &b).await;
     let rows: Vec<_> = page
         .messages
         .iter()

@@ -223,6 +223,19 @@ impl TestApp {
         cookie_pair(&res)
     }
 
+    /// The newest page of a conversation's history, as `user` reads it over HTTP.
+    pub async fn history(&self, conv: i64, user: &User) -> messenger::protocol::HistoryPage {
+        let res = self
+            .http
+            .get(self.url(&format!("/api/conversations/{conv}/messages")))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .expect("history request");
+        assert_eq!(res.status(), 200);
+        res.json().await.expect("a history page")
+    }
+
     /// Messages stored, in one conversation or in all.
     pub async fn message_count(&self, conv: Option<i64>) -> i64 {
         let mut db = self.db().await;

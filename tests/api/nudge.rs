@@ -2,7 +2,7 @@
 //! ten seconds, members only.
 
 use crate::helpers::spawn_app;
-use messenger::protocol::{ErrorCode, HistoryPage, MessageKind, ServerFrame};
+use messenger::protocol::{ErrorCode, MessageKind, ServerFrame};
 use serde_json::json;
 
 fn nudge(conv: i64, id: &str) -> serde_json::Value {
@@ -74,16 +74,7 @@ async fn a_nudge_reaches_every_member_is_stored_and_is_limited_per_sender() {
     wa.send_msg(conv, "text-1", "hello").await;
     wa.until(|f| matches!(f, ServerFrame::Ack { client_id, .. } if client_id == "text-1"))
         .await;
-    let page: HistoryPage = app
-        .http
-        .get(app.url(&format!("/api/conversations/{conv}/messages")))
-        .bearer_auth(&b.token)
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+    let page = app.history(conv, &b).await;
     let kinds: Vec<_> = page.messages.iter().map(|m| (m.seq, m.kind)).collect();
     assert_eq!(
         kinds,
