@@ -59,6 +59,7 @@ test('a contact request is accepted, then status, personal message and name chan
 
   await bob.getByRole('button', { name: /Your display name: bob/ }).click();
   const name = bob.getByLabel('Your display name');
+  await expect(name).toBeFocused();
   await name.fill('Bobby B.');
   await name.press('Enter');
   await expect(entry(alice, 'bob')).toContainText('Bobby B.');

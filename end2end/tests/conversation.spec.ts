@@ -67,6 +67,7 @@ test('emoticons render as pictures, come from the picker, and the text stays pla
   await atAlice.getByRole('button', { name: 'Emoticons' }).click();
   await atAlice.getByRole('group', { name: 'Choose an emoticon' }).getByRole('button', { name: 'thumbs up' }).click();
   await expect(box).toHaveValue('I (L) this :) (Y) ');
+  await expect(box).toBeFocused();
   await box.press('Enter');
 
   const atBob = conversation(bob, 'alice');

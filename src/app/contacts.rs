@@ -72,7 +72,7 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                                 on:click=move |_| {
                                     name_draft.set(ui.display_name.get_untracked());
                                     editing_name.set(true);
-                                    focus_later(".inline-edit");
+                                    focus_later(".inline-edit".into());
                                 }>
                                 {move || ui.display_name.get()}
                             </button>
@@ -129,13 +129,13 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
 }
 
 /// Focuses the first element matching `selector` once the view has rendered it.
-fn focus_later(selector: &'static str) {
+pub fn focus_later(selector: String) {
     #[cfg(any(feature = "hydrate", feature = "csr"))]
     request_animation_frame(move || {
         use wasm_bindgen::JsCast;
         if let Some(el) = web_sys::window()
             .and_then(|w| w.document())
-            .and_then(|d| d.query_selector(selector).ok().flatten())
+            .and_then(|d| d.query_selector(&selector).ok().flatten())
             .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
         {
             let _ = el.focus();

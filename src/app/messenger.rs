@@ -2,7 +2,7 @@
 //! and the conversation windows. Its live behaviour is in `client` (browser only).
 
 use super::act;
-use super::contacts::{status_class, ContactList, ContactTools, MeCard, Toasts};
+use super::contacts::{focus_later, status_class, ContactList, ContactTools, MeCard, Toasts};
 use super::emoticons::{split, Piece, ALL as EMOTICONS};
 use super::state::{typing_text, Conv, Link, Ui};
 use crate::protocol::{ConversationKind, MessageKind, Status, UserSummary, MAX_BODY_CHARS};
@@ -275,7 +275,7 @@ fn EmoticonPicker(conv: Conv, input_id: String) -> impl IntoView {
                                     d.push(' ');
                                 });
                                 open.set(false);
-                                focus(&input_id);
+                                focus_later(format!("#{input_id}"));
                             }>
                             <span aria-hidden="true" inner_html=e.svg></span>
                         </button>
@@ -284,21 +284,6 @@ fn EmoticonPicker(conv: Conv, input_id: String) -> impl IntoView {
             </div>
         </span>
     }
-}
-
-fn focus(id: &str) {
-    #[cfg(any(feature = "hydrate", feature = "csr"))]
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-    {
-        use wasm_bindgen::JsCast;
-        if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
-            let _ = el.focus();
-        }
-    }
-    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
-    let _ = id;
 }
 
 #[component]

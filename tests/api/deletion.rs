@@ -9,11 +9,7 @@ use serde_json::json;
 async fn a_sender_deletes_their_message_for_every_member_live_and_in_history() {
     let app = spawn_app().await;
     let (a, b, c) = (app.guest().await, app.guest().await, app.guest().await);
-    let conv = app.dm(&a, &b).await;
-    let mut wa = app.online(&a).await;
-    let mut wb = app.online(&b).await;
-    wa.live(conv).await;
-    wb.live(conv).await;
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
     wa.send_msg(conv, "m1", "oops, wrong window").await;
     wa.until(|f| matches!(f, ServerFrame::Ack { seq: 1, .. }))
         .await;

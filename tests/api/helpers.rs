@@ -169,6 +169,16 @@ impl TestApp {
             .expect("id")
     }
 
+    /// The one-to-one conversation of `a` and `b`, with a socket of each synced to it.
+    pub async fn dm_live(&self, a: &User, b: &User) -> (i64, Ws, Ws) {
+        let conv = self.dm(a, b).await;
+        let mut wa = self.online(a).await;
+        let mut wb = self.online(b).await;
+        wa.live(conv).await;
+        wb.live(conv).await;
+        (conv, wa, wb)
+    }
+
     pub async fn connect(&self, user: &User) -> Ws {
         self.try_connect(Some(&user.token), None)
             .await

@@ -13,11 +13,7 @@ fn nudge(conv: i64, id: &str) -> serde_json::Value {
 async fn a_nudge_reaches_every_member_is_stored_and_is_limited_per_sender() {
     let app = spawn_app().await;
     let (a, b, stranger) = (app.guest().await, app.guest().await, app.guest().await);
-    let conv = app.dm(&a, &b).await;
-    let mut wa = app.online(&a).await;
-    let mut wb = app.online(&b).await;
-    wa.live(conv).await;
-    wb.live(conv).await;
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
 
     wa.send(nudge(conv, "nudge-1")).await;
     match wa.until(|f| matches!(f, ServerFrame::Ack { .. })).await {

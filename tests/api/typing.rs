@@ -23,11 +23,7 @@ fn typing_frames(frames: &[ServerFrame], from: i64) -> Vec<bool> {
 async fn typing_reaches_the_other_member_limited_and_is_never_stored() {
     let app = spawn_app().await;
     let (a, b, stranger) = (app.guest().await, app.guest().await, app.guest().await);
-    let conv = app.dm(&a, &b).await;
-    let mut wa = app.online(&a).await;
-    let mut wb = app.online(&b).await;
-    wa.live(conv).await;
-    wb.live(conv).await;
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
 
     wa.send(typing(conv, true)).await;
     match wb.until(|f| matches!(f, ServerFrame::Typing { .. })).await {
@@ -75,11 +71,7 @@ async fn someone_appearing_offline_or_blocked_shows_no_typing() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     app.befriend(&a, &b).await;
-    let conv = app.dm(&a, &b).await;
-    let mut wa = app.online(&a).await;
-    let mut wb = app.online(&b).await;
-    wa.live(conv).await;
-    wb.live(conv).await;
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
 
     let res = app
         .call(
