@@ -38,10 +38,13 @@ test('the typing indicator shows and clears; a nudge shakes both windows and is 
   // Bob nudges: both windows shake, both histories say so.
   await atBob.getByRole('button', { name: 'Nudge' }).click();
   await expect(atAlice).toHaveClass(/shaking/);
-  await expect(atBob).toHaveClass(/shaking/);
+  // Each window counts the nudges it shook for (the shaking itself lasts only 0.7 s).
+  await expect(atAlice).toHaveAttribute('data-nudges', '1');
+  await expect(atBob).toHaveAttribute('data-nudges', '1');
   await expect(atAlice.getByText('bob sent a nudge.')).toBeVisible();
   await expect(atBob.getByText('You sent a nudge.')).toBeVisible();
   await expect(atAlice).not.toHaveClass(/shaking/);
+  await expect(atAlice).toHaveAttribute('data-nudges', '1');
   // Again at once: refused, with a message, and nothing new in alice's window.
   await atBob.getByRole('button', { name: 'Nudge' }).click();
   await expect(atBob.getByRole('alert')).toHaveText('You can send a nudge once every 10 seconds.');

@@ -336,6 +336,7 @@ fn on_frame(frame: ServerFrame) {
                 // Both sides shake and buzz, as in Messenger; the window opens for it.
                 ui.open_window(conv.id);
                 conv.shaking.set(true);
+                conv.nudges.update(|n| *n += 1);
                 set_timeout(move || conv.shaking.set(false), SHAKE_FOR);
                 play(ui, Sound::Nudge);
             } else if news && !mine && m.kind.is_shown() {

@@ -146,6 +146,7 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
     let over_limit = move || conv.draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
     view! {
         <section class="window conv-window" class:shaking=move || conv.shaking.get()
+            data-nudges=move || conv.nudges.get()
             aria-label=move || format!("Conversation with {}", title.get())>
             <header class="titlebar">
                 <span class="titlebar-logo" aria-hidden="true"></span>

@@ -78,6 +78,8 @@ pub struct Conv {
     pub read_sent: StoredValue<i64>,
     /// Whether the window is shaking from a nudge right now.
     pub shaking: RwSignal<bool>,
+    /// Nudges this window has shaken for (kept, unlike the shaking, for anyone checking).
+    pub nudges: RwSignal<u32>,
     /// A note in the window about something refused (a nudge too soon, say).
     pub notice: RwSignal<Option<String>>,
 }
@@ -123,6 +125,7 @@ impl Conv {
             read_scheduled: StoredValue::new(false),
             read_sent: StoredValue::new(s.last_read),
             shaking: RwSignal::new(false),
+            nudges: RwSignal::new(0),
             notice: RwSignal::new(None),
         }
     }
