@@ -52,6 +52,9 @@ fi
 mv "$tmp/${name}_bg.wasm" "$pkg/$name.wasm"
 mv "$tmp/$name.js" "$pkg/$name.js"
 cp "$style" "$pkg/$name.css"
+rm -f "$pkg"/*.br "$pkg"/*.gz
+echo "==> precompressing the bundle (the server sends these as they are)"
+node scripts/precompress.mjs "$pkg" "$mode"
 cp -r "$assets"/. "$site"/
 mkdir -p target
 cp "$target_dir/$( [ "$mode" = release ] && echo release || echo debug )/messenger" target/messenger.new

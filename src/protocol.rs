@@ -97,6 +97,9 @@ pub enum ServerFrame {
         contacts: Vec<Contact>,
         /// The user's contact groups.
         groups: Vec<ContactGroup>,
+        /// The version of the user's display picture (None: the default picture).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        picture: Option<String>,
     },
     /// A contact was added or changed (request, acceptance, block, group, presence).
     Contact { contact: Contact },
@@ -105,11 +108,14 @@ pub enum ServerFrame {
     ContactRemoved { user: i64 },
     /// A contact's presence changed: status, name or personal message.
     Presence { user: i64, presence: Presence },
-    /// The user's own status or personal message changed (from another tab, say).
+    /// The user's own status, personal message, name or picture changed (from another tab,
+    /// say).
     MyStatus {
         status: Status,
         personal_message: String,
         display_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        picture: Option<String>,
     },
     /// The user's contact groups changed; the whole list follows.
     Groups { groups: Vec<ContactGroup> },
@@ -139,8 +145,10 @@ pub enum ServerFrame {
     /// The connection fell behind and messages after `after` were not sent: send
     /// `sync { conv, after }` to get them. Live messages of `conv` pause until then.
     Resync { conv: i64, after: i64 },
-    /// The user joined a conversation (or one was started with them).
+    /// The user joined a conversation (or one was started with them, or they were invited).
     ConvAdded { conversation: ConversationSummary },
+    /// The user left a group conversation (from this tab or another): forget it.
+    ConvRemoved { conv: i64 },
     /// A request failed; the connection stays open.
     Error {
         code: ErrorCode,
@@ -195,6 +203,11 @@ pub enum MessageKind {
     Delete,
     /// A message its sender deleted: its body is empty; not shown.
     Deleted,
+    /// The sender joined a group conversation (they were invited): "<name> has joined the
+    /// conversation." Its body is the inviter's display name.
+    Join,
+    /// The sender left a group conversation: "<name> has left the conversation."
+    Leave,
 }
 
 impl MessageKind {
@@ -208,6 +221,8 @@ impl MessageKind {
             MessageKind::Nudge => "nudge",
             MessageKind::Delete => "delete",
             MessageKind::Deleted => "deleted",
+            MessageKind::Join => "join",
+            MessageKind::Leave => "leave",
         }
     }
     pub fn parse(s: &str) -> Option<MessageKind> {
@@ -216,12 +231,14 @@ impl MessageKind {
             MessageKind::Nudge,
             MessageKind::Delete,
             MessageKind::Deleted,
+            MessageKind::Join,
+            MessageKind::Leave,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
     }
-    /// Whether members see it as a line of the conversation.
-    pub fn is_shown(self) -> bool {
+    /// Whether its sender may delete it (text and nudges; not joins and leaves).
+    pub fn is_deletable(self) -> bool {
         matches!(self, MessageKind::Text | MessageKind::Nudge)
     }
 }
@@ -333,7 +350,26 @@ pub struct Presence {
     pub status: Status,
     pub display_name: String,
     pub personal_message: String,
+    /// The version of the user's display picture, fetched from [`picture_url`]; None: the
+    /// default picture (no picture, or offline: like the personal message, a picture is
+    /// shown only while its owner is visibly online).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
 }
+
+/// Width and height of every stored display picture, in pixels.
+pub const PICTURE_SIZE: u32 = 96;
+
+/// Where the picture of `user` with `version` is fetched; the default picture without one.
+pub fn picture_url(user: i64, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("/api/users/{user}/picture?v={v}"),
+        None => DEFAULT_PICTURE_URL.to_owned(),
+    }
+}
+
+/// The picture of everyone who has none (or whose picture the viewer may not see).
+pub const DEFAULT_PICTURE_URL: &str = "/default-picture.svg";
 
 /// Where a contact relationship stands, from the viewer's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,6 +412,29 @@ pub enum ConversationKind {
     Dm,
     /// A public room anyone signed in can join.
     Room,
+    /// A group conversation: members invite their contacts (up to [`MAX_GROUP_MEMBERS`]
+    /// members) and may leave.
+    Group,
+}
+
+/// Most members of a group conversation.
+pub const MAX_GROUP_MEMBERS: usize = 20;
+
+/// The title of a one-to-one or group conversation for `me`: the other members' names
+/// ("Bob", "Bob and Carl", "Bob, Carl and 3 others").
+pub fn conversation_title(members: &[UserSummary], me: i64) -> String {
+    let others: Vec<&str> = members
+        .iter()
+        .filter(|m| m.id != me)
+        .map(|m| m.display_name.as_str())
+        .collect();
+    match others.as_slice() {
+        [] => "Just you".to_owned(),
+        [one] => (*one).to_owned(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} others", rest.len()),
+    }
 }
 
 /// A conversation the user belongs to.
@@ -390,7 +449,17 @@ pub struct ConversationSummary {
     /// Highest sequence number this user has read (messages after it are unread).
     #[serde(default)]
     pub last_read: i64,
+    /// Members of a one-to-one or group conversation (empty for rooms).
     pub members: Vec<UserSummary>,
+    /// In a group conversation, what this user may see starts after this sequence number:
+    /// someone invited in sees the conversation from their arrival on, not what was said
+    /// before it (0: everything).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub visible_after: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A public room, joined or not.

@@ -1,13 +1,14 @@
 import { test, expect, Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { Messenger } from '../server';
-import { conversation, signUpInUi, startChat } from './helpers';
+import { closeContexts, conversation, signUpInUi, startChat } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
   server = await Messenger.start();
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  await closeContexts(browser);
   await server.dispose();
 });
 

@@ -1,19 +1,18 @@
 import { test, expect, Page } from '@playwright/test';
 import { Messenger } from '../server';
-import { signInInUi, signUpInUi, waitOnline } from './helpers';
+import { closeContexts, contactEntry, signInInUi, signUpInUi, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
   server = await Messenger.start();
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  await closeContexts(browser);
   await server.dispose();
 });
 
 /** A user's entry in the contact list of `page`. */
-function entry(page: Page, username: string) {
-  return page.locator(`.contact-row[data-user="${username}"]`);
-}
+const entry = contactEntry;
 
 function section(page: Page, title: RegExp | string) {
   return page.getByRole('button', { name: title });

@@ -1,12 +1,13 @@
 import { test, expect } from '@playwright/test';
 import { Messenger } from '../server';
-import { conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
+import { closeContexts, conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
   server = await Messenger.start();
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  await closeContexts(browser);
   await server.dispose();
 });
 

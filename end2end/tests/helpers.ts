@@ -1,4 +1,4 @@
-import { expect, Page } from '@playwright/test';
+import { Browser, expect, Locator, Page } from '@playwright/test';
 
 /** Creates an account through the sign-in window's form and waits for the live connection. */
 export async function signUpInUi(page: Page, base: string, username: string, password: string) {
@@ -29,11 +29,20 @@ export async function waitOnline(page: Page) {
 }
 
 export function conversation(page: Page, title: string) {
-  return page.getByRole('region', { name: `Conversation with ${title}` });
+  return page.getByRole('region', { name: `Conversation with ${title}`, exact: true });
+}
+
+export function groupConversation(page: Page, title: string) {
+  return page.getByRole('region', { name: `Group conversation with ${title}`, exact: true });
 }
 
 export async function say(page: Page, title: string, text: string) {
-  const box = conversation(page, title).getByLabel(`Message to ${title}`);
+  await sayIn(conversation(page, title), title, text);
+}
+
+/** Sends `text` from a conversation window whose title is `title`. */
+export async function sayIn(window: Locator, title: string, text: string) {
+  const box = window.getByLabel(`Message to ${title}`);
   await box.fill(text);
   await box.press('Enter');
 }
@@ -42,4 +51,23 @@ export async function startChat(page: Page, username: string) {
   await page.getByLabel('Start a conversation with').fill(username);
   await page.getByRole('button', { name: 'Chat', exact: true }).click();
   await expect(conversation(page, username)).toBeVisible();
+}
+
+/** A user's entry in the contact list of `page`. */
+export function contactEntry(page: Page, username: string) {
+  return page.locator(`.contact-row[data-user="${username}"]`);
+}
+
+/** `asker` adds `other` as a contact and `other` accepts; both are online. */
+export async function befriendInUi(asker: Page, askerName: string, other: Page, otherName: string) {
+  await asker.getByLabel('Add a contact').fill(otherName);
+  await asker.getByRole('button', { name: 'Add', exact: true }).click();
+  await contactEntry(other, askerName).getByRole('button', { name: 'Accept' }).click();
+  await expect(contactEntry(asker, otherName)).toHaveAttribute('data-status', 'online');
+}
+
+/** Closes the browser contexts a test opened, so their pages stop reconnecting to a server
+ * that is gone while the next tests run. */
+export async function closeContexts(browser: Browser) {
+  await Promise.all(browser.contexts().map((c) => c.close()));
 }

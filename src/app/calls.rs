@@ -1,5 +1,6 @@
 //! Server functions the island calls: history paging, starting a one-to-one conversation,
-//! joining a room. Each is a thin wrapper over the API function of the same job.
+//! joining a room, inviting into and leaving a group conversation. Each is a thin wrapper
+//! over the API function of the same job.
 
 use crate::protocol::{ConversationSummary, HistoryPage};
 use leptos::prelude::*;
@@ -28,6 +29,25 @@ pub async fn open_dm(username: String) -> Result<ConversationSummary, ServerFnEr
 pub async fn join_room(room: i64) -> Result<ConversationSummary, ServerFnError> {
     let (state, me) = ssr::caller().await?;
     crate::server::api::join_room_as(&state, &me, room)
+        .await
+        .map_err(ssr::public)
+}
+
+/// Invites a contact into a conversation; returns the group they are now in (a new one
+/// when invited from a one-to-one conversation).
+#[server(input = Json, endpoint = "invite")]
+pub async fn invite(conv: i64, user: i64) -> Result<ConversationSummary, ServerFnError> {
+    let (state, me) = ssr::caller().await?;
+    crate::server::conversations::invite(&state, &me, conv, user)
+        .await
+        .map_err(ssr::public)
+}
+
+/// Leaves a group conversation.
+#[server(input = Json, endpoint = "leave")]
+pub async fn leave(conv: i64) -> Result<(), ServerFnError> {
+    let (state, me) = ssr::caller().await?;
+    crate::server::conversations::leave(&state, &me, conv)
         .await
         .map_err(ssr::public)
 }

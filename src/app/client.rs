@@ -270,9 +270,11 @@ fn on_frame(frame: ServerFrame) {
             personal_message,
             contacts,
             groups,
+            picture,
             ..
         } => {
             ui.display_name.set(who.display_name);
+            set_if_changed(ui.picture, picture);
             ui.status.set(status);
             ui.personal_message.set(personal_message);
             ui.contacts.set(contacts);
@@ -300,6 +302,10 @@ fn on_frame(frame: ServerFrame) {
                     r.joined = true;
                 }
             });
+        }
+        ServerFrame::ConvRemoved { conv } => {
+            ui.close_window(conv);
+            ui.convs.update(|cs| cs.retain(|c| c.id != conv));
         }
         ServerFrame::Msg(m) => {
             let Some(conv) = ui.conv(m.conv) else { return };
@@ -331,6 +337,7 @@ fn on_frame(frame: ServerFrame) {
                     });
                 }
             }
+            conv.membership(&m, me);
             conv.insert([Line::from_view(&m, me)]);
             if news && m.kind == MessageKind::Nudge {
                 // Both sides shake and buzz, as in Messenger; the window opens for it.
@@ -339,10 +346,10 @@ fn on_frame(frame: ServerFrame) {
                 conv.nudges.update(|n| *n += 1);
                 set_timeout(move || conv.shaking.set(false), SHAKE_FOR);
                 play(ui, Sound::Nudge);
-            } else if news && !mine && m.kind.is_shown() {
+            } else if news && !mine && m.kind == MessageKind::Text {
                 play(ui, Sound::Message);
                 let open = ui.open.with_untracked(|o| o.contains(&conv.id));
-                if !open && conv.kind == crate::protocol::ConversationKind::Dm {
+                if !open && conv.kind != crate::protocol::ConversationKind::Room {
                     ui.open_window(conv.id); // a new message opens its window, as in Messenger
                 } else if !open {
                     conv.unread.update(|n| *n += 1);
@@ -424,7 +431,9 @@ fn on_frame(frame: ServerFrame) {
             status,
             personal_message,
             display_name,
+            picture,
         } => {
+            set_if_changed(ui.picture, picture);
             set_if_changed(ui.status, status);
             set_if_changed(ui.personal_message, personal_message);
             set_if_changed(ui.display_name, display_name);
@@ -514,6 +523,7 @@ pub fn play(ui: Ui, sound: Sound) {
 fn ensure_conv(ui: Ui, s: &ConversationSummary) -> Conv {
     if let Some(c) = ui.conv(s.id) {
         c.title.set(s.title.clone());
+        c.members.set(s.members.clone());
         c.latest.update_value(|l| *l = (*l).max(s.last_seq));
         return c;
     }
@@ -527,9 +537,9 @@ fn sync(conv: Conv, last_seq: i64) {
     let after = conv
         .synced_upto
         .get_value()
-        .unwrap_or_else(|| (last_seq - FIRST_LOAD).max(0));
+        .unwrap_or_else(|| (last_seq - FIRST_LOAD).max(conv.visible_after));
     if conv.synced_upto.get_value().is_none() {
-        conv.has_more.set(after > 0);
+        conv.has_more.set(after > conv.visible_after);
     }
     send_frame(&ClientFrame::Sync {
         conv: conv.id,
@@ -605,6 +615,34 @@ pub fn open_dm(ui: Ui, username: String) {
         match calls::open_dm(username).await {
             Ok(summary) => open_summary(ui, &summary),
             Err(e) => ui.notice.set(Some(server_message(e))),
+        }
+    });
+}
+
+/// Invites a contact into a conversation: into the group itself, or, from a one-to-one
+/// conversation, into a new group whose window opens.
+pub fn invite(ui: Ui, conv_id: i64, user: i64) {
+    spawn_local(async move {
+        match calls::invite(conv_id, user).await {
+            Ok(summary) => {
+                if let Some(c) = ui.conv(conv_id) {
+                    c.notice.set(None);
+                }
+                open_summary(ui, &summary)
+            }
+            Err(e) => match ui.conv(conv_id) {
+                Some(c) => c.notice.set(Some(server_message(e))),
+                None => ui.notice.set(Some(server_message(e))),
+            },
+        }
+    });
+}
+
+/// Leaves a group conversation (every tab closes it when the server confirms).
+pub fn leave(ui: Ui, conv_id: i64) {
+    spawn_local(async move {
+        if let Err(e) = calls::leave(conv_id).await {
+            ui.notice.set(Some(server_message(e)));
         }
     });
 }
@@ -745,16 +783,23 @@ pub async fn current_user() -> Option<crate::protocol::UserSummary> {
 /// Calls the JSON API on our own origin with the session cookie: the response text, or the
 /// message to show the user when the server refused or could not be reached.
 async fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> Result<String, String> {
+    let body = body.map(|b| ("application/json", JsValue::from_str(&b.to_string())));
+    fetch(method, url, body).await
+}
+
+/// One request to the API with a body of the given content type (JSON text, a file);
+/// returns the response text, or the server's message for the user.
+async fn fetch(method: &str, url: &str, body: Option<(&str, JsValue)>) -> Result<String, String> {
     let unreachable = || "The server could not be reached; try again.".to_owned();
     let call = async {
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-        if let Some(body) = &body {
+        if let Some((content_type, body)) = &body {
             let headers = web_sys::Headers::new()?;
-            headers.set("Content-Type", "application/json")?;
+            headers.set("Content-Type", content_type)?;
             init.set_headers(&headers);
-            init.set_body(&JsValue::from_str(&body.to_string()));
+            init.set_body(body);
         }
         let request = web_sys::Request::new_with_str_and_init(url, &init)?;
         let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
@@ -845,6 +890,45 @@ pub fn update_me(ui: Ui, change: super::state::MeChange) {
         MeChange::PersonalMessage(m) => serde_json::json!({ "personal_message": m }),
     };
     call(ui, "PATCH", "/api/me".into(), Some(body));
+}
+
+/// Largest picture file sent to the server (it refuses bigger ones too; checking here
+/// saves the upload).
+const MAX_PICTURE_UPLOAD: f64 = 5.0 * 1024.0 * 1024.0;
+
+/// Uploads the picture file chosen in the card's file input; every tab (and every contact
+/// who may see it) hears of the new picture through the socket.
+pub fn upload_picture(ui: Ui, ev: leptos::ev::Event) {
+    let Some(input) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+    else {
+        return;
+    };
+    let Some(file) = input.files().and_then(|f| f.get(0)) else {
+        return;
+    };
+    // Choosing the same file again must fire `change` again.
+    input.set_value("");
+    if file.size() > MAX_PICTURE_UPLOAD {
+        ui.notice.set(Some(
+            "That picture is larger than 5 MB; choose a smaller one.".into(),
+        ));
+        return;
+    }
+    spawn_local(async move {
+        // The server reads the type from the bytes; this header only says "a file".
+        let body = ("application/octet-stream", JsValue::from(file));
+        match fetch("PUT", "/api/me/picture", Some(body)).await {
+            Ok(_) => ui.notice.set(None),
+            Err(e) => ui.notice.set(Some(e)),
+        }
+    });
+}
+
+/// Goes back to the default picture.
+pub fn remove_picture(ui: Ui) {
+    call(ui, "DELETE", "/api/me/picture".into(), None);
 }
 
 /// After this long without a keystroke, the others are told the user stopped writing.

@@ -4,7 +4,8 @@
 use super::act;
 use super::state::{sections, shown_name, ContactAction, MeChange, Section, SectionKind, Ui};
 use crate::protocol::{
-    Contact, Status, MAX_DISPLAY_NAME_CHARS, MAX_GROUP_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
+    picture_url, Contact, Status, MAX_DISPLAY_NAME_CHARS, MAX_GROUP_NAME_CHARS,
+    MAX_PERSONAL_MESSAGE_CHARS,
 };
 use leptos::prelude::*;
 
@@ -15,6 +16,24 @@ pub fn status_class(s: Status) -> &'static str {
         Status::Busy | Status::OnThePhone => "status-dot busy",
         Status::Away | Status::BeRightBack | Status::OutToLunch => "status-dot away",
         Status::Offline => "status-dot offline",
+    }
+}
+
+/// A display picture: `user`'s picture of that version, or the default one. The ring's colour
+/// is the status. `alt` is empty where a name next to it says whose it is.
+#[component]
+pub fn Picture(
+    user: i64,
+    #[prop(into)] version: Signal<Option<String>>,
+    #[prop(into)] status: Signal<Status>,
+    #[prop(into)] alt: Signal<String>,
+    /// "large" (the card and conversation windows) or "small" (the contact list).
+    size: &'static str,
+) -> impl IntoView {
+    view! {
+        <img class=move || format!("picture picture-{size} ring-{}", status.get().as_str())
+            src=move || picture_url(user, version.get().as_deref())
+            alt=move || alt.get() draggable="false"/>
     }
 }
 
@@ -50,7 +69,12 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
     };
     view! {
         <div class="me-card">
-            <div class=move || format!("avatar ring-{}", ui.status.get().as_str()) aria-hidden="true"></div>
+            <label class="picture-button" title="Change your display picture">
+                <Picture user=me.id version=ui.picture status=ui.status alt=String::new() size="large"/>
+                <span class="visually-hidden">"Change your display picture"</span>
+                <input type="file" class="visually-hidden" accept="image/png,image/jpeg,image/gif,image/webp"
+                    on:change=move |ev| act::upload_picture(ui, ev)/>
+            </label>
             <div class="me-text">
                 <div class="my-name">
                     {move || if editing_name.get() {
@@ -120,6 +144,10 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                     on:click=move |_| act::set_muted(ui, !ui.muted.get_untracked())>
                     {move || if ui.muted.get() { "Sounds off" } else { "Sounds on" }}
                 </button>
+                {move || ui.picture.get().is_some().then(|| view! {
+                    <button class="link-button" title="Go back to the default picture"
+                        on:click=move |_| act::remove_picture(ui)>"Remove picture"</button>
+                })}
                 <form method="post" action="/api/signout" class="signout-form">
                     <button type="submit" class="link-button">"Sign out"</button>
                 </form>
@@ -364,6 +392,7 @@ fn ContactEntry(ui: Ui, c: Contact) -> impl IntoView {
                 let username = username.clone();
                 move |_| act::open_dm(ui, username.clone())
             }>
+                <Picture user=user version=c.presence.picture.clone() status=status alt=String::new() size="small"/>
                 <span class=status_class(status) aria-hidden="true"></span>
                 <span class="contact-text">
                     <span class="contact-name">

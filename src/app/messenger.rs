@@ -2,10 +2,14 @@
 //! and the conversation windows. Its live behaviour is in `client` (browser only).
 
 use super::act;
-use super::contacts::{focus_later, status_class, ContactList, ContactTools, MeCard, Toasts};
+use super::contacts::{
+    focus_later, status_class, ContactList, ContactTools, MeCard, Picture, Toasts,
+};
 use super::emoticons::{split, Piece, ALL as EMOTICONS};
-use super::state::{typing_text, Conv, Link, Ui};
-use crate::protocol::{ConversationKind, MessageKind, Status, UserSummary, MAX_BODY_CHARS};
+use super::state::{shown_name, typing_text, Conv, Link, Ui};
+use crate::protocol::{
+    ContactState, ConversationKind, MessageKind, Status, UserSummary, MAX_BODY_CHARS,
+};
 use leptos::prelude::*;
 
 #[island]
@@ -17,11 +21,12 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         }
     });
     let dm_name = RwSignal::new(String::new());
+    // One-to-one and group conversations (rooms have their own list).
     let dms = move || {
         ui.convs
             .get()
             .into_iter()
-            .filter(|c| c.kind == ConversationKind::Dm)
+            .filter(|c| c.kind != ConversationKind::Room)
             .collect::<Vec<_>>()
     };
     // The card shows the link only when it is not simply up (screen readers hear it all).
@@ -77,7 +82,11 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                         <For each=dms key=|c| c.id children=move |c: Conv| view! {
                             <li>
                                 <button class="contact" on:click=move |_| ui.open_window(c.id)>
-                                    <span class=move || status_class(peer_status(&c)) aria-hidden="true"></span>
+                                    {if c.kind == ConversationKind::Group {
+                                        view! { <span class="group-icon" aria-hidden="true"></span> }.into_any()
+                                    } else {
+                                        view! { <span class=move || status_class(peer_status(&c)) aria-hidden="true"></span> }.into_any()
+                                    }}
                                     <span class="contact-name">{move || c.title.get()}</span>
                                     <UnreadBadge conv=c/>
                                 </button>
@@ -140,22 +149,45 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
         scroll_to_bottom(&hid);
     });
     let at_start = move || {
-        conv.lines.with(|l| l.first().is_some_and(|f| f.seq == 1))
+        conv.lines
+            .with(|l| l.first().is_some_and(|f| f.seq == conv.visible_after + 1))
             || (!conv.has_more.get() && conv.lines.with(Vec::is_empty))
     };
     let over_limit = move || conv.draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
     view! {
         <section class="window conv-window" class:shaking=move || conv.shaking.get()
             data-nudges=move || conv.nudges.get()
-            aria-label=move || format!("Conversation with {}", title.get())>
+            aria-label=move || if conv.kind == ConversationKind::Group {
+                format!("Group conversation with {}", title.get())
+            } else {
+                format!("Conversation with {}", title.get())
+            }>
             <header class="titlebar">
                 <span class="titlebar-logo" aria-hidden="true"></span>
                 <span class="conv-title">{move || title.get()}</span>
+                {(conv.kind == ConversationKind::Group).then(|| view! {
+                    <button class="leave-button" title="Leave this group conversation"
+                        on:click=move |_| act::leave(ui, id)>"Leave"</button>
+                })}
                 <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
                     on:click=move |_| ui.close_window(id)>"×"</button>
             </header>
             <div class="conv-to">
+                {conv.peer.map(|peer| {
+                    let presence = Memo::new(move |_| ui.presence_of(peer));
+                    view! {
+                        <Picture user=peer
+                            version=Signal::derive(move || presence.get().and_then(|p| p.picture))
+                            status=Signal::derive(move || presence.get().map_or(Status::Offline, |p| p.status))
+                            alt=Signal::derive(move || format!("Display picture of {}", title.get()))
+                            size="large"/>
+                    }
+                })}
                 "To: " <strong>{move || title.get()}</strong>
+                {(conv.kind == ConversationKind::Group).then(|| view! {
+                    <span class="hint member-count">{move || format!(" ({} members)", conv.members.with(Vec::len))}</span>
+                })}
+                {(conv.kind != ConversationKind::Room).then(|| view! { <InviteForm ui=ui conv=conv/> })}
                 {move || conv.peer.and_then(|p| ui.presence_of(p)).map(|p| view! {
                     " "
                     <span class=status_class(p.status) aria-hidden="true"></span>
@@ -191,6 +223,15 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                             </div>
                         }.into_any()
                     }
+                    MessageKind::Join | MessageKind::Leave => {
+                        let verb = if l.kind == MessageKind::Join { "joined" } else { "left" };
+                        let text = if l.mine {
+                            format!("You have {verb} the conversation.")
+                        } else {
+                            format!("{} has {verb} the conversation.", l.from_name)
+                        };
+                        view! { <div class="line event" data-seq=l.seq>{text}</div> }.into_any()
+                    }
                     // Deleted messages and the deletions themselves are not shown.
                     MessageKind::Delete | MessageKind::Deleted => ().into_any(),
                 }/>
@@ -221,6 +262,8 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                         }
                     }></textarea>
                 <div class="compose-bar">
+                    <Picture user=ui.me.with_value(|m| m.id) version=ui.picture status=ui.status
+                        alt="Your display picture".to_owned() size="small"/>
                     <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", conv.draft.with(|d| d.chars().count()))}</span>
                     <span class="compose-actions">
                         <EmoticonPicker conv=conv input_id=input_id.clone()/>
@@ -231,6 +274,56 @@ fn ConversationWindow(ui: Ui, conv: Conv) -> impl IntoView {
                 </div>
             </form>
         </section>
+    }
+}
+
+/// "Invite someone": the user's online and offline contacts who are not in the
+/// conversation yet. From a one-to-one conversation it starts a new group.
+#[component]
+fn InviteForm(ui: Ui, conv: Conv) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let chosen = RwSignal::new(String::new());
+    let candidates = move || {
+        let inside: Vec<i64> = conv.members.with(|m| m.iter().map(|u| u.id).collect());
+        ui.contacts.with(|list| {
+            list.iter()
+                .filter(|c| c.state == ContactState::Accepted && !c.blocked)
+                .filter(|c| !inside.contains(&c.user.id))
+                .map(|c| (c.user.id, shown_name(c).to_owned()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let select_id = format!("invite-{}", conv.id);
+    view! {
+        <span class="invite">
+            <button type="button" class="link-button" aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)>"Invite someone"</button>
+            {move || open.get().then(|| {
+                let options = candidates();
+                let select_id = select_id.clone();
+                if options.is_empty() {
+                    return view! { <p class="hint">"All your contacts are here already."</p> }.into_any();
+                }
+                view! {
+                    <form class="invite-form" on:submit=move |ev| {
+                        ev.prevent_default();
+                        if let Ok(user) = chosen.get_untracked().parse::<i64>() {
+                            act::invite(ui, conv.id, user);
+                            open.set(false);
+                        }
+                    }>
+                        <label for=select_id.clone()>"Contact to invite"</label>
+                        <select id=select_id on:change=move |ev| chosen.set(event_target_value(&ev))>
+                            <option value="">"Choose…"</option>
+                            {options.into_iter().map(|(id, name)| view! {
+                                <option value=id.to_string()>{name}</option>
+                            }).collect_view()}
+                        </select>
+                        <button type="submit" class="primary">"Invite"</button>
+                    </form>
+                }.into_any()
+            })}
+        </span>
     }
 }
 

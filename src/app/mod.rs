@@ -41,6 +41,10 @@ mod act {
     pub fn nudge(_: Ui, _: i64) {}
     pub fn mark_read(_: i64) {}
     pub fn delete_message(_: Ui, _: i64, _: i64) {}
+    pub fn upload_picture(_: Ui, _: leptos::ev::Event) {}
+    pub fn remove_picture(_: Ui) {}
+    pub fn invite(_: Ui, _: i64, _: i64) {}
+    pub fn leave(_: Ui, _: i64) {}
 }
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};

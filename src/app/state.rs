@@ -1,8 +1,8 @@
 //! The island's reactive state: the link to the server, conversations and their windows.
 
 use crate::protocol::{
-    Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageKind,
-    MessageView, Presence, RoomSummary, Status, UserSummary,
+    conversation_title, Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary,
+    MessageKind, MessageView, Presence, RoomSummary, Status, UserSummary,
 };
 use leptos::prelude::*;
 use std::collections::HashSet;
@@ -57,6 +57,10 @@ pub struct Conv {
     /// The other member of a one-to-one conversation.
     pub peer: Option<i64>,
     pub title: RwSignal<String>,
+    /// Members of a one-to-one or group conversation, in order of arrival.
+    pub members: RwSignal<Vec<UserSummary>>,
+    /// In a group this user was invited into, the history they may see starts after this.
+    pub visible_after: i64,
     /// Committed messages, ordered by sequence number, without duplicates.
     pub lines: RwSignal<Vec<Line>>,
     pub pending: RwSignal<Vec<Pending>>,
@@ -109,9 +113,11 @@ impl Conv {
             kind: s.kind,
             peer: match s.kind {
                 ConversationKind::Dm => s.members.iter().find(|m| m.id != me).map(|m| m.id),
-                ConversationKind::Room => None,
+                ConversationKind::Room | ConversationKind::Group => None,
             },
             title: RwSignal::new(s.title.clone()),
+            members: RwSignal::new(s.members.clone()),
+            visible_after: s.visible_after,
             lines: RwSignal::new(Vec::new()),
             pending: RwSignal::new(Vec::new()),
             draft: RwSignal::new(String::new()),
@@ -119,7 +125,7 @@ impl Conv {
             unread: RwSignal::new((s.last_seq - s.last_read).clamp(0, u32::MAX as i64) as u32),
             loading_older: RwSignal::new(false),
             synced_upto: StoredValue::new(None),
-            has_more: RwSignal::new(s.last_seq > 0),
+            has_more: RwSignal::new(s.last_seq > s.visible_after),
             typing: RwSignal::new(Vec::new()),
             latest: StoredValue::new(s.last_seq),
             read_scheduled: StoredValue::new(false),
@@ -127,6 +133,41 @@ impl Conv {
             shaking: RwSignal::new(false),
             nudges: RwSignal::new(0),
             notice: RwSignal::new(None),
+        }
+    }
+
+    /// A join or leave line of a group: the member list and the title follow it.
+    pub fn membership(&self, m: &MessageView, me: i64) {
+        let changed = match m.kind {
+            MessageKind::Join => {
+                let mut added = false;
+                self.members.update(|list| {
+                    if !list.iter().any(|u| u.id == m.from) {
+                        list.push(UserSummary {
+                            id: m.from,
+                            username: String::new(),
+                            display_name: m.from_name.clone(),
+                            is_guest: false,
+                        });
+                        added = true;
+                    }
+                });
+                added
+            }
+            MessageKind::Leave => {
+                let mut removed = false;
+                self.members.update(|list| {
+                    let before = list.len();
+                    list.retain(|u| u.id != m.from);
+                    removed = list.len() != before;
+                });
+                removed
+            }
+            _ => false,
+        };
+        if changed {
+            self.title
+                .set(self.members.with_untracked(|l| conversation_title(l, me)));
         }
     }
 
@@ -157,6 +198,8 @@ pub struct Ui {
     pub status: RwSignal<Status>,
     pub display_name: RwSignal<String>,
     pub personal_message: RwSignal<String>,
+    /// The version of the user's display picture (None: the default picture).
+    pub picture: RwSignal<Option<String>>,
     /// The contact list: contacts, requests both ways and blocked users.
     pub contacts: RwSignal<Vec<Contact>>,
     pub groups: RwSignal<Vec<ContactGroup>>,
@@ -194,6 +237,7 @@ impl Ui {
             status: RwSignal::new(Status::Online),
             display_name: RwSignal::new(me.display_name.clone()),
             personal_message: RwSignal::new(String::new()),
+            picture: RwSignal::new(None),
             contacts: RwSignal::new(Vec::new()),
             groups: RwSignal::new(Vec::new()),
             collapsed: RwSignal::new(HashSet::new()),
@@ -461,6 +505,7 @@ mod tests {
                 status,
                 display_name: name.to_owned(),
                 personal_message: String::new(),
+                picture: None,
             },
         }
     }

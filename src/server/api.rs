@@ -5,6 +5,7 @@
 
 use super::{
     auth::{self, CurrentSession},
+    conversations,
     error::{AppError, Result},
     hub::Control,
     state::AppState,
@@ -36,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/dm", post(open_dm))
         .route("/api/rooms/{id}/join", post(join_room))
         .route("/api/conversations/{id}/messages", get(history))
+        .route("/api/conversations", post(start_group))
+        .route("/api/conversations/{id}/invite", post(invite))
+        .route("/api/conversations/{id}/leave", post(leave))
         .route("/health", get(|| async { "ok" }))
 }
 
@@ -348,7 +352,8 @@ pub async fn open_dm_with(
     Ok(mine)
 }
 
-async fn summary_for(state: &AppState, conv: i64, user: i64) -> Result<ConversationSummary> {
+/// `conv` as `user` sees it; 404 if they are not in it.
+pub async fn summary_for(state: &AppState, conv: i64, user: i64) -> Result<ConversationSummary> {
     store::conversation_for_member(state.store.pool(), conv, user)
         .await?
         .ok_or_else(|| AppError::NotFound("That conversation does not exist.".into()))
@@ -383,6 +388,46 @@ pub async fn join_room_as(
 }
 
 #[derive(Deserialize)]
+struct StartGroup {
+    /// User ids of the contacts to invite.
+    members: Vec<i64>,
+}
+
+async fn start_group(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Json(req): Json<StartGroup>,
+) -> Result<(StatusCode, Json<ConversationSummary>)> {
+    let summary = conversations::start_group(&state, &current.session.user, &req.members).await?;
+    Ok((StatusCode::CREATED, Json(summary)))
+}
+
+#[derive(Deserialize)]
+struct Invite {
+    user: i64,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Path(conv): Path<i64>,
+    Json(req): Json<Invite>,
+) -> Result<Json<ConversationSummary>> {
+    Ok(Json(
+        conversations::invite(&state, &current.session.user, conv, req.user).await?,
+    ))
+}
+
+async fn leave(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Path(conv): Path<i64>,
+) -> Result<StatusCode> {
+    conversations::leave(&state, &current.session.user, conv).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
 struct HistoryQuery {
     before: Option<i64>,
     limit: Option<u32>,
@@ -407,13 +452,13 @@ pub async fn history_page(
     before: Option<i64>,
     limit: Option<u32>,
 ) -> Result<HistoryPage> {
-    if !store::is_member(state.store.pool(), conv, user).await? {
+    let Some(floor) = store::member_view(state.store.pool(), conv, user).await? else {
         return Err(AppError::Forbidden(
             "You are not in that conversation.".into(),
         ));
-    }
+    };
     let limit = limit.unwrap_or(50).clamp(1, HISTORY_PAGE_MAX);
     let (messages, has_more) =
-        store::messages_before(state.store.pool(), conv, before, limit).await?;
+        store::messages_before(state.store.pool(), conv, floor, before, limit).await?;
     Ok(HistoryPage { messages, has_more })
 }

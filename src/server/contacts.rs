@@ -310,6 +310,19 @@ pub struct Me {
     pub status: Status,
     pub display_name: String,
     pub personal_message: String,
+    /// The display picture's version (None: the default picture).
+    pub picture: Option<String>,
+}
+
+impl From<Profile> for Me {
+    fn from(p: Profile) -> Self {
+        Self {
+            status: p.status,
+            display_name: p.display_name,
+            personal_message: p.personal_message,
+            picture: p.picture,
+        }
+    }
 }
 
 async fn update_me_handler(
@@ -333,11 +346,7 @@ async fn update_me_handler(
         personal_message.as_deref(),
     )
     .await?;
-    Ok(Json(Me {
-        status: p.status,
-        display_name: p.display_name,
-        personal_message: p.personal_message,
-    }))
+    Ok(Json(Me::from(p)))
 }
 
 /// Stores a change to the user's status, name or personal message (already validated), and
@@ -359,16 +368,24 @@ pub async fn update_me(
     )
     .await?
     .ok_or_else(|| AppError::NotFound("Your account no longer exists.".into()))?;
+    apply_profile(state, user, &profile)?;
+    Ok(profile)
+}
+
+/// Tells presence (and so the contacts) and the user's own tabs about a profile change
+/// that is stored. Call it holding `profile_changes`, so changes reach everyone in order.
+pub fn apply_profile(state: &AppState, user: i64, profile: &Profile) -> Result<()> {
     state.presence.set_profile(user, profile.clone());
     let frame = ServerFrame::MyStatus {
         status: profile.status,
         personal_message: profile.personal_message.clone(),
         display_name: profile.display_name.clone(),
+        picture: profile.picture.clone(),
     };
     let text = serde_json::to_string(&frame).map_err(anyhow::Error::from)?;
     state.hub.notify_user(
         user,
         super::hub::Control::Frame(Box::new(axum::extract::ws::Utf8Bytes::from(text))),
     );
-    Ok(profile)
+    Ok(())
 }

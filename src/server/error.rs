@@ -25,6 +25,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     TooMany(String),
+    /// The request body is larger than the endpoint takes.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("send JSON (application/json) or a form (application/x-www-form-urlencoded)")]
     UnsupportedMediaType,
     #[error(transparent)]
@@ -46,6 +49,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -60,6 +64,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooMany(_) => "too_many_requests",
+            Self::TooLarge(_) => "too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "internal",
         }

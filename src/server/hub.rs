@@ -31,6 +31,8 @@ pub enum Control {
     /// Boxed: the control queue preallocates a block of 32 slots per connection, so its
     /// element stays small (24 bytes instead of ~80).
     Added(Box<ConversationSummary>),
+    /// The user left this conversation: unsubscribe and tell the client.
+    Removed(i64),
     /// Send this frame (already serialised; boxed for the same reason).
     Frame(Box<Utf8Bytes>),
     /// Close the socket with this code and reason.

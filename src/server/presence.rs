@@ -138,6 +138,7 @@ impl PresenceHub {
                 status,
                 display_name: entry.profile.display_name.clone(),
                 personal_message: entry.profile.personal_message.clone(),
+                picture: entry.profile.picture.clone(),
             }),
         }
     }
@@ -199,12 +200,14 @@ impl PresenceHub {
     }
 }
 
-/// Offline, as everyone who may not see more sees a user: the name, no personal message.
+/// Offline, as everyone who may not see more sees a user: the name, no personal message,
+/// the default picture.
 pub fn offline(display_name: &str) -> Presence {
     Presence {
         status: Status::Offline,
         display_name: display_name.to_owned(),
         personal_message: String::new(),
+        picture: None,
     }
 }
 
@@ -296,6 +299,7 @@ mod tests {
             status,
             personal_message: "hi".into(),
             display_name: "Ann".into(),
+            picture: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::{
     config::{default_origins, Config},
     contacts,
     hub::Hub,
+    pictures,
     presence::{self, PresenceHub},
     security,
     state::{AppState, Shared},
@@ -25,7 +26,7 @@ use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
 };
-use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer};
+use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, services::ServeDir};
 
 /// Largest HTTP request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -98,6 +99,7 @@ impl Application {
                 secure_cookies,
                 shutdown,
                 hashing: tokio::sync::Semaphore::new(2),
+                pictures: tokio::sync::Semaphore::new(2),
                 dummy_hash,
                 live_sockets: watch::channel(0).0,
                 profile_changes: tokio::sync::Mutex::new(()),
@@ -132,8 +134,14 @@ impl Application {
         let routes = generate_route_list(App);
         let ctx = state.clone();
         let options = state.leptos_options.clone();
+        // The bundle as the build left it, compressed once at build time when it can be
+        // (scripts/precompress.mjs); the compression layer skips what is already compressed.
+        let pkg = ServeDir::new(state.cfg.site_root.join("pkg"))
+            .precompressed_br()
+            .precompressed_gzip();
         Router::new()
             .route("/ws", get(ws::upgrade))
+            .nest_service("/pkg", pkg)
             .merge(api::router())
             .merge(contacts::router())
             .leptos_routes_with_context(
@@ -143,6 +151,9 @@ impl Application {
                 move || shell(options.clone()),
             )
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(RequestBodyLimitLayer::new(MAX_BODY))
+            // Picture uploads are the one large body; that router sets its own limit.
+            .merge(pictures::router())
             .layer(middleware::from_fn_with_state(
                 state.clone(),
                 security::pages,
@@ -153,7 +164,6 @@ impl Application {
             ))
             .layer(middleware::from_fn(security::headers))
             .layer(CompressionLayer::new())
-            .layer(RequestBodyLimitLayer::new(MAX_BODY))
             .with_state(state.clone())
     }
 

@@ -50,6 +50,8 @@ pub struct Shared {
     /// changes at once (status from one tab, personal message from another) reach everyone
     /// in the order the database applied them. Profile changes are rare: one lock is enough.
     pub profile_changes: tokio::sync::Mutex<()>,
+    /// Bounds concurrent display-picture decoding (each takes a core and up to ~100 MiB).
+    pub pictures: Semaphore,
     /// When each user last nudged each conversation.
     pub nudges: NudgeLimit,
 }

@@ -2,8 +2,8 @@
 //! function. Message writes go through [`crate::server::writer`], the single writer.
 
 use crate::protocol::{
-    ContactGroup, ContactState, ConversationKind, ConversationSummary, MessageKind, MessageView,
-    RoomSummary, Status, UserSummary,
+    conversation_title, ContactGroup, ContactState, ConversationKind, ConversationSummary,
+    MessageKind, MessageView, RoomSummary, Status, UserSummary,
 };
 use anyhow::Context;
 use sqlx::{
@@ -258,10 +258,10 @@ pub async fn delete_dead_sessions(pool: &SqlitePool, now: i64) -> Result<u64, sq
 }
 
 fn kind_of(s: &str) -> ConversationKind {
-    if s == "dm" {
-        ConversationKind::Dm
-    } else {
-        ConversationKind::Room
+    match s {
+        "dm" => ConversationKind::Dm,
+        "group" => ConversationKind::Group,
+        _ => ConversationKind::Room,
     }
 }
 
@@ -309,7 +309,7 @@ pub async fn conversations_for_user(
     user_id: i64,
 ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT c.id, c.kind, c.title, m.last_read,
+        "SELECT c.id, c.kind, c.title, m.last_read, m.visible_after,
              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = c.id) AS last_seq
          FROM members m
          JOIN conversations c ON c.id = m.conversation_id
@@ -327,16 +327,17 @@ pub async fn conversations_for_user(
             last_seq: r.try_get("last_seq")?,
             last_read: r.try_get("last_read")?,
             members: Vec::new(),
+            visible_after: r.try_get("visible_after")?,
         });
     }
-    // Members of one-to-one conversations, which also give them their titles.
+    // Members of one-to-one and group conversations, which also give them their titles.
     let rows = sqlx::query(
         "SELECT m.conversation_id, u.id, u.username, u.display_name, u.is_guest
          FROM members mine
-         JOIN conversations c ON c.id = mine.conversation_id AND c.kind = 'dm'
+         JOIN conversations c ON c.id = mine.conversation_id AND c.kind IN ('dm', 'group')
          JOIN members m ON m.conversation_id = c.id
          JOIN users u ON u.id = m.user_id
-         WHERE mine.user_id = ? ORDER BY m.conversation_id, u.id",
+         WHERE mine.user_id = ? ORDER BY m.conversation_id, m.joined_at, u.id",
     )
     .bind(user_id)
     .fetch_all(pool)
@@ -345,10 +346,12 @@ pub async fn conversations_for_user(
         let conv_id: i64 = r.try_get("conversation_id")?;
         let user = user_from_row(r)?;
         if let Some(c) = convs.iter_mut().find(|c| c.id == conv_id) {
-            if user.id != user_id {
-                c.title = user.display_name.clone();
-            }
             c.members.push(user);
+        }
+    }
+    for c in &mut convs {
+        if c.kind != ConversationKind::Room {
+            c.title = conversation_title(&c.members, user_id);
         }
     }
     Ok(convs)
@@ -389,14 +392,126 @@ pub async fn rooms_for_user(
         .collect()
 }
 
-pub async fn is_member(pool: &SqlitePool, conv: i64, user_id: i64) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?")
-            .bind(conv)
-            .bind(user_id)
-            .fetch_optional(pool)
+/// How far back `user` may read `conv`: None if not a member, else the sequence number
+/// their view starts after (0: the whole history).
+pub async fn member_view(
+    pool: &SqlitePool,
+    conv: i64,
+    user_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT visible_after FROM members WHERE conversation_id = ? AND user_id = ?",
+    )
+    .bind(conv)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The kind and member count of a conversation, if it exists.
+pub async fn conversation_kind(
+    pool: &SqlitePool,
+    conv: i64,
+) -> Result<Option<(ConversationKind, i64)>, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT c.kind, (SELECT COUNT(*) FROM members m WHERE m.conversation_id = c.id)
+         FROM conversations c WHERE c.id = ?",
+    )
+    .bind(conv)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(kind, n)| (kind_of(&kind), n)))
+}
+
+/// Starts a group conversation with these members (the caller checked who may be in it).
+pub async fn create_group_conversation(
+    pool: &SqlitePool,
+    members: &[i64],
+) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO conversations (kind, created_at) VALUES ('group', ?) RETURNING id",
+    )
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    for user in members {
+        sqlx::query("INSERT INTO members (conversation_id, user_id, joined_at) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(user)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
-    Ok(found.is_some())
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// What adding someone to a group conversation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddMember {
+    Added,
+    AlreadyMember,
+    Full,
+    NotAGroup,
+}
+
+/// Adds `user` to the group conversation `conv` if it has fewer than `max` members. They
+/// see it from now on: what was said before stays with those who were there.
+pub async fn add_group_member(
+    pool: &SqlitePool,
+    conv: i64,
+    user_id: i64,
+    max: usize,
+) -> Result<AddMember, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM conversations WHERE id = ?")
+        .bind(conv)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if kind.as_deref() != Some("group") {
+        return Ok(AddMember::NotAGroup);
+    }
+    let (count, already): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(user_id = ?2), 0) FROM members WHERE conversation_id = ?1",
+    )
+    .bind(conv)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if already > 0 {
+        return Ok(AddMember::AlreadyMember);
+    }
+    if count as usize >= max {
+        return Ok(AddMember::Full);
+    }
+    sqlx::query(
+        "INSERT INTO members (conversation_id, user_id, joined_at, last_read, visible_after)
+         SELECT ?1, ?2, ?3, s.last, s.last
+         FROM (SELECT COALESCE(MAX(seq), 0) AS last FROM messages WHERE conversation_id = ?1) s",
+    )
+    .bind(conv)
+    .bind(user_id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(AddMember::Added)
+}
+
+/// Takes `user` out of a conversation; false if they were not in it.
+pub async fn remove_member(
+    pool: &SqlitePool,
+    conv: i64,
+    user_id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
+        .bind(conv)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Joins a public room. `Ok(None)`: no such room. `Ok(Some(true))`: newly joined.
@@ -526,19 +641,22 @@ pub async fn messages_between(
     rows.iter().map(message_from_row).collect()
 }
 
-/// The `limit` messages just before `before` (or the newest ones), oldest first, and
-/// whether older ones exist.
+/// The `limit` messages just before `before` (or the newest ones) and after `floor`, oldest
+/// first, and whether older ones (after `floor`) exist.
 pub async fn messages_before(
     pool: &SqlitePool,
     conv: i64,
+    floor: i64,
     before: Option<i64>,
     limit: u32,
 ) -> Result<(Vec<MessageView>, bool), sqlx::Error> {
     let sql = format!(
-        "{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?"
+        "{MESSAGE_SELECT} WHERE m.conversation_id = ? AND m.seq > ? AND m.seq < ?
+         ORDER BY m.seq DESC LIMIT ?"
     );
     let rows = sqlx::query(&sql)
         .bind(conv)
+        .bind(floor)
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit as i64 + 1)
         .fetch_all(pool)
@@ -833,27 +951,94 @@ pub async fn presence_viewers(pool: &SqlitePool, user: i64) -> Result<Vec<i64>, 
     .await
 }
 
-/// A user's chosen status, personal message and display name.
+/// A user's chosen status, personal message, display name and picture version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     pub status: Status,
     pub personal_message: String,
     pub display_name: String,
+    pub picture: Option<String>,
 }
 
 pub async fn profile(pool: &SqlitePool, user: i64) -> Result<Option<Profile>, sqlx::Error> {
-    let row = sqlx::query("SELECT status, personal_message, display_name FROM users WHERE id = ?")
-        .bind(user)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT u.status, u.personal_message, u.display_name, p.version
+         FROM users u LEFT JOIN pictures p ON p.user_id = u.id WHERE u.id = ?",
+    )
+    .bind(user)
+    .fetch_optional(pool)
+    .await?;
     row.map(|r| {
         Ok(Profile {
             status: Status::parse(r.try_get("status")?).unwrap_or_default(),
             personal_message: r.try_get("personal_message")?,
             display_name: r.try_get("display_name")?,
+            picture: r.try_get("version")?,
         })
     })
     .transpose()
+}
+
+/// Stores (`Some((version, png))`) or removes the user's display picture; returns the
+/// profile as it is now (None: no such user).
+pub async fn set_picture(
+    pool: &SqlitePool,
+    user: i64,
+    picture: Option<(&str, &[u8])>,
+) -> Result<Option<Profile>, sqlx::Error> {
+    match picture {
+        Some((version, png)) => {
+            sqlx::query(
+                "INSERT INTO pictures (user_id, version, png, updated_at)
+                 SELECT id, ?2, ?3, ?4 FROM users WHERE id = ?1
+                 ON CONFLICT (user_id) DO UPDATE
+                 SET version = excluded.version, png = excluded.png, updated_at = excluded.updated_at",
+            )
+            .bind(user)
+            .bind(version)
+            .bind(png)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM pictures WHERE user_id = ?")
+                .bind(user)
+                .execute(pool)
+                .await?;
+        }
+    }
+    profile(pool, user).await
+}
+
+/// The stored picture of `user`: its version and PNG bytes.
+pub async fn picture(
+    pool: &SqlitePool,
+    user: i64,
+) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("SELECT version, png FROM pictures WHERE user_id = ?")
+        .bind(user)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Whether `viewer` may see `owner`'s presence, personal message and picture: they are
+/// accepted contacts and `owner` has not blocked `viewer`.
+pub async fn may_see_presence(
+    pool: &SqlitePool,
+    viewer: i64,
+    owner: i64,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM contacts c
+         WHERE c.owner_id = ?1 AND c.contact_id = ?2 AND c.state = 'accepted'
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ?2 AND b.blocked_id = ?1)",
+    )
+    .bind(viewer)
+    .bind(owner)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// Changes what is given; returns the profile as it is now.

@@ -28,6 +28,10 @@ pub enum Content {
     Nudge,
     /// Deletes the message with this sequence number (the caller checked it is the sender's).
     Delete(i64),
+    /// The sender joined a group conversation, invited by the one named here.
+    Join(String),
+    /// The sender left a group conversation.
+    Leave,
 }
 
 impl Content {
@@ -36,6 +40,8 @@ impl Content {
             Content::Text(b) => b.as_str().into(),
             Content::Nudge => "".into(),
             Content::Delete(seq) => seq.to_string().into(),
+            Content::Join(inviter) => inviter.as_str().into(),
+            Content::Leave => "".into(),
         }
     }
     fn kind(&self) -> MessageKind {
@@ -43,6 +49,8 @@ impl Content {
             Content::Text(_) => MessageKind::Text,
             Content::Nudge => MessageKind::Nudge,
             Content::Delete(_) => MessageKind::Delete,
+            Content::Join(_) => MessageKind::Join,
+            Content::Leave => MessageKind::Leave,
         }
     }
 }

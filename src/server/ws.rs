@@ -17,7 +17,7 @@ use super::{
 };
 use crate::protocol::{
     close, Body, ClientFrame, ClientId, ConversationKind, ConversationSummary, ErrorCode,
-    ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT, NUDGE_EVERY,
+    MessageKind, ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT, NUDGE_EVERY,
 };
 use axum::{
     extract::{
@@ -115,6 +115,9 @@ struct Conn {
     members: HashSet<i64>,
     /// The other member of each one-to-one conversation (a block stops sends to it).
     dm_peers: HashMap<i64, i64>,
+    /// Group conversations this user joined late: what they may see starts after this
+    /// sequence number.
+    floors: HashMap<i64, i64>,
     cursors: HashMap<i64, Cursor>,
     subs: StreamMap<i64, BroadcastStream<Delivery>>,
     /// Sends submitted to the writer, waiting for their commit.
@@ -140,6 +143,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
         id: conn_id,
         members: HashSet::new(),
         dm_peers: HashMap::new(),
+        floors: HashMap::new(),
         typing_sent: HashMap::new(),
         cursors: HashMap::new(),
         subs: StreamMap::new(),
@@ -177,6 +181,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
             personal_message: profile.personal_message,
             contacts: list.contacts,
             groups: list.groups,
+            picture: profile.picture,
         };
         sink.send(frame(&hello)).await?;
 
@@ -200,6 +205,10 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
                     Control::Added(summary) => {
                         conn.subscribe(&summary);
                         sink.send(frame(&ServerFrame::ConvAdded { conversation: *summary })).await?;
+                    }
+                    Control::Removed(conv) => {
+                        conn.unsubscribe(conv);
+                        sink.send(frame(&ServerFrame::ConvRemoved { conv })).await?;
                     }
                     Control::Frame(text) => sink.send(Message::Text(*text)).await?,
                     Control::Close { code, reason } => return Ok(Some(Closing(code, reason))),
@@ -302,10 +311,24 @@ impl Conn {
                 self.dm_peers.insert(c.id, peer.id);
             }
         }
+        if c.visible_after > 0 {
+            self.floors.insert(c.id, c.visible_after);
+        }
         if self.members.insert(c.id) {
             self.subs
                 .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
             self.cursors.insert(c.id, Cursor::Unsynced);
+        }
+    }
+
+    fn unsubscribe(&mut self, conv: i64) {
+        self.members.remove(&conv);
+        self.dm_peers.remove(&conv);
+        self.floors.remove(&conv);
+        self.cursors.remove(&conv);
+        self.typing_sent.remove(&conv);
+        if self.subs.remove(&conv).is_some() {
+            self.state.hub.release(conv);
         }
     }
 
@@ -348,7 +371,12 @@ impl Conn {
                     Some((sender, _)) if sender != self.me.id => {
                         Some("You can only delete your own messages.")
                     }
-                    Some((_, kind)) if !kind.is_shown() => Some("That message is already deleted."),
+                    Some((_, MessageKind::Deleted | MessageKind::Delete)) => {
+                        Some("That message is already deleted.")
+                    }
+                    Some((_, kind)) if !kind.is_deletable() => {
+                        Some("That message cannot be deleted.")
+                    }
                     Some(_) => None,
                 };
                 if let Some(msg) = refusal {
@@ -363,7 +391,9 @@ impl Conn {
                 if !self.members.contains(&conv) {
                     return Ok(sink.send(not_member(conv, None)).await?);
                 }
-                let last = self.replay(sink, conv, after.max(0), i64::MAX).await?;
+                // Nothing from before the user was invited in.
+                let floor = self.floors.get(&conv).copied().unwrap_or(0);
+                let last = self.replay(sink, conv, after.max(floor), i64::MAX).await?;
                 self.cursors.insert(conv, Cursor::Live { last_sent: last });
                 sink.send(frame(&ServerFrame::Synced {
                     conv,

@@ -1,6 +1,6 @@
 //! Upgrade checks, Origin and CSRF rules, size limits.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 use futures::SinkExt;
 use messenger::protocol::{close, MAX_FRAME_BYTES};
 use serde_json::json;
@@ -138,4 +138,39 @@ async fn only_the_main_window_loads_the_islands_bundle() {
     assert_eq!(main.status(), 200);
     let html = main.text().await.expect("html");
     assert!(html.contains("/pkg/messenger.js"), "{html}");
+}
+
+#[tokio::test]
+async fn the_bundle_is_sent_as_compressed_at_build_time_when_the_browser_takes_it() {
+    let site = tempfile::tempdir().expect("temp dir");
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir(&pkg).expect("pkg");
+    std::fs::write(pkg.join("messenger.js"), "export const plain = 1;").expect("js");
+    // Not real brotli: the point is that these very bytes are sent, untouched.
+    std::fs::write(pkg.join("messenger.js.br"), b"pretend-brotli").expect("br");
+    let root = site.path().to_owned();
+    let app = spawn_app_with(move |cfg| cfg.site_root = root).await;
+
+    let res = app
+        .http
+        .get(app.url("/pkg/messenger.js"))
+        .header("Accept-Encoding", "br")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-encoding"], "br");
+    assert_eq!(res.bytes().await.expect("body").as_ref(), b"pretend-brotli");
+
+    // A client that does not take brotli gets the file itself.
+    let res = app
+        .http
+        .get(app.url("/pkg/messenger.js"))
+        .header("Accept-Encoding", "identity")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(res.text().await.expect("body"), "export const plain = 1;");
 }
