@@ -100,6 +100,9 @@ pub enum ServerFrame {
         /// The version of the user's display picture (None: the default picture).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         picture: Option<String>,
+        /// The AI contacts anyone can add (add them like anyone else, by username).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bots: Vec<UserSummary>,
     },
     /// A contact was added or changed (request, acceptance, block, group, presence).
     Contact { contact: Contact },
@@ -266,6 +269,13 @@ pub struct UserSummary {
     pub username: String,
     pub display_name: String,
     pub is_guest: bool,
+    /// An AI contact (a persona of the bot module): it answers, it never signs in.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_bot: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A presence status. As a chosen status, `Offline` is "Appear Offline"; as a status seen

@@ -271,8 +271,10 @@ fn on_frame(frame: ServerFrame) {
             contacts,
             groups,
             picture,
+            bots,
             ..
         } => {
+            set_if_changed(ui.bots, bots);
             ui.display_name.set(who.display_name);
             set_if_changed(ui.picture, picture);
             ui.status.set(status);

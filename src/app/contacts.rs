@@ -69,12 +69,18 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
     };
     view! {
         <div class="me-card">
-            <label class="picture-button" title="Change your display picture">
-                <Picture user=me.id version=ui.picture status=ui.status alt=String::new() size="large"/>
-                <span class="visually-hidden">"Change your display picture"</span>
-                <input type="file" class="visually-hidden" accept="image/png,image/jpeg,image/gif,image/webp"
-                    on:change=move |ev| act::upload_picture(ui, ev)/>
-            </label>
+            <div class="me-picture">
+                <label class="picture-button" title="Change your display picture">
+                    <Picture user=me.id version=ui.picture status=ui.status alt=String::new() size="large"/>
+                    <span class="visually-hidden">"Change your display picture"</span>
+                    <input type="file" class="visually-hidden" accept="image/png,image/jpeg,image/gif,image/webp"
+                        on:change=move |ev| act::upload_picture(ui, ev)/>
+                </label>
+                {move || ui.picture.get().is_some().then(|| view! {
+                    <button class="link-button remove-picture" title="Go back to the default picture"
+                        on:click=move |_| act::remove_picture(ui)>"Remove picture"</button>
+                })}
+            </div>
             <div class="me-text">
                 <div class="my-name">
                     {move || if editing_name.get() {
@@ -144,10 +150,7 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                     on:click=move |_| act::set_muted(ui, !ui.muted.get_untracked())>
                     {move || if ui.muted.get() { "Sounds off" } else { "Sounds on" }}
                 </button>
-                {move || ui.picture.get().is_some().then(|| view! {
-                    <button class="link-button" title="Go back to the default picture"
-                        on:click=move |_| act::remove_picture(ui)>"Remove picture"</button>
-                })}
+
                 <form method="post" action="/api/signout" class="signout-form">
                     <button type="submit" class="link-button">"Sign out"</button>
                 </form>
@@ -194,6 +197,7 @@ pub fn ContactTools(ui: Ui) -> impl IntoView {
                     <button type="submit">"Add"</button>
                 </div>
             </form>
+            <AddBot ui=ui/>
             <details class="new-group">
                 <summary>"Create a group"</summary>
                 <form on:submit=move |ev| {
@@ -211,6 +215,47 @@ pub fn ContactTools(ui: Ui) -> impl IntoView {
                 </form>
             </details>
         </div>
+    }
+}
+
+/// The AI contacts not yet in the list, each with an "Add" button.
+#[component]
+fn AddBot(ui: Ui) -> impl IntoView {
+    let available = move || {
+        ui.bots.with(|bots| {
+            ui.contacts.with(|list| {
+                bots.iter()
+                    .filter(|b| !list.iter().any(|c| c.user.id == b.id))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    view! {
+        <details class="add-bot">
+            <summary>"Add an AI contact"</summary>
+            {move || {
+                let bots = available();
+                if bots.is_empty() {
+                    return view! { <p class="hint">"All the AI contacts are in your list."</p> }.into_any();
+                }
+                view! {
+                    <ul class="bot-list">
+                        {bots.into_iter().map(|b| {
+                            let handle = b.username.clone();
+                            view! {
+                                <li>
+                                    <span class="bot-name">{b.display_name.clone()} <span class="hint">" (" {b.username.clone()} ")"</span></span>
+                                    <button on:click=move |_| act::add_contact(ui, handle.clone())>
+                                        "Add" <span class="visually-hidden">{format!(" {}", b.display_name)}</span>
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </details>
     }
 }
 

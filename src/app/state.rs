@@ -148,6 +148,7 @@ impl Conv {
                             username: String::new(),
                             display_name: m.from_name.clone(),
                             is_guest: false,
+                            is_bot: false,
                         });
                         added = true;
                     }
@@ -200,6 +201,8 @@ pub struct Ui {
     pub personal_message: RwSignal<String>,
     /// The version of the user's display picture (None: the default picture).
     pub picture: RwSignal<Option<String>>,
+    /// The AI contacts anyone can add.
+    pub bots: RwSignal<Vec<UserSummary>>,
     /// The contact list: contacts, requests both ways and blocked users.
     pub contacts: RwSignal<Vec<Contact>>,
     pub groups: RwSignal<Vec<ContactGroup>>,
@@ -238,6 +241,7 @@ impl Ui {
             display_name: RwSignal::new(me.display_name.clone()),
             personal_message: RwSignal::new(String::new()),
             picture: RwSignal::new(None),
+            bots: RwSignal::new(Vec::new()),
             contacts: RwSignal::new(Vec::new()),
             groups: RwSignal::new(Vec::new()),
             collapsed: RwSignal::new(HashSet::new()),
@@ -436,6 +440,18 @@ pub fn sections(contacts: &[Contact], groups: &[ContactGroup]) -> Vec<Section> {
             members,
         ));
     }
+    // AI contacts have a section of their own (unless put in a group).
+    let bots = pick(&|c| accepted(c) && !known_group(c) && c.user.is_bot);
+    if !bots.is_empty() {
+        out.push(section(
+            "bots".into(),
+            SectionKind::Contacts,
+            None,
+            "AI contacts",
+            bots,
+        ));
+    }
+    let accepted = |c: &Contact| accepted(c) && !c.user.is_bot;
     let online = pick(&|c| accepted(c) && !known_group(c) && is_online(c));
     if !online.is_empty() {
         out.push(section(
@@ -497,6 +513,7 @@ mod tests {
                 username: name.to_lowercase(),
                 display_name: name.to_owned(),
                 is_guest: false,
+                is_bot: false,
             },
             state,
             blocked: false,
@@ -512,6 +529,24 @@ mod tests {
 
     fn names(s: &Section) -> Vec<&str> {
         s.entries.iter().map(shown_name).collect()
+    }
+
+    #[test]
+    fn ai_contacts_have_a_section_of_their_own_unless_put_in_a_group() {
+        let groups = vec![ContactGroup {
+            id: 4,
+            name: "Fun".into(),
+        }];
+        let mut tina = contact(1, "Tina", ContactState::Accepted, Status::Online, None);
+        tina.user.is_bot = true;
+        let mut dave = contact(2, "Dave", ContactState::Accepted, Status::Busy, Some(4));
+        dave.user.is_bot = true;
+        let ann = contact(3, "Ann", ContactState::Accepted, Status::Online, None);
+        let s = sections(&[tina, dave, ann], &groups);
+        let titles: Vec<String> = s.iter().map(Section::title).collect();
+        assert_eq!(titles, ["Fun (1/1)", "AI contacts (1)", "Online (1)"]);
+        assert_eq!(names(&s[1]), ["Tina"]);
+        assert_eq!(names(&s[2]), ["Ann"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Administration commands (`messenger rooms ...`): they open the database, act and exit.
 
 use super::{
-    config::{Command, RoomsCommand},
+    config::{BotsCommand, Command, RoomsCommand},
     store::{self, Store},
 };
 use anyhow::{bail, Result};
@@ -48,6 +48,18 @@ pub async fn run(database: &Path, command: Command) -> Result<()> {
             for (id, title) in ids.iter().zip(&titles) {
                 println!("{id}\t{title}");
             }
+        }
+        Command::Bots(BotsCommand::Off) => {
+            store::set_bots_enabled(store.pool(), false).await?;
+            println!("off: the bots stop answering now (a running server reads this per reply)");
+        }
+        Command::Bots(BotsCommand::On) => {
+            store::set_bots_enabled(store.pool(), true).await?;
+            println!("on");
+        }
+        Command::Bots(BotsCommand::Status) => {
+            let on = store::bots_enabled(store.pool()).await?;
+            println!("{}", if on { "on" } else { "off" });
         }
     }
     store.pool().close().await;

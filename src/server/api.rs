@@ -153,6 +153,12 @@ async fn signup(State(state): State<AppState>, input: Input<Credentials>) -> Res
 async fn create_account(state: &AppState, c: Credentials) -> Result<(String, SessionRow)> {
     let username = Username::parse(&c.username).map_err(|e| AppError::Invalid(e.0))?;
     let password = NewPassword::parse(&c.password).map_err(|e| AppError::Invalid(e.0))?;
+    // The AI contacts' names are theirs, even before the bots are first started.
+    if super::bots::personas::by_handle(username.as_str()).is_some() {
+        return Err(AppError::Conflict(format!(
+            "The username {username} is taken."
+        )));
+    }
     let hash = auth::hash_password(state, password.expose().to_owned()).await?;
     let user = match store::create_user(
         state.store.pool(),

@@ -71,6 +71,61 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
 
     /// Log filter in `tracing` syntax.
+    /// Whether the AI contacts (persona bots) exist and answer.
+    #[arg(long, env = "MESSENGER_BOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bots: bool,
+
+    /// Base URL of an OpenAI-compatible chat-completions API, up to the version
+    /// (e.g. http://127.0.0.1:11434/v1 for Ollama). Without it the bots use the offline
+    /// persona engine.
+    #[arg(long, env = "MESSENGER_BOT_BASE_URL")]
+    pub bot_base_url: Option<String>,
+
+    /// The model to ask for.
+    #[arg(long, env = "MESSENGER_BOT_MODEL", default_value = "llama3.2")]
+    pub bot_model: String,
+
+    /// The API key, sent as a bearer token (not needed by local servers).
+    #[arg(long, env = "MESSENGER_BOT_API_KEY", hide_env_values = true)]
+    pub bot_api_key: Option<String>,
+
+    /// Most tokens a model may produce per reply.
+    #[arg(long, env = "MESSENGER_BOT_MAX_TOKENS", default_value_t = 200)]
+    pub bot_max_tokens: u32,
+
+    /// Bot replies each user gets per day (UTC), across all bots.
+    #[arg(long, env = "MESSENGER_BOT_USER_DAILY", default_value_t = 200)]
+    pub bot_user_daily: u32,
+
+    /// Bot replies everyone together gets per day (UTC).
+    #[arg(long, env = "MESSENGER_BOT_GLOBAL_DAILY", default_value_t = 5000)]
+    pub bot_global_daily: u32,
+
+    /// Most model calls at the same time.
+    #[arg(long, env = "MESSENGER_BOT_MAX_CONCURRENT", default_value_t = 4)]
+    pub bot_max_concurrent: usize,
+
+    /// Longest a model call may take, in seconds, before the offline engine answers.
+    #[arg(long, env = "MESSENGER_BOT_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub bot_timeout_seconds: u64,
+
+    /// Failures (errors or timeouts) in a row that open the circuit breaker.
+    #[arg(long, env = "MESSENGER_BOT_BREAKER_FAILURES", default_value_t = 3)]
+    pub bot_breaker_failures: u32,
+
+    /// Seconds the open breaker waits before it lets one call through to probe.
+    #[arg(
+        long,
+        env = "MESSENGER_BOT_BREAKER_COOLDOWN_SECONDS",
+        default_value_t = 30
+    )]
+    pub bot_breaker_cooldown_seconds: u64,
+
+    /// How long the offline engine takes to answer, in milliseconds (so its typing
+    /// indicator shows).
+    #[arg(long, env = "MESSENGER_BOT_OFFLINE_DELAY_MS", default_value_t = 900)]
+    pub bot_offline_delay_ms: u64,
+
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,
 
@@ -86,6 +141,19 @@ pub enum Command {
     /// Public rooms, which every user can see and join.
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// The AI contacts: switch their replies off or on while the server runs.
+    #[command(subcommand)]
+    Bots(BotsCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BotsCommand {
+    /// Stops every bot reply (each bot then says, in character, that it is away).
+    Off,
+    /// Lets the bots answer again.
+    On,
+    /// Prints "on" or "off".
+    Status,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -115,11 +183,29 @@ impl Config {
         Duration::from_secs(self.session_absolute_hours * 3600)
     }
 
+    pub fn bot_config(&self) -> crate::server::bots::BotConfig {
+        crate::server::bots::BotConfig {
+            base_url: self.bot_base_url.clone().filter(|u| !u.trim().is_empty()),
+            model: self.bot_model.clone(),
+            api_key: self.bot_api_key.clone(),
+            max_tokens: self.bot_max_tokens,
+            user_daily: self.bot_user_daily,
+            global_daily: self.bot_global_daily,
+            max_concurrent: self.bot_max_concurrent,
+            timeout: Duration::from_secs(self.bot_timeout_seconds.max(1)),
+            breaker_failures: self.bot_breaker_failures,
+            breaker_cooldown: Duration::from_secs(self.bot_breaker_cooldown_seconds),
+            offline_delay: Duration::from_millis(self.bot_offline_delay_ms),
+        }
+    }
+
     /// A configuration for tests: port 0, the given database, defaults otherwise.
     pub fn for_tests(database: PathBuf) -> Self {
         let mut cfg = Config::parse_from(["messenger"]);
         cfg.addr = "127.0.0.1:0".parse().expect("literal address");
         cfg.database = database;
+        // Tests wait for bot replies; the pause only exists for people to see the typing.
+        cfg.bot_offline_delay_ms = 0;
         cfg
     }
 }

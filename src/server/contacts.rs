@@ -99,6 +99,10 @@ async fn add(
         )));
     }
     if store::request_contact(state.store.pool(), me, other.id).await? != Requested::Unchanged {
+        // An AI contact says yes to everyone, at once.
+        if other.is_bot {
+            store::accept_contact(state.store.pool(), other.id, me).await?;
+        }
         state.presence.emit(Event::Related(me, other.id));
     }
     view(&state, me, other.id).await

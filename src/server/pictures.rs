@@ -121,9 +121,16 @@ pub fn process(bytes: &[u8]) -> std::result::Result<Processed, PictureError> {
     square
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .map_err(|e| PictureError::Damaged(e.to_string()))?;
-    let digest = Sha256::digest(&png);
-    let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let version = version_of(&png);
     Ok(Processed { png, version })
+}
+
+/// The version of a stored picture: 16 hex digits of its SHA-256.
+pub fn version_of(png: &[u8]) -> String {
+    Sha256::digest(png)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `PUT /api/me/picture`: the body is the picture file itself.

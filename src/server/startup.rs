@@ -3,7 +3,7 @@
 //! what it holds, and checkpoints the database.
 
 use super::{
-    api,
+    api, bots,
     config::{default_origins, Config},
     contacts,
     hub::Hub,
@@ -40,6 +40,8 @@ pub struct Application {
     writer_stop: watch::Sender<bool>,
     shutdown_tx: watch::Sender<bool>,
     presence_events: mpsc::UnboundedReceiver<presence::Event>,
+    /// Committed messages, for the bots' dispatcher.
+    observed: mpsc::Receiver<crate::protocol::MessageView>,
 }
 
 impl Application {
@@ -62,11 +64,19 @@ impl Application {
         let (presence, presence_events) = PresenceHub::new(store::all_blocks(store.pool()).await?);
         let hub = Arc::new(Hub::new(cfg.broadcast_capacity));
         let (writer_stop, writer_stop_rx) = watch::channel(false);
+        let bots = if cfg.bots {
+            Some(bots::start(store.pool(), &presence, cfg.bot_config()).await?)
+        } else {
+            None
+        };
+        // Committed messages go to the bots' dispatcher too (bounded; it only filters).
+        let (observer, observed) = mpsc::channel(4096);
         let (writer, writer_task) = Writer::spawn(
             store.writer_connection().await?,
             hub.clone(),
             cfg.max_batch,
             writer_stop_rx,
+            bots.as_ref().map(|_| observer),
         );
         let (shutdown_tx, shutdown) = watch::channel(false);
         let dummy_hash = tokio::task::spawn_blocking(|| {
@@ -104,6 +114,7 @@ impl Application {
                 live_sockets: watch::channel(0).0,
                 profile_changes: tokio::sync::Mutex::new(()),
                 nudges: Default::default(),
+                bots,
             }),
         };
         Ok(Self {
@@ -114,6 +125,7 @@ impl Application {
             writer_stop,
             shutdown_tx,
             presence_events,
+            observed,
         })
     }
 
@@ -179,11 +191,13 @@ impl Application {
             writer_stop,
             shutdown_tx,
             presence_events,
+            observed,
             ..
         } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let publisher = tokio::spawn(presence::run_publisher(state.clone(), presence_events));
+        let dispatcher = tokio::spawn(bots::run_dispatcher(state.clone(), observed));
         let stop = async move {
             signal.await;
             tracing::info!("shutting down: closing sockets with 'going away'");
@@ -218,6 +232,7 @@ impl Application {
         }
         housekeeping.abort();
         publisher.abort();
+        dispatcher.abort();
         let store = state.store.clone();
         drop(state);
         let _ = writer_stop.send(true);

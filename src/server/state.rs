@@ -52,6 +52,8 @@ pub struct Shared {
     pub profile_changes: tokio::sync::Mutex<()>,
     /// Bounds concurrent display-picture decoding (each takes a core and up to ~100 MiB).
     pub pictures: Semaphore,
+    /// The AI contacts; None when the server runs without them (`--bots false`).
+    pub bots: Option<super::bots::Bots>,
     /// When each user last nudged each conversation.
     pub nudges: NudgeLimit,
 }

@@ -92,6 +92,7 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserSummary, sqlx::Err
         username: row.try_get("username")?,
         display_name: row.try_get("display_name")?,
         is_guest: row.try_get::<i64, _>("is_guest")? != 0,
+        is_bot: row.try_get::<i64, _>("is_bot")? != 0,
     })
 }
 
@@ -111,7 +112,7 @@ pub async fn create_user(
 ) -> Result<CreateUser, sqlx::Error> {
     let res = sqlx::query(
         "INSERT INTO users (username, display_name, password_hash, is_guest, created_at)
-         VALUES (?, ?, ?, ?, ?) RETURNING id, username, display_name, is_guest",
+         VALUES (?, ?, ?, ?, ?) RETURNING id, username, display_name, is_guest, is_bot",
     )
     .bind(username)
     .bind(display_name)
@@ -132,7 +133,7 @@ pub async fn user_by_username(
     username: &str,
 ) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, username, display_name, is_guest, password_hash FROM users WHERE username = ?",
+        "SELECT id, username, display_name, is_guest, is_bot, password_hash FROM users WHERE username = ?",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -168,7 +169,7 @@ impl SessionRow {
 }
 
 const SESSION_SELECT: &str = "SELECT s.id AS sid, s.idle_expires_at, s.absolute_expires_at,
-        s.revoked_at, u.id, u.username, u.display_name, u.is_guest
+        s.revoked_at, u.id, u.username, u.display_name, u.is_guest, u.is_bot
      FROM sessions s JOIN users u ON u.id = s.user_id";
 
 fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRow, sqlx::Error> {
@@ -332,7 +333,7 @@ pub async fn conversations_for_user(
     }
     // Members of one-to-one and group conversations, which also give them their titles.
     let rows = sqlx::query(
-        "SELECT m.conversation_id, u.id, u.username, u.display_name, u.is_guest
+        "SELECT m.conversation_id, u.id, u.username, u.display_name, u.is_guest, u.is_bot
          FROM members mine
          JOIN conversations c ON c.id = mine.conversation_id AND c.kind IN ('dm', 'group')
          JOIN members m ON m.conversation_id = c.id
@@ -732,7 +733,7 @@ fn state_of(s: Option<String>) -> Option<ContactState> {
     }
 }
 
-const CONTACT_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_guest,
+const CONTACT_COLUMNS: &str = "u.id, u.username, u.display_name, u.is_guest, u.is_bot,
     EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = ?1 AND b.blocked_id = u.id) AS blocked,
     EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = ?1) AS blocked_me";
 
@@ -1172,4 +1173,137 @@ pub async fn set_contact_group(
     .execute(pool)
     .await?;
     Ok(res.rows_affected() > 0)
+}
+
+// ---- Bots ------------------------------------------------------------------------------------
+
+/// Creates the bot account `handle` or brings it up to date; its id, or None when a person
+/// already has that username.
+pub async fn upsert_bot(
+    pool: &SqlitePool,
+    handle: &str,
+    display_name: &str,
+    personal_message: &str,
+    status: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO users (username, display_name, personal_message, status, is_bot, created_at)
+         VALUES (?1, ?2, ?3, ?4, 1, ?5)
+         ON CONFLICT (username) DO UPDATE
+         SET display_name = excluded.display_name, personal_message = excluded.personal_message,
+             status = excluded.status
+         WHERE users.is_bot = 1
+         RETURNING id",
+    )
+    .bind(handle)
+    .bind(display_name)
+    .bind(personal_message)
+    .bind(status)
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?;
+    Ok(id)
+}
+
+/// The kind of `conv` and the bots among its members; None if there is no such
+/// conversation.
+pub async fn bots_in(
+    pool: &SqlitePool,
+    conv: i64,
+) -> Result<Option<(ConversationKind, Vec<i64>)>, sqlx::Error> {
+    let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM conversations WHERE id = ?")
+        .bind(conv)
+        .fetch_optional(pool)
+        .await?;
+    let Some(kind) = kind else { return Ok(None) };
+    let kind = kind_of(&kind);
+    if kind == ConversationKind::Room {
+        // Bots never join rooms.
+        return Ok(Some((kind, Vec::new())));
+    }
+    let bots = sqlx::query_scalar(
+        "SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.conversation_id = ? AND u.is_bot = 1 ORDER BY m.joined_at, m.user_id",
+    )
+    .bind(conv)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((kind, bots)))
+}
+
+/// Whether the administrator lets the bots answer (`messenger bots on|off`).
+pub async fn bots_enabled(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'bots'")
+        .fetch_optional(pool)
+        .await?;
+    Ok(value.as_deref() != Some("off"))
+}
+
+pub async fn set_bots_enabled(pool: &SqlitePool, on: bool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('bots', ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(if on { "on" } else { "off" })
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether a bot reply may be made today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Granted,
+    /// This user had their replies for the day.
+    UserSpent,
+    /// Everyone together had the day's replies.
+    AllSpent,
+}
+
+/// Counts one bot reply for `user` on `day` if both the user's and the global count are
+/// under their limits; otherwise counts nothing. One transaction whose first statement
+/// writes, so concurrent takers queue on SQLite's write lock and each sees the count the
+/// previous one left: a limit is never exceeded.
+pub async fn take_bot_quota(
+    pool: &SqlitePool,
+    day: i64,
+    user: i64,
+    user_limit: u32,
+    global_limit: u32,
+) -> Result<Quota, sqlx::Error> {
+    if user_limit == 0 {
+        return Ok(Quota::UserSpent);
+    }
+    if global_limit == 0 {
+        return Ok(Quota::AllSpent);
+    }
+    let bump = "INSERT INTO bot_usage (day, user_id, replies) VALUES (?1, ?2, 1)
+                ON CONFLICT (day, user_id) DO UPDATE SET replies = replies + 1
+                WHERE replies < ?3";
+    let mut tx = pool.begin().await?;
+    let mine = sqlx::query(bump)
+        .bind(day)
+        .bind(user)
+        .bind(user_limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if mine == 0 {
+        tx.rollback().await?;
+        return Ok(Quota::UserSpent);
+    }
+    // User 0 is no one: its row holds the total.
+    let all = sqlx::query(bump)
+        .bind(day)
+        .bind(0i64)
+        .bind(global_limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if all == 0 {
+        tx.rollback().await?;
+        return Ok(Quota::AllSpent);
+    }
+    tx.commit().await?;
+    Ok(Quota::Granted)
 }

@@ -113,9 +113,10 @@ impl Writer {
         hub: Arc<Hub>,
         max_batch: usize,
         stop: watch::Receiver<bool>,
+        observer: Option<mpsc::Sender<MessageView>>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1), stop));
+        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1), stop, observer));
         (Self { tx }, handle)
     }
 
@@ -145,6 +146,7 @@ async fn run(
     hub: Arc<Hub>,
     max_batch: usize,
     mut stop: watch::Receiver<bool>,
+    observer: Option<mpsc::Sender<MessageView>>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
@@ -189,6 +191,9 @@ async fn run(
                         seq: view.seq,
                         at: view.at,
                     };
+                    if let Some(o) = &observer {
+                        observe(o, &view);
+                    }
                     publish(&hub, view);
                     Ok(ack)
                 }
@@ -203,6 +208,23 @@ async fn run(
         }
     }
     tracing::info!("message writer stopped");
+}
+
+/// Hands a committed text, join or leave message to the observer (the bots' dispatcher).
+/// Never waits: if the observer is that far behind, it misses the message (and says so).
+fn observe(observer: &mpsc::Sender<MessageView>, view: &MessageView) {
+    if matches!(
+        view.kind,
+        MessageKind::Text | MessageKind::Join | MessageKind::Leave
+    ) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = observer.try_send(view.clone()) {
+            tracing::warn!(
+                conv = view.conv,
+                seq = view.seq,
+                "bot dispatcher behind; a message was not offered to the bots"
+            );
+        }
+    }
 }
 
 fn publish(hub: &Hub, view: MessageView) {

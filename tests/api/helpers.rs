@@ -404,6 +404,8 @@ impl Ws {
 }
 
 #[derive(Debug)]
+// A test's frames are read one at a time; their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     Frame(ServerFrame),
     Closed(Option<CloseFrame>),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod bots;
 mod deletion;
 mod delivery;
 mod groups;
