@@ -345,6 +345,11 @@ pub async fn open_dm_with(
         ));
     }
     let (conv, created) = store::get_or_create_dm(state.store.pool(), me.id, other.id).await?;
+    if created && other.is_bot {
+        if let Some(bots) = state.bots.as_ref() {
+            bots.refresh(state.store.pool(), conv).await?;
+        }
+    }
     let mine = summary_for(state, conv, me.id).await?;
     if created {
         state

@@ -1231,6 +1231,24 @@ pub async fn bots_in(
     Ok(Some((kind, bots)))
 }
 
+/// Every (conversation, kind, bot) where a bot is a member, in order of arrival.
+pub async fn bot_conversations(
+    pool: &SqlitePool,
+) -> Result<Vec<(i64, ConversationKind, i64)>, sqlx::Error> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT m.conversation_id, c.kind, m.user_id
+         FROM members m JOIN users u ON u.id = m.user_id
+         JOIN conversations c ON c.id = m.conversation_id
+         WHERE u.is_bot = 1 ORDER BY m.conversation_id, m.joined_at, m.user_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(conv, kind, bot)| (conv, kind_of(&kind), bot))
+        .collect())
+}
+
 /// Whether the administrator lets the bots answer (`messenger bots on|off`).
 pub async fn bots_enabled(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     let value: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'bots'")

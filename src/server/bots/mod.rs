@@ -338,9 +338,38 @@ pub struct Bots {
     /// User id to persona.
     by_user: HashMap<i64, &'static Persona>,
     pub brain: Brain,
+    /// Every conversation with a bot in it: its kind and its bots. Read from the store at
+    /// start, then kept up to date when a one-to-one conversation with a bot is created
+    /// and when a bot joins or leaves a group.
+    convs: Mutex<HashMap<i64, (ConversationKind, Vec<i64>)>>,
 }
 
 impl Bots {
+    /// The kind and bots of `conv`, if it has any.
+    pub fn in_conversation(&self, conv: i64) -> Option<(ConversationKind, Vec<i64>)> {
+        self.convs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&conv)
+            .cloned()
+    }
+
+    /// Reads the bots of `conv` from the store again (it was created, or its members
+    /// changed).
+    pub async fn refresh(&self, pool: &SqlitePool, conv: i64) -> Result<(), sqlx::Error> {
+        let found = store::bots_in(pool, conv).await?;
+        let mut convs = self.convs.lock().unwrap_or_else(|e| e.into_inner());
+        match found {
+            Some((kind, ids)) if !ids.is_empty() => {
+                convs.insert(conv, (kind, ids));
+            }
+            _ => {
+                convs.remove(&conv);
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_bot(&self, user: i64) -> bool {
         self.by_user.contains_key(&user)
     }
@@ -426,10 +455,19 @@ pub async fn start(
         provider = cfg.base_url.as_deref().unwrap_or("offline engine"),
         "AI contacts ready"
     );
+    let mut convs: HashMap<i64, (ConversationKind, Vec<i64>)> = HashMap::new();
+    for (conv, kind, bot) in store::bot_conversations(pool).await? {
+        convs
+            .entry(conv)
+            .or_insert_with(|| (kind, Vec::new()))
+            .1
+            .push(bot);
+    }
     Ok(Bots {
         cfg,
         by_user,
         brain,
+        convs: Mutex::new(convs),
     })
 }
 
@@ -490,52 +528,33 @@ pub fn draw_picture(p: &Persona) -> anyhow::Result<Vec<u8>> {
     Ok(png)
 }
 
-/// What the dispatcher remembers of a conversation: its kind and the bots in it.
-type BotMembers = (ConversationKind, Vec<i64>);
-
 /// Reads committed messages from the writer and starts a reply where a bot is triggered.
+/// Conversations without bots cost one lookup in [`Bots::convs`] and nothing else.
 pub async fn run_dispatcher(state: AppState, mut rx: mpsc::Receiver<MessageView>) {
-    let mut known: HashMap<i64, BotMembers> = HashMap::new();
     while let Some(m) = rx.recv().await {
         let Some(bots) = state.bots.as_ref() else {
             continue;
         };
         if matches!(m.kind, MessageKind::Join | MessageKind::Leave) {
-            // A bot arriving in or leaving a group: forget what was known of it.
+            // A bot arriving in or leaving a group: read its bots again.
             if bots.is_bot(m.from) {
-                known.remove(&m.conv);
+                if let Err(e) = bots.refresh(state.store.pool(), m.conv).await {
+                    tracing::error!(error = %e, conv = m.conv, "reading a conversation's bots");
+                }
             }
             continue;
         }
         if m.kind != MessageKind::Text {
             continue;
         }
-        if !known.contains_key(&m.conv) {
-            if known.len() > 100_000 {
-                known.clear();
-            }
-            match store::bots_in(state.store.pool(), m.conv).await {
-                Ok(Some(found)) => {
-                    known.insert(m.conv, found);
-                }
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, conv = m.conv, "looking up a conversation's bots");
-                    continue;
-                }
-            }
-        }
-        let Some((kind, ids)) = known.get(&m.conv) else {
+        let Some((kind, ids)) = bots.in_conversation(m.conv) else {
             continue;
         };
-        if ids.is_empty() {
-            continue;
-        }
         let handles: Vec<(i64, &str)> = ids
             .iter()
             .filter_map(|id| bots.persona(*id).map(|p| (*id, p.handle)))
             .collect();
-        if let Some(bot) = pick_bot(*kind, bots.is_bot(m.from), &m.body, &handles) {
+        if let Some(bot) = pick_bot(kind, bots.is_bot(m.from), &m.body, &handles) {
             tokio::spawn(respond(state.clone(), bot, m));
         }
     }
