@@ -3,6 +3,9 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Builds live outside the clone so a fresh clone (CI) reuses them; override to taste.
+# Cargo judges freshness by file times, and two checkouts of this project share the cache's
+# fingerprints: after building another checkout, `touch` this one's sources (a fresh clone's
+# files are always newer) or its build may come from the other's sources.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/messenger-target
 # Compiled into the server: the page loads /pkg/messenger.wasm, as under cargo-leptos.
 export LEPTOS_OUTPUT_NAME := messenger

@@ -100,6 +100,10 @@ pub enum ServerFrame {
         /// The version of the user's display picture (None: the default picture).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         picture: Option<String>,
+        /// How many public rooms there are; `rooms` holds the ones the user joined and at
+        /// most [`HELLO_ROOMS_MAX`] others (browse the rest with `GET /api/rooms`).
+        #[serde(default)]
+        rooms_total: i64,
         /// The AI contacts anyone can add (add them like anyone else, by username).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         bots: Vec<UserSummary>,
@@ -478,6 +482,19 @@ pub struct RoomSummary {
     pub id: i64,
     pub title: String,
     pub joined: bool,
+}
+
+/// Most public rooms the user has not joined that `hello` lists (the first ones by id).
+pub const HELLO_ROOMS_MAX: i64 = 50;
+/// Most rooms in one page of the room directory.
+pub const ROOM_PAGE_MAX: i64 = 200;
+
+/// One page of the room directory, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPage {
+    pub rooms: Vec<RoomSummary>,
+    /// Whether rooms with higher ids (matching the search) follow.
+    pub has_more: bool,
 }
 
 /// One page of history, newest last.

@@ -272,6 +272,7 @@ fn on_frame(frame: ServerFrame) {
             groups,
             picture,
             bots,
+            rooms_total,
             ..
         } => {
             set_if_changed(ui.bots, bots);
@@ -287,6 +288,7 @@ fn on_frame(frame: ServerFrame) {
                 send_frame(&ClientFrame::Idle { idle: true });
             }
             ui.rooms.set(rooms);
+            ui.rooms_total.set(rooms_total);
             for s in &conversations {
                 let conv = ensure_conv(ui, s);
                 sync(conv, s.last_seq);
@@ -645,6 +647,31 @@ pub fn leave(ui: Ui, conv_id: i64) {
     spawn_local(async move {
         if let Err(e) = calls::leave(conv_id).await {
             ui.notice.set(Some(server_message(e)));
+        }
+    });
+}
+
+/// Adds the next page of the room directory to the list (after the highest id shown).
+pub fn more_rooms(ui: Ui) {
+    let after = ui
+        .rooms
+        .with_untracked(|r| r.iter().map(|x| x.id).max().unwrap_or(0));
+    spawn_local(async move {
+        let url = format!("/api/rooms?after={after}&limit=100");
+        let page = fetch("GET", &url, None).await.and_then(|text| {
+            serde_json::from_str::<crate::protocol::RoomPage>(&text)
+                .map_err(|_| "The room list could not be read.".to_owned())
+        });
+        match page {
+            Ok(page) => ui.rooms.update(|rooms| {
+                for r in page.rooms {
+                    if !rooms.iter().any(|x| x.id == r.id) {
+                        rooms.push(r);
+                    }
+                }
+                rooms.sort_by_key(|r| r.id);
+            }),
+            Err(e) => ui.notice.set(Some(e)),
         }
     });
 }

@@ -94,7 +94,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                         }/>
                     </ul>
                     {move || dms().is_empty().then(|| view! { <p class="hint">"No conversations yet: start one above."</p> })}
-                    <h2 class="group-title">"Rooms (" {move || ui.rooms.with(Vec::len)} ")"</h2>
+                    <h2 class="group-title">"Rooms (" {move || ui.rooms_total.get().max(ui.rooms.with(Vec::len) as i64)} ")"</h2>
                     <ul>
                         <For each=move || ui.rooms.get() key=|r| (r.id, r.joined) children=move |r| {
                             let id = r.id;
@@ -110,6 +110,9 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                             }
                         }/>
                     </ul>
+                    {move || (ui.rooms.with(Vec::len) < ui.rooms_total.get() as usize).then(|| view! {
+                        <button class="link-button more-rooms" on:click=move |_| act::more_rooms(ui)>"More rooms…"</button>
+                    })}
                 </nav>
             </section>
             <div class="windows">

@@ -191,6 +191,8 @@ pub struct Ui {
     pub link: RwSignal<Link>,
     pub convs: RwSignal<Vec<Conv>>,
     pub rooms: RwSignal<Vec<RoomSummary>>,
+    /// How many public rooms exist (`rooms` may hold only some of them).
+    pub rooms_total: RwSignal<i64>,
     /// Ids of the open conversation windows, oldest first.
     pub open: RwSignal<Vec<i64>>,
     /// A message for the user about something that failed.
@@ -235,6 +237,7 @@ impl Ui {
             link: RwSignal::new(Link::Connecting),
             convs: RwSignal::new(Vec::new()),
             rooms: RwSignal::new(Vec::new()),
+            rooms_total: RwSignal::new(0),
             open: RwSignal::new(Vec::new()),
             notice: RwSignal::new(None),
             status: RwSignal::new(Status::Online),

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::{stream, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use messenger::protocol::ServerFrame;
 use serde_json::{json, Value};
 use std::{
     net::SocketAddr,
@@ -752,22 +751,41 @@ async fn group_step(
 const LOAD_ROOM: &str = "Load room";
 
 /// The conversations of a group scenario: the Lobby for one, else the seeded load rooms,
-/// found in the room list of the first member's hello.
+/// found through the room directory.
 async fn rooms_for(server: &Server, shape: Shape, token: &str) -> Result<Vec<i64>> {
     if shape.rooms == 1 {
         return Ok(vec![1]);
     }
-    let (_ws, hello) = connect_with_hello(&server.url, token).await?;
-    let ServerFrame::Hello { rooms, .. } = serde_json::from_str(&hello)? else {
-        bail!("the first frame was not a hello");
-    };
     let prefix = format!("{LOAD_ROOM} ");
-    let ids: Vec<i64> = rooms
-        .iter()
-        .filter(|r| r.title.starts_with(&prefix))
-        .map(|r| r.id)
-        .take(shape.rooms)
-        .collect();
+    let http = reqwest::Client::new();
+    let mut ids: Vec<i64> = Vec::with_capacity(shape.rooms);
+    let mut after = 0;
+    while ids.len() < shape.rooms {
+        let page: messenger::protocol::RoomPage = http
+            .get(format!("{}/api/rooms", server.url))
+            .query(&[
+                ("q", LOAD_ROOM.to_owned()),
+                ("after", after.to_string()),
+                ("limit", "200".into()),
+            ])
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        ids.extend(
+            page.rooms
+                .iter()
+                .filter(|r| r.title.starts_with(&prefix))
+                .map(|r| r.id),
+        );
+        match page.rooms.last() {
+            Some(last) if page.has_more => after = last.id,
+            _ => break,
+        }
+    }
+    ids.truncate(shape.rooms);
     if ids.len() < shape.rooms {
         bail!(
             "the server has {} of the {} rooms needed; seed them with \

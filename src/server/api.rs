@@ -12,8 +12,8 @@ use super::{
     store::{self, now_ms, CreateUser, SessionRow},
 };
 use crate::protocol::{
-    close, ConversationSummary, HistoryPage, NewPassword, Status, UserSummary, Username,
-    GUEST_PREFIX, HISTORY_PAGE_MAX,
+    close, ConversationSummary, HistoryPage, NewPassword, RoomPage, Status, UserSummary, Username,
+    GUEST_PREFIX, HISTORY_PAGE_MAX, ROOM_PAGE_MAX,
 };
 use axum::{
     extract::{FromRequest, Path, Query, Request, State},
@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/session/refresh", post(refresh))
         .route("/api/token", post(token))
         .route("/api/dm", post(open_dm))
+        .route("/api/rooms", get(room_directory))
         .route("/api/rooms/{id}/join", post(join_room))
         .route("/api/conversations/{id}/messages", get(history))
         .route("/api/conversations", post(start_group))
@@ -396,6 +397,39 @@ pub async fn join_room_as(
             Ok(summary)
         }
     }
+}
+
+#[derive(Deserialize)]
+struct RoomQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    q: String,
+    limit: Option<i64>,
+}
+
+/// `GET /api/rooms?after=<id>&q=<text>&limit=<n>`: the public rooms, a page at a time.
+async fn room_directory(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Query(q): Query<RoomQuery>,
+) -> Result<Json<RoomPage>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, ROOM_PAGE_MAX);
+    let search = q.q.trim();
+    if search.chars().count() > 64 {
+        return Err(AppError::Invalid(
+            "Search for at most 64 characters of a room's title.".into(),
+        ));
+    }
+    let (rooms, has_more) = store::room_page(
+        state.store.pool(),
+        current.session.user.id,
+        q.after,
+        search,
+        limit,
+    )
+    .await?;
+    Ok(Json(RoomPage { rooms, has_more }))
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 
 use crate::protocol::{
     conversation_title, ContactGroup, ContactState, ConversationKind, ConversationSummary,
-    MessageKind, MessageView, RoomSummary, Status, UserSummary,
+    MessageKind, MessageView, RoomSummary, Status, UserSummary, HELLO_ROOMS_MAX,
 };
 use anyhow::Context;
 use sqlx::{
@@ -375,22 +375,72 @@ pub async fn rooms_for_user(
     pool: &SqlitePool,
     user_id: i64,
 ) -> Result<Vec<RoomSummary>, sqlx::Error> {
+    // The rooms joined, and the first public rooms: a bounded list however many there are.
     let rows = sqlx::query(
-        "SELECT c.id, c.title, EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?) AS joined
-         FROM conversations c WHERE c.kind = 'room' ORDER BY c.id",
+        "SELECT c.id, c.title, EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?1) AS joined
+         FROM conversations c
+         WHERE c.kind = 'room' AND (
+             c.id IN (SELECT m.conversation_id FROM members m WHERE m.user_id = ?1)
+             OR c.id IN (SELECT id FROM conversations WHERE kind = 'room' ORDER BY id LIMIT ?2))
+         ORDER BY c.id",
     )
     .bind(user_id)
+    .bind(HELLO_ROOMS_MAX)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RoomSummary {
-                id: r.try_get("id")?,
-                title: r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
-                joined: r.try_get::<i64, _>("joined")? != 0,
-            })
-        })
-        .collect()
+    rows.iter().map(room_from_row).collect()
+}
+
+fn room_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<RoomSummary, sqlx::Error> {
+    Ok(RoomSummary {
+        id: r.try_get("id")?,
+        title: r.try_get::<Option<String>, _>("title")?.unwrap_or_default(),
+        joined: r.try_get::<i64, _>("joined")? != 0,
+    })
+}
+
+/// How many public rooms exist.
+pub async fn count_rooms(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM conversations WHERE kind = 'room'")
+        .fetch_one(pool)
+        .await
+}
+
+/// Up to `limit` public rooms with ids above `after` whose title contains `search` (any
+/// case), by id, as `user_id` sees them; and whether more follow.
+pub async fn room_page(
+    pool: &SqlitePool,
+    user_id: i64,
+    after: i64,
+    search: &str,
+    limit: i64,
+) -> Result<(Vec<RoomSummary>, bool), sqlx::Error> {
+    let pattern = format!(
+        "%{}%",
+        search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = sqlx::query(
+        "SELECT c.id, c.title, EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?1) AS joined
+         FROM conversations c
+         WHERE c.kind = 'room' AND c.id > ?2 AND c.title LIKE ?3 ESCAPE '\\'
+         ORDER BY c.id LIMIT ?4",
+    )
+    .bind(user_id)
+    .bind(after)
+    .bind(pattern)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let rooms = rows
+        .iter()
+        .take(limit as usize)
+        .map(room_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok((rooms, has_more))
 }
 
 /// How far back `user` may read `conv`: None if not a member, else the sequence number

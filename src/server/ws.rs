@@ -165,6 +165,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
             conn.subscribe(c);
         }
         let rooms = Box::pin(store::rooms_for_user(conn.state.store.pool(), conn.me.id)).await?;
+        let rooms_total = Box::pin(store::count_rooms(conn.state.store.pool())).await?;
         // Online from here: contacts learn of it through the presence publisher, and this
         // socket is registered, so any change after the list below is read reaches it.
         let profile = Box::pin(store::profile(conn.state.store.pool(), conn.me.id))
@@ -176,6 +177,7 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
             me: conn.me.clone(),
             conversations,
             rooms,
+            rooms_total,
             session_idle_expires_at: conn.session.idle_expires_at,
             status: profile.status,
             personal_message: profile.personal_message,

@@ -96,3 +96,112 @@ async fn bad_room_titles_are_refused_with_a_clear_error_and_nothing_is_added() {
     // Only the three rooms every installation starts with.
     assert_eq!(list.lines().count(), 3, "{list}");
 }
+
+async fn room_page(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    query: &str,
+) -> messenger::protocol::RoomPage {
+    let res = app
+        .http
+        .get(app.url(&format!("/api/rooms?{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("directory");
+    assert_eq!(res.status(), 200, "{query}");
+    res.json().await.expect("a room page")
+}
+
+#[tokio::test]
+async fn hello_lists_a_bounded_set_of_rooms_and_the_directory_pages_through_all() {
+    use messenger::protocol::HELLO_ROOMS_MAX;
+    let app = spawn_app().await;
+    let db = app.dir.path().join("messenger.db");
+    let out = messenger(&db, &["rooms", "add", "--numbered", "120", "Hall"]);
+    assert!(out.status.success(), "{out:?}");
+    let a = app.guest().await;
+
+    // Search: "Hall 11" matches Hall 11 and Hall 110 to 119.
+    let found = room_page(&app, &a.token, "q=Hall%2011&limit=200").await;
+    assert_eq!(found.rooms.len(), 11);
+    let late = found
+        .rooms
+        .iter()
+        .find(|r| r.title == "Hall 115")
+        .expect("Hall 115")
+        .id;
+    let res = app
+        .post(
+            &format!("/api/rooms/{late}/join"),
+            Some(&a.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // The hello: the first rooms and the joined one, with the total.
+    let mut ws = app.connect(&a).await;
+    let ServerFrame::Hello {
+        rooms, rooms_total, ..
+    } = ws.hello().await
+    else {
+        unreachable!()
+    };
+    assert_eq!(rooms_total, 123);
+    assert_eq!(rooms.len() as i64, HELLO_ROOMS_MAX + 1);
+    assert!(rooms.iter().any(|r| r.id == late && r.joined));
+
+    // The directory, page by page, has every room once, in order.
+    let mut ids = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = room_page(&app, &a.token, &format!("after={after}&limit=50")).await;
+        assert!(page.rooms.len() <= 50);
+        ids.extend(page.rooms.iter().map(|r| r.id));
+        match page.rooms.last() {
+            Some(last) if page.has_more => after = last.id,
+            _ => break,
+        }
+    }
+    assert_eq!(ids.len(), 123);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    // Wildcards are searched for as themselves; limits are kept in range; long searches
+    // are refused.
+    assert!(room_page(&app, &a.token, "q=%25").await.rooms.is_empty());
+    assert!(room_page(&app, &a.token, "q=_").await.rooms.is_empty());
+    let one = room_page(&app, &a.token, "limit=0").await;
+    assert_eq!((one.rooms.len(), one.has_more), (1, true));
+    let res = app
+        .http
+        .get(app.url(&format!("/api/rooms?q={}", "x".repeat(65))))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .expect("directory");
+    assert_eq!(res.status(), 422);
+}
+
+#[tokio::test]
+async fn the_bots_switch_is_flipped_by_the_binary() {
+    let app = spawn_app().await;
+    let db = app.dir.path().join("messenger.db");
+    let status = |db: &std::path::Path| {
+        let out = messenger(db, &["bots", "status"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .expect("text")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(status(&db), "on");
+    assert!(messenger(&db, &["bots", "off"]).status.success());
+    assert_eq!(status(&db), "off");
+    assert!(
+        !messenger::server::store::bots_enabled(app.state.store.pool())
+            .await
+            .expect("read")
+    );
+    assert!(messenger(&db, &["bots", "on"]).status.success());
+    assert_eq!(status(&db), "on");
+}
