@@ -104,9 +104,6 @@ pub enum ServerFrame {
         /// most [`HELLO_ROOMS_MAX`] others (browse the rest with `GET /api/rooms`).
         #[serde(default)]
         rooms_total: i64,
-        /// The AI contacts anyone can add (add them like anyone else, by username).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        bots: Vec<UserSummary>,
     },
     /// A contact was added or changed (request, acceptance, block, group, presence).
     Contact { contact: Contact },

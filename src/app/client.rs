@@ -271,11 +271,9 @@ fn on_frame(frame: ServerFrame) {
             contacts,
             groups,
             picture,
-            bots,
             rooms_total,
             ..
         } => {
-            set_if_changed(ui.bots, bots);
             ui.display_name.set(who.display_name);
             set_if_changed(ui.picture, picture);
             ui.status.set(status);
@@ -647,6 +645,23 @@ pub fn leave(ui: Ui, conv_id: i64) {
     spawn_local(async move {
         if let Err(e) = calls::leave(conv_id).await {
             ui.notice.set(Some(server_message(e)));
+        }
+    });
+}
+
+/// Loads the AI contacts one can add (once per page).
+pub fn load_bots(ui: Ui) {
+    if !ui.bots.with_untracked(Vec::is_empty) {
+        return;
+    }
+    spawn_local(async move {
+        let bots = fetch("GET", "/api/bots", None).await.and_then(|text| {
+            serde_json::from_str::<Vec<crate::protocol::UserSummary>>(&text)
+                .map_err(|_| "The AI contacts could not be read.".to_owned())
+        });
+        match bots {
+            Ok(bots) => ui.bots.set(bots),
+            Err(e) => ui.notice.set(Some(e)),
         }
     });
 }

@@ -232,12 +232,17 @@ fn AddBot(ui: Ui) -> impl IntoView {
         })
     };
     view! {
-        <details class="add-bot">
+        <details class="add-bot" on:toggle=move |_| act::load_bots(ui)>
             <summary>"Add an AI contact"</summary>
             {move || {
                 let bots = available();
                 if bots.is_empty() {
-                    return view! { <p class="hint">"All the AI contacts are in your list."</p> }.into_any();
+                    let text = if ui.bots.with(Vec::is_empty) {
+                        "Loading…"
+                    } else {
+                        "All the AI contacts are in your list."
+                    };
+                    return view! { <p class="hint">{text}</p> }.into_any();
                 }
                 view! {
                     <ul class="bot-list">

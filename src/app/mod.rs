@@ -46,6 +46,7 @@ mod act {
     pub fn invite(_: Ui, _: i64, _: i64) {}
     pub fn leave(_: Ui, _: i64) {}
     pub fn more_rooms(_: Ui) {}
+    pub fn load_bots(_: Ui) {}
 }
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/token", post(token))
         .route("/api/dm", post(open_dm))
         .route("/api/rooms", get(room_directory))
+        .route("/api/bots", get(bot_list))
         .route("/api/rooms/{id}/join", post(join_room))
         .route("/api/conversations/{id}/messages", get(history))
         .route("/api/conversations", post(start_group))
@@ -397,6 +398,18 @@ pub async fn join_room_as(
             Ok(summary)
         }
     }
+}
+
+/// `GET /api/bots`: the AI contacts anyone can add (kept out of `hello`, which every
+/// connection holds on to).
+async fn bot_list(State(state): State<AppState>, _: CurrentSession) -> Json<Vec<UserSummary>> {
+    Json(
+        state
+            .bots
+            .as_ref()
+            .map(|b| b.summaries())
+            .unwrap_or_default(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -184,7 +184,6 @@ async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> any
             contacts: list.contacts,
             groups: list.groups,
             picture: profile.picture,
-            bots: conn.state.bots.as_ref().map(|b| b.summaries()).unwrap_or_default(),
         };
         sink.send(frame(&hello)).await?;
 

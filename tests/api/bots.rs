@@ -76,14 +76,15 @@ fn persona(handle: &str) -> &'static Persona {
 async fn a_bot_answers_every_message_one_to_one_in_character_after_typing() {
     let app = spawn_app().await;
     let ann = app.guest().await;
-    let mut ws = app.connect(&ann).await;
-    match ws.hello().await {
-        ServerFrame::Hello { bots, .. } => {
-            assert!(bots.len() >= 6);
-            assert!(bots.iter().all(|b| b.is_bot));
-        }
-        other => panic!("not a hello: {other:?}"),
-    }
+    let res = app
+        .call(reqwest::Method::GET, "/api/bots", &ann.token, None)
+        .await;
+    assert_eq!(res.status(), 200);
+    let bots: Vec<messenger::protocol::UserSummary> = res.json().await.expect("bots");
+    assert!(bots.len() >= 6);
+    assert!(bots.iter().all(|b| b.is_bot));
+    assert_eq!(bots[0].username, "tina_pet");
+    let mut ws = app.online(&ann).await;
     let tina = persona("tina_pet");
     let bot = add_bot(&app, &ann, "tina_pet").await;
     let conv = dm_with(&app, &ann, "tina_pet").await;
