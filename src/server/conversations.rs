@@ -180,6 +180,12 @@ async fn announce_added(state: &AppState, conv: i64, user: i64) -> Result<()> {
 
 /// Commits "<guest> has joined the conversation" (invited by `inviter`).
 async fn joined(state: &AppState, conv: i64, guest: &UserSummary, inviter: &str) -> Result<()> {
+    if guest.is_bot {
+        // Before anything is said after the invitation, the bots know they are here.
+        if let Some(bots) = state.bots.as_ref() {
+            bots.refresh(state.store.pool(), conv).await?;
+        }
+    }
     let name = current_name(state, guest).await?;
     commit(
         state,

@@ -76,7 +76,7 @@ impl Application {
             hub.clone(),
             cfg.max_batch,
             writer_stop_rx,
-            bots.as_ref().map(|_| observer),
+            bots.as_ref().map(|b| (observer, b.interest())),
         );
         let (shutdown_tx, shutdown) = watch::channel(false);
         let dummy_hash = tokio::task::spawn_blocking(|| {

@@ -113,7 +113,7 @@ impl Writer {
         hub: Arc<Hub>,
         max_batch: usize,
         stop: watch::Receiver<bool>,
-        observer: Option<mpsc::Sender<MessageView>>,
+        observer: Option<Observer>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1), stop, observer));
@@ -146,7 +146,7 @@ async fn run(
     hub: Arc<Hub>,
     max_batch: usize,
     mut stop: watch::Receiver<bool>,
-    observer: Option<mpsc::Sender<MessageView>>,
+    observer: Option<Observer>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
@@ -210,14 +210,24 @@ async fn run(
     tracing::info!("message writer stopped");
 }
 
-/// Hands a committed text, join or leave message to the observer (the bots' dispatcher).
-/// Never waits: if the observer is that far behind, it misses the message (and says so).
-fn observe(observer: &mpsc::Sender<MessageView>, view: &MessageView) {
-    if matches!(
-        view.kind,
-        MessageKind::Text | MessageKind::Join | MessageKind::Leave
-    ) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = observer.try_send(view.clone()) {
+/// Who else hears of committed messages (the bots' dispatcher): a queue, and which
+/// conversations' text messages it wants.
+pub type Observer = (
+    mpsc::Sender<MessageView>,
+    std::sync::Arc<dyn Fn(i64) -> bool + Send + Sync>,
+);
+
+/// Hands a committed message to the observer: every join and leave, and text messages of
+/// the conversations it wants. Never waits: if the observer is that far behind, it misses
+/// the message (and says so).
+fn observe((queue, wants): &Observer, view: &MessageView) {
+    let offered = match view.kind {
+        MessageKind::Join | MessageKind::Leave => true,
+        MessageKind::Text => wants(view.conv),
+        _ => false,
+    };
+    if offered {
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(view.clone()) {
             tracing::warn!(
                 conv = view.conv,
                 seq = view.seq,

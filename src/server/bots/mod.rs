@@ -341,12 +341,30 @@ pub struct Bots {
     /// Every conversation with a bot in it: its kind and its bots. Read from the store at
     /// start, then kept up to date when a one-to-one conversation with a bot is created
     /// and when a bot joins or leaves a group.
-    convs: Mutex<HashMap<i64, (ConversationKind, Vec<i64>)>>,
+    convs: Arc<Mutex<HashMap<i64, BotMembers>>>,
 }
 
+/// A conversation's kind and the bots in it.
+type BotMembers = (ConversationKind, Vec<i64>);
+
+/// Tells the writer which text messages the dispatcher wants: those of conversations with
+/// a bot. The others are not even copied for it.
+pub type Interest = Arc<dyn Fn(i64) -> bool + Send + Sync>;
+
 impl Bots {
+    /// The writer's filter: whether a text message of `conv` may concern a bot.
+    pub fn interest(&self) -> Interest {
+        let convs = self.convs.clone();
+        Arc::new(move |conv| {
+            convs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&conv)
+        })
+    }
+
     /// The kind and bots of `conv`, if it has any.
-    pub fn in_conversation(&self, conv: i64) -> Option<(ConversationKind, Vec<i64>)> {
+    pub fn in_conversation(&self, conv: i64) -> Option<BotMembers> {
         self.convs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -455,7 +473,7 @@ pub async fn start(
         provider = cfg.base_url.as_deref().unwrap_or("offline engine"),
         "AI contacts ready"
     );
-    let mut convs: HashMap<i64, (ConversationKind, Vec<i64>)> = HashMap::new();
+    let mut convs: HashMap<i64, BotMembers> = HashMap::new();
     for (conv, kind, bot) in store::bot_conversations(pool).await? {
         convs
             .entry(conv)
@@ -467,7 +485,7 @@ pub async fn start(
         cfg,
         by_user,
         brain,
-        convs: Mutex::new(convs),
+        convs: Arc::new(Mutex::new(convs)),
     })
 }
 
