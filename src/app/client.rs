@@ -755,18 +755,35 @@ async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
 
 /// POSTs JSON on our own origin with the session cookie; the status and the response text.
 pub async fn post_json_text(url: &str, body: &str) -> Result<(u16, String), JsValue> {
+    send_request(
+        "POST",
+        url,
+        Some(("application/json", JsValue::from_str(body))),
+    )
+    .await
+}
+
+/// One request on our own origin with the session cookie and an optional body of the given
+/// content type; the status and the response text.
+async fn send_request(
+    method: &str,
+    url: &str,
+    body: Option<(&str, JsValue)>,
+) -> Result<(u16, String), JsValue> {
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-    let headers = web_sys::Headers::new()?;
-    headers.set("Content-Type", "application/json")?;
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
+    if let Some((content_type, body)) = &body {
+        let headers = web_sys::Headers::new()?;
+        headers.set("Content-Type", content_type)?;
+        init.set_headers(&headers);
+        init.set_body(body);
+    }
     let request = web_sys::Request::new_with_str_and_init(url, &init)?;
     let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let response =
-        wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request)).await?;
-    let response = response.unchecked_into::<web_sys::Response>();
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request))
+        .await?
+        .unchecked_into::<web_sys::Response>();
     let text = wasm_bindgen_futures::JsFuture::from(response.text()?).await?;
     Ok((response.status(), text.as_string().unwrap_or_default()))
 }
@@ -835,25 +852,9 @@ async fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> Result
 /// returns the response text, or the server's message for the user.
 async fn fetch(method: &str, url: &str, body: Option<(&str, JsValue)>) -> Result<String, String> {
     let unreachable = || "The server could not be reached; try again.".to_owned();
-    let call = async {
-        let init = web_sys::RequestInit::new();
-        init.set_method(method);
-        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-        if let Some((content_type, body)) = &body {
-            let headers = web_sys::Headers::new()?;
-            headers.set("Content-Type", content_type)?;
-            init.set_headers(&headers);
-            init.set_body(body);
-        }
-        let request = web_sys::Request::new_with_str_and_init(url, &init)?;
-        let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-        let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_request(&request))
-            .await?
-            .unchecked_into::<web_sys::Response>();
-        let text = wasm_bindgen_futures::JsFuture::from(response.text()?).await?;
-        Ok::<_, JsValue>((response.status(), text.as_string().unwrap_or_default()))
-    };
-    let (status, text) = call.await.map_err(|_| unreachable())?;
+    let (status, text) = send_request(method, url, body)
+        .await
+        .map_err(|_| unreachable())?;
     if (200..300).contains(&status) {
         return Ok(text);
     }
