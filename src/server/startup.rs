@@ -38,7 +38,6 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     /// Tells the writer to commit what it holds and stop, once the sockets are closed.
     writer_stop: watch::Sender<bool>,
-    shutdown_tx: watch::Sender<bool>,
     presence_events: mpsc::UnboundedReceiver<presence::Event>,
     /// Committed messages, for the bots' dispatcher.
     observed: mpsc::Receiver<crate::protocol::MessageView>,
@@ -78,7 +77,6 @@ impl Application {
             writer_stop_rx,
             bots.as_ref().map(|b| (observer, b.interest())),
         );
-        let (shutdown_tx, shutdown) = watch::channel(false);
         let dummy_hash = tokio::task::spawn_blocking(|| {
             use argon2::{
                 password_hash::{rand_core::OsRng, SaltString},
@@ -98,8 +96,8 @@ impl Application {
             .site_addr(addr)
             .build();
         let state = AppState {
-            leptos_options,
             shared: Arc::new(Shared {
+                leptos_options,
                 cfg,
                 store,
                 writer,
@@ -107,7 +105,6 @@ impl Application {
                 presence,
                 origins,
                 secure_cookies,
-                shutdown,
                 hashing: tokio::sync::Semaphore::new(2),
                 pictures: tokio::sync::Semaphore::new(2),
                 dummy_hash,
@@ -123,7 +120,6 @@ impl Application {
             state,
             writer_task,
             writer_stop,
-            shutdown_tx,
             presence_events,
             observed,
         })
@@ -189,7 +185,6 @@ impl Application {
             state,
             writer_task,
             writer_stop,
-            shutdown_tx,
             presence_events,
             observed,
             ..
@@ -198,10 +193,11 @@ impl Application {
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let publisher = tokio::spawn(presence::run_publisher(state.clone(), presence_events));
         let dispatcher = tokio::spawn(bots::run_dispatcher(state.clone(), observed));
+        let hub = state.hub.clone();
         let stop = async move {
             signal.await;
             tracing::info!("shutting down: closing sockets with 'going away'");
-            let _ = shutdown_tx.send(true);
+            hub.close_all(crate::protocol::close::GOING_AWAY, "server restarting");
         };
         let nodelay = state.cfg.tcp_nodelay;
         let listener = listener.tap_io(move |tcp| {

@@ -7,16 +7,17 @@ use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
 use tokio::sync::{watch, Semaphore};
 
-/// Cheap to clone: one `Arc` plus Leptos' options (which `leptos_axum` wants by `FromRef`).
+/// Cheap to clone and small: one `Arc`. Every WebSocket connection keeps a copy for its
+/// lifetime, so Leptos' options (~250 bytes of `Arc<str>`s, which `leptos_axum` wants by
+/// `FromRef`) live in [`Shared`] rather than here.
 #[derive(Clone)]
 pub struct AppState {
-    pub leptos_options: LeptosOptions,
     pub shared: Arc<Shared>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+        state.shared.leptos_options.clone()
     }
 }
 
@@ -28,6 +29,7 @@ impl Deref for AppState {
 }
 
 pub struct Shared {
+    pub leptos_options: LeptosOptions,
     pub cfg: Config,
     pub store: Store,
     pub writer: Writer,
@@ -38,14 +40,12 @@ pub struct Shared {
     pub origins: Vec<String>,
     /// Whether the public origin is https, so the cookie gets `Secure`.
     pub secure_cookies: bool,
-    /// Flips to `true` when the server starts shutting down.
-    pub shutdown: watch::Receiver<bool>,
     /// Bounds concurrent argon2 work (each hash takes ~19 MiB and a core for a while).
     pub hashing: Semaphore,
     /// A real argon2 hash of a random password, verified against when a user is unknown.
     pub dummy_hash: String,
     /// Counts open WebSocket connections, so shutdown can wait for them.
-    pub live_sockets: tokio::sync::watch::Sender<usize>,
+    pub live_sockets: watch::Sender<usize>,
     /// Held while a user's profile is stored and told to presence and their tabs, so that two
     /// changes at once (status from one tab, personal message from another) reach everyone
     /// in the order the database applied them. Profile changes are rare: one lock is enough.

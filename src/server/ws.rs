@@ -1,13 +1,15 @@
 //! `/ws`: the upgrade handler checks Origin and session; then one task per connection runs a
 //! single `select!` loop over the socket, the conversations' broadcast channels, pending
-//! acknowledgements, control messages, the heartbeat, the session deadline and shutdown.
+//! acknowledgements, control messages (shutdown among them) and one timer for both the
+//! heartbeat and the session deadline. That task is most of what an idle connection costs;
+//! see `run` and `serve` for how it is kept small.
 //!
 //! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
 //! are not sent before it), then `Live` (gap-free, in order; a gap is filled from the store),
 //! or `Paused` after it fell behind the broadcast channel (the client is told to resync).
 
 use super::{
-    auth::{self, CurrentSession, TokenSource},
+    auth::{self, TokenSource},
     contacts,
     error::AppError,
     hub::{Control, Delivery, EPHEMERAL},
@@ -29,7 +31,7 @@ use axum::{
 };
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, SinkExt, StreamExt};
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{hash_map::Entry, HashMap},
     time::Duration,
 };
 use tokio::time::Instant;
@@ -81,16 +83,37 @@ pub async fn upgrade(
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         // tungstenite allocates its read buffer up front for every connection (128 KiB by
-        // default). Client frames are small sends; the buffer grows for a rare large one.
-        .read_buffer_size(1024)
-        .on_upgrade(move |socket| async move {
-            let user = current.session.user.id;
-            state.live_sockets.send_modify(|n| *n += 1);
-            if let Err(e) = run(socket, state.clone(), current).await {
-                tracing::debug!(user, error = %e, "connection ended with an error");
-            }
-            state.live_sockets.send_modify(|n| *n -= 1);
+        // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
+        // still takes several); the buffer grows for a rare large one.
+        .read_buffer_size(512)
+        // Boxed: the closure waits inside the upgrade task for as long as the connection lives.
+        .on_upgrade({
+            let session = Box::new(current.session);
+            move |socket| connection(socket, state, *session)
         })
+}
+
+/// Builds the connection's state before its future exists, then returns that future: an
+/// `async` block around `run(...)` would hold every argument twice (once captured, once
+/// moved into `run`), and every idle connection pays for its task's size.
+fn connection(
+    socket: WebSocket,
+    state: AppState,
+    session: SessionRow,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (id, control) = state.hub.register(session.user.id, session.id);
+    let conn = Conn {
+        id,
+        joined: HashMap::new(),
+        subs: StreamMap::new(),
+        pending: Pending::default(),
+        tokens: state.cfg.send_rate_per_second as f64,
+        refilled: Instant::now(),
+        last_slide: now_ms(),
+        session,
+        state,
+    };
+    run(conn, socket, control)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,234 +130,318 @@ type PendingAck = BoxFuture<'static, (i64, String, Result<Ack, WriteFailed>)>;
 
 struct Conn {
     state: AppState,
+    /// The session and its user (`session.user` is who this connection is).
     session: SessionRow,
-    me: UserSummary,
     /// This connection's id in the hub and in presence.
     id: u64,
-    /// Conversations this user belongs to.
-    members: HashSet<i64>,
-    /// The other member of each one-to-one conversation (a block stops sends to it).
-    dm_peers: HashMap<i64, i64>,
-    /// Group conversations this user joined late: what they may see starts after this
-    /// sequence number.
-    floors: HashMap<i64, i64>,
-    cursors: HashMap<i64, Cursor>,
+    /// The conversations this user belongs to: one map for everything kept per
+    /// conversation (each map is 48 bytes of every connection, and an allocation once used).
+    joined: HashMap<i64, Joined>,
     subs: StreamMap<i64, BroadcastStream<Delivery>>,
     /// Sends submitted to the writer, waiting for their commit.
-    pending: FuturesUnordered<PendingAck>,
+    pending: Pending,
     /// Token bucket for sends: tokens left and when it was last refilled.
     tokens: f64,
     refilled: Instant,
     /// When this connection last slid the session's idle expiry.
     last_slide: i64,
-    /// When this connection last passed on "typing" per conversation (cleared on "stopped").
-    typing_sent: HashMap<i64, Instant>,
+}
+
+/// What a connection keeps for each conversation its user belongs to.
+struct Joined {
+    cursor: Cursor,
+    /// The other member of a one-to-one conversation (a block stops sends to them).
+    dm_peer: Option<i64>,
+    /// In a group the user was invited to late, what they may see starts after this
+    /// sequence number (0 otherwise).
+    floor: i64,
+    /// When this connection last passed on "typing" here (cleared on "stopped").
+    typing_sent: Option<Instant>,
+}
+
+/// Sends waiting for their commit. The set is created at the first send: even empty, a
+/// `FuturesUnordered` holds two allocations (~150 bytes), and many connections only read.
+#[derive(Default)]
+struct Pending(Option<FuturesUnordered<PendingAck>>);
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, ack: PendingAck) {
+        self.0.get_or_insert_with(FuturesUnordered::new).push(ack);
+    }
+
+    /// The next acknowledgement; `None` when nothing is pending.
+    async fn next(&mut self) -> Option<(i64, String, Result<Ack, WriteFailed>)> {
+        match &mut self.0 {
+            Some(set) => set.next().await,
+            None => None,
+        }
+    }
 }
 
 /// Why the loop ended, if the server chose to end it.
 struct Closing(u16, &'static str);
 
-async fn run(socket: WebSocket, state: AppState, current: CurrentSession) -> anyhow::Result<()> {
-    let (mut sink, mut stream) = socket.split();
-    let me = current.session.user.clone();
-    let (conn_id, mut control) = state.hub.register(me.id, current.session.id);
-    let mut shutdown = state.shutdown.clone();
-    let mut conn = Conn {
-        id: conn_id,
-        members: HashSet::new(),
-        dm_peers: HashMap::new(),
-        floors: HashMap::new(),
-        typing_sent: HashMap::new(),
-        cursors: HashMap::new(),
-        subs: StreamMap::new(),
-        pending: FuturesUnordered::new(),
-        tokens: state.cfg.send_rate_per_second as f64,
-        refilled: Instant::now(),
-        last_slide: now_ms(),
-        session: current.session,
-        me,
-        state,
-    };
-    let result = async {
-        // Rare paths are boxed so their (large) futures do not live in every idle
-        // connection's task; the task's own size is what an idle connection costs.
-        let conversations = Box::pin(store::conversations_for_user(conn.state.store.pool(), conn.me.id)).await?;
-        // Subscribe before reading anything a client could sync from, so nothing committed
-        // afterwards can be missed.
-        for c in &conversations {
-            conn.subscribe(c);
+/// One connection, from `hello` to close. The task lives as long as the socket, so its size
+/// is what an idle connection costs (measured with `-Zprint-type-sizes`). Not an `async fn`:
+/// those store their arguments twice, as arguments and as locals.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every connection's task"
+)]
+fn run(
+    mut conn: Conn,
+    mut socket: Socket,
+    mut control: futures::channel::mpsc::Receiver<Control>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        conn.state.live_sockets.send_modify(|n| *n += 1);
+        let result = serve(&mut conn, &mut socket, &mut control).await;
+
+        conn.state.hub.unregister(conn.me().id, conn.id);
+        conn.state.presence.disconnect(conn.me().id, conn.id);
+        let convs: Vec<i64> = conn.subs.keys().copied().collect();
+        conn.subs = StreamMap::new();
+        for c in convs {
+            conn.state.hub.release(c);
         }
-        let rooms = Box::pin(store::rooms_for_user(conn.state.store.pool(), conn.me.id)).await?;
-        let rooms_total = Box::pin(store::count_rooms(conn.state.store.pool())).await?;
-        // Online from here: contacts learn of it through the presence publisher, and this
-        // socket is registered, so any change after the list below is read reaches it.
-        let profile = Box::pin(store::profile(conn.state.store.pool(), conn.me.id))
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the user no longer exists"))?;
-        conn.state.presence.connect(conn.me.id, conn.id, profile.clone());
-        let list = Box::pin(contacts::contact_list(&conn.state, conn.me.id)).await?;
-        let hello = ServerFrame::Hello {
-            me: conn.me.clone(),
-            conversations,
-            rooms,
-            rooms_total,
-            session_idle_expires_at: conn.session.idle_expires_at,
-            status: profile.status,
-            personal_message: profile.personal_message,
-            contacts: list.contacts,
-            groups: list.groups,
-            picture: profile.picture,
+        let (code, reason) = match result {
+            Ok(Some(Closing(code, reason))) => (code, reason),
+            Ok(None) => (0, ""),
+            Err(e) => {
+                tracing::debug!(user = conn.me().id, error = %e, "connection ended with an error");
+                (close::INTERNAL, "internal error")
+            }
         };
-        sink.send(frame(&hello)).await?;
-
-        let heartbeat_every = Duration::from_secs(conn.state.cfg.heartbeat_seconds.max(1));
-        let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
-        let mut last_heard = Instant::now();
-        let session_timer = tokio::time::sleep_until(deadline_instant(conn.session.deadline()));
-        tokio::pin!(session_timer);
-        if *shutdown.borrow() {
-            return Ok(Some(Closing(close::GOING_AWAY, "server restarting")));
+        if code != 0 {
+            let reason = Utf8Bytes::from_static(reason);
+            let _ = Box::pin(socket.send(Message::Close(Some(CloseFrame { code, reason })))).await;
         }
+        conn.state.live_sockets.send_modify(|n| *n -= 1);
+    }
+}
 
-        loop {
-            let reading = conn.pending.len() < MAX_IN_FLIGHT;
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    return Ok(Some(Closing(close::GOING_AWAY, "server restarting")));
+/// The connection's loop. Everything but the loop's own state is boxed while it runs
+/// (`hello`, each delivery, each client frame), and no value is kept across an `.await`
+/// that the loop does not need: the largest suspended state sets every connection's size.
+async fn serve(
+    conn: &mut Conn,
+    socket: &mut Socket,
+    control: &mut futures::channel::mpsc::Receiver<Control>,
+) -> anyhow::Result<Option<Closing>> {
+    let hello = Box::pin(greet(conn)).await?;
+    Box::pin(socket.send(hello)).await?;
+
+    // One timer per connection for both the heartbeat and the session's deadline: each
+    // tokio timer is ~100 bytes that every idle connection keeps.
+    let heartbeat_every = Duration::from_secs(conn.state.cfg.heartbeat_seconds.max(1));
+    let mut next_beat = Instant::now() + heartbeat_every;
+    let mut session_deadline = deadline_instant(conn.session.deadline());
+    let mut last_heard = Instant::now();
+    let timer = tokio::time::sleep_until(next_beat.min(session_deadline));
+    tokio::pin!(timer);
+
+    loop {
+        let reading = conn.pending.len() < MAX_IN_FLIGHT;
+        tokio::select! {
+            biased;
+            // Shutdown comes this way too (`Hub::close_all`); a closed queue means the same.
+            ctl = control.next() => match ctl {
+                None => return Ok(Some(Closing(close::GOING_AWAY, "server restarting"))),
+                Some(Control::Added(summary)) => {
+                    conn.subscribe(&summary);
+                    let added = frame(&ServerFrame::ConvAdded { conversation: *summary });
+                    Box::pin(socket.send(added)).await?;
                 }
-                Some(ctl) = control.recv() => match ctl {
-                    Control::Added(summary) => {
-                        conn.subscribe(&summary);
-                        sink.send(frame(&ServerFrame::ConvAdded { conversation: *summary })).await?;
-                    }
-                    Control::Removed(conv) => {
-                        conn.unsubscribe(conv);
-                        sink.send(frame(&ServerFrame::ConvRemoved { conv })).await?;
-                    }
-                    Control::Frame(text) => sink.send(Message::Text(*text)).await?,
-                    Control::Close { code, reason } => return Ok(Some(Closing(code, reason))),
-                },
-                _ = &mut session_timer => {
+                Some(Control::Removed(conv)) => {
+                    conn.unsubscribe(conv);
+                    let removed = frame(&ServerFrame::ConvRemoved { conv });
+                    Box::pin(socket.send(removed)).await?;
+                }
+                Some(Control::Frame(text)) => Box::pin(socket.send(Message::Text(*text))).await?,
+                Some(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
+            },
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= session_deadline {
                     match Box::pin(store::session_by_id(conn.state.store.pool(), conn.session.id)).await? {
                         Some(s) if s.is_live(now_ms()) => {
-                            session_timer.as_mut().reset(deadline_instant(s.deadline()));
+                            session_deadline = deadline_instant(s.deadline());
                             conn.session = s;
                         }
                         _ => return Ok(Some(Closing(close::SESSION_ENDED, "session ended"))),
                     }
                 }
-                Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
-                    sink.feed(ack_frame(done)).await?;
-                    conn.write_ready(&mut sink).await?;
-                }
-                Some((conv, item)) = conn.subs.next(), if !conn.subs.is_empty() => {
-                    conn.deliver(&mut sink, conv, item).await?;
-                    conn.write_ready(&mut sink).await?;
-                }
-                _ = heartbeat.tick() => {
+                if now >= next_beat {
                     if last_heard.elapsed() > heartbeat_every * 3 {
                         return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "no heartbeat")));
                     }
-                    sink.send(Message::Ping(Default::default())).await?;
+                    next_beat = now + heartbeat_every;
+                    Box::pin(socket.send(Message::Ping(Default::default()))).await?;
                 }
-                incoming = stream.next(), if reading => {
-                    last_heard = Instant::now();
-                    match incoming {
-                        None | Some(Ok(Message::Close(_))) => return Ok(None),
-                        Some(Err(e)) => {
-                            if is_too_big(e) {
-                                return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
-                            }
-                            return Ok(None);
-                        }
-                        Some(Ok(Message::Text(text))) => {
-                            if text.len() > MAX_FRAME_BYTES {
-                                return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
-                            }
-                            match serde_json::from_str::<ClientFrame>(text.as_str()) {
-                                Ok(f) => Box::pin(conn.handle(&mut sink, f)).await?,
-                                Err(e) => {
-                                    let msg = format!("Not a client frame: {e}");
-                                    sink.send(frame(&error_frame(ErrorCode::BadFrame, &msg, None, None))).await?;
-                                }
-                            }
-                        }
-                        Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                timer.as_mut().reset(next_beat.min(session_deadline));
+            }
+            // The per-delivery paths are boxed too: a task is as large as its largest
+            // suspended state, and these would otherwise set it for every idle connection.
+            // One allocation per wake-up costs little next to the socket write it leads to.
+            Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
+                Box::pin(async {
+                    socket.feed(ack_frame(done)).await?;
+                    conn.write_ready(&mut *socket).await
+                }).await?;
+            }
+            Some((conv, item)) = conn.subs.next(), if !conn.subs.is_empty() => {
+                Box::pin(async {
+                    conn.deliver(&mut *socket, conv, item).await?;
+                    conn.write_ready(&mut *socket).await
+                }).await?;
+            }
+            incoming = socket.next(), if reading => {
+                last_heard = Instant::now();
+                match incoming {
+                    None | Some(Ok(Message::Close(_))) => return Ok(None),
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
                             return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                         }
-                        Some(Ok(Message::Binary(_))) => {
-                            return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
-                        }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        return Ok(None);
                     }
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                        }
+                        match serde_json::from_str::<ClientFrame>(text.as_str()) {
+                            Ok(f) => Box::pin(conn.handle(socket, f)).await?,
+                            Err(e) => {
+                                let msg = format!("Not a client frame: {e}");
+                                let refusal = frame(&error_frame(ErrorCode::BadFrame, &msg, None, None));
+                                Box::pin(socket.send(refusal)).await?;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 }
             }
-        }
-    }
-    .await;
-
-    conn.state.hub.unregister(conn.me.id, conn_id);
-    conn.state.presence.disconnect(conn.me.id, conn_id);
-    let convs: Vec<i64> = conn.subs.keys().copied().collect();
-    drop(conn.subs);
-    for c in convs {
-        conn.state.hub.release(c);
-    }
-    match result {
-        Ok(Some(Closing(code, reason))) => {
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                })))
-                .await;
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => {
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: close::INTERNAL,
-                    reason: Utf8Bytes::from_static("internal error"),
-                })))
-                .await;
-            Err(e)
         }
     }
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
+/// Subscribes the connection to its conversations, marks the user online and returns the
+/// `hello` frame.
+async fn greet(conn: &mut Conn) -> anyhow::Result<Message> {
+    let conversations =
+        store::conversations_for_user(conn.state.store.pool(), conn.me().id).await?;
+    // Subscribe before reading anything a client could sync from, so nothing committed
+    // afterwards can be missed.
+    for c in &conversations {
+        conn.subscribe(c);
+    }
+    let rooms = store::rooms_for_user(conn.state.store.pool(), conn.me().id).await?;
+    let rooms_total = store::count_rooms(conn.state.store.pool()).await?;
+    // Online from here: contacts learn of it through the presence publisher, and this
+    // socket is registered, so any change after the list below is read reaches it.
+    let profile = store::profile(conn.state.store.pool(), conn.me().id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the user no longer exists"))?;
+    conn.state
+        .presence
+        .connect(conn.me().id, conn.id, profile.clone());
+    let list = contacts::contact_list(&conn.state, conn.me().id).await?;
+    Ok(frame(&ServerFrame::Hello {
+        me: conn.me().clone(),
+        conversations,
+        rooms,
+        rooms_total,
+        session_idle_expires_at: conn.session.idle_expires_at,
+        status: profile.status,
+        personal_message: profile.personal_message,
+        contacts: list.contacts,
+        groups: list.groups,
+        picture: profile.picture,
+    }))
+}
+
+/// The socket, not split: `select!` drops its branch futures before running a branch, so
+/// one `&mut` serves reading and writing, without the split halves' shared lock and
+/// allocation.
+type Socket = WebSocket;
 
 impl Conn {
+    fn me(&self) -> &UserSummary {
+        &self.session.user
+    }
+
+    fn is_member(&self, conv: i64) -> bool {
+        self.joined.contains_key(&conv)
+    }
+
+    fn cursor(&self, conv: i64) -> Cursor {
+        self.joined
+            .get(&conv)
+            .map_or(Cursor::Unsynced, |j| j.cursor)
+    }
+
+    fn set_cursor(&mut self, conv: i64, cursor: Cursor) {
+        if let Some(j) = self.joined.get_mut(&conv) {
+            j.cursor = cursor;
+        }
+    }
+
+    /// Whether the other member of this one-to-one conversation blocks this user.
+    fn blocked_by_peer(&self, conv: i64) -> bool {
+        self.joined
+            .get(&conv)
+            .and_then(|j| j.dm_peer)
+            .is_some_and(|peer| self.state.presence.blocked(peer, self.me().id))
+    }
+
     fn subscribe(&mut self, c: &ConversationSummary) {
-        if c.kind == ConversationKind::Dm {
-            if let Some(peer) = c.members.iter().find(|m| m.id != self.me.id) {
-                self.dm_peers.insert(c.id, peer.id);
+        let me = self.me().id;
+        let dm_peer = (c.kind == ConversationKind::Dm)
+            .then(|| c.members.iter().find(|m| m.id != me).map(|m| m.id))
+            .flatten();
+        match self.joined.entry(c.id) {
+            Entry::Occupied(e) => {
+                let j = e.into_mut();
+                j.dm_peer = dm_peer.or(j.dm_peer);
+                if c.visible_after > 0 {
+                    j.floor = c.visible_after;
+                }
             }
-        }
-        if c.visible_after > 0 {
-            self.floors.insert(c.id, c.visible_after);
-        }
-        if self.members.insert(c.id) {
-            self.subs
-                .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
-            self.cursors.insert(c.id, Cursor::Unsynced);
+            Entry::Vacant(e) => {
+                e.insert(Joined {
+                    cursor: Cursor::Unsynced,
+                    dm_peer,
+                    floor: c.visible_after.max(0),
+                    typing_sent: None,
+                });
+                self.subs
+                    .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
+            }
         }
     }
 
     fn unsubscribe(&mut self, conv: i64) {
-        self.members.remove(&conv);
-        self.dm_peers.remove(&conv);
-        self.floors.remove(&conv);
-        self.cursors.remove(&conv);
-        self.typing_sent.remove(&conv);
+        self.joined.remove(&conv);
         if self.subs.remove(&conv).is_some() {
             self.state.hub.release(conv);
         }
     }
 
-    async fn handle(&mut self, sink: &mut Sink, f: ClientFrame) -> anyhow::Result<()> {
+    async fn handle(&mut self, socket: &mut Socket, f: ClientFrame) -> anyhow::Result<()> {
         match f {
             ClientFrame::Send {
                 conv,
@@ -346,14 +453,14 @@ impl Conn {
                     Err(e) => {
                         let refuse =
                             error_frame(ErrorCode::InvalidBody, &e.0, Some(conv), Some(client_id));
-                        return Ok(sink.send(frame(&refuse)).await?);
+                        return Ok(socket.send(frame(&refuse)).await?);
                     }
                 };
-                self.submit(sink, conv, client_id, Content::Text(body))
+                self.submit(socket, conv, client_id, Content::Text(body))
                     .await?;
             }
             ClientFrame::Nudge { conv, client_id } => {
-                self.submit(sink, conv, client_id, Content::Nudge).await?;
+                self.submit(socket, conv, client_id, Content::Nudge).await?;
             }
             ClientFrame::Delete {
                 conv,
@@ -362,15 +469,15 @@ impl Conn {
             } => {
                 // Checked here, then again inside the commit (a second delete of the same
                 // message in flight changes nothing there).
-                let meta = if self.members.contains(&conv) {
+                let meta = if self.is_member(conv) {
                     Box::pin(store::message_meta(self.state.store.pool(), conv, seq)).await?
                 } else {
                     None
                 };
                 let refusal = match meta {
-                    _ if !self.members.contains(&conv) => None, // submit says "not a member"
+                    _ if !self.is_member(conv) => None, // submit says "not a member"
                     None => Some("That message does not exist."),
-                    Some((sender, _)) if sender != self.me.id => {
+                    Some((sender, _)) if sender != self.me().id => {
                         Some("You can only delete your own messages.")
                     }
                     Some((_, MessageKind::Deleted | MessageKind::Delete)) => {
@@ -384,30 +491,33 @@ impl Conn {
                 if let Some(msg) = refusal {
                     let refuse =
                         error_frame(ErrorCode::CannotDelete, msg, Some(conv), Some(client_id));
-                    return Ok(sink.send(frame(&refuse)).await?);
+                    return Ok(socket.send(frame(&refuse)).await?);
                 }
-                self.submit(sink, conv, client_id, Content::Delete(seq))
+                self.submit(socket, conv, client_id, Content::Delete(seq))
                     .await?;
             }
             ClientFrame::Sync { conv, after } => {
-                if !self.members.contains(&conv) {
-                    return Ok(sink.send(not_member(conv, None)).await?);
+                if !self.is_member(conv) {
+                    return Ok(socket.send(not_member(conv, None)).await?);
                 }
                 // Nothing from before the user was invited in.
-                let floor = self.floors.get(&conv).copied().unwrap_or(0);
-                let last = self.replay(sink, conv, after.max(floor), i64::MAX).await?;
-                self.cursors.insert(conv, Cursor::Live { last_sent: last });
-                sink.send(frame(&ServerFrame::Synced {
-                    conv,
-                    last_seq: last,
-                }))
-                .await?;
+                let floor = self.joined.get(&conv).map_or(0, |j| j.floor);
+                let last = self
+                    .replay(socket, conv, after.max(floor), i64::MAX)
+                    .await?;
+                self.set_cursor(conv, Cursor::Live { last_sent: last });
+                socket
+                    .send(frame(&ServerFrame::Synced {
+                        conv,
+                        last_seq: last,
+                    }))
+                    .await?;
             }
             ClientFrame::SetStatus { status } => {
                 self.slide_session().await?;
                 Box::pin(contacts::update_me(
                     &self.state,
-                    self.me.id,
+                    self.me().id,
                     Some(status),
                     None,
                     None,
@@ -416,15 +526,15 @@ impl Conn {
                 .map_err(|e| anyhow::anyhow!("setting the status: {e}"))?;
             }
             ClientFrame::Idle { idle } => {
-                self.state.presence.set_idle(self.me.id, self.id, idle);
+                self.state.presence.set_idle(self.me().id, self.id, idle);
             }
             ClientFrame::Read { conv, seq } => {
-                if !self.members.contains(&conv) {
-                    return Ok(sink.send(not_member(conv, None)).await?);
+                if !self.is_member(conv) {
+                    return Ok(socket.send(not_member(conv, None)).await?);
                 }
                 if Box::pin(store::mark_read(
                     self.state.store.pool(),
-                    self.me.id,
+                    self.me().id,
                     conv,
                     seq.max(0),
                 ))
@@ -433,12 +543,12 @@ impl Conn {
                     let text = serde_json::to_string(&ServerFrame::Read { conv, seq })?;
                     self.state
                         .hub
-                        .notify_user(self.me.id, Control::Frame(Box::new(text.into())));
+                        .notify_user(self.me().id, Control::Frame(Box::new(text.into())));
                 }
             }
             ClientFrame::Typing { conv, active } => {
-                if !self.members.contains(&conv) {
-                    return Ok(sink.send(not_member(conv, None)).await?);
+                if !self.is_member(conv) {
+                    return Ok(socket.send(not_member(conv, None)).await?);
                 }
                 self.typing(conv, active)?;
             }
@@ -450,26 +560,28 @@ impl Conn {
     /// writer; its acknowledgement comes back through `pending`.
     async fn submit(
         &mut self,
-        sink: &mut Sink,
+        socket: &mut Socket,
         conv: i64,
         client_id: String,
         content: Content,
     ) -> anyhow::Result<()> {
         let refuse =
             |code, msg: &str| frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())));
-        if !self.members.contains(&conv) {
-            return Ok(sink.send(not_member(conv, Some(client_id.clone()))).await?);
+        if !self.is_member(conv) {
+            return Ok(socket
+                .send(not_member(conv, Some(client_id.clone())))
+                .await?);
         }
         let cid = match ClientId::parse(&client_id) {
             Ok(c) => c,
-            Err(e) => return Ok(sink.send(refuse(ErrorCode::InvalidClientId, &e.0)).await?),
+            Err(e) => {
+                return Ok(socket
+                    .send(refuse(ErrorCode::InvalidClientId, &e.0))
+                    .await?)
+            }
         };
-        if self
-            .dm_peers
-            .get(&conv)
-            .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id))
-        {
-            return Ok(sink
+        if self.blocked_by_peer(conv) {
+            return Ok(socket
                 .send(refuse(
                     ErrorCode::Undeliverable,
                     "Your message could not be delivered.",
@@ -477,30 +589,30 @@ impl Conn {
                 .await?);
         }
         if !self.take_token() {
-            return Ok(sink
+            return Ok(socket
                 .send(refuse(
                     ErrorCode::RateLimited,
                     "You are sending too fast; wait a moment.",
                 ))
                 .await?);
         }
-        if matches!(content, Content::Nudge) && !self.state.nudges.allow(conv, self.me.id) {
+        if matches!(content, Content::Nudge) && !self.state.nudges.allow(conv, self.me().id) {
             let msg = format!(
                 "You can send a nudge once every {} seconds.",
                 NUDGE_EVERY.as_secs()
             );
-            return Ok(sink.send(refuse(ErrorCode::NudgeLimited, &msg)).await?);
+            return Ok(socket.send(refuse(ErrorCode::NudgeLimited, &msg)).await?);
         }
         self.slide_session().await?;
         // The name as it is now (it may have changed since this socket opened).
         let sender_name = self
             .state
             .presence
-            .own_view(self.me.id)
-            .map_or_else(|| self.me.display_name.clone(), |(name, _)| name);
+            .own_view(self.me().id)
+            .map_or_else(|| self.me().display_name.clone(), |(name, _)| name);
         let msg = NewMessage {
             conv,
-            sender: self.me.id,
+            sender: self.me().id,
             sender_name,
             client_id: cid,
             content,
@@ -518,31 +630,26 @@ impl Conn {
     /// after a "typing". A block stops it like a message.
     fn typing(&mut self, conv: i64, active: bool) -> anyhow::Result<()> {
         let now = Instant::now();
-        let last = self.typing_sent.get(&conv).copied();
+        let last = self.joined.get(&conv).and_then(|j| j.typing_sent);
         let pass = match (active, last) {
             (true, Some(at)) => now.duration_since(at) >= TYPING_MIN_GAP,
             (true, None) => true,
             (false, last) => last.is_some(),
         };
-        let blocked = self
-            .dm_peers
-            .get(&conv)
-            .is_some_and(|&peer| self.state.presence.blocked(peer, self.me.id));
+        let blocked = self.blocked_by_peer(conv);
         // Someone appearing offline shows no sign of life until they send something.
-        let Some((name, hidden)) = self.state.presence.own_view(self.me.id) else {
+        let Some((name, hidden)) = self.state.presence.own_view(self.me().id) else {
             return Ok(());
         };
         if !pass || blocked || hidden {
             return Ok(());
         }
-        if active {
-            self.typing_sent.insert(conv, now);
-        } else {
-            self.typing_sent.remove(&conv);
+        if let Some(j) = self.joined.get_mut(&conv) {
+            j.typing_sent = active.then_some(now);
         }
         let text = serde_json::to_string(&ServerFrame::Typing {
             conv,
-            user: self.me.id,
+            user: self.me().id,
             name,
             active,
         })?;
@@ -560,7 +667,7 @@ impl Conn {
     /// sequence number sent (or `after` if none).
     async fn replay(
         &mut self,
-        sink: &mut Sink,
+        socket: &mut Socket,
         conv: i64,
         after: i64,
         upto: i64,
@@ -575,9 +682,9 @@ impl Conn {
                     return Ok(last);
                 }
                 last = m.seq;
-                sink.feed(frame(&ServerFrame::Msg(m))).await?;
+                socket.feed(frame(&ServerFrame::Msg(m))).await?;
             }
-            sink.flush().await?;
+            socket.flush().await?;
             if !full {
                 return Ok(last);
             }
@@ -586,14 +693,14 @@ impl Conn {
 
     async fn deliver(
         &mut self,
-        sink: &mut Sink,
+        socket: &mut Socket,
         conv: i64,
         item: Result<Delivery, BroadcastStreamRecvError>,
     ) -> anyhow::Result<()> {
-        let cursor = self.cursors.get(&conv).copied().unwrap_or(Cursor::Unsynced);
+        let cursor = self.cursor(conv);
         match (cursor, item) {
             (Cursor::Live { .. }, Ok(d)) if d.seq == EPHEMERAL => {
-                sink.feed(Message::Text(d.frame)).await?;
+                socket.feed(Message::Text(d.frame)).await?;
             }
             (Cursor::Live { last_sent }, Ok(d)) => {
                 if d.seq <= last_sent {
@@ -601,21 +708,21 @@ impl Conn {
                 }
                 if d.seq > last_sent + 1 {
                     if d.seq - last_sent > GAP_FILL_MAX {
-                        return self.pause(sink, conv, last_sent).await;
+                        return self.pause(socket, conv, last_sent).await;
                     }
-                    Box::pin(self.replay(sink, conv, last_sent, d.seq - 1)).await?;
+                    Box::pin(self.replay(socket, conv, last_sent, d.seq - 1)).await?;
                 }
-                sink.feed(Message::Text(d.frame)).await?;
-                self.cursors.insert(conv, Cursor::Live { last_sent: d.seq });
+                socket.feed(Message::Text(d.frame)).await?;
+                self.set_cursor(conv, Cursor::Live { last_sent: d.seq });
             }
             (Cursor::Live { last_sent }, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 tracing::debug!(
-                    user = self.me.id,
+                    user = self.me().id,
                     conv,
                     skipped,
                     "connection lagged; asking for resync"
                 );
-                self.pause(sink, conv, last_sent).await?;
+                self.pause(socket, conv, last_sent).await?;
             }
             // Not synced yet, or paused: the client will sync and get these from the store.
             (Cursor::Unsynced | Cursor::Paused { .. }, _) => {}
@@ -623,30 +730,36 @@ impl Conn {
         Ok(())
     }
 
-    async fn pause(&mut self, sink: &mut Sink, conv: i64, last_sent: i64) -> anyhow::Result<()> {
-        self.cursors.insert(conv, Cursor::Paused { last_sent });
-        sink.feed(frame(&ServerFrame::Resync {
-            conv,
-            after: last_sent,
-        }))
-        .await?;
+    async fn pause(
+        &mut self,
+        socket: &mut Socket,
+        conv: i64,
+        last_sent: i64,
+    ) -> anyhow::Result<()> {
+        self.set_cursor(conv, Cursor::Paused { last_sent });
+        socket
+            .feed(frame(&ServerFrame::Resync {
+                conv,
+                after: last_sent,
+            }))
+            .await?;
         Ok(())
     }
 
     /// Adds every delivery and acknowledgement that is already waiting (up to a bound, for
     /// fairness) to the frames queued on the socket, then writes them all with one flush:
     /// under load a connection gets many frames per system call instead of one.
-    async fn write_ready(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+    async fn write_ready(&mut self, socket: &mut Socket) -> anyhow::Result<()> {
         for _ in 0..COALESCE_MAX {
             if let Some(Some((conv, item))) = self.subs.next().now_or_never() {
-                self.deliver(sink, conv, item).await?;
+                self.deliver(socket, conv, item).await?;
             } else if let Some(Some(done)) = self.pending.next().now_or_never() {
-                sink.feed(ack_frame(done)).await?;
+                socket.feed(ack_frame(done)).await?;
             } else {
                 break;
             }
         }
-        sink.flush().await?;
+        socket.flush().await?;
         Ok(())
     }
 

@@ -2,9 +2,11 @@
 //! membership, history paging.
 
 use crate::helpers::{spawn_app, spawn_app_with, Ws};
+use futures::StreamExt;
 use messenger::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
 use sqlx::Row;
+use tokio::io::AsyncReadExt;
 
 async fn ack_of(ws: &mut Ws, client_id: &str) -> i64 {
     match ws.until(|f| matches!(f, ServerFrame::Ack { client_id: c, .. } | ServerFrame::Error { client_id: Some(c), .. } if c == client_id)).await {
@@ -493,4 +495,52 @@ async fn read_marks_count_unread_across_sign_ins_and_tabs() {
         )
     })
     .await;
+}
+
+/// The heartbeat shares one timer with the session deadline: a socket that keeps answering
+/// pings stays open past three heartbeats, one that stops reading (so never answers) is
+/// closed with the heartbeat code, and the answering one still delivers.
+#[tokio::test]
+async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_stays() {
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_with(|c| c.heartbeat_seconds = 1).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut answering = app.online(&a).await;
+    let mut silent = app.online(&b).await;
+    // Reading answers each ping with a pong (tungstenite does it as it reads).
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(4500);
+    let mut pings = 0;
+    while let Ok(msg) = tokio::time::timeout_at(until, answering.stream.next()).await {
+        match msg {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(c))) => panic!("the answering socket was closed: {c:?}"),
+            None | Some(Err(_)) => panic!("the answering socket ended"),
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(pings >= 3, "a ping every second, got {pings}");
+    // Read the silent socket's bytes as they came, without tungstenite: it would answer the
+    // pings now, into a connection the server has closed.
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = silent.stream.get_mut() else {
+        panic!("a plain TCP socket");
+    };
+    let mut raw = Vec::new();
+    tokio::time::timeout(crate::helpers::WAIT, tcp.read_to_end(&mut raw))
+        .await
+        .expect("the server closes the silent socket")
+        .expect("read");
+    // Server frames are unmasked and short here: opcode byte, length byte, payload.
+    let (mut at, mut close) = (0, None);
+    while at + 2 <= raw.len() {
+        let (opcode, len) = (raw[at] & 0x0f, usize::from(raw[at + 1] & 0x7f));
+        if opcode == 0x8 {
+            close = Some(u16::from_be_bytes([raw[at + 2], raw[at + 3]]));
+        }
+        at += 2 + len;
+    }
+    assert_eq!(close, Some(messenger::protocol::close::HEARTBEAT_TIMEOUT));
+    answering.live(conv).await;
+    answering.send_msg(conv, "still-here", "hello").await;
+    assert!(ack_of(&mut answering, "still-here").await > 0);
 }
