@@ -807,7 +807,11 @@ async fn refresh_session() {
 pub fn sign_in_again(ui: Ui, password: String) {
     let username = ui.me.with_value(|m| m.username.clone());
     spawn_local(async move {
-        let body = serde_json::json!({ "username": username, "password": password }).to_string();
+        let body = json(&Credentials {
+            username: &username,
+            password: &password,
+            status: None,
+        });
         match post_json("/api/signin", &body).await {
             Ok(200) => {
                 ui.notice.set(None);
@@ -837,14 +841,56 @@ pub async fn current_user() -> Option<crate::protocol::UserSummary> {
         .await
         .ok()?
         .as_string()?;
-    let signed_in: serde_json::Value = serde_json::from_str(&text).ok()?;
-    serde_json::from_value(signed_in.get("user")?.clone()).ok()
+    #[derive(serde::Deserialize)]
+    struct SignedIn {
+        user: crate::protocol::UserSummary,
+    }
+    serde_json::from_str::<SignedIn>(&text).ok().map(|s| s.user)
+}
+
+/// A JSON request body. Bodies are typed, never `serde_json::Value`: `Value`, its map and
+/// its number formatting would add their code to the islands' bundle for nothing.
+pub(super) fn json(body: &impl serde::Serialize) -> String {
+    serde_json::to_string(body).unwrap_or_default()
+}
+
+/// A body of one field: `{"<name>": value}`.
+struct One<'a, T>(&'a str, T);
+
+impl<T: serde::Serialize> serde::Serialize for One<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
+}
+
+/// What signing up or in sends.
+#[derive(serde::Serialize)]
+pub(super) struct Credentials<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// The status to sign in with (the sign-in page's picker); the server's default if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'a str>,
+}
+
+/// The message of an API error response (`{"error": ..., "message": ...}`).
+pub(super) fn api_message(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        message: String,
+    }
+    serde_json::from_str::<Refusal>(text)
+        .ok()
+        .map(|r| r.message)
 }
 
 /// Calls the JSON API on our own origin with the session cookie: the response text, or the
 /// message to show the user when the server refused or could not be reached.
-async fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> Result<String, String> {
-    let body = body.map(|b| ("application/json", JsValue::from_str(&b.to_string())));
+async fn api(method: &str, url: &str, body: Option<String>) -> Result<String, String> {
+    let body = body.map(|b| ("application/json", JsValue::from_str(&b)));
     fetch(method, url, body).await
 }
 
@@ -861,15 +907,12 @@ async fn fetch(method: &str, url: &str, body: Option<(&str, JsValue)>) -> Result
     if status == 401 {
         ui().inspect(|ui| ui.link.set(Link::Ended));
     }
-    Err(serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-        .unwrap_or_else(unreachable))
+    Err(api_message(&text).unwrap_or_else(unreachable))
 }
 
 /// Runs an API call and shows its error, if any, as the main window's notice. Successful
 /// changes come back as frames on the socket (to every tab), so nothing else is done here.
-fn call(ui: Ui, method: &'static str, url: String, body: Option<serde_json::Value>) {
+fn call(ui: Ui, method: &'static str, url: String, body: Option<String>) {
     spawn_local(async move {
         match api(method, &url, body).await {
             Ok(_) => ui.notice.set(None),
@@ -880,7 +923,7 @@ fn call(ui: Ui, method: &'static str, url: String, body: Option<serde_json::Valu
 
 /// Asks a user to be a contact.
 pub fn add_contact(ui: Ui, username: String) {
-    let body = serde_json::json!({ "username": username.trim() });
+    let body = json(&One("username", username.trim()));
     call(ui, "POST", "/api/contacts".into(), Some(body));
 }
 
@@ -901,7 +944,7 @@ pub fn contact_action(ui: Ui, user: i64, action: ContactAction) {
 /// Moves a contact into a group (None: out of any group).
 pub fn move_to_group(ui: Ui, user: i64, group: Option<i64>) {
     ui.menu.set(None);
-    let body = serde_json::json!({ "group": group });
+    let body = json(&One("group", group));
     call(ui, "PUT", format!("/api/contacts/{user}/group"), Some(body));
 }
 
@@ -910,13 +953,13 @@ pub fn create_group(ui: Ui, name: String) {
         ui,
         "POST",
         "/api/groups".into(),
-        Some(serde_json::json!({ "name": name })),
+        Some(json(&One("name", name))),
     );
 }
 
 pub fn rename_group(ui: Ui, group: i64, name: String) {
     ui.menu.set(None);
-    let body = serde_json::json!({ "name": name });
+    let body = json(&One("name", name));
     call(ui, "PATCH", format!("/api/groups/{group}"), Some(body));
 }
 
@@ -930,9 +973,9 @@ pub fn delete_group(ui: Ui, group: i64) {
 pub fn update_me(ui: Ui, change: super::state::MeChange) {
     use super::state::MeChange;
     let body = match change {
-        MeChange::Status(s) => serde_json::json!({ "status": s }),
-        MeChange::DisplayName(n) => serde_json::json!({ "display_name": n }),
-        MeChange::PersonalMessage(m) => serde_json::json!({ "personal_message": m }),
+        MeChange::Status(s) => json(&One("status", s)),
+        MeChange::DisplayName(n) => json(&One("display_name", n)),
+        MeChange::PersonalMessage(m) => json(&One("personal_message", m)),
     };
     call(ui, "PATCH", "/api/me".into(), Some(body));
 }

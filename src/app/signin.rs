@@ -90,16 +90,15 @@ fn submit(ev: leptos::ev::SubmitEvent, mode: &'static str) {
     };
     let (username, password, status) = (field("username"), field("password"), field("status"));
     leptos::task::spawn_local(async move {
-        let body =
-            serde_json::json!({ "username": username, "password": password, "status": status })
-                .to_string();
+        let body = super::client::json(&super::client::Credentials {
+            username: &username,
+            password: &password,
+            status: Some(&status),
+        });
         let to = match super::client::post_json_text(&format!("/api/{mode}"), &body).await {
             Ok((200 | 201, _)) => "/app".to_owned(),
             Ok((_, text)) => {
-                let message = serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_owned))
-                    .unwrap_or(text);
+                let message = super::client::api_message(&text).unwrap_or(text);
                 let mode = if mode == "signup" { "signup" } else { "signin" };
                 let query = js_sys::encode_uri_component(&message);
                 let name = js_sys::encode_uri_component(&username);
