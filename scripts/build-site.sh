@@ -45,7 +45,7 @@ wasm-bindgen --target web --no-typescript --out-dir "$tmp" --out-name "$name" \
   "$target_dir/wasm32-unknown-unknown/$wasm_dir/${name//-/_}.wasm"
 if [ "$mode" = release ]; then
   echo "==> optimising the WASM bundle with wasm-opt"
-  PATH="$PWD/node_modules/.bin:$PATH" wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+  PATH="$PWD/node_modules/.bin:$PATH" wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types \
     "$tmp/${name}_bg.wasm" -o "$tmp/${name}_bg.wasm"
 fi

@@ -8,6 +8,7 @@ pub mod app;
 pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod tagged;
 
 /// Entry point the island loader calls in the browser after the WASM module is instantiated.
 #[cfg(feature = "hydrate")]

@@ -78,9 +78,14 @@ pub const TYPING_SHOWS_FOR_MS: u64 = 6000;
 /// server passes on at most one per second per connection and conversation).
 pub const TYPING_REPEAT_MS: u64 = 3000;
 
-/// A frame sent by the server. JSON text, tagged by `"t"`.
+/// A frame sent by the server. JSON text, tagged by `"t"`, which comes first.
+///
+/// The browser builds declare it externally tagged and read it with [`crate::tagged`]:
+/// serde's derive for an internally tagged enum buffers every frame into a generic tree
+/// first, which cost the islands' bundle ~70 KB of code. They never serialize it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[cfg_attr(not(any(feature = "hydrate", feature = "csr")), serde(tag = "t"))]
+#[serde(rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame on every connection.
     Hello {

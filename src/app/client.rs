@@ -175,7 +175,7 @@ fn connect() {
         let Some(text) = ev.unchecked_into::<MessageEvent>().data().as_string() else {
             return;
         };
-        match serde_json::from_str::<ServerFrame>(&text) {
+        match crate::tagged::from_str::<ServerFrame>("t", &text) {
             Ok(frame) => on_frame(frame),
             Err(e) => leptos::logging::warn!("unreadable frame: {e}"),
         }
