@@ -31,6 +31,9 @@ pub mod close {
     pub const SESSION_ENDED: u16 = 4001;
     /// The client stopped answering heartbeats.
     pub const HEARTBEAT_TIMEOUT: u16 = 4002;
+    /// The connection fell so far behind on contact and conversation updates that the
+    /// server stopped queueing them: reconnect (the new `hello` has everything).
+    pub const FELL_BEHIND: u16 = 4003;
 }
 
 /// A frame sent by a client. JSON text, tagged by `"t"`.

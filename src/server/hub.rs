@@ -156,12 +156,15 @@ impl Hub {
     }
 
     /// Sends a control message to every connection of `user`. A connection whose control
-    /// queue is full is not keeping up at all; it is told to close instead.
+    /// queue is full is not keeping up at all: its queue is closed, which ends the
+    /// connection with [`crate::protocol::close::FELL_BEHIND`], and the client reconnects
+    /// to a `hello` that has everything it missed. Nothing is dropped silently.
     pub fn notify_user(&self, user: i64, control: Control) {
         self.send_where(user, |_| true, control);
     }
 
-    /// Closes every connection opened with `session_id`.
+    /// Closes every connection opened with `session_id` (one with a full queue too, the
+    /// same way as in [`Hub::notify_user`]; it cannot reconnect without a session).
     pub fn end_session(&self, user: i64, session_id: i64, code: u16, reason: &'static str) {
         self.send_where(
             user,
@@ -171,7 +174,9 @@ impl Hub {
     }
 
     /// Tells every connection, present and future, to close (shutdown). A connection whose
-    /// queue is full has its queue closed instead, which ends it just the same.
+    /// queue is full has its queue closed instead: it ends with
+    /// [`crate::protocol::close::FELL_BEHIND`], and its client reconnects as it would after
+    /// `GOING_AWAY`.
     pub fn close_all(&self, code: u16, reason: &'static str) {
         let mut inner = self.lock();
         inner.closing = Some((code, reason));
@@ -199,8 +204,9 @@ impl Hub {
                 tracing::warn!(
                     user,
                     conn = conn.id,
-                    "control queue full; connection will resync on reconnect"
+                    "control queue full; closing the connection so that it reconnects"
                 );
+                conn.tx.close_channel();
             }
         }
     }
@@ -290,7 +296,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_control_queue_refuses_more_and_keeps_what_it_holds() {
+    async fn a_full_control_queue_hands_over_what_it_holds_then_ends_the_connection() {
         let hub = Hub::new(2);
         let (_a, mut rx) = hub.register(1, 100);
         for n in 0..CONTROL_CAPACITY + 5 {
@@ -300,8 +306,8 @@ mod tests {
             assert!(matches!(rx.try_recv(), Ok(Control::Removed(c)) if c == n as i64));
         }
         assert!(
-            rx.try_recv().is_err(),
-            "the overflow was dropped, not queued"
+            matches!(rx.try_recv(), Err(TryRecvError::Closed)),
+            "the queue was closed: the connection ends and its client reconnects"
         );
     }
 }

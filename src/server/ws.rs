@@ -252,9 +252,10 @@ async fn serve(
         let reading = conn.pending.len() < MAX_IN_FLIGHT;
         tokio::select! {
             biased;
-            // Shutdown comes this way too (`Hub::close_all`); a closed queue means the same.
+            // Shutdown comes this way too (`Hub::close_all`). The hub closes the queue of a
+            // connection that let it fill up: it ends, and its client reconnects.
             ctl = control.next() => match ctl {
-                None => return Ok(Some(Closing(close::GOING_AWAY, "server restarting"))),
+                None => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
                 Some(Control::Added(summary)) => {
                     conn.subscribe(&summary);
                     let added = frame(&ServerFrame::ConvAdded { conversation: *summary });
