@@ -262,8 +262,8 @@ mod tests {
             Ok(Control::Close { code: 4001, .. })
         ));
         assert!(
-            rx_b.try_recv().is_err(),
-            "nothing queued for the other session"
+            matches!(rx_b.try_recv(), Err(TryRecvError::Empty)),
+            "nothing queued for the other session, and its queue still open"
         );
     }
 
