@@ -4,7 +4,6 @@
 //! while the user is active, and asks for the password when the session ends.
 
 use super::{
-    calls,
     sound::{self, Sound},
     state::{shown_name, Conv, Line, Link, Pending, Toast, Typist, Ui},
 };
@@ -19,6 +18,8 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 /// Messages of a conversation loaded when this page first sees it; older ones load on scroll.
 const FIRST_LOAD: i64 = 30;
+/// Older messages loaded per scroll to the top of a conversation's history.
+const HISTORY_PAGE: u32 = 50;
 /// How often the session is refreshed while the user is active.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
@@ -614,9 +615,10 @@ pub fn send(ui: Ui, conv_id: i64) {
 
 pub fn open_dm(ui: Ui, username: String) {
     spawn_local(async move {
-        match calls::open_dm(username).await {
+        let body = json(&One("username", username));
+        match api_json::<ConversationSummary>("POST", "/api/dm", Some(body)).await {
             Ok(summary) => open_summary(ui, &summary),
-            Err(e) => ui.notice.set(Some(server_message(e))),
+            Err(e) => ui.notice.set(Some(e)),
         }
     });
 }
@@ -625,7 +627,9 @@ pub fn open_dm(ui: Ui, username: String) {
 /// conversation, into a new group whose window opens.
 pub fn invite(ui: Ui, conv_id: i64, user: i64) {
     spawn_local(async move {
-        match calls::invite(conv_id, user).await {
+        let url = format!("/api/conversations/{conv_id}/invite");
+        let body = json(&One("user", user));
+        match api_json::<ConversationSummary>("POST", &url, Some(body)).await {
             Ok(summary) => {
                 if let Some(c) = ui.conv(conv_id) {
                     c.notice.set(None);
@@ -633,8 +637,8 @@ pub fn invite(ui: Ui, conv_id: i64, user: i64) {
                 open_summary(ui, &summary)
             }
             Err(e) => match ui.conv(conv_id) {
-                Some(c) => c.notice.set(Some(server_message(e))),
-                None => ui.notice.set(Some(server_message(e))),
+                Some(c) => c.notice.set(Some(e)),
+                None => ui.notice.set(Some(e)),
             },
         }
     });
@@ -643,8 +647,9 @@ pub fn invite(ui: Ui, conv_id: i64, user: i64) {
 /// Leaves a group conversation (every tab closes it when the server confirms).
 pub fn leave(ui: Ui, conv_id: i64) {
     spawn_local(async move {
-        if let Err(e) = calls::leave(conv_id).await {
-            ui.notice.set(Some(server_message(e)));
+        let url = format!("/api/conversations/{conv_id}/leave");
+        if let Err(e) = api("POST", &url, Some("{}".into())).await {
+            ui.notice.set(Some(e));
         }
     });
 }
@@ -696,9 +701,10 @@ pub fn open_room(ui: Ui, room: i64) {
         return ui.open_window(room);
     }
     spawn_local(async move {
-        match calls::join_room(room).await {
+        let url = format!("/api/rooms/{room}/join");
+        match api_json::<ConversationSummary>("POST", &url, Some("{}".into())).await {
             Ok(summary) => open_summary(ui, &summary),
-            Err(e) => ui.notice.set(Some(server_message(e))),
+            Err(e) => ui.notice.set(Some(e)),
         }
     });
 }
@@ -722,7 +728,13 @@ pub fn load_older(ui: Ui, conv_id: i64) {
     conv.loading_older.set(true);
     let me = ui.me.with_value(|m| m.id);
     spawn_local(async move {
-        match calls::load_history(conv_id, first).await {
+        let url = match first {
+            Some(before) => format!(
+                "/api/conversations/{conv_id}/messages?before={before}&limit={HISTORY_PAGE}"
+            ),
+            None => format!("/api/conversations/{conv_id}/messages?limit={HISTORY_PAGE}"),
+        };
+        match api_json::<crate::protocol::HistoryPage>("GET", &url, None).await {
             Ok(page) => {
                 let el = web_sys::window()
                     .and_then(|w| w.document())
@@ -736,17 +748,10 @@ pub fn load_older(ui: Ui, conv_id: i64) {
                     });
                 }
             }
-            Err(e) => ui.notice.set(Some(server_message(e))),
+            Err(e) => ui.notice.set(Some(e)),
         }
         conv.loading_older.set(false);
     });
-}
-
-fn server_message(e: ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(m) => m,
-        other => format!("The server could not be reached ({other})."),
-    }
 }
 
 async fn post_json(url: &str, body: &str) -> Result<u16, JsValue> {
@@ -892,6 +897,16 @@ pub(super) fn api_message(text: &str) -> Option<String> {
 async fn api(method: &str, url: &str, body: Option<String>) -> Result<String, String> {
     let body = body.map(|b| ("application/json", JsValue::from_str(&b)));
     fetch(method, url, body).await
+}
+
+/// Calls the JSON API and reads the JSON answer as `T`.
+async fn api_json<T: serde::de::DeserializeOwned>(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+) -> Result<T, String> {
+    let text = api(method, url, body).await?;
+    serde_json::from_str(&text).map_err(|_| "The server's answer could not be read.".to_owned())
 }
 
 /// One request to the API with a body of the given content type (JSON text, a file);

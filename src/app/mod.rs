@@ -1,7 +1,6 @@
 //! Pages, components and islands: the sign-in window (server-rendered forms), the main window
 //! and conversation windows (one island holding the live connection).
 
-pub mod calls;
 #[cfg(any(feature = "hydrate", feature = "csr"))]
 mod client;
 /// What the views do: the live client in the browser.

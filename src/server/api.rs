@@ -331,7 +331,7 @@ async fn open_dm(
 
 /// Finds or starts the one-to-one conversation of `me` with `username`; when it is new, both
 /// users' open connections learn of it.
-pub async fn open_dm_with(
+async fn open_dm_with(
     state: &AppState,
     me: &UserSummary,
     username: &str,
@@ -381,7 +381,7 @@ async fn join_room(
 }
 
 /// Joins a public room; the user's open connections learn of it.
-pub async fn join_room_as(
+async fn join_room_as(
     state: &AppState,
     me: &UserSummary,
     room: i64,
@@ -503,7 +503,7 @@ async fn history(
 }
 
 /// One page of a conversation's history before `before` (or the newest), members only.
-pub async fn history_page(
+async fn history_page(
     state: &AppState,
     user: i64,
     conv: i64,
