@@ -291,6 +291,9 @@ async fn post(url: &str, path: &str, token: &str, body: Value) -> Result<Value> 
 static SOURCES: AtomicUsize = AtomicUsize::new(4);
 static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
 
+/// Each socket's read buffer (see `open_ws`).
+const READ_BUFFER: usize = 8 * 1024;
+
 /// Opens a WebSocket to `url` (ws://host:port/...) over a TCP connection without Nagle's
 /// delay, as browsers open theirs; to a loopback server, from the next source address.
 async fn open_ws(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Result<Ws> {
@@ -316,7 +319,17 @@ async fn open_ws(req: tokio_tungstenite::tungstenite::handshake::client::Request
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
+    // tungstenite 0.26 zero-fills its whole read buffer before every read (128 KiB by
+    // default): that memset was a third of this tool's CPU in the rooms scenario. Frames
+    // here are ~200 bytes; 8 KiB still takes a burst of them in a few reads.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        req,
+        MaybeTlsStream::Plain(stream),
+        Some(config),
+    )
+    .await?;
     Ok(ws)
 }
 
