@@ -148,3 +148,51 @@ test('deleting your own message removes it for both, live and after a reload', a
   await expect(conversation(bob, 'alice').getByText('hello bob')).toBeVisible();
   await expect(conversation(bob, 'alice').getByText('this was meant for someone else')).toBeHidden();
 });
+
+test('older messages load from the JSON API when the history is scrolled to the top', async ({ browser }) => {
+  // Forty-five quick sends: above the default burst of the per-connection rate limit.
+  await server.dispose();
+  server = await Messenger.start({ MESSENGER_SEND_RATE: '500' });
+  await server.signUp('bob', 'bob-password');
+  const alice = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await startChat(alice, 'bob');
+  for (let i = 1; i <= 45; i++) {
+    await say(alice, 'bob', `Message number ${i}`);
+  }
+  await expect(conversation(alice, 'bob').locator('.line.pending')).toHaveCount(0);
+
+  const bob = await (await browser.newContext()).newPage();
+  await signInInUi(bob, server.url, 'bob', 'bob-password');
+  await waitOnline(bob);
+  await bob.getByRole('button', { name: /^alice/ }).click();
+  const history = conversation(bob, 'alice').getByRole('log', { name: 'Messages' });
+  await expect(history.getByText('Message number 45', { exact: true })).toBeVisible();
+  // A window opens with the newest 30; the first 15 are not there yet.
+  await expect(history.locator('.line .body')).toHaveCount(30);
+  await expect(history.getByText('Message number 1', { exact: true })).toHaveCount(0);
+
+  const older = bob.waitForResponse((r) => /\/api\/conversations\/\d+\/messages\?before=16&/.test(r.url()));
+  await history.evaluate((el) => el.scrollTo(0, 0));
+  expect((await older).status()).toBe(200);
+  await expect(history.getByText('Message number 1', { exact: true })).toBeVisible();
+  await expect(history.locator('.line .body')).toHaveCount(45);
+  await expect(history.getByText('This is the start of the conversation.')).toBeVisible();
+});
+
+test('two users join a public room from the list and talk there', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  for (const page of [alice, bob]) {
+    const joined = page.waitForResponse((r) => /\/api\/rooms\/\d+\/join$/.test(r.url()));
+    await page.getByRole('button', { name: /^Lobby/ }).click();
+    expect((await joined).status()).toBe(200);
+    await expect(conversation(page, 'Lobby')).toBeVisible();
+  }
+  await say(alice, 'Lobby', 'Anyone here for the quiz?');
+  await expect(conversation(bob, 'Lobby').getByText('Anyone here for the quiz?')).toBeVisible();
+  await say(bob, 'Lobby', 'Count me in');
+  await expect(conversation(alice, 'Lobby').getByText('Count me in')).toBeVisible();
+});
