@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the same scenarios against Messenger and the peer servers of benches/peers (Node +
 # ws 8, Node + socket.io 4, Bun pub/sub), REPEATS times (default 3), rotating the order each
-# time, and saves every line to target/bench-peers-results.txt.
+# time, saves every line to target/bench-peers-results.txt and prints the side-by-side table
+# (median and range over the repeats; scripts/bench-table.py).
 #   usage: scripts/bench-peers.sh [REPEATS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +33,5 @@ for ((r = 0; r < repeats; r++)); do
   done
 done
 echo "results in $out"
+echo "==> the table of docs/BENCHMARKS.md (scripts/bench-table.py)"
+python3 scripts/bench-table.py "$out"
