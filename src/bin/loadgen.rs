@@ -320,7 +320,7 @@ async fn open_ws(req: tokio_tungstenite::tungstenite::handshake::client::Request
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     // tungstenite 0.26 zero-fills its whole read buffer before every read (128 KiB by
-    // default): that memset was a third of this tool's CPU in the rooms scenario. Frames
+    // default): that memset was nearly half of this tool's CPU in the rooms scenario. Frames
     // here are ~200 bytes; 8 KiB still takes a burst of them in a few reads.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER);
