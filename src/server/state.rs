@@ -1,4 +1,4 @@
-//! The state every handler and server function shares.
+//! The state every handler and WebSocket connection shares.
 
 use super::{config::Config, hub::Hub, presence::PresenceHub, store::Store, writer::Writer};
 use crate::protocol::NUDGE_EVERY;
