@@ -18,7 +18,7 @@ use super::{
 use crate::app::{shell, App};
 use anyhow::Context;
 use axum::{middleware, routing::get, serve::ListenerExt, Router};
-use leptos::{config::LeptosOptions, prelude::provide_context};
+use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
@@ -140,7 +140,6 @@ impl Application {
 
     pub fn router(state: &AppState) -> Router {
         let routes = generate_route_list(App);
-        let ctx = state.clone();
         let options = state.leptos_options.clone();
         // The bundle as the build left it, compressed once at build time when it can be
         // (scripts/precompress.mjs); the compression layer skips what is already compressed.
@@ -152,12 +151,7 @@ impl Application {
             .nest_service("/pkg", pkg)
             .merge(api::router())
             .merge(contacts::router())
-            .leptos_routes_with_context(
-                state,
-                routes,
-                move || provide_context(ctx.clone()),
-                move || shell(options.clone()),
-            )
+            .leptos_routes(state, routes, move || shell(options.clone()))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             // Picture uploads are the one large body; that router sets its own limit.
