@@ -43,8 +43,8 @@ pub struct Config {
     #[arg(long, env = "MESSENGER_SESSION_IDLE_SECONDS", hide = true)]
     pub session_idle_seconds: Option<u64>,
 
-    /// Capacity of each conversation's broadcast channel; a connection further behind than
-    /// this is told to resync.
+    /// Deliveries each connection's mailbox holds, over all its conversations; a connection
+    /// further behind than this is told to resync the conversations it missed messages of.
     #[arg(long, env = "MESSENGER_BROADCAST_CAPACITY", default_value_t = 1024)]
     pub broadcast_capacity: usize,
 

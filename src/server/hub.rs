@@ -1,16 +1,23 @@
-//! In-process fan-out: one bounded broadcast channel per active conversation, and a registry
-//! of each user's live connections for control messages (new conversation, session ended).
+//! In-process fan-out. Every connection has one [`Mailbox`]; the hub keeps, per active
+//! conversation, the mailboxes of the connections subscribed to it, and a registry of each
+//! user's connections for control messages (new conversation, session ended).
 //!
-//! The maps sit behind a std `Mutex` that is never held across an `.await`.
+//! Publishing a message puts the one serialised frame (shared, not copied) into each
+//! subscriber's mailbox and wakes a connection only when its mailbox was empty: a connection
+//! that is still busy writing finds the new frames when it next looks, and takes everything
+//! waiting in one go (one wake-up and one socket write for many frames under load).
+//!
+//! The maps sit behind a std `Mutex` that is never held across an `.await`; publishing takes
+//! it only to copy out the conversation's subscriber list (an `Arc`, copied on write).
 
 use crate::protocol::ConversationSummary;
 use axum::extract::ws::Utf8Bytes;
-use futures::channel::mpsc;
+use futures::task::AtomicWaker;
 use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
 };
-use tokio::sync::broadcast;
 
 /// A committed message, serialised once for every recipient; or, with `seq` 0
 /// ([`EPHEMERAL`]), a frame that is passed on to live members only and never stored
@@ -29,8 +36,7 @@ pub const EPHEMERAL: i64 = 0;
 #[derive(Debug, Clone)]
 pub enum Control {
     /// The user is now a member of this conversation: subscribe and tell the client.
-    /// Boxed: the control queue preallocates a block of 32 slots per connection, so its
-    /// element stays small (24 bytes instead of ~80).
+    /// Boxed: it is rare and large, and it would set the size of every queued item.
     Added(Box<ConversationSummary>),
     /// The user left this conversation: unsubscribe and tell the client.
     Removed(i64),
@@ -40,21 +46,179 @@ pub enum Control {
     Close { code: u16, reason: &'static str },
 }
 
-/// Capacity of each connection's control queue; control messages are rare. The queue is
-/// futures' channel, which allocates per message: tokio's preallocates a block of 32 slots
-/// and pads its state to cache lines, ~1.3 KiB kept by every idle connection.
+/// Control messages a connection may have waiting; they are rare. A connection that lets
+/// this many pile up is not reading at all: its mailbox is closed and it reconnects.
 const CONTROL_CAPACITY: usize = 32;
+
+/// What a connection takes out of its mailbox.
+#[derive(Debug)]
+pub enum Mail {
+    /// A control message (these go before deliveries).
+    Control(Control),
+    /// Deliveries in the order they were published, `(conversation, delivery)`; and the
+    /// conversations for which at least one delivery was dropped because the mailbox was
+    /// full (the connection fell behind there and must tell its client to resync).
+    Deliveries {
+        items: Vec<(i64, Delivery)>,
+        lagged: Vec<i64>,
+    },
+    /// The hub closed the mailbox (its control queue overflowed): the connection ends, and
+    /// its client reconnects to a `hello` that has everything it missed.
+    Closed,
+}
+
+#[derive(Default)]
+struct Slots {
+    controls: VecDeque<Control>,
+    items: VecDeque<(i64, Delivery)>,
+    /// Conversations with a dropped delivery since the connection last looked.
+    lagged: Vec<i64>,
+    closed: bool,
+}
+
+impl Slots {
+    fn is_empty(&self) -> bool {
+        self.controls.is_empty() && self.items.is_empty() && self.lagged.is_empty()
+    }
+}
+
+/// One connection's queue of everything the hub sends it. Kept small: every idle
+/// connection has one, and its queues allocate only once something arrives.
+pub struct Mailbox {
+    slots: Mutex<Slots>,
+    waker: AtomicWaker,
+    /// Deliveries held at most; beyond it they are dropped and the conversation is marked
+    /// as lagged (the client resyncs from the store, so nothing is lost).
+    capacity: usize,
+}
+
+impl Mailbox {
+    fn new(capacity: usize) -> Self {
+        Self {
+            slots: Mutex::new(Slots::default()),
+            waker: AtomicWaker::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding the lock leaves plain queues behind, still consistent.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues deliveries of one conversation, in order; wakes the connection (once) if
+    /// nothing was waiting before.
+    fn deliver(&self, conv: i64, deliveries: &[Delivery]) {
+        let wake = {
+            let mut slots = self.lock();
+            if slots.closed {
+                return;
+            }
+            let was_empty = slots.is_empty();
+            for d in deliveries {
+                if slots.items.len() >= self.capacity {
+                    if !slots.lagged.contains(&conv) {
+                        slots.lagged.push(conv);
+                    }
+                    break;
+                }
+                slots.items.push_back((conv, d.clone()));
+            }
+            was_empty
+        };
+        if wake {
+            self.waker.wake();
+        }
+    }
+
+    /// Queues a control message. If the connection already has [`CONTROL_CAPACITY`] of
+    /// them waiting, closes the mailbox instead (what is queued is still handed over, then
+    /// [`Mail::Closed`]) and returns false; a closed mailbox ignores the message.
+    fn control(&self, control: Control) -> bool {
+        let accepted = {
+            let mut slots = self.lock();
+            if slots.closed {
+                return true;
+            }
+            if slots.controls.len() >= CONTROL_CAPACITY {
+                slots.closed = true;
+                false
+            } else {
+                slots.controls.push_back(control);
+                true
+            }
+        };
+        self.waker.wake();
+        accepted
+    }
+
+    /// Takes what is waiting, without waiting: a control message first, else up to `max`
+    /// deliveries (and the conversations that lagged).
+    pub fn try_recv(&self, max: usize) -> Option<Mail> {
+        let mut slots = self.lock();
+        if let Some(c) = slots.controls.pop_front() {
+            return Some(Mail::Control(c));
+        }
+        if slots.closed {
+            return Some(Mail::Closed);
+        }
+        Self::take_deliveries(&mut slots, max)
+    }
+
+    /// Like [`Mailbox::try_recv`], but only deliveries: `None` while a control message waits
+    /// (the connection's loop takes those first).
+    pub fn try_deliveries(&self, max: usize) -> Option<Mail> {
+        let mut slots = self.lock();
+        if !slots.controls.is_empty() || slots.closed {
+            return None;
+        }
+        Self::take_deliveries(&mut slots, max)
+    }
+
+    fn take_deliveries(slots: &mut Slots, max: usize) -> Option<Mail> {
+        if slots.items.is_empty() && slots.lagged.is_empty() {
+            // A burst's queue would otherwise stay allocated on an idle connection.
+            if slots.items.capacity() > 64 {
+                slots.items = VecDeque::new();
+            }
+            return None;
+        }
+        let n = slots.items.len().min(max.max(1));
+        let items: Vec<_> = slots.items.drain(..n).collect();
+        let lagged = std::mem::take(&mut slots.lagged);
+        Some(Mail::Deliveries { items, lagged })
+    }
+
+    /// Waits for mail: [`Mailbox::try_recv`], or registers the task to be woken.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, max: usize) -> Poll<Mail> {
+        if let Some(mail) = self.try_recv(max) {
+            return Poll::Ready(mail);
+        }
+        self.waker.register(cx.waker());
+        // Anything queued between the look above and the registration is seen here.
+        match self.try_recv(max) {
+            Some(mail) => Poll::Ready(mail),
+            None => Poll::Pending,
+        }
+    }
+}
 
 struct Conn {
     id: u64,
     session_id: i64,
-    tx: mpsc::Sender<Control>,
+    mailbox: Arc<Mailbox>,
 }
+
+/// A conversation's subscribers. Copied on write: publishing clones the `Arc` under the lock
+/// and fills the mailboxes after releasing it.
+type Subscribers = Arc<Vec<(u64, Arc<Mailbox>)>>;
 
 #[derive(Default)]
 struct Inner {
-    /// Conversation id to its channel; removed when its last receiver goes.
-    convs: HashMap<i64, broadcast::Sender<Delivery>>,
+    /// Conversation id to its subscribers; removed when the last one goes.
+    convs: HashMap<i64, Subscribers>,
     /// User id to that user's open connections (one per tab or client).
     users: HashMap<i64, Vec<Conn>>,
     next_conn: u64,
@@ -66,7 +230,7 @@ struct Inner {
 /// The fan-out hub. Cheap to share behind an `Arc`.
 pub struct Hub {
     inner: Mutex<Inner>,
-    /// Messages a conversation's channel buffers for its slowest receiver.
+    /// Deliveries a connection's mailbox holds before it is considered behind.
     capacity: usize,
 }
 
@@ -85,59 +249,88 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Receives every message of `conv` published from now on.
-    pub fn subscribe(&self, conv: i64) -> broadcast::Receiver<Delivery> {
-        let capacity = self.capacity;
-        self.lock()
-            .convs
-            .entry(conv)
-            .or_insert_with(|| broadcast::channel(capacity).0)
-            .subscribe()
+    /// Delivers every message of `conv` published from now on to connection `conn`'s
+    /// mailbox (once, however often it is called).
+    pub fn subscribe(&self, conv: i64, conn: u64, mailbox: &Arc<Mailbox>) {
+        let mut inner = self.lock();
+        let subs = Arc::make_mut(inner.convs.entry(conv).or_default());
+        if !subs.iter().any(|(id, _)| *id == conn) {
+            subs.push((conn, Arc::clone(mailbox)));
+        }
     }
 
-    /// Sends to every subscriber of `conv`; with none, forgets the channel.
-    pub fn publish(&self, conv: i64, delivery: Delivery) {
+    /// Stops delivering `conv` to connection `conn`; forgets the conversation when nobody
+    /// is left.
+    pub fn unsubscribe(&self, conv: i64, conn: u64) {
         let mut inner = self.lock();
-        if let Some(tx) = inner.convs.get(&conv) {
-            if tx.send(delivery).is_err() {
+        if let Some(subs) = inner.convs.get_mut(&conv) {
+            if subs.iter().any(|(id, _)| *id == conn) {
+                Arc::make_mut(subs).retain(|(id, _)| *id != conn);
+            }
+            if subs.is_empty() {
                 inner.convs.remove(&conv);
             }
         }
     }
 
-    /// Forgets `conv`'s channel if nobody listens any more (called as connections close).
-    pub fn release(&self, conv: i64) {
-        let mut inner = self.lock();
-        if inner
-            .convs
-            .get(&conv)
-            .is_some_and(|tx| tx.receiver_count() == 0)
-        {
-            inner.convs.remove(&conv);
+    /// Puts `delivery` into the mailbox of every subscriber of `conv`.
+    pub fn publish(&self, conv: i64, delivery: Delivery) {
+        let Some(subs) = self.lock().convs.get(&conv).cloned() else {
+            return;
+        };
+        for (_, mailbox) in subs.iter() {
+            mailbox.deliver(conv, std::slice::from_ref(&delivery));
         }
     }
 
-    /// Number of conversations with a live channel (for tests and metrics).
+    /// Publishes many deliveries (a group commit's messages): each conversation's, in
+    /// order, go into each subscriber's mailbox under one lock and with at most one
+    /// wake-up, so a connection gets them in one batch and writes them with one flush.
+    /// Order is kept within a conversation, not across conversations.
+    pub fn publish_all(&self, mut deliveries: Vec<(i64, Delivery)>) {
+        // A stable sort: each conversation's deliveries keep their order.
+        deliveries.sort_by_key(|(conv, _)| *conv);
+        let mut groups: Vec<(i64, Vec<Delivery>)> = Vec::new();
+        for (conv, d) in deliveries {
+            match groups.last_mut() {
+                Some((last, group)) if *last == conv => group.push(d),
+                _ => groups.push((conv, vec![d])),
+            }
+        }
+        let subs: Vec<Option<Subscribers>> = {
+            let inner = self.lock();
+            groups
+                .iter()
+                .map(|(conv, _)| inner.convs.get(conv).cloned())
+                .collect()
+        };
+        for ((conv, group), subs) in groups.iter().zip(subs) {
+            for (_, mailbox) in subs.iter().flat_map(|s| s.iter()) {
+                mailbox.deliver(*conv, group);
+            }
+        }
+    }
+
+    /// Number of conversations with subscribers (for tests and metrics).
     pub fn active_channels(&self) -> usize {
         self.lock().convs.len()
     }
 
-    /// Registers a connection of `user` under `session_id`; returns its id and control queue.
-    pub fn register(&self, user: i64, session_id: i64) -> (u64, mpsc::Receiver<Control>) {
-        // The channel holds `buffer` plus one message per sender; the hub is the one sender.
-        let (mut tx, rx) = mpsc::channel(CONTROL_CAPACITY - 1);
+    /// Registers a connection of `user` under `session_id`; returns its id and mailbox.
+    pub fn register(&self, user: i64, session_id: i64) -> (u64, Arc<Mailbox>) {
+        let mailbox = Arc::new(Mailbox::new(self.capacity));
         let mut inner = self.lock();
         if let Some((code, reason)) = inner.closing {
-            let _ = tx.try_send(Control::Close { code, reason });
+            mailbox.control(Control::Close { code, reason });
         }
         inner.next_conn += 1;
         let id = inner.next_conn;
-        inner
-            .users
-            .entry(user)
-            .or_default()
-            .push(Conn { id, session_id, tx });
-        (id, rx)
+        inner.users.entry(user).or_default().push(Conn {
+            id,
+            session_id,
+            mailbox: Arc::clone(&mailbox),
+        });
+        (id, mailbox)
     }
 
     pub fn unregister(&self, user: i64, conn: u64) {
@@ -155,8 +348,8 @@ impl Hub {
         self.lock().users.get(&user).map_or(0, Vec::len)
     }
 
-    /// Sends a control message to every connection of `user`. A connection whose control
-    /// queue is full is not keeping up at all: its queue is closed, which ends the
+    /// Sends a control message to every connection of `user`. A connection with a full
+    /// control queue is not keeping up at all: its mailbox is closed, which ends the
     /// connection with [`crate::protocol::close::FELL_BEHIND`], and the client reconnects
     /// to a `hello` that has everything it missed. Nothing is dropped silently.
     pub fn notify_user(&self, user: i64, control: Control) {
@@ -174,39 +367,26 @@ impl Hub {
     }
 
     /// Tells every connection, present and future, to close (shutdown). A connection whose
-    /// queue is full has its queue closed instead: it ends with
+    /// queue is full has its mailbox closed instead: it ends with
     /// [`crate::protocol::close::FELL_BEHIND`], and its client reconnects as it would after
     /// `GOING_AWAY`.
     pub fn close_all(&self, code: u16, reason: &'static str) {
         let mut inner = self.lock();
         inner.closing = Some((code, reason));
-        for conn in inner.users.values_mut().flatten() {
-            if conn.tx.try_send(Control::Close { code, reason }).is_err() {
-                conn.tx.close_channel();
-            }
+        for conn in inner.users.values().flatten() {
+            conn.mailbox.control(Control::Close { code, reason });
         }
     }
 
     fn send_where(&self, user: i64, pick: impl Fn(&Conn) -> bool, control: Control) {
-        let mut inner = self.lock();
-        for conn in inner
-            .users
-            .get_mut(&user)
-            .into_iter()
-            .flatten()
-            .filter(|c| pick(c))
-        {
-            if conn
-                .tx
-                .try_send(control.clone())
-                .is_err_and(|e| e.is_full())
-            {
+        let inner = self.lock();
+        for conn in inner.users.get(&user).into_iter().flatten() {
+            if pick(conn) && !conn.mailbox.control(control.clone()) {
                 tracing::warn!(
                     user,
                     conn = conn.id,
                     "control queue full; closing the connection so that it reconnects"
                 );
-                conn.tx.close_channel();
             }
         }
     }
@@ -215,7 +395,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::channel::mpsc::TryRecvError;
 
     fn delivery(seq: i64) -> Delivery {
         Delivery {
@@ -224,90 +403,187 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_channel_is_forgotten_once_its_last_receiver_is_gone() {
+    fn deliveries(mail: Option<Mail>) -> (Vec<(i64, i64)>, Vec<i64>) {
+        match mail {
+            Some(Mail::Deliveries { items, lagged }) => {
+                (items.into_iter().map(|(c, d)| (c, d.seq)).collect(), lagged)
+            }
+            other => panic!("expected deliveries, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_conversation_is_forgotten_once_its_last_subscriber_is_gone() {
         let hub = Hub::new(4);
-        let rx = hub.subscribe(7);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(7, id, &mailbox);
+        hub.subscribe(7, id, &mailbox);
         assert_eq!(hub.active_channels(), 1);
-        drop(rx);
-        hub.release(7);
+        hub.publish(7, delivery(1));
+        assert_eq!(
+            deliveries(mailbox.try_recv(16)).0,
+            vec![(7, 1)],
+            "subscribing twice delivers once"
+        );
+        hub.unsubscribe(7, id);
         assert_eq!(hub.active_channels(), 0);
         // Publishing to a conversation nobody listens to keeps nothing around.
         hub.publish(8, delivery(1));
         assert_eq!(hub.active_channels(), 0);
+        assert!(mailbox.try_recv(16).is_none());
     }
 
-    #[tokio::test]
-    async fn a_receiver_further_behind_than_the_capacity_learns_it_lagged() {
+    #[test]
+    fn deliveries_come_out_in_order_in_batches_of_at_most_max() {
+        let hub = Hub::new(100);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(1, id, &mailbox);
+        hub.subscribe(2, id, &mailbox);
+        for seq in 1..=5 {
+            hub.publish(1 + seq % 2, delivery(seq));
+        }
+        assert_eq!(
+            deliveries(mailbox.try_recv(3)).0,
+            vec![(2, 1), (1, 2), (2, 3)]
+        );
+        assert_eq!(deliveries(mailbox.try_recv(3)).0, vec![(1, 4), (2, 5)]);
+        assert!(mailbox.try_recv(3).is_none());
+    }
+
+    #[test]
+    fn a_batch_reaches_each_subscriber_in_order_per_conversation() {
+        let hub = Hub::new(100);
+        let (a, a_box) = hub.register(1, 100);
+        let (b, b_box) = hub.register(2, 200);
+        hub.subscribe(1, a, &a_box);
+        hub.subscribe(2, a, &a_box);
+        hub.subscribe(2, b, &b_box);
+        hub.publish_all(vec![
+            (2, delivery(1)),
+            (1, delivery(1)),
+            (2, delivery(2)),
+            (9, delivery(1)),
+            (1, delivery(2)),
+        ]);
+        assert_eq!(
+            deliveries(a_box.try_recv(16)).0,
+            vec![(1, 1), (1, 2), (2, 1), (2, 2)]
+        );
+        assert_eq!(deliveries(b_box.try_recv(16)).0, vec![(2, 1), (2, 2)]);
+        assert!(a_box.try_recv(16).is_none() && b_box.try_recv(16).is_none());
+    }
+
+    #[test]
+    fn a_full_mailbox_drops_deliveries_and_says_which_conversations_lagged() {
         let hub = Hub::new(2);
-        let mut rx = hub.subscribe(1);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(1, id, &mailbox);
+        hub.subscribe(2, id, &mailbox);
         for seq in 1..=5 {
             hub.publish(1, delivery(seq));
         }
-        assert!(matches!(
-            rx.recv().await,
-            Err(broadcast::error::RecvError::Lagged(3))
-        ));
-        assert_eq!(rx.recv().await.unwrap().seq, 4);
-    }
-
-    #[tokio::test]
-    async fn ending_a_session_closes_only_that_sessions_connections() {
-        let hub = Hub::new(2);
-        let (_a, mut rx_a) = hub.register(1, 100);
-        let (_b, mut rx_b) = hub.register(1, 200);
-        hub.end_session(1, 100, 4001, "signed out");
-        assert!(matches!(
-            rx_a.try_recv(),
-            Ok(Control::Close { code: 4001, .. })
-        ));
-        assert!(
-            matches!(rx_b.try_recv(), Err(TryRecvError::Empty)),
-            "nothing queued for the other session, and its queue still open"
+        hub.publish(2, delivery(1));
+        let (items, lagged) = deliveries(mailbox.try_recv(16));
+        assert_eq!(items, vec![(1, 1), (1, 2)], "the first ones are kept");
+        assert_eq!(lagged, vec![1, 2], "each lagged conversation once");
+        hub.publish(1, delivery(6));
+        assert_eq!(
+            deliveries(mailbox.try_recv(16)),
+            (vec![(1, 6)], vec![]),
+            "room again once read"
         );
     }
 
     #[tokio::test]
-    async fn closing_all_reaches_open_connections_full_queues_and_later_ones() {
+    async fn a_waiting_connection_is_woken_by_a_publish() {
+        let hub = Arc::new(Hub::new(8));
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(3, id, &mailbox);
+        let waiting = tokio::spawn({
+            let mailbox = Arc::clone(&mailbox);
+            async move { std::future::poll_fn(|cx| mailbox.poll_recv(cx, 16)).await }
+        });
+        tokio::task::yield_now().await;
+        hub.publish(3, delivery(9));
+        let mail = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(deliveries(Some(mail)).0, vec![(3, 9)]);
+    }
+
+    #[test]
+    fn control_messages_go_before_deliveries() {
+        let hub = Hub::new(8);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(3, id, &mailbox);
+        hub.publish(3, delivery(1));
+        hub.notify_user(1, Control::Removed(3));
+        assert!(matches!(
+            mailbox.try_recv(16),
+            Some(Mail::Control(Control::Removed(3)))
+        ));
+        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(3, 1)]);
+    }
+
+    #[test]
+    fn ending_a_session_closes_only_that_sessions_connections() {
         let hub = Hub::new(2);
-        let (_a, mut open) = hub.register(1, 100);
-        let (_b, mut full) = hub.register(2, 200);
+        let (_a, a) = hub.register(1, 100);
+        let (_b, b) = hub.register(1, 200);
+        hub.end_session(1, 100, 4001, "signed out");
+        assert!(matches!(
+            a.try_recv(16),
+            Some(Mail::Control(Control::Close { code: 4001, .. }))
+        ));
+        assert!(b.try_recv(16).is_none(), "nothing for the other session");
+    }
+
+    #[test]
+    fn closing_all_reaches_open_connections_full_queues_and_later_ones() {
+        let hub = Hub::new(2);
+        let (_a, open) = hub.register(1, 100);
+        let (_b, full) = hub.register(2, 200);
         for n in 0..CONTROL_CAPACITY {
             hub.notify_user(2, Control::Removed(n as i64));
         }
         hub.close_all(1001, "server restarting");
         assert!(matches!(
-            open.try_recv(),
-            Ok(Control::Close { code: 1001, .. })
+            open.try_recv(16),
+            Some(Mail::Control(Control::Close { code: 1001, .. }))
         ));
         // The full queue still hands over what it held, then ends.
         for _ in 0..CONTROL_CAPACITY {
-            assert!(matches!(full.try_recv(), Ok(Control::Removed(_))));
+            assert!(matches!(
+                full.try_recv(16),
+                Some(Mail::Control(Control::Removed(_)))
+            ));
         }
-        assert!(
-            matches!(full.try_recv(), Err(TryRecvError::Closed)),
-            "the queue was closed"
-        );
-        let (_c, mut late) = hub.register(3, 300);
+        assert!(matches!(full.try_recv(16), Some(Mail::Closed)));
+        let (_c, late) = hub.register(3, 300);
         assert!(matches!(
-            late.try_recv(),
-            Ok(Control::Close { code: 1001, .. })
+            late.try_recv(16),
+            Some(Mail::Control(Control::Close { code: 1001, .. }))
         ));
     }
 
-    #[tokio::test]
-    async fn a_full_control_queue_hands_over_what_it_holds_then_ends_the_connection() {
+    #[test]
+    fn a_full_control_queue_hands_over_what_it_holds_then_ends_the_connection() {
         let hub = Hub::new(2);
-        let (_a, mut rx) = hub.register(1, 100);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(5, id, &mailbox);
         for n in 0..CONTROL_CAPACITY + 5 {
             hub.notify_user(1, Control::Removed(n as i64));
         }
+        hub.publish(5, delivery(1));
         for n in 0..CONTROL_CAPACITY {
-            assert!(matches!(rx.try_recv(), Ok(Control::Removed(c)) if c == n as i64));
+            assert!(
+                matches!(mailbox.try_recv(16), Some(Mail::Control(Control::Removed(c))) if c == n as i64)
+            );
         }
         assert!(
-            matches!(rx.try_recv(), Err(TryRecvError::Closed)),
-            "the queue was closed: the connection ends and its client reconnects"
+            matches!(mailbox.try_recv(16), Some(Mail::Closed)),
+            "the mailbox was closed: the connection ends and its client reconnects"
         );
     }
 }

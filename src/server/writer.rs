@@ -182,6 +182,10 @@ async fn run(
                 each
             }
         };
+        // Every new message is published before any acknowledgement leaves, all at once so
+        // that each connection gets the commit's messages in one batch.
+        let mut published = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             let ack = match outcome {
                 Ok(Outcome::New(view)) => {
@@ -194,7 +198,7 @@ async fn run(
                     if let Some(o) = &observer {
                         observe(o, &view);
                     }
-                    publish(&hub, view);
+                    published.extend(delivery(view));
                     Ok(ack)
                 }
                 Ok(Outcome::Duplicate(ack)) => Ok(ack),
@@ -203,8 +207,12 @@ async fn run(
                     Err(WriteFailed)
                 }
             };
+            replies.push((job.reply, ack));
+        }
+        hub.publish_all(published);
+        for (reply, ack) in replies {
             // The sender may have gone; the message is stored all the same.
-            let _ = job.reply.send(ack);
+            let _ = reply.send(ack);
         }
     }
     tracing::info!("message writer stopped");
@@ -237,18 +245,22 @@ fn observe((queue, wants): &Observer, view: &MessageView) {
     }
 }
 
-fn publish(hub: &Hub, view: MessageView) {
+/// The `msg` frame of a committed message, serialised once for every recipient.
+fn delivery(view: MessageView) -> Option<(i64, Delivery)> {
     let conv = view.conv;
     let seq = view.seq;
     match serde_json::to_string(&ServerFrame::Msg(view)) {
-        Ok(text) => hub.publish(
+        Ok(text) => Some((
             conv,
             Delivery {
                 seq,
                 frame: text.into(),
             },
-        ),
-        Err(e) => tracing::error!(error = %e, "serialising a message frame"),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "serialising a message frame");
+            None
+        }
     }
 }
 

@@ -1,18 +1,18 @@
 //! `/ws`: the upgrade handler checks Origin and session; then one task per connection runs a
-//! single `select!` loop over the socket, the conversations' broadcast channels, pending
-//! acknowledgements, control messages (shutdown among them) and one timer for both the
-//! heartbeat and the session deadline. That task is most of what an idle connection costs;
+//! single `select!` loop over the socket, its mailbox in the hub (deliveries of every
+//! conversation, and control messages, shutdown among them), pending acknowledgements and
+//! one timer for both the heartbeat and the session deadline. That task is most of what an idle connection costs;
 //! see `run` and `serve` for how it is kept small.
 //!
 //! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
 //! are not sent before it), then `Live` (gap-free, in order; a gap is filled from the store),
-//! or `Paused` after it fell behind the broadcast channel (the client is told to resync).
+//! or `Paused` after it fell behind (its mailbox overflowed; the client is told to resync).
 
 use super::{
     auth::{self, TokenSource},
     contacts,
     error::AppError,
-    hub::{Control, Delivery, EPHEMERAL},
+    hub::{Control, Delivery, Mail, Mailbox, EPHEMERAL},
     state::AppState,
     store::{self, now_ms, SessionRow},
     writer::{Ack, Content, NewMessage, WriteFailed},
@@ -32,13 +32,10 @@ use axum::{
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, SinkExt, StreamExt};
 use std::{
     collections::{hash_map::Entry, HashMap},
+    sync::Arc,
     time::Duration,
 };
 use tokio::time::Instant;
-use tokio_stream::{
-    wrappers::{errors::BroadcastStreamRecvError, BroadcastStream},
-    StreamMap,
-};
 
 /// Messages read from the store per page while replaying a `sync`.
 const REPLAY_PAGE: u32 = 256;
@@ -101,11 +98,11 @@ fn connection(
     state: AppState,
     session: SessionRow,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let (id, control) = state.hub.register(session.user.id, session.id);
+    let (id, mailbox) = state.hub.register(session.user.id, session.id);
     let conn = Conn {
         id,
         joined: HashMap::new(),
-        subs: StreamMap::new(),
+        mailbox,
         pending: Pending::default(),
         tokens: state.cfg.send_rate_per_second as f64,
         refilled: Instant::now(),
@@ -113,7 +110,7 @@ fn connection(
         session,
         state,
     };
-    run(conn, socket, control)
+    run(conn, socket)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +134,8 @@ struct Conn {
     /// The conversations this user belongs to: one map for everything kept per
     /// conversation (each map is 48 bytes of every connection, and an allocation once used).
     joined: HashMap<i64, Joined>,
-    subs: StreamMap<i64, BroadcastStream<Delivery>>,
+    /// Where the hub puts this connection's deliveries and control messages.
+    mailbox: Arc<Mailbox>,
     /// Sends submitted to the writer, waiting for their commit.
     pending: Pending,
     /// Token bucket for sends: tokens left and when it was last refilled.
@@ -199,18 +197,15 @@ struct Closing(u16, &'static str);
 fn run(
     mut conn: Conn,
     mut socket: Socket,
-    mut control: futures::channel::mpsc::Receiver<Control>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
         conn.state.live_sockets.send_modify(|n| *n += 1);
-        let result = serve(&mut conn, &mut socket, &mut control).await;
+        let result = serve(&mut conn, &mut socket).await;
 
         conn.state.hub.unregister(conn.me().id, conn.id);
         conn.state.presence.disconnect(conn.me().id, conn.id);
-        let convs: Vec<i64> = conn.subs.keys().copied().collect();
-        conn.subs = StreamMap::new();
-        for c in convs {
-            conn.state.hub.release(c);
+        for c in conn.joined.keys() {
+            conn.state.hub.unsubscribe(*c, conn.id);
         }
         let (code, reason) = match result {
             Ok(Some(Closing(code, reason))) => (code, reason),
@@ -231,11 +226,7 @@ fn run(
 /// The connection's loop. Everything but the loop's own state is boxed while it runs
 /// (`hello`, each delivery, each client frame), and no value is kept across an `.await`
 /// that the loop does not need: the largest suspended state sets every connection's size.
-async fn serve(
-    conn: &mut Conn,
-    socket: &mut Socket,
-    control: &mut futures::channel::mpsc::Receiver<Control>,
-) -> anyhow::Result<Option<Closing>> {
+async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Closing>> {
     let hello = Box::pin(greet(conn)).await?;
     Box::pin(socket.send(hello)).await?;
 
@@ -252,22 +243,36 @@ async fn serve(
         let reading = conn.pending.len() < MAX_IN_FLIGHT;
         tokio::select! {
             biased;
-            // Shutdown comes this way too (`Hub::close_all`). The hub closes the queue of a
-            // connection that let it fill up: it ends, and its client reconnects.
-            ctl = control.next() => match ctl {
-                None => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
-                Some(Control::Added(summary)) => {
+            // Control messages come first out of the mailbox; shutdown comes this way too
+            // (`Hub::close_all`). The hub closes the mailbox of a connection that let its
+            // control queue fill up: it ends, and its client reconnects. The timer is polled
+            // after it, only when the mailbox is empty (a tokio timer's poll is not free, and
+            // this loop turns once per batch of deliveries): a mailbox never empty for a
+            // heartbeat's time is a connection that has fallen behind, and once paused it
+            // empties its mailbox quickly.
+            mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX)) => match mail {
+                Mail::Closed => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
+                Mail::Control(Control::Added(summary)) => {
                     conn.subscribe(&summary);
                     let added = frame(&ServerFrame::ConvAdded { conversation: *summary });
                     Box::pin(socket.send(added)).await?;
                 }
-                Some(Control::Removed(conv)) => {
+                Mail::Control(Control::Removed(conv)) => {
                     conn.unsubscribe(conv);
                     let removed = frame(&ServerFrame::ConvRemoved { conv });
                     Box::pin(socket.send(removed)).await?;
                 }
-                Some(Control::Frame(text)) => Box::pin(socket.send(Message::Text(*text))).await?,
-                Some(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
+                Mail::Control(Control::Frame(text)) => Box::pin(socket.send(Message::Text(*text))).await?,
+                Mail::Control(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
+                // The per-delivery path is boxed: a task is as large as its largest
+                // suspended state, and this would otherwise set it for every idle
+                // connection. One allocation per batch costs little next to its write.
+                Mail::Deliveries { items, lagged } => {
+                    Box::pin(async {
+                        conn.deliver_all(&mut *socket, items, lagged).await?;
+                        conn.write_ready(&mut *socket).await
+                    }).await?;
+                }
             },
             _ = &mut timer => {
                 let now = Instant::now();
@@ -289,18 +294,9 @@ async fn serve(
                 }
                 timer.as_mut().reset(next_beat.min(session_deadline));
             }
-            // The per-delivery paths are boxed too: a task is as large as its largest
-            // suspended state, and these would otherwise set it for every idle connection.
-            // One allocation per wake-up costs little next to the socket write it leads to.
             Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
                 Box::pin(async {
                     socket.feed(ack_frame(done)).await?;
-                    conn.write_ready(&mut *socket).await
-                }).await?;
-            }
-            Some((conv, item)) = conn.subs.next(), if !conn.subs.is_empty() => {
-                Box::pin(async {
-                    conn.deliver(&mut *socket, conv, item).await?;
                     conn.write_ready(&mut *socket).await
                 }).await?;
             }
@@ -429,16 +425,14 @@ impl Conn {
                     floor: c.visible_after.max(0),
                     typing_sent: None,
                 });
-                self.subs
-                    .insert(c.id, BroadcastStream::new(self.state.hub.subscribe(c.id)));
+                self.state.hub.subscribe(c.id, self.id, &self.mailbox);
             }
         }
     }
 
     fn unsubscribe(&mut self, conv: i64) {
-        self.joined.remove(&conv);
-        if self.subs.remove(&conv).is_some() {
-            self.state.hub.release(conv);
+        if self.joined.remove(&conv).is_some() {
+            self.state.hub.unsubscribe(conv, self.id);
         }
     }
 
@@ -692,18 +686,36 @@ impl Conn {
         }
     }
 
-    async fn deliver(
+    /// Feeds a batch from the mailbox to the socket (not flushed), then pauses each
+    /// conversation that lagged.
+    async fn deliver_all(
         &mut self,
         socket: &mut Socket,
-        conv: i64,
-        item: Result<Delivery, BroadcastStreamRecvError>,
+        items: Vec<(i64, Delivery)>,
+        lagged: Vec<i64>,
     ) -> anyhow::Result<()> {
-        let cursor = self.cursor(conv);
-        match (cursor, item) {
-            (Cursor::Live { .. }, Ok(d)) if d.seq == EPHEMERAL => {
+        for (conv, d) in items {
+            self.deliver(socket, conv, d).await?;
+        }
+        for conv in lagged {
+            if let Cursor::Live { last_sent } = self.cursor(conv) {
+                tracing::debug!(
+                    user = self.me().id,
+                    conv,
+                    "connection lagged; asking for resync"
+                );
+                self.pause(socket, conv, last_sent).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(&mut self, socket: &mut Socket, conv: i64, d: Delivery) -> anyhow::Result<()> {
+        match self.cursor(conv) {
+            Cursor::Live { .. } if d.seq == EPHEMERAL => {
                 socket.feed(Message::Text(d.frame)).await?;
             }
-            (Cursor::Live { last_sent }, Ok(d)) => {
+            Cursor::Live { last_sent } => {
                 if d.seq <= last_sent {
                     return Ok(()); // already sent by a replay
                 }
@@ -716,17 +728,8 @@ impl Conn {
                 socket.feed(Message::Text(d.frame)).await?;
                 self.set_cursor(conv, Cursor::Live { last_sent: d.seq });
             }
-            (Cursor::Live { last_sent }, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
-                tracing::debug!(
-                    user = self.me().id,
-                    conv,
-                    skipped,
-                    "connection lagged; asking for resync"
-                );
-                self.pause(socket, conv, last_sent).await?;
-            }
             // Not synced yet, or paused: the client will sync and get these from the store.
-            (Cursor::Unsynced | Cursor::Paused { .. }, _) => {}
+            Cursor::Unsynced | Cursor::Paused { .. } => {}
         }
         Ok(())
     }
@@ -751,10 +754,13 @@ impl Conn {
     /// fairness) to the frames queued on the socket, then writes them all with one flush:
     /// under load a connection gets many frames per system call instead of one.
     async fn write_ready(&mut self, socket: &mut Socket) -> anyhow::Result<()> {
-        for _ in 0..COALESCE_MAX {
-            if let Some(Some((conv, item))) = self.subs.next().now_or_never() {
-                self.deliver(socket, conv, item).await?;
+        let mut budget = COALESCE_MAX;
+        while budget > 0 {
+            if let Some(Mail::Deliveries { items, lagged }) = self.mailbox.try_deliveries(budget) {
+                budget = budget.saturating_sub(items.len().max(1));
+                self.deliver_all(socket, items, lagged).await?;
             } else if let Some(Some(done)) = self.pending.next().now_or_never() {
+                budget -= 1;
                 socket.feed(ack_frame(done)).await?;
             } else {
                 break;
