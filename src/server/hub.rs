@@ -67,6 +67,10 @@ pub enum Mail {
     Closed,
 }
 
+/// Deliveries taken from a mailbox, `(conversation, delivery)` in order, and the
+/// conversations that lagged (see [`Mail::Deliveries`]).
+pub type Batch = (Vec<(i64, Delivery)>, Vec<i64>);
+
 #[derive(Default)]
 struct Slots {
     controls: VecDeque<Control>,
@@ -108,23 +112,23 @@ impl Mailbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues deliveries of one conversation, in order; wakes the connection (once) if
-    /// nothing was waiting before.
-    fn deliver(&self, conv: i64, deliveries: &[Delivery]) {
+    /// Queues deliveries, in order; wakes the connection (once) if nothing was waiting
+    /// before.
+    fn deliver(&self, deliveries: &[(i64, Delivery)]) {
         let wake = {
             let mut slots = self.lock();
             if slots.closed {
                 return;
             }
             let was_empty = slots.is_empty();
-            for d in deliveries {
+            for (conv, d) in deliveries {
                 if slots.items.len() >= self.capacity {
-                    if !slots.lagged.contains(&conv) {
-                        slots.lagged.push(conv);
+                    if !slots.lagged.contains(conv) {
+                        slots.lagged.push(*conv);
                     }
-                    break;
+                } else {
+                    slots.items.push_back((*conv, d.clone()));
                 }
-                slots.items.push_back((conv, d.clone()));
             }
             was_empty
         };
@@ -165,11 +169,12 @@ impl Mailbox {
             return Some(Mail::Closed);
         }
         Self::take_deliveries(&mut slots, max)
+            .map(|(items, lagged)| Mail::Deliveries { items, lagged })
     }
 
-    /// Like [`Mailbox::try_recv`], but only deliveries: `None` while a control message waits
-    /// (the connection's loop takes those first).
-    pub fn try_deliveries(&self, max: usize) -> Option<Mail> {
+    /// Like [`Mailbox::try_recv`], but only deliveries (and the conversations that lagged):
+    /// `None` while a control message waits (the connection's loop takes those first).
+    pub fn try_deliveries(&self, max: usize) -> Option<Batch> {
         let mut slots = self.lock();
         if !slots.controls.is_empty() || slots.closed {
             return None;
@@ -177,7 +182,7 @@ impl Mailbox {
         Self::take_deliveries(&mut slots, max)
     }
 
-    fn take_deliveries(slots: &mut Slots, max: usize) -> Option<Mail> {
+    fn take_deliveries(slots: &mut Slots, max: usize) -> Option<Batch> {
         if slots.items.is_empty() && slots.lagged.is_empty() {
             // A burst's queue would otherwise stay allocated on an idle connection.
             if slots.items.capacity() > 64 {
@@ -188,7 +193,7 @@ impl Mailbox {
         let n = slots.items.len().min(max.max(1));
         let items: Vec<_> = slots.items.drain(..n).collect();
         let lagged = std::mem::take(&mut slots.lagged);
-        Some(Mail::Deliveries { items, lagged })
+        Some((items, lagged))
     }
 
     /// Waits for mail: [`Mailbox::try_recv`], or registers the task to be woken.
@@ -263,9 +268,7 @@ impl Hub {
     pub fn unsubscribe(&self, conv: i64, conn: u64) {
         let mut inner = self.lock();
         if let Some(subs) = inner.convs.get_mut(&conv) {
-            if subs.iter().any(|(id, _)| *id == conn) {
-                Arc::make_mut(subs).retain(|(id, _)| *id != conn);
-            }
+            Arc::make_mut(subs).retain(|(id, _)| *id != conn);
             if subs.is_empty() {
                 inner.convs.remove(&conv);
             }
@@ -274,12 +277,7 @@ impl Hub {
 
     /// Puts `delivery` into the mailbox of every subscriber of `conv`.
     pub fn publish(&self, conv: i64, delivery: Delivery) {
-        let Some(subs) = self.lock().convs.get(&conv).cloned() else {
-            return;
-        };
-        for (_, mailbox) in subs.iter() {
-            mailbox.deliver(conv, std::slice::from_ref(&delivery));
-        }
+        self.publish_all(vec![(conv, delivery)]);
     }
 
     /// Publishes many deliveries (a group commit's messages): each conversation's, in
@@ -289,23 +287,17 @@ impl Hub {
     pub fn publish_all(&self, mut deliveries: Vec<(i64, Delivery)>) {
         // A stable sort: each conversation's deliveries keep their order.
         deliveries.sort_by_key(|(conv, _)| *conv);
-        let mut groups: Vec<(i64, Vec<Delivery>)> = Vec::new();
-        for (conv, d) in deliveries {
-            match groups.last_mut() {
-                Some((last, group)) if *last == conv => group.push(d),
-                _ => groups.push((conv, vec![d])),
-            }
-        }
+        let groups: Vec<&[(i64, Delivery)]> = deliveries.chunk_by(|a, b| a.0 == b.0).collect();
         let subs: Vec<Option<Subscribers>> = {
             let inner = self.lock();
             groups
                 .iter()
-                .map(|(conv, _)| inner.convs.get(conv).cloned())
+                .map(|group| inner.convs.get(&group[0].0).cloned())
                 .collect()
         };
-        for ((conv, group), subs) in groups.iter().zip(subs) {
+        for (group, subs) in groups.into_iter().zip(subs) {
             for (_, mailbox) in subs.iter().flat_map(|s| s.iter()) {
-                mailbox.deliver(*conv, group);
+                mailbox.deliver(group);
             }
         }
     }

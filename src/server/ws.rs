@@ -1,8 +1,8 @@
 //! `/ws`: the upgrade handler checks Origin and session; then one task per connection runs a
 //! single `select!` loop over the socket, its mailbox in the hub (deliveries of every
 //! conversation, and control messages, shutdown among them), pending acknowledgements and
-//! one timer for both the heartbeat and the session deadline. That task is most of what an idle connection costs;
-//! see `run` and `serve` for how it is kept small.
+//! one timer for both the heartbeat and the session deadline. That task is most of what an
+//! idle connection costs; see `run` and `serve` for how it is kept small.
 //!
 //! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
 //! are not sent before it), then `Live` (gap-free, in order; a gap is filled from the store),
@@ -756,7 +756,7 @@ impl Conn {
     async fn write_ready(&mut self, socket: &mut Socket) -> anyhow::Result<()> {
         let mut budget = COALESCE_MAX;
         while budget > 0 {
-            if let Some(Mail::Deliveries { items, lagged }) = self.mailbox.try_deliveries(budget) {
+            if let Some((items, lagged)) = self.mailbox.try_deliveries(budget) {
                 budget = budget.saturating_sub(items.len().max(1));
                 self.deliver_all(socket, items, lagged).await?;
             } else if let Some(Some(done)) = self.pending.next().now_or_never() {
