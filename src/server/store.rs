@@ -8,7 +8,7 @@ use crate::protocol::{
 use anyhow::Context;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    ConnectOptions, Row, SqliteConnection, SqlitePool,
+    ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
 };
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -28,6 +28,18 @@ pub fn now_ms() -> i64 {
 /// its own every 250 ms, was tried: the rooms benchmark's p99 got worse, 100-308 ms against
 /// 49-51 ms, as the two fsyncs contended.)
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// How every transaction that writes begins: with SQLite's write lock taken at once. A
+/// deferred `BEGIN` that reads first and writes later fails at the write with `SQLITE_BUSY`,
+/// not retried by the busy timeout, whenever another connection committed in between (the
+/// message writer commits all the time): contact requests and group changes failed that way
+/// while messages flowed. `IMMEDIATE` waits (up to the busy timeout) for the lock instead.
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Begins a transaction that will write (see [`BEGIN_WRITE`]).
+async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with(BEGIN_WRITE).await
+}
+
 /// Most page cache the message writer's connection keeps, in KiB.
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
@@ -497,7 +509,7 @@ pub async fn create_group_conversation(
     members: &[i64],
 ) -> Result<i64, sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO conversations (kind, created_at) VALUES ('group', ?) RETURNING id",
     )
@@ -533,7 +545,7 @@ pub async fn add_group_member(
     user_id: i64,
     max: usize,
 ) -> Result<AddMember, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM conversations WHERE id = ?")
         .bind(conv)
         .fetch_optional(&mut *tx)
@@ -619,7 +631,7 @@ pub async fn get_or_create_dm(
     b: i64,
 ) -> Result<(i64, bool), sqlx::Error> {
     let key = format!("{}:{}", a.min(b), a.max(b));
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let created: Option<i64> = sqlx::query_scalar(
         "INSERT INTO conversations (kind, dm_key, created_at) VALUES ('dm', ?, ?)
          ON CONFLICT (dm_key) DO NOTHING RETURNING id",
@@ -741,7 +753,7 @@ pub async fn messages_before(
 
 /// Creates public rooms with the given titles in one transaction; returns their ids.
 pub async fn add_rooms(pool: &SqlitePool, titles: &[String]) -> Result<Vec<i64>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let mut ids = Vec::with_capacity(titles.len());
     for title in titles {
         let id: i64 = sqlx::query_scalar(
@@ -881,7 +893,7 @@ pub async fn request_contact(
     from: i64,
     to: i64,
 ) -> Result<Requested, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let existing: Option<String> =
         sqlx::query_scalar("SELECT state FROM contacts WHERE owner_id = ? AND contact_id = ?")
             .bind(from)
@@ -962,7 +974,7 @@ pub async fn set_block(
     other: i64,
     blocked: bool,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let changed = if blocked {
         sqlx::query(
             "DELETE FROM contacts
@@ -1166,7 +1178,7 @@ pub async fn create_group(
     name: &str,
     max: usize,
 ) -> Result<GroupChange, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_groups WHERE owner_id = ?")
         .bind(owner)
         .fetch_one(&mut *tx)
@@ -1365,7 +1377,7 @@ pub async fn take_bot_quota(
     let bump = "INSERT INTO bot_usage (day, user_id, replies) VALUES (?1, ?2, 1)
                 ON CONFLICT (day, user_id) DO UPDATE SET replies = replies + 1
                 WHERE replies < ?3";
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let mine = sqlx::query(bump)
         .bind(day)
         .bind(user)

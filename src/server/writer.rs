@@ -4,7 +4,7 @@
 
 use super::{
     hub::{Delivery, Hub},
-    store::now_ms,
+    store::{self, now_ms},
 };
 use crate::protocol::{Body, ClientId, MessageKind, MessageView, ServerFrame};
 use sqlx::{Connection, SqliteConnection};
@@ -291,7 +291,7 @@ async fn commit_batch(
     seqs: &mut Seqs,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let now = now_ms();
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_with(store::BEGIN_WRITE).await?;
     let mut next: Seqs = HashMap::new();
     let mut assigned = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -351,7 +351,7 @@ async fn commit_each(
     seqs: &mut Seqs,
     now: i64,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_with(store::BEGIN_WRITE).await?;
     let mut batch: Seqs = HashMap::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {

@@ -685,3 +685,99 @@ async fn changes_made_at_the_same_time_reach_contacts_as_stored() {
         (Status::OutToLunch, "round 39")
     );
 }
+
+/// Contact changes are read-then-write transactions on the shared pool while the writer
+/// commits messages on its own connection. A transaction that read before the writer's
+/// commit and wrote after it used to fail at once (SQLite's stale-snapshot `SQLITE_BUSY`,
+/// which the busy timeout does not retry): a contact request came back as a 500 now and
+/// then in the browser tests. Every change here must succeed while messages are committed.
+#[tokio::test]
+async fn contact_changes_succeed_while_messages_are_committed() {
+    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let (talker, listener) = (app.guest().await, app.guest().await);
+    let (asker, other) = (app.guest().await, app.guest().await);
+    let (conv, mut ws, _peer) = app.dm_live(&talker, &listener).await;
+
+    let chatter = async {
+        let mut acked = 0;
+        for chunk in 0..40 {
+            for i in 0..50 {
+                ws.send_msg(conv, &format!("c{chunk}-{i}"), "busy").await;
+            }
+            for _ in 0..50 {
+                match ws
+                    .until(|f| matches!(f, ServerFrame::Ack { .. } | ServerFrame::Error { .. }))
+                    .await
+                {
+                    ServerFrame::Ack { .. } => acked += 1,
+                    other => panic!("a send failed: {other:?}"),
+                }
+            }
+        }
+        acked
+    };
+    let changes = async {
+        let mut failures = Vec::new();
+        for round in 0..150 {
+            let asked = app
+                .post(
+                    "/api/contacts",
+                    Some(&asker.token),
+                    json!({ "username": other.me.username }),
+                )
+                .await;
+            let grouped = app
+                .call(
+                    Method::POST,
+                    "/api/groups",
+                    &asker.token,
+                    Some(json!({ "name": format!("g{round}") })),
+                )
+                .await;
+            let group_status = grouped.status().as_u16();
+            let group_id = grouped
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["id"].as_i64());
+            let removed = app
+                .call(
+                    Method::DELETE,
+                    &format!("/api/contacts/{}", other.me.id),
+                    &asker.token,
+                    None,
+                )
+                .await;
+            for (what, status) in [
+                ("request", asked.status().as_u16()),
+                ("group", group_status),
+                ("remove", removed.status().as_u16()),
+            ] {
+                if !(200..300).contains(&status) {
+                    failures.push(format!("round {round}: {what} -> {status}"));
+                }
+            }
+            if let Some(id) = group_id {
+                let deleted = app
+                    .call(
+                        Method::DELETE,
+                        &format!("/api/groups/{id}"),
+                        &asker.token,
+                        None,
+                    )
+                    .await;
+                if deleted.status() != 204 {
+                    failures.push(format!(
+                        "round {round}: delete group -> {}",
+                        deleted.status()
+                    ));
+                }
+            }
+        }
+        failures
+    };
+    let (acked, failures) = tokio::join!(chatter, changes);
+    assert_eq!(acked, 2000);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(app.message_count(Some(conv)).await, 2000);
+}
