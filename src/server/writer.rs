@@ -285,6 +285,11 @@ async fn stored_last_seq(conn: &mut SqliteConnection, conv: i64) -> Result<i64, 
 /// multi-row INSERT per chunk; if any row turns out to be a resend (the idempotency index
 /// skipped it), the transaction is rolled back and the batch is written message by message,
 /// so that a resend never leaves a gap in the sequence numbers.
+///
+/// Kept as several sqlx commands on purpose: sending the whole commit as one multi-statement
+/// command made each commit faster, hence smaller, and the server spent more CPU per message
+/// (docs/BENCHMARKS.md, ninth round). A commit's cost is mostly the pages it writes, so its
+/// size matters more than its round trips.
 async fn commit_batch(
     conn: &mut SqliteConnection,
     jobs: &[Job],
