@@ -389,7 +389,7 @@ pub fn apply_profile(state: &AppState, user: i64, profile: &Profile) -> Result<(
     let text = serde_json::to_string(&frame).map_err(anyhow::Error::from)?;
     state.hub.notify_user(
         user,
-        super::hub::Control::Frame(Box::new(axum::extract::ws::Utf8Bytes::from(text))),
+        super::hub::Control::Frame(Box::new(super::hub::Utf8Bytes::from(text))),
     );
     Ok(())
 }

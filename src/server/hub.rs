@@ -7,17 +7,24 @@
 //! that is still busy writing finds the new frames when it next looks, and takes everything
 //! waiting in one go (one wake-up and one socket write for many frames under load).
 //!
+//! A connection that is live and in order in a conversation does not even need waking: the
+//! publisher writes the frames straight into its socket (see [`Mailbox`]), as uWebSockets
+//! does; only what needs the connection's task (a gap to fill from the store, a client still
+//! syncing, a socket that did not take everything) waits in the mailbox.
+//!
 //! The maps sit behind a std `Mutex` that is never held across an `.await`; publishing takes
 //! it only to copy out the conversation's subscriber list (an `Arc`, copied on write).
 
 use crate::protocol::ConversationSummary;
-use axum::extract::ws::Utf8Bytes;
 use futures::task::AtomicWaker;
 use std::{
     collections::{HashMap, VecDeque},
+    io,
     sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
 };
+use tokio::net::TcpStream;
+pub use tungstenite::Utf8Bytes;
 
 /// A committed message, serialised once for every recipient; or, with `seq` 0
 /// ([`EPHEMERAL`]), a frame that is passed on to live members only and never stored
@@ -50,6 +57,23 @@ pub enum Control {
 /// this many pile up is not reading at all: its mailbox is closed and it reconnects.
 const CONTROL_CAPACITY: usize = 32;
 
+/// Where a connection stands in one of its conversations. Kept in the mailbox, under the
+/// same lock as the socket's pending bytes, because the publisher reads and advances it when
+/// it writes a delivery straight into the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The client has not synced this conversation yet: live messages are not sent.
+    Unsynced,
+    /// The connection is answering the client's `sync` from the store: live messages wait
+    /// in the mailbox until it is done (they may have been committed after the store was
+    /// read).
+    Syncing,
+    /// Every message up to `last_sent` was sent, in order.
+    Live { last_sent: i64 },
+    /// The connection fell behind after `last_sent`; waiting for the client's `sync`.
+    Paused { last_sent: i64 },
+}
+
 /// What a connection takes out of its mailbox.
 #[derive(Debug)]
 pub enum Mail {
@@ -65,6 +89,9 @@ pub enum Mail {
     /// The hub closed the mailbox (its control queue overflowed): the connection ends, and
     /// its client reconnects to a `hello` that has everything it missed.
     Closed,
+    /// The publisher wrote to the socket and it did not take everything (or the write
+    /// failed): the connection must wait until it can write the rest ([`Mailbox::flush`]).
+    Flush,
 }
 
 /// Deliveries taken from a mailbox, `(conversation, delivery)` in order, and the
@@ -78,30 +105,87 @@ struct Slots {
     /// Conversations with a dropped delivery since the connection last looked.
     lagged: Vec<i64>,
     closed: bool,
+    /// Per conversation, where the connection stands; absent means [`Cursor::Unsynced`]
+    /// (so a connection that never syncs allocates nothing here).
+    cursors: HashMap<i64, Cursor>,
+    /// Encoded frames the socket has not taken yet, in order. Everything written to the
+    /// socket goes through here or, when this is empty, straight to the socket.
+    out: Vec<u8>,
+    /// A write to the socket failed: it is gone.
+    broken: Option<io::ErrorKind>,
 }
 
 impl Slots {
+    /// Whether the connection's task has nothing to do here.
     fn is_empty(&self) -> bool {
-        self.controls.is_empty() && self.items.is_empty() && self.lagged.is_empty()
+        self.controls.is_empty()
+            && self.items.is_empty()
+            && self.lagged.is_empty()
+            && self.out.is_empty()
+            && self.broken.is_none()
+    }
+
+    /// Writes `bytes` to the socket now if nothing is waiting before them, else (and for
+    /// what the socket does not take) keeps them in `out`.
+    fn write(&mut self, socket: &TcpStream, bytes: &[u8]) {
+        if !self.out.is_empty() || self.broken.is_some() {
+            self.out.extend_from_slice(bytes);
+            return;
+        }
+        match socket.try_write(bytes) {
+            Ok(n) => self.out.extend_from_slice(&bytes[n..]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.out.extend_from_slice(bytes),
+            Err(e) => self.broken = Some(e.kind()),
+        }
     }
 }
 
-/// One connection's queue of everything the hub sends it. Kept small: every idle
-/// connection has one, and its queues allocate only once something arrives.
+/// A WebSocket text frame from the server: header (unmasked, final) and payload.
+pub fn put_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = payload.len();
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// One connection's queue of everything the hub sends it, and the write side of its socket.
+/// Kept small: every idle connection has one, and its queues allocate only once something
+/// arrives.
+///
+/// Every byte written to the socket goes through [`Slots::write`] under the lock, from the
+/// connection's task or from the publisher, so frames never interleave. The publisher
+/// writes a delivery itself when nothing is waiting for the connection and the conversation
+/// is live and in order there; everything else waits in the mailbox for the task.
 pub struct Mailbox {
     slots: Mutex<Slots>,
     waker: AtomicWaker,
     /// Deliveries held at most; beyond it they are dropped and the conversation is marked
     /// as lagged (the client resyncs from the store, so nothing is lost).
     capacity: usize,
+    /// The connection's socket (the task reads it; writes go through `slots`). `None` in
+    /// tests of the hub alone: then everything waits in the mailbox.
+    socket: Option<TcpStream>,
 }
 
+/// `out` keeps its allocation between writes up to this size: an acknowledgement fits, and
+/// an idle connection does not keep the buffer its `hello` needed.
+const OUT_KEEP: usize = 128;
+
 impl Mailbox {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, socket: Option<TcpStream>) -> Self {
         Self {
             slots: Mutex::new(Slots::default()),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
+            socket,
         }
     }
 
@@ -112,15 +196,21 @@ impl Mailbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues deliveries, in order; wakes the connection (once) if nothing was waiting
-    /// before.
-    fn deliver(&self, deliveries: &[(i64, Delivery)]) {
+    /// Delivers one conversation's deliveries, in order: straight into the socket while the
+    /// conversation is live and in order there and nothing waits for the connection, else
+    /// into the mailbox. Wakes the connection (once) if it had nothing to do before and has
+    /// now.
+    fn deliver(&self, deliveries: &[(i64, Delivery)], scratch: &mut Vec<u8>) {
         let wake = {
             let mut slots = self.lock();
             if slots.closed {
                 return;
             }
             let was_empty = slots.is_empty();
+            let mut deliveries = deliveries;
+            if let (true, Some(socket)) = (was_empty, &self.socket) {
+                deliveries = Self::write_live(&mut slots, socket, deliveries, scratch);
+            }
             for (conv, d) in deliveries {
                 if slots.items.len() >= self.capacity {
                     if !slots.lagged.contains(conv) {
@@ -130,10 +220,134 @@ impl Mailbox {
                     slots.items.push_back((*conv, d.clone()));
                 }
             }
-            was_empty
+            was_empty && !slots.is_empty()
         };
         if wake {
             self.waker.wake();
+        }
+    }
+
+    /// The publisher's direct write: takes the leading deliveries the connection would send
+    /// as they are (live, in order), writes them with one system call and advances the
+    /// cursor; returns the rest, which must wait in the mailbox. What the connection would
+    /// not send at all (not synced, or paused: the client gets it from the store) is
+    /// dropped here as the connection would drop it.
+    fn write_live<'a>(
+        slots: &mut Slots,
+        socket: &TcpStream,
+        deliveries: &'a [(i64, Delivery)],
+        scratch: &mut Vec<u8>,
+    ) -> &'a [(i64, Delivery)] {
+        let Some((conv, _)) = deliveries.first() else {
+            return deliveries;
+        };
+        let mut last = match slots.cursors.get(conv) {
+            Some(Cursor::Live { last_sent }) => *last_sent,
+            Some(Cursor::Syncing) => return deliveries,
+            None | Some(Cursor::Unsynced | Cursor::Paused { .. }) => return &[],
+        };
+        scratch.clear();
+        let mut taken = 0;
+        for (c, d) in deliveries {
+            debug_assert_eq!(c, conv, "one conversation at a time");
+            if d.seq == EPHEMERAL {
+                put_text_frame(scratch, d.frame.as_bytes());
+            } else if d.seq <= last {
+                // Already sent (a replay got there first).
+            } else if d.seq == last + 1 {
+                put_text_frame(scratch, d.frame.as_bytes());
+                last = d.seq;
+            } else {
+                break; // a gap: the connection fills it from the store
+            }
+            taken += 1;
+        }
+        slots
+            .cursors
+            .insert(*conv, Cursor::Live { last_sent: last });
+        if !scratch.is_empty() {
+            slots.write(socket, scratch);
+        }
+        &deliveries[taken..]
+    }
+
+    /// The connection's socket (`None` only in the hub's own tests).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        self.socket.as_ref()
+    }
+
+    /// Where the connection stands in `conv`.
+    pub fn cursor(&self, conv: i64) -> Cursor {
+        self.lock()
+            .cursors
+            .get(&conv)
+            .copied()
+            .unwrap_or(Cursor::Unsynced)
+    }
+
+    /// Sets where the connection stands in `conv`, and queues `frame` (a text frame's
+    /// payload) under the same lock, so that no delivery the new cursor lets through can
+    /// be written before it.
+    pub fn set_cursor(&self, conv: i64, cursor: Cursor, frame: Option<&[u8]>) {
+        let mut slots = self.lock();
+        if cursor == Cursor::Unsynced {
+            slots.cursors.remove(&conv);
+        } else {
+            slots.cursors.insert(conv, cursor);
+        }
+        if let Some(payload) = frame {
+            put_text_frame(&mut slots.out, payload);
+        }
+    }
+
+    /// Queues a text frame (its payload) for the socket; [`Mailbox::flush`] writes it.
+    pub fn queue_text(&self, payload: &[u8]) {
+        put_text_frame(&mut self.lock().out, payload);
+    }
+
+    /// Queues bytes already framed (tungstenite's control frames: ping, pong, close).
+    pub fn queue_raw(&self, bytes: &[u8]) {
+        self.lock().out.extend_from_slice(bytes);
+    }
+
+    /// Writes what is queued for the socket, as far as it takes it now; `Ok(true)` once
+    /// nothing is left.
+    pub fn try_flush(&self) -> io::Result<bool> {
+        let mut slots = self.lock();
+        if let Some(kind) = slots.broken {
+            return Err(kind.into());
+        }
+        let Some(socket) = &self.socket else {
+            return Ok(slots.out.is_empty());
+        };
+        while !slots.out.is_empty() {
+            match socket.try_write(&slots.out) {
+                Ok(n) => {
+                    slots.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => {
+                    slots.broken = Some(e.kind());
+                    return Err(e);
+                }
+            }
+        }
+        if slots.out.capacity() > OUT_KEEP {
+            slots.out = Vec::new();
+        }
+        Ok(true)
+    }
+
+    /// Writes everything queued for the socket, waiting for it to take it.
+    pub async fn flush(&self) -> io::Result<()> {
+        loop {
+            if self.try_flush()? {
+                return Ok(());
+            }
+            match &self.socket {
+                Some(socket) => socket.writable().await?,
+                None => return Ok(()),
+            }
         }
     }
 
@@ -167,6 +381,9 @@ impl Mailbox {
         }
         if slots.closed {
             return Some(Mail::Closed);
+        }
+        if !slots.out.is_empty() || slots.broken.is_some() {
+            return Some(Mail::Flush);
         }
         Self::take_deliveries(&mut slots, max)
             .map(|(items, lagged)| Mail::Deliveries { items, lagged })
@@ -295,9 +512,10 @@ impl Hub {
                 .map(|group| inner.convs.get(&group[0].0).cloned())
                 .collect()
         };
+        let mut scratch = Vec::new();
         for (group, subs) in groups.into_iter().zip(subs) {
             for (_, mailbox) in subs.iter().flat_map(|s| s.iter()) {
-                mailbox.deliver(group);
+                mailbox.deliver(group, &mut scratch);
             }
         }
     }
@@ -307,9 +525,22 @@ impl Hub {
         self.lock().convs.len()
     }
 
-    /// Registers a connection of `user` under `session_id`; returns its id and mailbox.
+    /// Registers a connection of `user` under `session_id` without a socket (everything
+    /// waits in its mailbox); returns its id and mailbox.
+    #[cfg(test)]
     pub fn register(&self, user: i64, session_id: i64) -> (u64, Arc<Mailbox>) {
-        let mailbox = Arc::new(Mailbox::new(self.capacity));
+        self.register_socket(user, session_id, None)
+    }
+
+    /// Registers a connection of `user` under `session_id` whose frames go to `socket`;
+    /// returns its id and mailbox.
+    pub fn register_socket(
+        &self,
+        user: i64,
+        session_id: i64,
+        socket: Option<TcpStream>,
+    ) -> (u64, Arc<Mailbox>) {
+        let mailbox = Arc::new(Mailbox::new(self.capacity, socket));
         let mut inner = self.lock();
         if let Some((code, reason)) = inner.closing {
             mailbox.control(Control::Close { code, reason });
@@ -496,6 +727,98 @@ mod tests {
             .expect("woken")
             .expect("task");
         assert_eq!(deliveries(Some(mail)).0, vec![(3, 9)]);
+    }
+
+    /// A connected pair of real sockets: the server's end for a mailbox, the client's end.
+    async fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (server, client)
+    }
+
+    /// Reads the text frames the client end has received so far.
+    async fn frames_read(client: &mut TcpStream) -> Vec<String> {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(100), client.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        let mut frames = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            assert_eq!(rest[0], 0x81, "a final text frame");
+            let len = usize::from(rest[1]);
+            assert!(len < 126, "short frames in this test");
+            frames.push(String::from_utf8(rest[2..2 + len].to_vec()).expect("text"));
+            rest = &rest[2 + len..];
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn the_publisher_writes_only_live_in_order_deliveries_and_queues_or_drops_the_rest() {
+        let hub = Hub::new(16);
+        let (server, mut client) = socket_pair().await;
+        let (id, mailbox) = hub.register_socket(1, 100, Some(server));
+        hub.subscribe(7, id, &mailbox);
+
+        // Not synced: nothing is written or kept (the client's sync gets it from the store).
+        hub.publish(7, delivery(1));
+        assert!(mailbox.try_recv(16).is_none());
+        assert!(frames_read(&mut client).await.is_empty());
+
+        // Syncing: kept for the connection, which sends it after its replay.
+        mailbox.set_cursor(7, Cursor::Syncing, None);
+        hub.publish(7, delivery(2));
+        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(7, 2)]);
+        assert!(frames_read(&mut client).await.is_empty());
+
+        // Live: the next in order goes straight to the socket and moves the cursor; what
+        // was already sent is skipped; a gap waits for the connection to fill it.
+        mailbox.set_cursor(7, Cursor::Live { last_sent: 2 }, Some(b"{\"synced\":2}"));
+        assert!(mailbox.try_flush().expect("flushed"));
+        hub.publish_all(vec![(7, delivery(2)), (7, delivery(3)), (7, delivery(4))]);
+        assert!(
+            mailbox.try_recv(16).is_none(),
+            "nothing left for the connection"
+        );
+        assert_eq!(mailbox.cursor(7), Cursor::Live { last_sent: 4 });
+        assert_eq!(
+            frames_read(&mut client).await,
+            vec![r#"{"synced":2}"#, r#"{"seq":3}"#, r#"{"seq":4}"#]
+        );
+        hub.publish_all(vec![(7, delivery(6)), (7, delivery(7))]);
+        assert_eq!(mailbox.cursor(7), Cursor::Live { last_sent: 4 });
+        // While anything waits for the connection, later deliveries wait behind it.
+        hub.publish(7, delivery(8));
+        assert_eq!(
+            deliveries(mailbox.try_recv(16)).0,
+            vec![(7, 6), (7, 7), (7, 8)]
+        );
+        // Bytes the socket has not taken yet come first too, even before an in-order one.
+        mailbox.queue_text(b"{\"ack\":1}");
+        hub.publish(7, delivery(5));
+        assert!(matches!(mailbox.try_recv(16), Some(Mail::Flush)));
+        assert!(mailbox.try_flush().expect("flushed"));
+        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(7, 5)]);
+        assert_eq!(frames_read(&mut client).await, vec![r#"{"ack":1}"#]);
+
+        // Paused: dropped (the client was told to resync).
+        mailbox.set_cursor(7, Cursor::Paused { last_sent: 4 }, None);
+        hub.publish(7, delivery(5));
+        assert!(mailbox.try_recv(16).is_none());
+        assert!(frames_read(&mut client).await.is_empty());
     }
 
     #[test]

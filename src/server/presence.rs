@@ -8,13 +8,13 @@
 //! never leave a contact with an older state than the newest. "Appear Offline" is applied
 //! in [`PresenceHub::visible`], the one place every outgoing presence comes from.
 
+use super::hub::Utf8Bytes;
 use super::{
     hub::Control,
     state::AppState,
     store::{self, ContactRow, Profile},
 };
 use crate::protocol::{Contact, ContactState, Presence, ServerFrame, Status};
-use axum::extract::ws::Utf8Bytes;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Mutex, MutexGuard, RwLock},

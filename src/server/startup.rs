@@ -17,7 +17,11 @@ use super::{
 };
 use crate::app::{shell, App};
 use anyhow::Context;
-use axum::{middleware, routing::get, serve::ListenerExt, Router};
+use axum::{middleware, routing::get, Router};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -193,21 +197,7 @@ impl Application {
             tracing::info!("shutting down: closing sockets with 'going away'");
             hub.close_all(crate::protocol::close::GOING_AWAY, "server restarting");
         };
-        let nodelay = state.cfg.tcp_nodelay;
-        let listener = listener.tap_io(move |tcp| {
-            if nodelay {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY not set: {e}");
-                }
-            }
-        });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await
-        .context("serving")?;
+        serve_http(listener, router, state.cfg.tcp_nodelay, stop).await;
 
         let grace = Duration::from_secs(state.cfg.shutdown_grace_seconds);
         let mut sockets = state.live_sockets.subscribe();
@@ -235,6 +225,75 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 builder until `stop` resolves;
+/// then stops accepting, lets each open HTTP connection finish the request in flight and
+/// close, and waits for them (upgraded WebSockets are no longer HTTP connections: they end
+/// through the hub).
+///
+/// Not `axum::serve`: its HTTP/1-or-2 builder wraps every stream in a private type, and a
+/// WebSocket upgraded through it cannot be turned back into the `TcpStream` that the hub
+/// writes deliveries into (`ws.rs`). Browsers speak HTTP/1.1 to this server (no TLS here,
+/// so no HTTP/2 either way).
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    nodelay: bool,
+    stop: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router);
+    let (closing_tx, closing_rx) = watch::channel(false);
+    // Each connection's task holds a sender; `recv` returns `None` once all are gone.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if nodelay {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        }
+        // The timer lets hyper's default header timeout (30 s) apply.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(tcp), service.clone())
+            .with_upgrades();
+        let mut closing = closing_rx.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            tokio::pin!(conn);
+            let stopping = async {
+                let _ = closing.wait_for(|c| *c).await;
+            };
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = stopping => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    drop(open_tx);
+    let _ = open_rx.recv().await;
 }
 
 /// Hourly: forgets sessions that ended more than a day ago.

@@ -1,18 +1,26 @@
-//! `/ws`: the upgrade handler checks Origin and session; then one task per connection runs a
-//! single `select!` loop over the socket, its mailbox in the hub (deliveries of every
-//! conversation, and control messages, shutdown among them), pending acknowledgements and
+//! `/ws`: the upgrade handler checks the handshake, Origin and session, answers `101` and
+//! takes the connection's TCP socket back from hyper; then one task per connection runs a
+//! single `select!` loop over the socket's reads, its mailbox in the hub (deliveries that
+//! need the task, and control messages, shutdown among them), pending acknowledgements and
 //! one timer for both the heartbeat and the session deadline. That task is most of what an
 //! idle connection costs; see `run` and `serve` for how it is kept small.
 //!
+//! Writes do not go through the task alone: the hub's publisher writes live deliveries
+//! straight into the socket (`hub::Mailbox`), and everything the task writes goes through
+//! the same mailbox, under the same lock, so frames stay whole and in order. tungstenite
+//! reads and decodes the client's frames (and answers pings and closes, through the same
+//! path); the server's text frames are encoded in `hub::put_text_frame`.
+//!
 //! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
-//! are not sent before it), then `Live` (gap-free, in order; a gap is filled from the store),
-//! or `Paused` after it fell behind (its mailbox overflowed; the client is told to resync).
+//! are not sent before it), `Syncing` while it answers from the store, then `Live`
+//! (gap-free, in order; a gap is filled from the store), or `Paused` after it fell behind
+//! (its mailbox overflowed; the client is told to resync).
 
 use super::{
     auth::{self, TokenSource},
     contacts,
     error::AppError,
-    hub::{Control, Delivery, Mail, Mailbox, EPHEMERAL},
+    hub::{Control, Cursor, Delivery, Mail, Mailbox, EPHEMERAL},
     state::AppState,
     store::{self, now_ms, SessionRow},
     writer::{Ack, Content, NewMessage, WriteFailed},
@@ -22,20 +30,23 @@ use crate::protocol::{
     MessageKind, ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT, NUDGE_EVERY,
 };
 use axum::{
-    extract::{
-        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-        State,
-    },
-    http::{header, HeaderMap},
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, SinkExt, StreamExt};
+use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use std::{
     collections::{hash_map::Entry, HashMap},
+    io,
     sync::Arc,
     time::Duration,
 };
-use tokio::time::Instant;
+use tokio::{net::TcpStream, time::Instant};
+use tungstenite::{
+    protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+    Message,
+};
 
 /// Messages read from the store per page while replaying a `sync`.
 const REPLAY_PAGE: u32 = 256;
@@ -49,25 +60,66 @@ const TYPING_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 /// full and refused with a clean close (1009); beyond it the socket is dropped mid-frame, and
 /// the close frame may not reach the client before the connection resets.
 const HARD_FRAME_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+/// How long the close frame at the end of a connection may take to leave.
+const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether `origin` is one of the allowed origins.
 pub fn origin_allowed(state: &AppState, origin: &str) -> bool {
     state.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
 }
 
-/// `GET /ws`: refuses foreign origins (403) and requests without a live session (401).
-pub async fn upgrade(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+/// Checks a WebSocket opening handshake (RFC 6455, section 4.2.1); returns the client's
+/// key, or the status and message refusing it.
+fn handshake_key(
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<HeaderValue, (StatusCode, &'static str)> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if method != Method::GET {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            "A WebSocket opens with GET.",
+        ));
+    }
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            "This address takes WebSocket connections only.",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Version must be 13."));
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if !key.is_empty() => Ok(key.clone()),
+        _ => Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing.")),
+    }
+}
+
+/// `GET /ws`: refuses what is not a WebSocket handshake (400, 405, 426), foreign origins
+/// (403) and requests without a live session (401).
+pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Response {
+    let key = match handshake_key(req.method(), req.headers()) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let headers = req.headers();
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if let Some(origin) = origin {
         if !origin_allowed(&state, origin) {
             return AppError::Forbidden(format!("Origin {origin} is not allowed.")).into_response();
         }
     }
-    let current = match auth::authenticate(&state, &headers).await {
+    let current = match auth::authenticate(&state, headers).await {
         Ok(Some(current)) => current,
         Ok(None) => return AppError::Unauthorized("Sign in first.".into()).into_response(),
         Err(e) => return e.into_response(),
@@ -77,28 +129,67 @@ pub async fn upgrade(
         return AppError::Forbidden("A cookie-authenticated socket needs an Origin header.".into())
             .into_response();
     }
-    ws.max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        // tungstenite allocates its read buffer up front for every connection (128 KiB by
-        // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
-        // still takes several); the buffer grows for a rare large one.
-        .read_buffer_size(512)
-        // Boxed: the closure waits inside the upgrade task for as long as the connection lives.
-        .on_upgrade({
-            let session = Box::new(current.session);
-            move |socket| connection(socket, state, *session)
-        })
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "This connection cannot be upgraded.",
+        )
+            .into_response();
+    };
+    let session = Box::new(current.session);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "the upgrade did not complete"),
+        };
+        // The server serves each connection with hyper's HTTP/1 builder on the plain
+        // `TcpStream` (`startup.rs`), so this is the type it hands back. What hyper had read
+        // past the request is copied out: its `Bytes` would keep hyper's whole read buffer
+        // (8 KiB) alive for as long as the connection lives.
+        let (tcp, read_already) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
+            Err(_) => return tracing::error!("an upgraded connection is not a TCP stream"),
+        };
+        connection(tcp, read_already, state, *session).await
+    });
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
 /// Builds the connection's state before its future exists, then returns that future: an
 /// `async` block around `run(...)` would hold every argument twice (once captured, once
 /// moved into `run`), and every idle connection pays for its task's size.
 fn connection(
-    socket: WebSocket,
+    tcp: TcpStream,
+    read_already: Vec<u8>,
     state: AppState,
     session: SessionRow,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let (id, mailbox) = state.hub.register(session.user.id, session.id);
+    let (id, mailbox) = state
+        .hub
+        .register_socket(session.user.id, session.id, Some(tcp));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(HARD_FRAME_LIMIT))
+        .max_frame_size(Some(HARD_FRAME_LIMIT))
+        // tungstenite allocates its read buffer up front for every connection (128 KiB by
+        // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
+        // still takes several); the buffer grows for a rare large one.
+        .read_buffer_size(512)
+        // Its frames (pongs, the close) go to the mailbox's queue at once.
+        .write_buffer_size(0);
+    let socket = Socket::from_partially_read(
+        SocketIo(Arc::clone(&mailbox)),
+        read_already,
+        Role::Server,
+        Some(config),
+    );
     let conn = Conn {
         id,
         joined: HashMap::new(),
@@ -113,15 +204,34 @@ fn connection(
     run(conn, socket)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cursor {
-    /// The client has not synced this conversation yet: live messages are not sent.
-    Unsynced,
-    /// Every message up to `last_sent` was sent, in order.
-    Live { last_sent: i64 },
-    /// The connection fell behind after `last_sent`; waiting for the client's `sync`.
-    Paused { last_sent: i64 },
+/// The socket as tungstenite sees it: reads come from the TCP socket without waiting (the
+/// task waits for readiness itself), writes go to the mailbox's queue (and from there to
+/// the socket, in order with the publisher's writes).
+struct SocketIo(Arc<Mailbox>);
+
+impl io::Read for SocketIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.socket() {
+            Some(tcp) => tcp.try_read(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
 }
+
+impl io::Write for SocketIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.queue_raw(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The client's side of the socket: tungstenite decodes its frames; the server's own
+/// frames go through the mailbox ([`Conn::send`]).
+type Socket = tungstenite::WebSocket<SocketIo>;
 
 type PendingAck = BoxFuture<'static, (i64, String, Result<Ack, WriteFailed>)>;
 
@@ -133,8 +243,10 @@ struct Conn {
     id: u64,
     /// The conversations this user belongs to: one map for everything kept per
     /// conversation (each map is 48 bytes of every connection, and an allocation once used).
+    /// Where the connection stands in each (its cursor) is in the mailbox.
     joined: HashMap<i64, Joined>,
-    /// Where the hub puts this connection's deliveries and control messages.
+    /// Where the hub puts this connection's deliveries and control messages, and the way
+    /// out to its socket.
     mailbox: Arc<Mailbox>,
     /// Sends submitted to the writer, waiting for their commit.
     pending: Pending,
@@ -147,7 +259,6 @@ struct Conn {
 
 /// What a connection keeps for each conversation its user belongs to.
 struct Joined {
-    cursor: Cursor,
     /// The other member of a one-to-one conversation (a block stops sends to them).
     dm_peer: Option<i64>,
     /// In a group the user was invited to late, what they may see starts after this
@@ -216,9 +327,15 @@ fn run(
             }
         };
         if code != 0 {
-            let reason = Utf8Bytes::from_static(reason);
-            let _ = Box::pin(socket.send(Message::Close(Some(CloseFrame { code, reason })))).await;
+            let _ = socket.close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: tungstenite::Utf8Bytes::from_static(reason),
+            }));
         }
+        // The close frame, or the answer to the client's (tungstenite holds it until its
+        // next write), then out through the mailbox.
+        let _ = socket.flush();
+        let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, Box::pin(conn.mailbox.flush())).await;
         conn.state.live_sockets.send_modify(|n| *n -= 1);
     }
 }
@@ -228,7 +345,7 @@ fn run(
 /// that the loop does not need: the largest suspended state sets every connection's size.
 async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Closing>> {
     let hello = Box::pin(greet(conn)).await?;
-    Box::pin(socket.send(hello)).await?;
+    Box::pin(conn.send(&hello)).await?;
 
     // One timer per connection for both the heartbeat and the session's deadline: each
     // tokio timer is ~100 bytes that every idle connection keeps.
@@ -252,25 +369,26 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
             // empties its mailbox quickly.
             mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX)) => match mail {
                 Mail::Closed => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
+                Mail::Flush => Box::pin(conn.mailbox.flush()).await?,
                 Mail::Control(Control::Added(summary)) => {
                     conn.subscribe(&summary);
                     let added = frame(&ServerFrame::ConvAdded { conversation: *summary });
-                    Box::pin(socket.send(added)).await?;
+                    Box::pin(conn.send(&added)).await?;
                 }
                 Mail::Control(Control::Removed(conv)) => {
                     conn.unsubscribe(conv);
                     let removed = frame(&ServerFrame::ConvRemoved { conv });
-                    Box::pin(socket.send(removed)).await?;
+                    Box::pin(conn.send(&removed)).await?;
                 }
-                Mail::Control(Control::Frame(text)) => Box::pin(socket.send(Message::Text(*text))).await?,
+                Mail::Control(Control::Frame(text)) => Box::pin(conn.send(text.as_str())).await?,
                 Mail::Control(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
                 // The per-delivery path is boxed: a task is as large as its largest
                 // suspended state, and this would otherwise set it for every idle
                 // connection. One allocation per batch costs little next to its write.
                 Mail::Deliveries { items, lagged } => {
                     Box::pin(async {
-                        conn.deliver_all(&mut *socket, items, lagged).await?;
-                        conn.write_ready(&mut *socket).await
+                        conn.deliver_all(items, lagged).await?;
+                        conn.write_ready().await
                     }).await?;
                 }
             },
@@ -290,46 +408,58 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                         return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "no heartbeat")));
                     }
                     next_beat = now + heartbeat_every;
-                    Box::pin(socket.send(Message::Ping(Default::default()))).await?;
+                    socket.send(Message::Ping(Default::default()))?;
+                    Box::pin(conn.mailbox.flush()).await?;
                 }
                 timer.as_mut().reset(next_beat.min(session_deadline));
             }
             Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
                 Box::pin(async {
-                    socket.feed(ack_frame(done)).await?;
-                    conn.write_ready(&mut *socket).await
+                    conn.mailbox.queue_text(ack_frame(done).as_bytes());
+                    conn.write_ready().await
                 }).await?;
             }
-            incoming = socket.next(), if reading => {
+            ready = std::future::poll_fn(|cx| poll_read_ready(&conn.mailbox, cx)), if reading => {
+                ready?;
+                let incoming = match socket.read() {
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    incoming => incoming,
+                };
                 last_heard = Instant::now();
                 match incoming {
-                    None | Some(Ok(Message::Close(_))) => return Ok(None),
-                    Some(Err(e)) => {
-                        if is_too_big(e) {
-                            return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
-                        }
+                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
+                    Err(tungstenite::Error::Capacity(_)) => {
+                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                    }
+                    Err(e) => {
+                        tracing::debug!(user = conn.me().id, error = %e, "reading the socket");
                         return Ok(None);
                     }
-                    Some(Ok(Message::Text(text))) => {
+                    Ok(Message::Text(text)) => {
                         if text.len() > MAX_FRAME_BYTES {
                             return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                         }
                         match serde_json::from_str::<ClientFrame>(text.as_str()) {
-                            Ok(f) => Box::pin(conn.handle(socket, f)).await?,
+                            Ok(f) => Box::pin(conn.handle(f)).await?,
                             Err(e) => {
                                 let msg = format!("Not a client frame: {e}");
                                 let refusal = frame(&error_frame(ErrorCode::BadFrame, &msg, None, None));
-                                Box::pin(socket.send(refusal)).await?;
+                                Box::pin(conn.send(&refusal)).await?;
                             }
                         }
                     }
-                    Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                    Ok(Message::Binary(b)) if b.len() > MAX_FRAME_BYTES => {
                         return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                     }
-                    Some(Ok(Message::Binary(_))) => {
+                    Ok(Message::Binary(_)) => {
                         return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    // tungstenite holds the pong for a ping until its next write.
+                    Ok(Message::Ping(_)) => {
+                        socket.flush()?;
+                        Box::pin(conn.mailbox.flush()).await?;
+                    }
+                    Ok(Message::Pong(_) | Message::Frame(_)) => {}
                 }
             }
         }
@@ -338,7 +468,7 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
 
 /// Subscribes the connection to its conversations, marks the user online and returns the
 /// `hello` frame.
-async fn greet(conn: &mut Conn) -> anyhow::Result<Message> {
+async fn greet(conn: &mut Conn) -> anyhow::Result<String> {
     let conversations =
         store::conversations_for_user(conn.state.store.pool(), conn.me().id).await?;
     // Subscribe before reading anything a client could sync from, so nothing committed
@@ -371,11 +501,6 @@ async fn greet(conn: &mut Conn) -> anyhow::Result<Message> {
     }))
 }
 
-/// The socket, not split: `select!` drops its branch futures before running a branch, so
-/// one `&mut` serves reading and writing, without the split halves' shared lock and
-/// allocation.
-type Socket = WebSocket;
-
 impl Conn {
     fn me(&self) -> &UserSummary {
         &self.session.user
@@ -386,15 +511,23 @@ impl Conn {
     }
 
     fn cursor(&self, conv: i64) -> Cursor {
-        self.joined
-            .get(&conv)
-            .map_or(Cursor::Unsynced, |j| j.cursor)
+        self.mailbox.cursor(conv)
     }
 
-    fn set_cursor(&mut self, conv: i64, cursor: Cursor) {
-        if let Some(j) = self.joined.get_mut(&conv) {
-            j.cursor = cursor;
+    /// Sets the cursor of a conversation this user is in (and queues `frame` with it).
+    fn set_cursor(&self, conv: i64, cursor: Cursor, frame: Option<&str>) {
+        if self.is_member(conv) {
+            self.mailbox
+                .set_cursor(conv, cursor, frame.map(str::as_bytes));
+        } else if let Some(text) = frame {
+            self.mailbox.queue_text(text.as_bytes());
         }
+    }
+
+    /// Queues a frame and writes everything queued.
+    async fn send(&mut self, text: &str) -> io::Result<()> {
+        self.mailbox.queue_text(text.as_bytes());
+        self.mailbox.flush().await
     }
 
     /// Whether the other member of this one-to-one conversation blocks this user.
@@ -420,7 +553,6 @@ impl Conn {
             }
             Entry::Vacant(e) => {
                 e.insert(Joined {
-                    cursor: Cursor::Unsynced,
                     dm_peer,
                     floor: c.visible_after.max(0),
                     typing_sent: None,
@@ -433,10 +565,11 @@ impl Conn {
     fn unsubscribe(&mut self, conv: i64) {
         if self.joined.remove(&conv).is_some() {
             self.state.hub.unsubscribe(conv, self.id);
+            self.mailbox.set_cursor(conv, Cursor::Unsynced, None);
         }
     }
 
-    async fn handle(&mut self, socket: &mut Socket, f: ClientFrame) -> anyhow::Result<()> {
+    async fn handle(&mut self, f: ClientFrame) -> anyhow::Result<()> {
         match f {
             ClientFrame::Send {
                 conv,
@@ -448,14 +581,13 @@ impl Conn {
                     Err(e) => {
                         let refuse =
                             error_frame(ErrorCode::InvalidBody, &e.0, Some(conv), Some(client_id));
-                        return Ok(socket.send(frame(&refuse)).await?);
+                        return Ok(self.send(&frame(&refuse)).await?);
                     }
                 };
-                self.submit(socket, conv, client_id, Content::Text(body))
-                    .await?;
+                self.submit(conv, client_id, Content::Text(body)).await?;
             }
             ClientFrame::Nudge { conv, client_id } => {
-                self.submit(socket, conv, client_id, Content::Nudge).await?;
+                self.submit(conv, client_id, Content::Nudge).await?;
             }
             ClientFrame::Delete {
                 conv,
@@ -486,27 +618,26 @@ impl Conn {
                 if let Some(msg) = refusal {
                     let refuse =
                         error_frame(ErrorCode::CannotDelete, msg, Some(conv), Some(client_id));
-                    return Ok(socket.send(frame(&refuse)).await?);
+                    return Ok(self.send(&frame(&refuse)).await?);
                 }
-                self.submit(socket, conv, client_id, Content::Delete(seq))
-                    .await?;
+                self.submit(conv, client_id, Content::Delete(seq)).await?;
             }
             ClientFrame::Sync { conv, after } => {
                 if !self.is_member(conv) {
-                    return Ok(socket.send(not_member(conv, None)).await?);
+                    return Ok(self.send(&not_member(conv, None)).await?);
                 }
                 // Nothing from before the user was invited in.
                 let floor = self.joined.get(&conv).map_or(0, |j| j.floor);
-                let last = self
-                    .replay(socket, conv, after.max(floor), i64::MAX)
-                    .await?;
-                self.set_cursor(conv, Cursor::Live { last_sent: last });
-                socket
-                    .send(frame(&ServerFrame::Synced {
-                        conv,
-                        last_seq: last,
-                    }))
-                    .await?;
+                // Live messages wait in the mailbox from here: one committed after the
+                // store is read below is sent after the replay.
+                self.set_cursor(conv, Cursor::Syncing, None);
+                let last = self.replay(conv, after.max(floor), i64::MAX).await?;
+                let synced = frame(&ServerFrame::Synced {
+                    conv,
+                    last_seq: last,
+                });
+                self.set_cursor(conv, Cursor::Live { last_sent: last }, Some(&synced));
+                self.mailbox.flush().await?;
             }
             ClientFrame::SetStatus { status } => {
                 self.slide_session().await?;
@@ -525,7 +656,7 @@ impl Conn {
             }
             ClientFrame::Read { conv, seq } => {
                 if !self.is_member(conv) {
-                    return Ok(socket.send(not_member(conv, None)).await?);
+                    return Ok(self.send(&not_member(conv, None)).await?);
                 }
                 if Box::pin(store::mark_read(
                     self.state.store.pool(),
@@ -543,7 +674,7 @@ impl Conn {
             }
             ClientFrame::Typing { conv, active } => {
                 if !self.is_member(conv) {
-                    return Ok(socket.send(not_member(conv, None)).await?);
+                    return Ok(self.send(&not_member(conv, None)).await?);
                 }
                 self.typing(conv, active)?;
             }
@@ -555,7 +686,6 @@ impl Conn {
     /// writer; its acknowledgement comes back through `pending`.
     async fn submit(
         &mut self,
-        socket: &mut Socket,
         conv: i64,
         client_id: String,
         content: Content,
@@ -563,29 +693,25 @@ impl Conn {
         let refuse =
             |code, msg: &str| frame(&error_frame(code, msg, Some(conv), Some(client_id.clone())));
         if !self.is_member(conv) {
-            return Ok(socket
-                .send(not_member(conv, Some(client_id.clone())))
+            return Ok(self
+                .send(&not_member(conv, Some(client_id.clone())))
                 .await?);
         }
         let cid = match ClientId::parse(&client_id) {
             Ok(c) => c,
-            Err(e) => {
-                return Ok(socket
-                    .send(refuse(ErrorCode::InvalidClientId, &e.0))
-                    .await?)
-            }
+            Err(e) => return Ok(self.send(&refuse(ErrorCode::InvalidClientId, &e.0)).await?),
         };
         if self.blocked_by_peer(conv) {
-            return Ok(socket
-                .send(refuse(
+            return Ok(self
+                .send(&refuse(
                     ErrorCode::Undeliverable,
                     "Your message could not be delivered.",
                 ))
                 .await?);
         }
         if !self.take_token() {
-            return Ok(socket
-                .send(refuse(
+            return Ok(self
+                .send(&refuse(
                     ErrorCode::RateLimited,
                     "You are sending too fast; wait a moment.",
                 ))
@@ -596,7 +722,7 @@ impl Conn {
                 "You can send a nudge once every {} seconds.",
                 NUDGE_EVERY.as_secs()
             );
-            return Ok(socket.send(refuse(ErrorCode::NudgeLimited, &msg)).await?);
+            return Ok(self.send(&refuse(ErrorCode::NudgeLimited, &msg)).await?);
         }
         self.slide_session().await?;
         // The name as it is now (it may have changed since this socket opened).
@@ -660,13 +786,7 @@ impl Conn {
 
     /// Sends the stored messages with `after < seq <= upto`, page by page; returns the last
     /// sequence number sent (or `after` if none).
-    async fn replay(
-        &mut self,
-        socket: &mut Socket,
-        conv: i64,
-        after: i64,
-        upto: i64,
-    ) -> anyhow::Result<i64> {
+    async fn replay(&mut self, conv: i64, after: i64, upto: i64) -> anyhow::Result<i64> {
         let mut last = after;
         loop {
             let page =
@@ -677,25 +797,25 @@ impl Conn {
                     return Ok(last);
                 }
                 last = m.seq;
-                socket.feed(frame(&ServerFrame::Msg(m))).await?;
+                self.mailbox
+                    .queue_text(frame(&ServerFrame::Msg(m)).as_bytes());
             }
-            socket.flush().await?;
+            self.mailbox.flush().await?;
             if !full {
                 return Ok(last);
             }
         }
     }
 
-    /// Feeds a batch from the mailbox to the socket (not flushed), then pauses each
+    /// Queues a batch from the mailbox for the socket (not flushed), then pauses each
     /// conversation that lagged.
     async fn deliver_all(
         &mut self,
-        socket: &mut Socket,
         items: Vec<(i64, Delivery)>,
         lagged: Vec<i64>,
     ) -> anyhow::Result<()> {
         for (conv, d) in items {
-            self.deliver(socket, conv, d).await?;
+            self.deliver(conv, d).await?;
         }
         for conv in lagged {
             if let Cursor::Live { last_sent } = self.cursor(conv) {
@@ -704,16 +824,16 @@ impl Conn {
                     conv,
                     "connection lagged; asking for resync"
                 );
-                self.pause(socket, conv, last_sent).await?;
+                self.pause(conv, last_sent);
             }
         }
         Ok(())
     }
 
-    async fn deliver(&mut self, socket: &mut Socket, conv: i64, d: Delivery) -> anyhow::Result<()> {
+    async fn deliver(&mut self, conv: i64, d: Delivery) -> anyhow::Result<()> {
         match self.cursor(conv) {
             Cursor::Live { .. } if d.seq == EPHEMERAL => {
-                socket.feed(Message::Text(d.frame)).await?;
+                self.mailbox.queue_text(d.frame.as_bytes());
             }
             Cursor::Live { last_sent } => {
                 if d.seq <= last_sent {
@@ -721,52 +841,49 @@ impl Conn {
                 }
                 if d.seq > last_sent + 1 {
                     if d.seq - last_sent > GAP_FILL_MAX {
-                        return self.pause(socket, conv, last_sent).await;
+                        self.pause(conv, last_sent);
+                        return Ok(());
                     }
-                    Box::pin(self.replay(socket, conv, last_sent, d.seq - 1)).await?;
+                    Box::pin(self.replay(conv, last_sent, d.seq - 1)).await?;
                 }
-                socket.feed(Message::Text(d.frame)).await?;
-                self.set_cursor(conv, Cursor::Live { last_sent: d.seq });
+                self.set_cursor(
+                    conv,
+                    Cursor::Live { last_sent: d.seq },
+                    Some(d.frame.as_str()),
+                );
             }
             // Not synced yet, or paused: the client will sync and get these from the store.
-            Cursor::Unsynced | Cursor::Paused { .. } => {}
+            // (Syncing is only seen inside the `sync` handler, which leaves it live.)
+            Cursor::Unsynced | Cursor::Syncing | Cursor::Paused { .. } => {}
         }
         Ok(())
     }
 
-    async fn pause(
-        &mut self,
-        socket: &mut Socket,
-        conv: i64,
-        last_sent: i64,
-    ) -> anyhow::Result<()> {
-        self.set_cursor(conv, Cursor::Paused { last_sent });
-        socket
-            .feed(frame(&ServerFrame::Resync {
-                conv,
-                after: last_sent,
-            }))
-            .await?;
-        Ok(())
+    fn pause(&self, conv: i64, last_sent: i64) {
+        let resync = frame(&ServerFrame::Resync {
+            conv,
+            after: last_sent,
+        });
+        self.set_cursor(conv, Cursor::Paused { last_sent }, Some(&resync));
     }
 
     /// Adds every delivery and acknowledgement that is already waiting (up to a bound, for
-    /// fairness) to the frames queued on the socket, then writes them all with one flush:
+    /// fairness) to the frames queued for the socket, then writes them all with one flush:
     /// under load a connection gets many frames per system call instead of one.
-    async fn write_ready(&mut self, socket: &mut Socket) -> anyhow::Result<()> {
+    async fn write_ready(&mut self) -> anyhow::Result<()> {
         let mut budget = COALESCE_MAX;
         while budget > 0 {
             if let Some((items, lagged)) = self.mailbox.try_deliveries(budget) {
                 budget = budget.saturating_sub(items.len().max(1));
-                self.deliver_all(socket, items, lagged).await?;
+                self.deliver_all(items, lagged).await?;
             } else if let Some(Some(done)) = self.pending.next().now_or_never() {
                 budget -= 1;
-                socket.feed(ack_frame(done)).await?;
+                self.mailbox.queue_text(ack_frame(done).as_bytes());
             } else {
                 break;
             }
         }
-        socket.flush().await?;
+        self.mailbox.flush().await?;
         Ok(())
     }
 
@@ -797,7 +914,7 @@ impl Conn {
     }
 }
 
-fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>)) -> Message {
+fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>)) -> String {
     frame(&match result {
         Ok(ack) => ServerFrame::Ack {
             conv: ack.conv,
@@ -814,12 +931,12 @@ fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>))
     })
 }
 
-fn frame(f: &ServerFrame) -> Message {
-    Message::Text(serde_json::to_string(f).unwrap_or_default().into())
+fn frame(f: &ServerFrame) -> String {
+    serde_json::to_string(f).unwrap_or_default()
 }
 
 /// The error for a frame about a conversation this user is not in.
-fn not_member(conv: i64, client_id: Option<String>) -> Message {
+fn not_member(conv: i64, client_id: Option<String>) -> String {
     frame(&error_frame(
         ErrorCode::NotMember,
         "You are not in that conversation.",
@@ -842,15 +959,19 @@ fn error_frame(
     }
 }
 
+/// Waits until the socket has something to read (or has closed).
+fn poll_read_ready(
+    mailbox: &Mailbox,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<()>> {
+    match mailbox.socket() {
+        Some(tcp) => tcp.poll_read_ready(cx),
+        None => std::task::Poll::Pending,
+    }
+}
+
 fn deadline_instant(deadline_ms: i64) -> Instant {
     let wait = (deadline_ms - now_ms()).max(0) as u64;
     // A little after the deadline, so the store agrees the session has ended.
     Instant::now() + Duration::from_millis(wait + 50)
-}
-
-fn is_too_big(e: axum::Error) -> bool {
-    matches!(
-        e.into_inner().downcast::<tungstenite::Error>().map(|b| *b),
-        Ok(tungstenite::Error::Capacity(_))
-    )
 }

@@ -132,6 +132,64 @@ async fn live_messages_of_a_conversation_flow_only_after_it_is_synced() {
     ));
 }
 
+/// A client that syncs while messages are being committed gets each exactly once and in
+/// order, up to the last: the replay from the store and the live messages (written
+/// straight into the socket once it is live) meet without a gap or a repeat. (The hub's
+/// unit tests pin the rule that makes it so, deterministically.)
+#[tokio::test]
+async fn messages_committed_while_a_client_syncs_all_arrive_once_in_order() {
+    let app = spawn_app_with(|c| c.send_rate_per_second = 1_000_000).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut wa = app.online(&a).await;
+    let mut wb = app.online(&b).await;
+    let mut sent: i64 = 0;
+    // Sends `n` messages without waiting, then waits for their acks.
+    async fn burst(ws: &mut Ws, conv: i64, sent: &mut i64, n: i64, window: i64) {
+        let mut acked = 0;
+        let mut inflight = 0;
+        while acked < n {
+            while inflight < window && acked + inflight < n {
+                *sent += 1;
+                inflight += 1;
+                ws.send_msg(conv, &format!("m{sent}"), &format!("message {sent}"))
+                    .await;
+            }
+            if let ServerFrame::Ack { .. } = ws.next().await {
+                acked += 1;
+                inflight -= 1;
+            }
+        }
+    }
+    // A history long enough that replaying it takes many store reads.
+    burst(&mut wa, conv, &mut sent, 3000, 64).await;
+    for _ in 0..3 {
+        // The burst is committed while b's replay is under way.
+        wb.sync(conv, 0).await;
+        burst(&mut wa, conv, &mut sent, 20, 20).await;
+        let mut next_expected = 1;
+        let mut synced = false;
+        while next_expected <= sent {
+            match wb.next().await {
+                ServerFrame::Msg(m) => {
+                    assert_eq!(m.seq, next_expected, "never skipped, never repeated");
+                    assert_eq!(m.body, format!("message {next_expected}"));
+                    next_expected += 1;
+                }
+                ServerFrame::Synced { last_seq, .. } => {
+                    assert!(!synced, "one sync, one synced");
+                    assert_eq!(last_seq, next_expected - 1, "synced after the replay");
+                    synced = true;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if !synced {
+            assert!(matches!(wb.next().await, ServerFrame::Synced { .. }));
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_falls_behind_is_told_to_resync_and_then_gets_everything() {
     // A tiny broadcast buffer and a reader that stops reading: the server must say so.
@@ -543,4 +601,43 @@ async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_stay
     answering.live(conv).await;
     answering.send_msg(conv, "still-here", "hello").await;
     assert!(ack_of(&mut answering, "still-here").await > 0);
+}
+
+#[tokio::test]
+async fn a_ping_from_the_client_gets_its_pong_and_a_close_gets_its_answer() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::{
+        protocol::{frame::coding::CloseCode, CloseFrame},
+        Message,
+    };
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let mut ws = app.online(&a).await;
+    ws.stream
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = loop {
+        match tokio::time::timeout(crate::helpers::WAIT, ws.stream.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) => break p,
+            Ok(Some(Ok(Message::Text(_)))) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"are you there");
+    ws.stream
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .expect("close");
+    let answer = loop {
+        match tokio::time::timeout(crate::helpers::WAIT, ws.stream.next()).await {
+            Ok(Some(Ok(Message::Close(c)))) => break c,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected the server's close, got {other:?}"),
+        }
+    };
+    assert_eq!(answer.map(|c| c.code), Some(CloseCode::Normal));
 }

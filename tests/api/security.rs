@@ -94,6 +94,52 @@ async fn a_cookie_socket_needs_an_origin() {
 }
 
 #[tokio::test]
+async fn what_is_not_a_websocket_handshake_is_refused_with_a_clear_status() {
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let http = reqwest::Client::new();
+    let get = |headers: &[(&str, &str)]| {
+        let mut req = http
+            .get(app.url("/ws"))
+            .bearer_auth(&a.token)
+            .header("origin", app.origin());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    let plain = get(&[]).await.expect("plain GET");
+    assert_eq!(plain.status(), 426);
+    assert!(plain.text().await.expect("body").contains("WebSocket"));
+    let upgrade = [
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let old_version = get(&[
+        upgrade[0],
+        upgrade[1],
+        upgrade[2],
+        ("sec-websocket-version", "8"),
+    ])
+    .await
+    .expect("old version");
+    assert_eq!(old_version.status(), 400);
+    let no_key = get(&[upgrade[0], upgrade[1], ("sec-websocket-version", "13")])
+        .await
+        .expect("no key");
+    assert_eq!(no_key.status(), 400);
+    let posted = http
+        .post(app.url("/ws"))
+        .bearer_auth(&a.token)
+        .header("origin", app.origin())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(posted.status(), 405);
+}
+
+#[tokio::test]
 async fn an_oversized_frame_closes_the_socket_with_the_too_big_code() {
     let app = spawn_app().await;
     let a = app.guest().await;
