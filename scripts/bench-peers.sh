@@ -3,10 +3,13 @@
 # ws 8, Node + socket.io 4, Bun pub/sub), REPEATS times (default 3), rotating the order each
 # time, saves every line to target/bench-peers-results.txt and prints the side-by-side table
 # (median and range over the repeats; scripts/bench-table.py).
-#   usage: scripts/bench-peers.sh [REPEATS]
+#   usage: scripts/bench-peers.sh [REPEATS [SERVER...]]   (servers: messenger ws socketio bun)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
+# Which servers (default: all four); MESSENGER_BIN picks the Messenger binary to run.
+if [ $# -gt 1 ]; then servers=("${@:2}"); else servers=(messenger ws socketio bun); fi
+messenger_bin=${MESSENGER_BIN:-target/messenger}
 target_dir=${CARGO_TARGET_DIR:-target}
 loadgen=${LOADGEN:-$target_dir/loadgen/release/loadgen}
 ulimit -n 20000
@@ -20,12 +23,11 @@ scenarios=(
   "rooms --rooms 1000 --members 5 --rate 10000 --secs 10"
   "rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp"
 )
-servers=(messenger ws socketio bun)
 for ((r = 0; r < repeats; r++)); do
   for ((i = 0; i < ${#servers[@]}; i++)); do
     s=${servers[$(((i + r) % ${#servers[@]}))]}
     for sc in "${scenarios[@]}"; do
-      if [ "$s" = messenger ]; then args=(--server-bin target/messenger); else args=(--peer "$s"); fi
+      if [ "$s" = messenger ]; then args=(--server-bin "$messenger_bin"); else args=(--peer "$s"); fi
       echo "==> repeat $((r + 1)) $s: $sc" | tee -a "$out"
       # shellcheck disable=SC2086
       "$loadgen" "${args[@]}" $sc 2>&1 | grep -vE '^  [0-9]+ (guests|sockets)' | tee -a "$out"
