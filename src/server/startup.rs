@@ -265,7 +265,9 @@ async fn serve_http(
                 tracing::debug!("TCP_NODELAY not set: {e}");
             }
         }
-        // The timer lets hyper's default header timeout (30 s) apply.
+        // The timer lets hyper's default header timeout apply: a request's head must arrive
+        // within 30 s, and a kept-alive connection with no next request is closed after 30 s
+        // (browsers open a new one). `axum::serve` set no timer, so it had neither.
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .serve_connection(TokioIo::new(tcp), service.clone())
