@@ -241,11 +241,12 @@ impl Mailbox {
         let Some((conv, _)) = deliveries.first() else {
             return deliveries;
         };
-        let mut last = match slots.cursors.get(conv) {
-            Some(Cursor::Live { last_sent }) => *last_sent,
+        let cursor = match slots.cursors.get_mut(conv) {
+            Some(Cursor::Live { last_sent }) => last_sent,
             Some(Cursor::Syncing) => return deliveries,
             None | Some(Cursor::Unsynced | Cursor::Paused { .. }) => return &[],
         };
+        let mut last = *cursor;
         scratch.clear();
         let mut taken = 0;
         for (c, d) in deliveries {
@@ -262,9 +263,7 @@ impl Mailbox {
             }
             taken += 1;
         }
-        slots
-            .cursors
-            .insert(*conv, Cursor::Live { last_sent: last });
+        *cursor = last;
         if !scratch.is_empty() {
             slots.write(socket, scratch);
         }
