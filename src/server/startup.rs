@@ -75,7 +75,7 @@ impl Application {
         // Committed messages go to the bots' dispatcher too (bounded; it only filters).
         let (observer, observed) = mpsc::channel(4096);
         let (writer, writer_task) = Writer::spawn(
-            store.writer_connection().await?,
+            store.writer_connection()?,
             hub.clone(),
             cfg.max_batch,
             writer_stop_rx,

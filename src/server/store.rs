@@ -8,7 +8,7 @@ use crate::protocol::{
 use anyhow::Context;
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    ConnectOptions, Row, Sqlite, SqlitePool, Transaction,
 };
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -40,8 +40,13 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
     pool.begin_with(BEGIN_WRITE).await
 }
 
-/// Most page cache the message writer's connection keeps, in KiB.
+/// Most page cache the message writer's connection keeps, in KiB. The writer touches the
+/// leaf pages of every busy conversation; with SQLite's default 2 MB cache it read them back
+/// from the file (pread) at every commit. The cache grows only as pages are used.
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// How long a connection waits for SQLite's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read side of the store plus the options to open the writer's own connection.
 #[derive(Clone, Debug)]
@@ -66,7 +71,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             // Temporary files in memory. The one that matters is the statement journal: inside
             // a transaction, each statement that could fail half-way (the writer's multi-row
@@ -93,17 +98,26 @@ impl Store {
         &self.pool
     }
 
-    /// A dedicated connection for the single message writer.
-    pub async fn writer_connection(&self) -> anyhow::Result<SqliteConnection> {
-        self.options
-            .clone()
-            // The writer touches the leaf pages of every busy conversation; with SQLite's
-            // default 2 MB cache it read them back from the file (pread) at every commit.
-            // The cache grows only as pages are used.
-            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .connect()
-            .await
-            .context("opening the writer connection")
+    /// A dedicated connection for the single message writer, which commits synchronously
+    /// on a thread of its own (`writer.rs`); opened with the same settings as the pool's.
+    pub fn writer_connection(&self) -> anyhow::Result<rusqlite::Connection> {
+        let path = self.options.get_filename();
+        let conn = rusqlite::Connection::open(path)
+            .with_context(|| format!("opening the writer connection to {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+        ))
+        .context("configuring the writer connection")?;
+        // The multi-row INSERTs (one per power-of-two size), the single-row one, the lookups
+        // and the delete: all stay prepared.
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
     }
 
     /// Checkpoints the WAL into the main file (at shutdown, so a copy of the file is whole).
@@ -1422,29 +1436,45 @@ mod tests {
     async fn connections_are_durable_and_keep_temporary_files_in_memory() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("m.db")).await.expect("open");
-        let mut writer = store.writer_connection().await.expect("writer");
-        let pragma = |name: &'static str| format!("PRAGMA {name}");
-        for conn in [
-            &mut *store.pool().acquire().await.expect("pooled"),
-            &mut writer,
-        ] {
-            let mode: String = sqlx::query_scalar(&pragma("journal_mode"))
-                .fetch_one(&mut *conn)
+        // journal_mode; synchronous (2 = FULL: the WAL is synced at every commit);
+        // temp_store (2 = MEMORY: statement journals never touch the disk); foreign_keys.
+        let expected = ("wal".to_owned(), 2, 2, 1);
+        let mut pooled = store.pool().acquire().await.expect("pooled");
+        let mut read = Vec::new();
+        for name in ["synchronous", "temp_store", "foreign_keys"] {
+            let value: i64 = sqlx::query_scalar(&format!("PRAGMA {name}"))
+                .fetch_one(&mut *pooled)
                 .await
                 .unwrap();
-            assert_eq!(mode, "wal");
-            // 2 = FULL: the WAL is synced at every commit.
-            let sync: i64 = sqlx::query_scalar(&pragma("synchronous"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(sync, 2);
-            // 2 = MEMORY: statement journals never touch the disk.
-            let temp: i64 = sqlx::query_scalar(&pragma("temp_store"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(temp, 2);
+            read.push(value);
         }
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *pooled)
+            .await
+            .unwrap();
+        assert_eq!((mode, read[0], read[1], read[2]), expected, "pool");
+
+        // The message writer's own connection, opened apart from the pool.
+        let writer = store.writer_connection().expect("writer");
+        let int = |name: &str| -> i64 {
+            writer
+                .pragma_query_value(None, name, |row| row.get(0))
+                .unwrap()
+        };
+        let mode: String = writer
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            (
+                mode,
+                int("synchronous"),
+                int("temp_store"),
+                int("foreign_keys")
+            ),
+            expected,
+            "writer"
+        );
+        assert_eq!(int("busy_timeout"), 10_000);
+        assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
     }
 }

@@ -1,13 +1,19 @@
 //! The single message writer: takes sends from every connection, commits them in groups
 //! (one SQLite transaction, one fsync for many messages), then publishes each new message to
 //! its conversation and only then acknowledges it to its sender.
+//!
+//! It runs on a thread of its own that owns its SQLite connection (rusqlite, over the same
+//! bundled SQLite as sqlx) and commits synchronously: a commit through sqlx's async
+//! connection made one round trip between tasks and sqlx's worker thread per statement
+//! (begin, each INSERT, commit), and those hand-offs cost more than the statements at the
+//! rates of the rooms benchmark (docs/BENCHMARKS.md, eleventh round).
 
 use super::{
     hub::{Delivery, Hub},
-    store::{self, now_ms},
+    store::now_ms,
 };
 use crate::protocol::{Body, ClientId, MessageKind, MessageView, ServerFrame};
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::{Connection, TransactionBehavior};
 use std::{collections::HashMap, sync::Arc};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -57,18 +63,14 @@ impl Content {
 
 /// Empties the messages the batch's `delete` messages name, in the batch's transaction, so
 /// the deletion and its announcement commit together.
-async fn apply_deletes(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<(), sqlx::Error> {
+fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     for job in jobs {
         if let Content::Delete(seq) = job.msg.content {
-            sqlx::query(
+            conn.prepare_cached(
                 "UPDATE messages SET kind = 'deleted', body = ''
                  WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
-            )
-            .bind(job.msg.conv)
-            .bind(seq)
-            .bind(job.msg.sender)
-            .execute(&mut *conn)
-            .await?;
+            )?
+            .execute((job.msg.conv, seq, job.msg.sender))?;
         }
     }
     Ok(())
@@ -95,10 +97,17 @@ struct Job {
     reply: Reply,
 }
 
+/// What the writer's queue carries.
+enum Cmd {
+    Send(Job),
+    /// Refuse new sends, commit what is queued, and end.
+    Stop,
+}
+
 /// The handle connections use to submit sends.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Cmd>,
 }
 
 /// Jobs waiting for the writer. Senders wait when it is full, which slows readers of sockets
@@ -106,17 +115,29 @@ pub struct Writer {
 const QUEUE: usize = 4096;
 
 impl Writer {
-    /// Starts the writer task on its own connection. It ends, after committing everything
-    /// already queued, when `stop` turns true or every `Writer` handle is dropped.
+    /// Starts the writer on a thread of its own with its own connection. It ends, after
+    /// committing everything already queued, when `stop` turns true or every `Writer` handle
+    /// is dropped.
     pub fn spawn(
-        conn: SqliteConnection,
+        conn: Connection,
         hub: Arc<Hub>,
         max_batch: usize,
-        stop: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
         observer: Option<Observer>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(conn, rx, hub, max_batch.max(1), stop, observer));
+        // The thread cannot wait for `stop` and its queue at once, so `stop` arrives through
+        // the queue. A weak handle: this task alone must not keep the writer alive.
+        let weak = tx.downgrade();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                if let Some(tx) = weak.upgrade() {
+                    let _ = tx.send(Cmd::Stop).await;
+                }
+            }
+        });
+        let handle =
+            tokio::task::spawn_blocking(move || run(conn, rx, hub, max_batch.max(1), observer));
         (Self { tx }, handle)
     }
 
@@ -127,7 +148,7 @@ impl Writer {
     ) -> Result<oneshot::Receiver<Result<Ack, WriteFailed>>, WriteFailed> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { msg, reply })
+            .send(Cmd::Send(Job { msg, reply }))
             .await
             .map_err(|_| WriteFailed)?;
         Ok(rx)
@@ -140,31 +161,33 @@ enum Outcome {
     Duplicate(Ack),
 }
 
-async fn run(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Job>,
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Cmd>,
     hub: Arc<Hub>,
     max_batch: usize,
-    mut stop: watch::Receiver<bool>,
     observer: Option<Observer>,
 ) {
+    let mut cmds: Vec<Cmd> = Vec::with_capacity(max_batch);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
-    let mut stopping = false;
     loop {
-        let received = tokio::select! {
-            n = rx.recv_many(&mut batch, max_batch) => n,
-            _ = stop.wait_for(|s| *s), if !stopping => {
-                // Refuse new sends; what is queued is still committed below.
-                stopping = true;
-                rx.close();
-                continue;
-            }
-        };
-        if received == 0 {
+        // Whatever queued up while the previous commit ran is the next commit: no waiting
+        // for more (a window of 0.3-1 ms was measured: little less CPU, much more latency).
+        if rx.blocking_recv_many(&mut cmds, max_batch) == 0 {
             break;
         }
-        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs).await {
+        for cmd in cmds.drain(..) {
+            match cmd {
+                Cmd::Send(job) => batch.push(job),
+                // Refuse new sends; what is queued is still committed.
+                Cmd::Stop => rx.close(),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) => {
                 // One bad job must not fail its neighbours: retry each on its own, with
@@ -175,7 +198,6 @@ async fn run(
                 for job in &batch {
                     each.push(
                         commit_batch(&mut conn, std::slice::from_ref(job), &mut seqs)
-                            .await
                             .map(|mut o| o.pop().expect("one outcome per job")),
                     );
                 }
@@ -274,41 +296,72 @@ const ROWS_PER_INSERT: usize = 128;
 
 /// The highest sequence number stored in `conv` (0: none). The primary key makes this one
 /// index lookup; only the writer adds messages, so afterwards it keeps the number in memory.
-async fn stored_last_seq(conn: &mut SqliteConnection, conv: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?")
-        .bind(conv)
-        .fetch_one(&mut *conn)
-        .await
+fn stored_last_seq(conn: &Connection, conv: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?")?
+        .query_row([conv], |row| row.get(0))
+}
+
+/// Columns of one message row, in the order of [`insert_sql`].
+const COLUMNS: usize = 7;
+
+/// The multi-row INSERT for `rows` messages; a resend (same sender and client id in the
+/// conversation) inserts nothing.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?)");
+    }
+    sql.push_str(" ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING");
+    sql
+}
+
+/// Binds one message's row at `row` (0-based) of a multi-row INSERT.
+fn bind_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    row: usize,
+    msg: &NewMessage,
+    seq: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let at = row * COLUMNS;
+    stmt.raw_bind_parameter(at + 1, msg.conv)?;
+    stmt.raw_bind_parameter(at + 2, seq)?;
+    stmt.raw_bind_parameter(at + 3, msg.sender)?;
+    stmt.raw_bind_parameter(at + 4, msg.client_id.as_str())?;
+    stmt.raw_bind_parameter(at + 5, &*msg.content.body())?;
+    stmt.raw_bind_parameter(at + 6, now)?;
+    stmt.raw_bind_parameter(at + 7, msg.content.kind().as_str())
 }
 
 /// Commits a batch in one transaction. The common case, every message new, takes one
 /// multi-row INSERT per chunk; if any row turns out to be a resend (the idempotency index
 /// skipped it), the transaction is rolled back and the batch is written message by message,
 /// so that a resend never leaves a gap in the sequence numbers.
-///
-/// Kept as several sqlx commands on purpose: sending the whole commit as one multi-statement
-/// command made each commit faster, hence smaller, and the server spent more CPU per message
-/// (docs/BENCHMARKS.md, ninth round). A commit's cost is mostly the pages it writes, so its
-/// size matters more than its round trips.
-async fn commit_batch(
-    conn: &mut SqliteConnection,
+fn commit_batch(
+    conn: &mut Connection,
     jobs: &[Job],
     seqs: &mut Seqs,
-) -> Result<Vec<Outcome>, sqlx::Error> {
+) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
-    let mut tx = conn.begin_with(store::BEGIN_WRITE).await?;
+    // IMMEDIATE, as every writing transaction of the store (`store::BEGIN_WRITE`).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut next: Seqs = HashMap::new();
     let mut assigned = Vec::with_capacity(jobs.len());
     for job in jobs {
         let conv = job.msg.conv;
         let last = match next.get(&conv).or_else(|| seqs.get(&conv)) {
             Some(last) => *last,
-            None => stored_last_seq(&mut tx, conv).await?,
+            None => stored_last_seq(&tx, conv)?,
         };
         next.insert(conv, last + 1);
         assigned.push(last + 1);
     }
-    let mut inserted = 0u64;
+    let mut inserted = 0;
     let mut start = 0;
     while start < jobs.len() {
         let left = jobs.len() - start;
@@ -317,29 +370,25 @@ async fn commit_batch(
         } else {
             1 << (usize::BITS - 1 - left.leading_zeros())
         };
-        let rows = (start..start + size).map(|i| (&jobs[i].msg, assigned[i]));
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind) ",
-        );
-        insert.push_values(rows, |mut row, (msg, seq)| {
-            row.push_bind(msg.conv)
-                .push_bind(seq)
-                .push_bind(msg.sender)
-                .push_bind(msg.client_id.as_str())
-                .push_bind(msg.content.body().into_owned())
-                .push_bind(now)
-                .push_bind(msg.content.kind().as_str());
-        });
-        insert.push(" ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING");
-        inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+        let mut insert = tx.prepare_cached(&insert_sql(size))?;
+        for row in 0..size {
+            bind_row(
+                &mut insert,
+                row,
+                &jobs[start + row].msg,
+                assigned[start + row],
+                now,
+            )?;
+        }
+        inserted += insert.raw_execute()?;
         start += size;
     }
-    if inserted as usize != jobs.len() {
-        tx.rollback().await?;
-        return commit_each(conn, jobs, seqs, now).await;
+    if inserted != jobs.len() {
+        tx.rollback()?;
+        return commit_each(conn, jobs, seqs, now);
     }
-    apply_deletes(&mut tx, jobs).await?;
-    tx.commit().await?;
+    apply_deletes(&tx, jobs)?;
+    tx.commit()?;
     seqs.extend(next);
     Ok(jobs
         .iter()
@@ -350,22 +399,22 @@ async fn commit_batch(
 
 /// Commits a batch in one transaction, one statement per message: a resend gets the
 /// acknowledgement of the stored message and takes no sequence number.
-async fn commit_each(
-    conn: &mut SqliteConnection,
+fn commit_each(
+    conn: &mut Connection,
     jobs: &[Job],
     seqs: &mut Seqs,
     now: i64,
-) -> Result<Vec<Outcome>, sqlx::Error> {
-    let mut tx = conn.begin_with(store::BEGIN_WRITE).await?;
+) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut batch: Seqs = HashMap::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let conv = job.msg.conv;
         let last = match batch.get(&conv).or_else(|| seqs.get(&conv)) {
             Some(last) => *last,
-            None => stored_last_seq(&mut tx, conv).await?,
+            None => stored_last_seq(&tx, conv)?,
         };
-        let outcome = write_one(&mut tx, &job.msg, last + 1, now).await?;
+        let outcome = write_one(&tx, &job.msg, last + 1, now)?;
         batch.insert(
             conv,
             if matches!(outcome, Outcome::New(_)) {
@@ -376,8 +425,8 @@ async fn commit_each(
         );
         outcomes.push(outcome);
     }
-    apply_deletes(&mut tx, jobs).await?;
-    tx.commit().await?;
+    apply_deletes(&tx, jobs)?;
+    tx.commit()?;
     seqs.extend(batch);
     Ok(outcomes)
 }
@@ -397,36 +446,18 @@ fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
 
 /// Inserts one message as `seq`, unless its client id was already stored (then returns the
 /// stored acknowledgement; `seq` stays free for the next message).
-async fn write_one(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-    seq: i64,
-    now: i64,
-) -> Result<Outcome, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING",
-    )
-    .bind(msg.conv)
-    .bind(seq)
-    .bind(msg.sender)
-    .bind(msg.client_id.as_str())
-    .bind(msg.content.body().into_owned())
-    .bind(now)
-    .bind(msg.content.kind().as_str())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let (seq, at): (i64, i64) = sqlx::query_as(
-            "SELECT seq, created_at FROM messages WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
-        )
-        .bind(msg.conv)
-        .bind(msg.sender)
-        .bind(msg.client_id.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
+fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlite::Result<Outcome> {
+    let mut insert = conn.prepare_cached(&insert_sql(1))?;
+    bind_row(&mut insert, 0, msg, seq, now)?;
+    if insert.raw_execute()? == 0 {
+        let (seq, at): (i64, i64) = conn
+            .prepare_cached(
+                "SELECT seq, created_at FROM messages
+                 WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+            )?
+            .query_row((msg.conv, msg.sender, msg.client_id.as_str()), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
         return Ok(Outcome::Duplicate(Ack {
             conv: msg.conv,
             client_id: msg.client_id.as_str().to_owned(),

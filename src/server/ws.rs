@@ -34,7 +34,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
+use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -268,14 +268,17 @@ struct Joined {
     typing_sent: Option<Instant>,
 }
 
-/// Sends waiting for their commit. The set is created at the first send: even empty, a
-/// `FuturesUnordered` holds two allocations (~150 bytes), and many connections only read.
+/// Sends waiting for their commit, acknowledged in the order they were sent. The writer
+/// answers one connection's sends in that order anyway, but it runs on its own thread: an
+/// unordered set, polled while the writer answers, could yield a later ack before an
+/// earlier one. The set is created at the first send: even empty, it holds two allocations
+/// (~150 bytes), and many connections only read.
 #[derive(Default)]
-struct Pending(Option<FuturesUnordered<PendingAck>>);
+struct Pending(Option<FuturesOrdered<PendingAck>>);
 
 impl Pending {
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesUnordered::len)
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
     }
 
     fn is_empty(&self) -> bool {
@@ -283,7 +286,9 @@ impl Pending {
     }
 
     fn push(&mut self, ack: PendingAck) {
-        self.0.get_or_insert_with(FuturesUnordered::new).push(ack);
+        self.0
+            .get_or_insert_with(FuturesOrdered::new)
+            .push_back(ack);
     }
 
     /// The next acknowledgement; `None` when nothing is pending.

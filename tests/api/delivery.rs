@@ -327,6 +327,32 @@ async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
 }
 
 #[tokio::test]
+async fn acks_come_in_the_order_of_the_sends() {
+    // The writer commits on its own thread while the connection collects its answers; a
+    // burst larger than one connection's in-flight limit (64) spans many commits.
+    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut ws = app.online(&a).await;
+    let sent: Vec<String> = (1..=300).map(|i| format!("o{i}")).collect();
+    for cid in &sent {
+        ws.send_msg(conv, cid, cid).await;
+    }
+    let mut acked = Vec::new();
+    while acked.len() < sent.len() {
+        match ws.next().await {
+            ServerFrame::Ack { client_id, seq, .. } => acked.push((client_id, seq)),
+            ServerFrame::Error { client_id, .. } => panic!("a send was refused: {client_id:?}"),
+            _ => {}
+        }
+    }
+    let ids: Vec<&str> = acked.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(ids, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    let seqs: Vec<i64> = acked.iter().map(|(_, s)| *s).collect();
+    assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn history_pages_back_to_the_first_message() {
     let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
     let (a, b) = (app.guest().await, app.guest().await);
