@@ -13,6 +13,7 @@ messenger_bin=${MESSENGER_BIN:-target/messenger}
 target_dir=${CARGO_TARGET_DIR:-target}
 loadgen=${LOADGEN:-$target_dir/loadgen/release/loadgen}
 ulimit -n 20000
+mkdir -p target
 out=target/bench-peers-results.txt
 : > "$out"
 scenarios=(

@@ -10,6 +10,7 @@ loadgen=${LOADGEN:-$target_dir/loadgen/release/loadgen}
 server=target/messenger
 # Sockets on both sides: this machine allows 20,000 open files per process.
 ulimit -n 20000
+mkdir -p target
 out=target/bench-results.txt
 : > "$out"
 run() {
