@@ -1,7 +1,7 @@
 //! Delivery guarantees: ack after commit, idempotent resends, gap-free replay, resync on lag,
 //! membership, history paging.
 
-use crate::helpers::{spawn_app, spawn_app_with, Ws};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, User, Ws};
 use futures::StreamExt;
 use messenger::protocol::{ErrorCode, ServerFrame};
 use serde_json::json;
@@ -326,14 +326,21 @@ async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
     assert_eq!(ack_of(&mut ws, "fine").await, 1);
 }
 
+/// A server without a send rate limit worth the name, two guests with a conversation, and
+/// the first one online: for tests that send in bursts.
+async fn burst_sender() -> (TestApp, User, User, i64, Ws) {
+    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let ws = app.online(&a).await;
+    (app, a, b, conv, ws)
+}
+
 #[tokio::test]
 async fn acks_come_in_the_order_of_the_sends() {
     // The writer commits on its own thread while the connection collects its answers; a
     // burst larger than one connection's in-flight limit (64) spans many commits.
-    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
-    let (a, b) = (app.guest().await, app.guest().await);
-    let conv = app.dm(&a, &b).await;
-    let mut ws = app.online(&a).await;
+    let (_app, _a, _b, conv, mut ws) = burst_sender().await;
     let sent: Vec<String> = (1..=300).map(|i| format!("o{i}")).collect();
     for cid in &sent {
         ws.send_msg(conv, cid, cid).await;
@@ -354,10 +361,7 @@ async fn acks_come_in_the_order_of_the_sends() {
 
 #[tokio::test]
 async fn history_pages_back_to_the_first_message() {
-    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
-    let (a, b) = (app.guest().await, app.guest().await);
-    let conv = app.dm(&a, &b).await;
-    let mut ws = app.online(&a).await;
+    let (app, _a, b, conv, mut ws) = burst_sender().await;
     for i in 1..=120 {
         ws.send_msg(conv, &format!("h{i}"), &format!("n{i}")).await;
     }
