@@ -7,7 +7,7 @@ use crate::protocol::{
 };
 use anyhow::Context;
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
     ConnectOptions, Row, Sqlite, SqlitePool, Transaction,
 };
 use std::{path::Path, str::FromStr, time::Duration};
@@ -27,7 +27,7 @@ pub fn now_ms() -> i64 {
 /// checkpoints copy far fewer pages. (Checkpointing beside the writer, on a connection of
 /// its own every 250 ms, was tried: the rooms benchmark's p99 got worse, 100-308 ms against
 /// 49-51 ms, as the two fsyncs contended.)
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
 /// How every transaction that writes begins: with SQLite's write lock taken at once. A
 /// deferred `BEGIN` that reads first and writes later fails at the write with `SQLITE_BUSY`,
 /// not retried by the busy timeout, whenever another connection committed in between (the
@@ -44,6 +44,25 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
 /// leaf pages of every busy conversation; with SQLite's default 2 MB cache it read them back
 /// from the file (pread) at every commit. The cache grows only as pages are used.
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// What every connection to the database is opened with, the pool's and the message
+/// writer's (each applies them in its own way: the pool through sqlx's options, the writer
+/// as statements; a test reads them back from both).
+const PRAGMAS: [(&str, &str); 5] = [
+    // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so an
+    // acknowledged message survives power loss, not only a process crash.
+    ("journal_mode", "WAL"),
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    ("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES),
+    // Temporary files in memory. The one that matters is the statement journal: inside a
+    // transaction, each statement that could fail half-way (the writer's multi-row INSERT)
+    // copies every page it changes there first, so that it alone can be undone. On disk
+    // that was a 4-byte and a 4096-byte `pwrite` per page, as many calls as the WAL frames
+    // themselves. It is never needed after a crash (the WAL is what makes a commit
+    // durable), so keeping it in memory weakens nothing.
+    ("temp_store", "MEMORY"),
+];
 
 /// How long a connection waits for SQLite's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,24 +81,15 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .context("sqlite options")?
-            .filename(path)
-            .create_if_missing(true)
-            // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so
-            // an acknowledged message survives power loss, not only a process crash.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
+        let options = PRAGMAS.iter().fold(
+            SqliteConnectOptions::from_str("sqlite:")
+                .context("sqlite options")?
+                .filename(path)
+                .create_if_missing(true),
+            |options, (name, value)| options.pragma(*name, *value),
+        );
+        let options = options
             .busy_timeout(BUSY_TIMEOUT)
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-            // Temporary files in memory. The one that matters is the statement journal: inside
-            // a transaction, each statement that could fail half-way (the writer's multi-row
-            // INSERT) copies every page it changes there first, so that it alone can be undone.
-            // On disk that was a 4-byte and a 4096-byte `pwrite` per page, as many calls as
-            // the WAL frames themselves. It is never needed after a crash (the WAL is what
-            // makes a commit durable), so keeping it in memory weakens nothing.
-            .pragma("temp_store", "memory")
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -105,15 +115,12 @@ impl Store {
         let conn = rusqlite::Connection::open(path)
             .with_context(|| format!("opening the writer connection to {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;
-             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -{WRITER_CACHE_KIB};"
-        ))
-        .context("configuring the writer connection")?;
+        let cache_size = format!("-{WRITER_CACHE_KIB}");
+        for (name, value) in PRAGMAS.iter().chain([&("cache_size", cache_size.as_str())]) {
+            // As a batch: it ignores the row some pragmas answer with (journal_mode does).
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))
+                .with_context(|| format!("setting {name} on the writer connection"))?;
+        }
         // The multi-row INSERTs (one per power-of-two size), the single-row one, the lookups
         // and the delete: all stay prepared.
         conn.set_prepared_statement_cache_capacity(32);
@@ -1453,6 +1460,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((mode, read[0], read[1], read[2]), expected, "pool");
+        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *pooled)
+            .await
+            .unwrap();
+        assert_eq!(checkpoint, 10_000, "pool");
 
         // The message writer's own connection, opened apart from the pool.
         let writer = store.writer_connection().expect("writer");
@@ -1475,6 +1487,7 @@ mod tests {
             "writer"
         );
         assert_eq!(int("busy_timeout"), 10_000);
+        assert_eq!(int("wal_autocheckpoint"), 10_000);
         assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
     }
 }
