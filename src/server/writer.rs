@@ -14,7 +14,11 @@ use super::{
 };
 use crate::protocol::{Body, ClientId, MessageKind, MessageView, ServerFrame};
 use rusqlite::{Connection, TransactionBehavior};
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A message to store.
@@ -97,6 +101,45 @@ struct Job {
     reply: Reply,
 }
 
+/// A group commit this slow is logged as a warning, with how long its COMMIT took.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+/// At most one such warning per this long (a slow disk would make every commit slow).
+const SLOW_COMMIT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Group commits slower than [`SLOW_COMMIT`]: every message in one, and every message
+/// queued behind it, waited that long.
+#[derive(Default)]
+struct SlowCommits {
+    last_report: Option<Instant>,
+    unreported: u64,
+}
+
+impl SlowCommits {
+    fn record(&mut self, took: Duration, committing: Duration, size: usize) {
+        if took < SLOW_COMMIT {
+            return;
+        }
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_some_and(|at| now.duration_since(at) < SLOW_COMMIT_REPORT_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            commit_ms = committing.as_millis() as u64,
+            size,
+            slow_commits = self.unreported,
+            "slow group commit (commit_ms: the COMMIT with its fsync and any WAL checkpoint; \
+             slow_commits: how many since the last warning)"
+        );
+        self.last_report = Some(now);
+        self.unreported = 0;
+    }
+}
+
 /// What the writer's queue carries.
 enum Cmd {
     Send(Job),
@@ -171,6 +214,7 @@ fn run(
     let mut cmds: Vec<Cmd> = Vec::with_capacity(max_batch);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
+    let mut slow = SlowCommits::default();
     loop {
         // Whatever queued up while the previous commit ran is the next commit: no waiting
         // for more (a window of 0.3-1 ms was measured: little less CPU, much more latency).
@@ -187,7 +231,9 @@ fn run(
         if batch.is_empty() {
             continue;
         }
-        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs) {
+        let started = Instant::now();
+        let mut committing = Duration::ZERO;
+        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs, &mut committing) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) => {
                 // One bad job must not fail its neighbours: retry each on its own, with
@@ -197,13 +243,19 @@ fn run(
                 let mut each = Vec::with_capacity(batch.len());
                 for job in &batch {
                     each.push(
-                        commit_batch(&mut conn, std::slice::from_ref(job), &mut seqs)
-                            .map(|mut o| o.pop().expect("one outcome per job")),
+                        commit_batch(
+                            &mut conn,
+                            std::slice::from_ref(job),
+                            &mut seqs,
+                            &mut committing,
+                        )
+                        .map(|mut o| o.pop().expect("one outcome per job")),
                     );
                 }
                 each
             }
         };
+        slow.record(started.elapsed(), committing, batch.len());
         // Every new message is published before any acknowledgement leaves, all at once so
         // that each connection gets the commit's messages in one batch.
         let mut published = Vec::with_capacity(batch.len());
@@ -346,6 +398,7 @@ fn commit_batch(
     conn: &mut Connection,
     jobs: &[Job],
     seqs: &mut Seqs,
+    committing: &mut Duration,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
     // IMMEDIATE, as every writing transaction of the store (`store::BEGIN_WRITE`).
@@ -385,10 +438,12 @@ fn commit_batch(
     }
     if inserted != jobs.len() {
         tx.rollback()?;
-        return commit_each(conn, jobs, seqs, now);
+        return commit_each(conn, jobs, seqs, now, committing);
     }
     apply_deletes(&tx, jobs)?;
+    let commit = Instant::now();
     tx.commit()?;
+    *committing += commit.elapsed();
     seqs.extend(next);
     Ok(jobs
         .iter()
@@ -404,6 +459,7 @@ fn commit_each(
     jobs: &[Job],
     seqs: &mut Seqs,
     now: i64,
+    committing: &mut Duration,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut batch: Seqs = HashMap::new();
@@ -426,7 +482,9 @@ fn commit_each(
         outcomes.push(outcome);
     }
     apply_deletes(&tx, jobs)?;
+    let commit = Instant::now();
     tx.commit()?;
+    *committing += commit.elapsed();
     seqs.extend(batch);
     Ok(outcomes)
 }
@@ -466,4 +524,33 @@ fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlit
         }));
     }
     Ok(Outcome::New(view_of(msg, seq, now)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_commits_are_reported_at_most_once_per_period_and_counted_between() {
+        let mut slow = SlowCommits::default();
+        let quick = SLOW_COMMIT / 2;
+        slow.record(quick, quick, 3);
+        assert_eq!(
+            (slow.last_report, slow.unreported),
+            (None, 0),
+            "a quick commit"
+        );
+        slow.record(SLOW_COMMIT, SLOW_COMMIT, 3);
+        let first = slow.last_report.expect("the first slow commit is reported");
+        assert_eq!(slow.unreported, 0);
+        slow.record(SLOW_COMMIT * 2, quick, 40);
+        slow.record(SLOW_COMMIT * 3, quick, 40);
+        assert_eq!(slow.last_report, Some(first), "not reported again so soon");
+        assert_eq!(slow.unreported, 2, "but counted for the next report");
+        // Once the period is over, the next slow commit is reported with the count.
+        slow.last_report = Some(first - SLOW_COMMIT_REPORT_EVERY);
+        slow.record(SLOW_COMMIT, quick, 1);
+        assert!(slow.last_report.expect("reported") > first);
+        assert_eq!(slow.unreported, 0);
+    }
 }
