@@ -39,6 +39,13 @@ pub struct Delivery {
 /// The `seq` of a [`Delivery`] that is not a stored message.
 pub const EPHEMERAL: i64 = 0;
 
+/// The `seq` of a [`Delivery`] that is an acknowledgement owed to this connection (an `ack`,
+/// or the `error` of a send that could not be stored): sent whatever the conversation's
+/// cursor, after what was queued before it, and never dropped. Its conversation is 0.
+pub const ACK: i64 = -1;
+
+pub use crate::protocol::MAX_IN_FLIGHT;
+
 /// What the hub asks of a connection.
 #[derive(Debug, Clone)]
 pub enum Control {
@@ -92,6 +99,9 @@ pub enum Mail {
     /// The publisher wrote to the socket and it did not take everything (or the write
     /// failed): the connection must wait until it can write the rest ([`Mailbox::flush`]).
     Flush,
+    /// The connection had stopped reading its socket with [`MAX_IN_FLIGHT`] sends waiting for
+    /// their acknowledgement, and one has gone out: it may read again.
+    Resume,
 }
 
 /// Deliveries taken from a mailbox, `(conversation, delivery)` in order, and the
@@ -113,6 +123,12 @@ struct Slots {
     out: Vec<u8>,
     /// A write to the socket failed: it is gone.
     broken: Option<io::ErrorKind>,
+    /// Sends of this connection waiting for their acknowledgement ([`Mailbox::count_send`]).
+    in_flight: usize,
+    /// The connection stopped reading because `in_flight` reached [`MAX_IN_FLIGHT`]; the next
+    /// acknowledgement sets `resumed` and wakes it.
+    starved: bool,
+    resumed: bool,
 }
 
 impl Slots {
@@ -137,6 +153,21 @@ impl Slots {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.out.extend_from_slice(bytes),
             Err(e) => self.broken = Some(e.kind()),
         }
+    }
+
+    /// `n` acknowledgements went out (or were queued); whether that lets a starved
+    /// connection read again.
+    fn answered(&mut self, n: usize) -> bool {
+        if n == 0 {
+            return false;
+        }
+        self.in_flight = self.in_flight.saturating_sub(n);
+        if self.starved && self.in_flight < MAX_IN_FLIGHT {
+            self.starved = false;
+            self.resumed = true;
+            return true;
+        }
+        false
     }
 }
 
@@ -196,22 +227,38 @@ impl Mailbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Delivers one conversation's deliveries, in order: straight into the socket while the
-    /// conversation is live and in order there and nothing waits for the connection, else
-    /// into the mailbox. Wakes the connection (once) if it had nothing to do before and has
-    /// now.
-    fn deliver(&self, deliveries: &[(i64, Delivery)], scratch: &mut Vec<u8>) {
+    /// Delivers one conversation's deliveries, in order, then `acks` (acknowledgements owed
+    /// to this connection): straight into the socket, in one write, while the conversation is
+    /// live and in order there and nothing waits for the connection; else into the mailbox
+    /// (the acknowledgements behind the deliveries they follow). Wakes the connection (once)
+    /// if it had nothing to do before and has now, or if the acknowledgements let it read
+    /// again.
+    fn deliver(&self, deliveries: &[(i64, Delivery)], acks: &[Utf8Bytes], scratch: &mut Vec<u8>) {
         let wake = {
             let mut slots = self.lock();
             if slots.closed {
                 return;
             }
             let was_empty = slots.is_empty();
-            let mut deliveries = deliveries;
-            if let (true, Some(socket)) = (was_empty, &self.socket) {
-                deliveries = Self::write_live(&mut slots, socket, deliveries, scratch);
+            let mut rest = deliveries;
+            scratch.clear();
+            let direct = self.socket.as_ref().filter(|_| was_empty);
+            if direct.is_some() {
+                rest = Self::frame_live(&mut slots, deliveries, scratch);
             }
-            for (conv, d) in deliveries {
+            // An acknowledgement never overtakes a delivery left for the connection.
+            let acks_now = direct.is_some() && rest.is_empty();
+            if acks_now {
+                for ack in acks {
+                    put_text_frame(scratch, ack.as_bytes());
+                }
+            }
+            if let Some(socket) = direct {
+                if !scratch.is_empty() {
+                    slots.write(socket, scratch);
+                }
+            }
+            for (conv, d) in rest {
                 if slots.items.len() >= self.capacity {
                     if !slots.lagged.contains(conv) {
                         slots.lagged.push(*conv);
@@ -220,21 +267,59 @@ impl Mailbox {
                     slots.items.push_back((*conv, d.clone()));
                 }
             }
-            was_empty && !slots.is_empty()
+            if !acks_now {
+                // Never dropped: at most MAX_IN_FLIGHT of them are owed at once.
+                for ack in acks {
+                    let frame = ack.clone();
+                    slots.items.push_back((0, Delivery { seq: ACK, frame }));
+                }
+            }
+            let resume = slots.answered(acks.len());
+            (was_empty && !slots.is_empty()) || resume
         };
         if wake {
             self.waker.wake();
         }
     }
 
-    /// The publisher's direct write: takes the leading deliveries the connection would send
-    /// as they are (live, in order), writes them with one system call and advances the
-    /// cursor; returns the rest, which must wait in the mailbox. What the connection would
-    /// not send at all (not synced, or paused: the client gets it from the store) is
-    /// dropped here as the connection would drop it.
-    fn write_live<'a>(
+    /// Writes acknowledgements owed to this connection (behind anything queued before them).
+    pub fn answer(&self, acks: &[Utf8Bytes]) {
+        self.deliver(&[], acks, &mut Vec::new());
+    }
+
+    /// The connection is ending: the publisher writes nothing more (acknowledgements of
+    /// sends still in flight included; the client resends those after reconnecting), so
+    /// nothing follows the close frame. The connection's own writes still go out.
+    pub fn shut(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Counts a send of this connection as waiting for its acknowledgement.
+    pub fn count_send(&self) {
+        self.lock().in_flight += 1;
+    }
+
+    /// Whether the connection may read another frame from its socket: not while
+    /// [`MAX_IN_FLIGHT`] of its sends wait for their acknowledgement (the next one to go out
+    /// wakes it with [`Mail::Resume`]).
+    pub fn may_read(&self) -> bool {
+        let mut slots = self.lock();
+        slots.resumed = false;
+        if slots.in_flight < MAX_IN_FLIGHT {
+            true
+        } else {
+            slots.starved = true;
+            false
+        }
+    }
+
+    /// The publisher's direct write: frames into `scratch` the leading deliveries the
+    /// connection would send as they are (live, in order) and advances the cursor; returns
+    /// the rest, which must wait in the mailbox. What the connection would not send at all
+    /// (not synced, or paused: the client gets it from the store) is dropped here as the
+    /// connection would drop it.
+    fn frame_live<'a>(
         slots: &mut Slots,
-        socket: &TcpStream,
         deliveries: &'a [(i64, Delivery)],
         scratch: &mut Vec<u8>,
     ) -> &'a [(i64, Delivery)] {
@@ -247,7 +332,6 @@ impl Mailbox {
             None | Some(Cursor::Unsynced | Cursor::Paused { .. }) => return &[],
         };
         let mut last = *cursor;
-        scratch.clear();
         let mut taken = 0;
         for (c, d) in deliveries {
             debug_assert_eq!(c, conv, "one conversation at a time");
@@ -264,9 +348,6 @@ impl Mailbox {
             taken += 1;
         }
         *cursor = last;
-        if !scratch.is_empty() {
-            slots.write(socket, scratch);
-        }
         &deliveries[taken..]
     }
 
@@ -384,8 +465,13 @@ impl Mailbox {
         if !slots.out.is_empty() || slots.broken.is_some() {
             return Some(Mail::Flush);
         }
-        Self::take_deliveries(&mut slots, max)
-            .map(|(items, lagged)| Mail::Deliveries { items, lagged })
+        if let Some((items, lagged)) = Self::take_deliveries(&mut slots, max) {
+            return Some(Mail::Deliveries { items, lagged });
+        }
+        if std::mem::take(&mut slots.resumed) {
+            return Some(Mail::Resume);
+        }
+        None
     }
 
     /// Like [`Mailbox::try_recv`], but only deliveries (and the conversations that lagged):
@@ -424,6 +510,56 @@ impl Mailbox {
             None => Poll::Pending,
         }
     }
+}
+
+/// An acknowledgement for the connection that sent a message, written by [`Hub::publish_all`].
+pub struct AckOut {
+    /// The sending connection, and its mailbox.
+    pub conn: u64,
+    pub mailbox: Arc<Mailbox>,
+    /// The `ack` frame (or the `error` of a send that could not be stored).
+    pub frame: Utf8Bytes,
+    /// The conversation of the new message it acknowledges, published in the same call;
+    /// `None` for a resend's acknowledgement or a failure.
+    pub follows: Option<i64>,
+}
+
+/// Acknowledgements sorted for [`Hub::publish_all`]: those that ride with their
+/// connection's copy of a conversation's messages, keyed by `(connection, conversation)`,
+/// and the others, in order.
+type Riding = HashMap<(u64, i64), Owing>;
+/// A connection's mailbox and acknowledgements to write there, in order.
+type Owing = (Arc<Mailbox>, Vec<Utf8Bytes>);
+
+fn split_acks(acks: Vec<AckOut>) -> (Riding, Vec<Owing>) {
+    let mut riding = Riding::new();
+    let mut after = Vec::new();
+    if acks.is_empty() {
+        return (riding, after);
+    }
+    // Per connection, the one conversation all its acknowledgements follow, if there is one.
+    let mut follows: HashMap<u64, Option<i64>> = HashMap::new();
+    for ack in &acks {
+        follows
+            .entry(ack.conn)
+            .and_modify(|f| {
+                if *f != ack.follows {
+                    *f = None;
+                }
+            })
+            .or_insert(ack.follows);
+    }
+    for ack in acks {
+        match follows[&ack.conn] {
+            Some(conv) => riding
+                .entry((ack.conn, conv))
+                .or_insert_with(|| (ack.mailbox, Vec::new()))
+                .1
+                .push(ack.frame),
+            None => after.push((ack.mailbox, vec![ack.frame])),
+        }
+    }
+    (riding, after)
 }
 
 struct Conn {
@@ -493,14 +629,22 @@ impl Hub {
 
     /// Puts `delivery` into the mailbox of every subscriber of `conv`.
     pub fn publish(&self, conv: i64, delivery: Delivery) {
-        self.publish_all(vec![(conv, delivery)]);
+        self.publish_all(vec![(conv, delivery)], Vec::new());
     }
 
-    /// Publishes many deliveries (a group commit's messages): each conversation's, in
-    /// order, go into each subscriber's mailbox under one lock and with at most one
-    /// wake-up, so a connection gets them in one batch and writes them with one flush.
-    /// Order is kept within a conversation, not across conversations.
-    pub fn publish_all(&self, mut deliveries: Vec<(i64, Delivery)>) {
+    /// Publishes many deliveries (a group commit's messages), then the acknowledgements owed
+    /// to their senders' connections. Each conversation's deliveries, in order, go into each
+    /// subscriber's mailbox under one lock and with at most one wake-up, so a connection gets
+    /// them in one batch and one write. Order is kept within a conversation, not across
+    /// conversations.
+    ///
+    /// A connection whose acknowledgements in this commit are all for new messages of one
+    /// conversation (the usual case) gets them in the same write as its own copies of those
+    /// messages, after every other subscriber of the conversation was served: when a sender
+    /// holds its `ack`, every live member has the message. Other acknowledgements (a resend's,
+    /// a failure's, a connection's that sent to several conversations) go out after all the
+    /// deliveries, in the order of the sends, as does one whose connection was not subscribed.
+    pub fn publish_all(&self, mut deliveries: Vec<(i64, Delivery)>, acks: Vec<AckOut>) {
         // A stable sort: each conversation's deliveries keep their order.
         deliveries.sort_by_key(|(conv, _)| *conv);
         let groups: Vec<&[(i64, Delivery)]> = deliveries.chunk_by(|a, b| a.0 == b.0).collect();
@@ -511,11 +655,28 @@ impl Hub {
                 .map(|group| inner.convs.get(&group[0].0).cloned())
                 .collect()
         };
+        let (mut riding, after) = split_acks(acks);
         let mut scratch = Vec::new();
+        let mut senders = Vec::new();
         for (group, subs) in groups.into_iter().zip(subs) {
-            for (_, mailbox) in subs.iter().flat_map(|s| s.iter()) {
-                mailbox.deliver(group, &mut scratch);
+            let conv = group[0].0;
+            for (id, mailbox) in subs.iter().flat_map(|s| s.iter()) {
+                let sender = if riding.is_empty() {
+                    None // no hashing per subscriber when nobody here is owed anything
+                } else {
+                    riding.remove(&(*id, conv))
+                };
+                match sender {
+                    Some(sender) => senders.push(sender),
+                    None => mailbox.deliver(group, &[], &mut scratch),
+                }
             }
+            for (mailbox, acks) in senders.drain(..) {
+                mailbox.deliver(group, &acks, &mut scratch);
+            }
+        }
+        for (mailbox, acks) in riding.into_values().chain(after) {
+            mailbox.deliver(&[], &acks, &mut scratch);
         }
     }
 
@@ -674,13 +835,16 @@ mod tests {
         hub.subscribe(1, a, &a_box);
         hub.subscribe(2, a, &a_box);
         hub.subscribe(2, b, &b_box);
-        hub.publish_all(vec![
-            (2, delivery(1)),
-            (1, delivery(1)),
-            (2, delivery(2)),
-            (9, delivery(1)),
-            (1, delivery(2)),
-        ]);
+        hub.publish_all(
+            vec![
+                (2, delivery(1)),
+                (1, delivery(1)),
+                (2, delivery(2)),
+                (9, delivery(1)),
+                (1, delivery(2)),
+            ],
+            Vec::new(),
+        );
         assert_eq!(
             deliveries(a_box.try_recv(16)).0,
             vec![(1, 1), (1, 2), (2, 1), (2, 2)]
@@ -787,7 +951,10 @@ mod tests {
         // was already sent is skipped; a gap waits for the connection to fill it.
         mailbox.set_cursor(7, Cursor::Live { last_sent: 2 }, Some(b"{\"synced\":2}"));
         assert!(mailbox.try_flush().expect("flushed"));
-        hub.publish_all(vec![(7, delivery(2)), (7, delivery(3)), (7, delivery(4))]);
+        hub.publish_all(
+            vec![(7, delivery(2)), (7, delivery(3)), (7, delivery(4))],
+            Vec::new(),
+        );
         assert!(
             mailbox.try_recv(16).is_none(),
             "nothing left for the connection"
@@ -797,7 +964,7 @@ mod tests {
             frames_read(&mut client).await,
             vec![r#"{"synced":2}"#, r#"{"seq":3}"#, r#"{"seq":4}"#]
         );
-        hub.publish_all(vec![(7, delivery(6)), (7, delivery(7))]);
+        hub.publish_all(vec![(7, delivery(6)), (7, delivery(7))], Vec::new());
         assert_eq!(mailbox.cursor(7), Cursor::Live { last_sent: 4 });
         // While anything waits for the connection, later deliveries wait behind it.
         hub.publish(7, delivery(8));
@@ -818,6 +985,134 @@ mod tests {
         hub.publish(7, delivery(5));
         assert!(mailbox.try_recv(16).is_none());
         assert!(frames_read(&mut client).await.is_empty());
+    }
+
+    /// An acknowledgement owed to `conn` (counted in flight, as `writer::Owed` does).
+    fn ack_out(conn: u64, mailbox: &Arc<Mailbox>, text: &str, follows: Option<i64>) -> AckOut {
+        mailbox.count_send();
+        AckOut {
+            conn,
+            mailbox: Arc::clone(mailbox),
+            frame: Utf8Bytes::from(text.to_owned()),
+            follows,
+        }
+    }
+
+    #[tokio::test]
+    async fn acks_follow_the_senders_copies_and_come_in_the_order_of_the_sends() {
+        let hub = Hub::new(16);
+        let (server_a, mut client_a) = socket_pair().await;
+        let (server_b, mut client_b) = socket_pair().await;
+        let (a, a_box) = hub.register_socket(1, 100, Some(server_a));
+        let (b, b_box) = hub.register_socket(2, 200, Some(server_b));
+        for (conn, mailbox) in [(a, &a_box), (b, &b_box)] {
+            for conv in [3, 9] {
+                hub.subscribe(conv, conn, mailbox);
+                mailbox.set_cursor(conv, Cursor::Live { last_sent: 0 }, None);
+            }
+        }
+
+        // One conversation: the acks ride behind the sender's copies.
+        hub.publish_all(
+            vec![(9, delivery(1)), (9, delivery(2))],
+            vec![
+                ack_out(a, &a_box, r#"{"ack":1}"#, Some(9)),
+                ack_out(a, &a_box, r#"{"ack":2}"#, Some(9)),
+            ],
+        );
+        assert!(
+            a_box.try_recv(16).is_none(),
+            "nothing for the sender's task"
+        );
+        assert_eq!(
+            frames_read(&mut client_a).await,
+            [
+                r#"{"seq":1}"#,
+                r#"{"seq":2}"#,
+                r#"{"ack":1}"#,
+                r#"{"ack":2}"#
+            ]
+        );
+        assert_eq!(
+            frames_read(&mut client_b).await,
+            [r#"{"seq":1}"#, r#"{"seq":2}"#]
+        );
+
+        // Sends to two conversations (published in the order of their ids) and a resend:
+        // every message first, then the acks in the order of the sends.
+        hub.publish_all(
+            vec![(9, delivery(3)), (3, delivery(1))],
+            vec![
+                ack_out(a, &a_box, r#"{"ack":9}"#, Some(9)),
+                ack_out(a, &a_box, r#"{"ack":3}"#, Some(3)),
+                ack_out(a, &a_box, r#"{"again":3}"#, None),
+            ],
+        );
+        assert_eq!(
+            frames_read(&mut client_a).await,
+            [
+                r#"{"seq":1}"#,
+                r#"{"seq":3}"#,
+                r#"{"ack":9}"#,
+                r#"{"ack":3}"#,
+                r#"{"again":3}"#
+            ]
+        );
+
+        // Not synced there: the message is not sent, its ack is.
+        a_box.set_cursor(9, Cursor::Unsynced, None);
+        hub.publish_all(
+            vec![(9, delivery(4))],
+            vec![ack_out(a, &a_box, r#"{"ack":4}"#, Some(9))],
+        );
+        assert_eq!(frames_read(&mut client_a).await, [r#"{"ack":4}"#]);
+    }
+
+    #[test]
+    fn an_ack_waits_behind_the_deliveries_left_for_the_connection_and_is_never_dropped() {
+        // A capacity of one: the second delivery is dropped (lagged), the acks are not.
+        let hub = Hub::new(1);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(7, id, &mailbox);
+        hub.publish_all(
+            vec![(7, delivery(1)), (7, delivery(2))],
+            vec![
+                ack_out(id, &mailbox, "a1", Some(7)),
+                ack_out(id, &mailbox, "a2", Some(7)),
+            ],
+        );
+        let (items, lagged) = deliveries(mailbox.try_recv(16));
+        assert_eq!(items, vec![(7, 1), (0, ACK), (0, ACK)]);
+        assert_eq!(lagged, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_every_send_in_flight_stops_reading_until_an_ack_goes_out() {
+        let hub = Hub::new(16);
+        let (server, mut client) = socket_pair().await;
+        let (_id, mailbox) = hub.register_socket(1, 100, Some(server));
+        for _ in 0..MAX_IN_FLIGHT - 1 {
+            mailbox.count_send();
+        }
+        assert!(mailbox.may_read());
+        mailbox.count_send();
+        assert!(!mailbox.may_read());
+
+        let waiting = tokio::spawn({
+            let mailbox = Arc::clone(&mailbox);
+            async move { std::future::poll_fn(|cx| mailbox.poll_recv(cx, 16)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "nothing to do yet");
+        mailbox.answer(&[Utf8Bytes::from_static(r#"{"ack":1}"#)]);
+        let mail = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert!(matches!(mail, Mail::Resume), "got {mail:?}");
+        assert!(mailbox.may_read());
+        assert!(mailbox.try_recv(16).is_none(), "resumed once");
+        assert_eq!(frames_read(&mut client).await, [r#"{"ack":1}"#]);
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! rates of the rooms benchmark (docs/BENCHMARKS.md, eleventh round).
 
 use super::{
-    hub::{Delivery, Hub},
+    hub::{AckOut, Delivery, Hub, Mailbox},
     store::now_ms,
 };
-use crate::protocol::{Body, ClientId, MessageKind, MessageView, ServerFrame};
+use crate::protocol::{Body, ClientId, ErrorCode, MessageKind, MessageView, ServerFrame};
 use rusqlite::{Connection, TransactionBehavior};
 use std::{
     collections::HashMap,
@@ -94,11 +94,82 @@ pub struct Ack {
 #[error("the message could not be stored")]
 pub struct WriteFailed;
 
-type Reply = oneshot::Sender<Result<Ack, WriteFailed>>;
+/// Where a send's acknowledgement goes.
+enum Reply {
+    /// Back to the caller (the bots, the HTTP API).
+    Channel(oneshot::Sender<Result<Ack, WriteFailed>>),
+    /// Into the sending connection's socket, written by the publisher: with the sender's own
+    /// copy of the message when it can, so that the connection's task is not woken for it.
+    Socket(Owed),
+}
 
 struct Job {
     msg: NewMessage,
     reply: Reply,
+}
+
+/// A send of a WebSocket connection waiting for its commit: the acknowledgement it is owed.
+/// Counted in flight in the connection's mailbox from [`Owed::new`] until answered; one
+/// dropped unanswered (the writer is gone) answers with an error, so the client resends.
+pub struct Owed {
+    /// `None` once answered.
+    mailbox: Option<Arc<Mailbox>>,
+    conn: u64,
+    conv: i64,
+    client_id: String,
+}
+
+impl Owed {
+    /// A send of connection `conn` (its id in the hub) to `conv`.
+    pub fn new(mailbox: Arc<Mailbox>, conn: u64, conv: i64, client_id: String) -> Self {
+        mailbox.count_send();
+        Self {
+            mailbox: Some(mailbox),
+            conn,
+            conv,
+            client_id,
+        }
+    }
+
+    /// The acknowledgement, for [`Hub::publish_all`] to write; `follows` is the conversation
+    /// of the new message it acknowledges.
+    fn answer(mut self, result: &Result<Ack, WriteFailed>, follows: Option<i64>) -> AckOut {
+        let mailbox = self.mailbox.take().expect("answered once");
+        AckOut {
+            conn: self.conn,
+            mailbox,
+            frame: ack_text(self.conv, &self.client_id, result).into(),
+            follows,
+        }
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if let Some(mailbox) = self.mailbox.take() {
+            let failed = ack_text(self.conv, &self.client_id, &Err(WriteFailed));
+            mailbox.answer(&[failed.into()]);
+        }
+    }
+}
+
+/// The frame that answers a send: its `ack`, or the `error` that asks for a resend.
+pub fn ack_text(conv: i64, client_id: &str, result: &Result<Ack, WriteFailed>) -> String {
+    let frame = match result {
+        Ok(ack) => ServerFrame::Ack {
+            conv: ack.conv,
+            client_id: ack.client_id.clone(),
+            seq: ack.seq,
+            at: ack.at,
+        },
+        Err(WriteFailed) => ServerFrame::Error {
+            code: ErrorCode::Internal,
+            message: "The message could not be stored; send it again.".to_owned(),
+            conv: Some(conv),
+            client_id: Some(client_id.to_owned()),
+        },
+    };
+    serde_json::to_string(&frame).unwrap_or_default()
 }
 
 /// A group commit this slow is logged as a warning, with how long its COMMIT took.
@@ -190,11 +261,22 @@ impl Writer {
         msg: NewMessage,
     ) -> Result<oneshot::Receiver<Result<Ack, WriteFailed>>, WriteFailed> {
         let (reply, rx) = oneshot::channel();
+        let reply = Reply::Channel(reply);
         self.tx
             .send(Cmd::Send(Job { msg, reply }))
             .await
             .map_err(|_| WriteFailed)?;
         Ok(rx)
+    }
+
+    /// Queues a connection's message; its acknowledgement goes to the connection's socket
+    /// (see [`Owed`]). On an error the writer is gone, and the acknowledgement is an error.
+    pub async fn submit_from(&self, msg: NewMessage, owed: Owed) -> Result<(), WriteFailed> {
+        let reply = Reply::Socket(owed);
+        self.tx
+            .send(Cmd::Send(Job { msg, reply }))
+            .await
+            .map_err(|_| WriteFailed)
     }
 }
 
@@ -256,12 +338,14 @@ fn run(
             }
         };
         slow.record(started.elapsed(), committing, batch.len());
-        // Every new message is published before any acknowledgement leaves, all at once so
-        // that each connection gets the commit's messages in one batch.
+        // The commit's messages are published all at once, so that each connection gets them
+        // in one batch, with the acknowledgements owed to the senders' connections; other
+        // callers hear afterwards.
         let mut published = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut replies = Vec::new();
         for (job, outcome) in batch.drain(..).zip(outcomes) {
-            let ack = match outcome {
+            let (result, follows) = match outcome {
                 Ok(Outcome::New(view)) => {
                     let ack = Ack {
                         conv: view.conv,
@@ -272,21 +356,25 @@ fn run(
                     if let Some(o) = &observer {
                         observe(o, &view);
                     }
+                    let conv = view.conv;
                     published.extend(delivery(view));
-                    Ok(ack)
+                    (Ok(ack), Some(conv))
                 }
-                Ok(Outcome::Duplicate(ack)) => Ok(ack),
+                Ok(Outcome::Duplicate(ack)) => (Ok(ack), None),
                 Err(e) => {
                     tracing::error!(error = %e, conv = job.msg.conv, "storing a message failed");
-                    Err(WriteFailed)
+                    (Err(WriteFailed), None)
                 }
             };
-            replies.push((job.reply, ack));
+            match job.reply {
+                Reply::Socket(owed) => acks.push(owed.answer(&result, follows)),
+                Reply::Channel(reply) => replies.push((reply, result)),
+            }
         }
-        hub.publish_all(published);
-        for (reply, ack) in replies {
+        hub.publish_all(published, acks);
+        for (reply, result) in replies {
             // The sender may have gone; the message is stored all the same.
-            let _ = reply.send(ack);
+            let _ = reply.send(result);
         }
     }
     tracing::info!("message writer stopped");
@@ -529,6 +617,25 @@ fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::hub::{Mail, ACK};
+
+    #[test]
+    fn a_send_dropped_unanswered_is_answered_with_an_error_to_resend() {
+        let hub = Hub::new(4);
+        let (id, mailbox) = hub.register(1, 100);
+        drop(Owed::new(Arc::clone(&mailbox), id, 7, "c-1".to_owned()));
+        let Some(Mail::Deliveries { items, .. }) = mailbox.try_recv(4) else {
+            panic!("the answer waits for the connection");
+        };
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].1.seq, ACK);
+        let frame: serde_json::Value =
+            serde_json::from_str(items[0].1.frame.as_str()).expect("JSON");
+        assert_eq!(frame["t"], "error");
+        assert_eq!(frame["code"], "internal");
+        assert_eq!(frame["conv"], 7);
+        assert_eq!(frame["client_id"], "c-1");
+    }
 
     #[test]
     fn slow_commits_are_reported_at_most_once_per_period_and_counted_between() {

@@ -1,12 +1,13 @@
 //! `/ws`: the upgrade handler checks the handshake, Origin and session, answers `101` and
 //! takes the connection's TCP socket back from hyper; then one task per connection runs a
-//! single `select!` loop over the socket's reads, its mailbox in the hub (deliveries that
-//! need the task, and control messages, shutdown among them), pending acknowledgements and
-//! one timer for both the heartbeat and the session deadline. That task is most of what an
+//! single `select!` loop over the socket's reads, its mailbox in the hub (deliveries and
+//! acknowledgements that need the task, and control messages, shutdown among them) and one
+//! timer for both the heartbeat and the session deadline. That task is most of what an
 //! idle connection costs; see `run` and `serve` for how it is kept small.
 //!
-//! Writes do not go through the task alone: the hub's publisher writes live deliveries
-//! straight into the socket (`hub::Mailbox`), and everything the task writes goes through
+//! Writes do not go through the task alone: the hub's publisher writes live deliveries, and
+//! the acknowledgements of this connection's sends, straight into the socket
+//! (`hub::Mailbox`), and everything the task writes goes through
 //! the same mailbox, under the same lock, so frames stay whole and in order. tungstenite
 //! reads and decodes the client's frames (and answers pings and closes, through the same
 //! path); the server's text frames are encoded in `hub::put_text_frame`.
@@ -20,21 +21,20 @@ use super::{
     auth::{self, TokenSource},
     contacts,
     error::AppError,
-    hub::{Control, Cursor, Delivery, Mail, Mailbox, EPHEMERAL},
+    hub::{Control, Cursor, Delivery, Mail, Mailbox, ACK, EPHEMERAL},
     state::AppState,
     store::{self, now_ms, SessionRow},
-    writer::{Ack, Content, NewMessage, WriteFailed},
+    writer::{Content, NewMessage, Owed},
 };
 use crate::protocol::{
     close, Body, ClientFrame, ClientId, ConversationKind, ConversationSummary, ErrorCode,
-    MessageKind, ServerFrame, UserSummary, MAX_FRAME_BYTES, MAX_IN_FLIGHT, NUDGE_EVERY,
+    MessageKind, ServerFrame, UserSummary, MAX_FRAME_BYTES, NUDGE_EVERY,
 };
 use axum::{
     extract::{Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
-use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -194,7 +194,6 @@ fn connection(
         id,
         joined: HashMap::new(),
         mailbox,
-        pending: Pending::default(),
         tokens: state.cfg.send_rate_per_second as f64,
         refilled: Instant::now(),
         last_slide: now_ms(),
@@ -233,8 +232,6 @@ impl io::Write for SocketIo {
 /// frames go through the mailbox ([`Conn::send`]).
 type Socket = tungstenite::WebSocket<SocketIo>;
 
-type PendingAck = BoxFuture<'static, (i64, String, Result<Ack, WriteFailed>)>;
-
 struct Conn {
     state: AppState,
     /// The session and its user (`session.user` is who this connection is).
@@ -248,8 +245,6 @@ struct Conn {
     /// Where the hub puts this connection's deliveries and control messages, and the way
     /// out to its socket.
     mailbox: Arc<Mailbox>,
-    /// Sends submitted to the writer, waiting for their commit.
-    pending: Pending,
     /// Token bucket for sends: tokens left and when it was last refilled.
     tokens: f64,
     refilled: Instant,
@@ -266,38 +261,6 @@ struct Joined {
     floor: i64,
     /// When this connection last passed on "typing" here (cleared on "stopped").
     typing_sent: Option<Instant>,
-}
-
-/// Sends waiting for their commit, acknowledged in the order they were sent. The writer
-/// answers one connection's sends in that order anyway, but it runs on its own thread: an
-/// unordered set, polled while the writer answers, could yield a later ack before an
-/// earlier one. The set is created at the first send: even empty, it holds two allocations
-/// (~150 bytes), and many connections only read.
-#[derive(Default)]
-struct Pending(Option<FuturesOrdered<PendingAck>>);
-
-impl Pending {
-    fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesOrdered::len)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn push(&mut self, ack: PendingAck) {
-        self.0
-            .get_or_insert_with(FuturesOrdered::new)
-            .push_back(ack);
-    }
-
-    /// The next acknowledgement; `None` when nothing is pending.
-    async fn next(&mut self) -> Option<(i64, String, Result<Ack, WriteFailed>)> {
-        match &mut self.0 {
-            Some(set) => set.next().await,
-            None => None,
-        }
-    }
 }
 
 /// Why the loop ended, if the server chose to end it.
@@ -317,6 +280,7 @@ fn run(
     async move {
         conn.state.live_sockets.send_modify(|n| *n += 1);
         let result = serve(&mut conn, &mut socket).await;
+        conn.mailbox.shut();
 
         conn.state.hub.unregister(conn.me().id, conn.id);
         conn.state.presence.disconnect(conn.me().id, conn.id);
@@ -362,7 +326,9 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
     tokio::pin!(timer);
 
     loop {
-        let reading = conn.pending.len() < MAX_IN_FLIGHT;
+        // Not while MAX_IN_FLIGHT sends wait for their commit (the writer acknowledges them
+        // into the socket; the next one wakes this loop with `Mail::Resume`).
+        let reading = conn.mailbox.may_read();
         tokio::select! {
             biased;
             // Control messages come first out of the mailbox; shutdown comes this way too
@@ -375,6 +341,7 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
             mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX)) => match mail {
                 Mail::Closed => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
                 Mail::Flush => Box::pin(conn.mailbox.flush()).await?,
+                Mail::Resume => {}
                 Mail::Control(Control::Added(summary)) => {
                     conn.subscribe(&summary);
                     let added = frame(&ServerFrame::ConvAdded { conversation: *summary });
@@ -417,12 +384,6 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     Box::pin(conn.mailbox.flush()).await?;
                 }
                 timer.as_mut().reset(next_beat.min(session_deadline));
-            }
-            Some(done) = conn.pending.next(), if !conn.pending.is_empty() => {
-                Box::pin(async {
-                    conn.mailbox.queue_text(ack_frame(done).as_bytes());
-                    conn.write_ready().await
-                }).await?;
             }
             ready = std::future::poll_fn(|cx| poll_read_ready(&conn.mailbox, cx)), if reading => {
                 ready?;
@@ -688,7 +649,7 @@ impl Conn {
     }
 
     /// Checks a send (membership, id, block, rate, the nudge limit) and hands it to the
-    /// writer; its acknowledgement comes back through `pending`.
+    /// writer, which writes its acknowledgement into the socket (see [`Owed`]).
     async fn submit(
         &mut self,
         conv: i64,
@@ -743,11 +704,8 @@ impl Conn {
             client_id: cid,
             content,
         };
-        let rx = self.state.writer.submit(msg).await?;
-        self.pending.push(Box::pin(async move {
-            let result = rx.await.unwrap_or(Err(WriteFailed));
-            (conv, client_id, result)
-        }));
+        let owed = Owed::new(Arc::clone(&self.mailbox), self.id, conv, client_id);
+        self.state.writer.submit_from(msg, owed).await?;
         Ok(())
     }
 
@@ -836,6 +794,11 @@ impl Conn {
     }
 
     async fn deliver(&mut self, conv: i64, d: Delivery) -> anyhow::Result<()> {
+        if d.seq == ACK {
+            // Owed to this connection whatever the conversation's state.
+            self.mailbox.queue_text(d.frame.as_bytes());
+            return Ok(());
+        }
         match self.cursor(conv) {
             Cursor::Live { .. } if d.seq == EPHEMERAL => {
                 self.mailbox.queue_text(d.frame.as_bytes());
@@ -878,15 +841,11 @@ impl Conn {
     async fn write_ready(&mut self) -> anyhow::Result<()> {
         let mut budget = COALESCE_MAX;
         while budget > 0 {
-            if let Some((items, lagged)) = self.mailbox.try_deliveries(budget) {
-                budget = budget.saturating_sub(items.len().max(1));
-                self.deliver_all(items, lagged).await?;
-            } else if let Some(Some(done)) = self.pending.next().now_or_never() {
-                budget -= 1;
-                self.mailbox.queue_text(ack_frame(done).as_bytes());
-            } else {
+            let Some((items, lagged)) = self.mailbox.try_deliveries(budget) else {
                 break;
-            }
+            };
+            budget = budget.saturating_sub(items.len().max(1));
+            self.deliver_all(items, lagged).await?;
         }
         self.mailbox.flush().await?;
         Ok(())
@@ -917,23 +876,6 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-fn ack_frame((conv, client_id, result): (i64, String, Result<Ack, WriteFailed>)) -> String {
-    frame(&match result {
-        Ok(ack) => ServerFrame::Ack {
-            conv: ack.conv,
-            client_id: ack.client_id,
-            seq: ack.seq,
-            at: ack.at,
-        },
-        Err(WriteFailed) => error_frame(
-            ErrorCode::Internal,
-            "The message could not be stored; send it again.",
-            Some(conv),
-            Some(client_id),
-        ),
-    })
 }
 
 fn frame(f: &ServerFrame) -> String {
