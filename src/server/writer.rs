@@ -297,6 +297,20 @@ fn run(
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
     let mut slow = SlowCommits::default();
+    // Publishing runs on a thread of its own, fed in commit order, so that the next commit
+    // (and its fsync) overlaps the sends of the previous one: on one thread the two were
+    // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
+    let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
+    let publisher = std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || publish(&hub, commits));
+    let publisher = match publisher {
+        Ok(thread) => thread,
+        Err(e) => {
+            tracing::error!(error = %e, "starting the publisher thread; the writer does not run");
+            return;
+        }
+    };
     loop {
         // Whatever queued up while the previous commit ran is the next commit: no waiting
         // for more (a window of 0.3-1 ms was measured: little less CPU, much more latency).
@@ -371,13 +385,42 @@ fn run(
                 Reply::Channel(reply) => replies.push((reply, result)),
             }
         }
+        if to_publisher.send((published, acks, replies)).is_err() {
+            tracing::error!("the publisher thread ended; the writer stops");
+            break;
+        }
+    }
+    // Everything committed is published before the writer counts as stopped.
+    drop(to_publisher);
+    if publisher.join().is_err() {
+        tracing::error!("the publisher thread panicked");
+    }
+    tracing::info!("message writer stopped");
+}
+
+/// A commit's messages, the acknowledgements owed to the senders' connections, and the
+/// other callers' answers.
+type Committed = (
+    Vec<(i64, Delivery)>,
+    Vec<AckOut>,
+    Vec<(
+        oneshot::Sender<Result<Ack, WriteFailed>>,
+        Result<Ack, WriteFailed>,
+    )>,
+);
+
+/// Commits waiting for the publisher; the writer waits when it is this far ahead.
+const PUBLISH_QUEUE: usize = 2;
+
+/// Publishes commits in the order they were committed, then answers their other callers.
+fn publish(hub: &Hub, commits: std::sync::mpsc::Receiver<Committed>) {
+    for (published, acks, replies) in commits {
         hub.publish_all(published, acks);
         for (reply, result) in replies {
             // The sender may have gone; the message is stored all the same.
             let _ = reply.send(result);
         }
     }
-    tracing::info!("message writer stopped");
 }
 
 /// Who else hears of committed messages (the bots' dispatcher): a queue, and which
