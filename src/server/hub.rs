@@ -1098,18 +1098,24 @@ mod tests {
         mailbox.count_send();
         assert!(!mailbox.may_read());
 
-        let waiting = tokio::spawn({
-            let mailbox = Arc::clone(&mailbox);
-            async move { std::future::poll_fn(|cx| mailbox.poll_recv(cx, 16)).await }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "nothing to do yet");
+        // A waker that records being woken: the connection's task, waiting for mail.
+        struct Woken(std::sync::atomic::AtomicBool);
+        impl futures::task::ArcWake for Woken {
+            fn wake_by_ref(this: &Arc<Self>) {
+                this.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let woken = Arc::new(Woken(Default::default()));
+        let waker = futures::task::waker(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            mailbox.poll_recv(&mut cx, 16).is_pending(),
+            "nothing to do yet"
+        );
         mailbox.answer(&[Utf8Bytes::from_static(r#"{"ack":1}"#)]);
-        let mail = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("woken")
-            .expect("task");
-        assert!(matches!(mail, Mail::Resume), "got {mail:?}");
+        assert!(woken.0.load(std::sync::atomic::Ordering::SeqCst), "woken");
+        let mail = mailbox.poll_recv(&mut cx, 16);
+        assert!(matches!(mail, Poll::Ready(Mail::Resume)), "got {mail:?}");
         assert!(mailbox.may_read());
         assert!(mailbox.try_recv(16).is_none(), "resumed once");
         assert_eq!(frames_read(&mut client).await, [r#"{"ack":1}"#]);
