@@ -133,7 +133,7 @@ impl Owed {
 
     /// The acknowledgement, for [`Hub::publish_all`] to write; `follows` is the conversation
     /// of the new message it acknowledges.
-    fn answer(mut self, result: &Result<Ack, WriteFailed>, follows: Option<i64>) -> AckOut {
+    fn answer(mut self, result: Result<Ack, WriteFailed>, follows: Option<i64>) -> AckOut {
         let mailbox = self.mailbox.take().expect("answered once");
         AckOut {
             conn: self.conn,
@@ -147,18 +147,18 @@ impl Owed {
 impl Drop for Owed {
     fn drop(&mut self) {
         if let Some(mailbox) = self.mailbox.take() {
-            let failed = ack_text(self.conv, &self.client_id, &Err(WriteFailed));
+            let failed = ack_text(self.conv, &self.client_id, Err(WriteFailed));
             mailbox.answer(&[failed.into()]);
         }
     }
 }
 
 /// The frame that answers a send: its `ack`, or the `error` that asks for a resend.
-pub fn ack_text(conv: i64, client_id: &str, result: &Result<Ack, WriteFailed>) -> String {
+fn ack_text(conv: i64, client_id: &str, result: Result<Ack, WriteFailed>) -> String {
     let frame = match result {
         Ok(ack) => ServerFrame::Ack {
             conv: ack.conv,
-            client_id: ack.client_id.clone(),
+            client_id: ack.client_id,
             seq: ack.seq,
             at: ack.at,
         },
@@ -381,7 +381,7 @@ fn run(
                 }
             };
             match job.reply {
-                Reply::Socket(owed) => acks.push(owed.answer(&result, follows)),
+                Reply::Socket(owed) => acks.push(owed.answer(result, follows)),
                 Reply::Channel(reply) => replies.push((reply, result)),
             }
         }
