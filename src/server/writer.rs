@@ -784,6 +784,51 @@ mod tests {
         assert_eq!(stored(&conn).len(), 2);
     }
 
+    /// Two commits already queued when the publisher looks are published as one: the
+    /// connection gets both messages, then both acknowledgements (one at a time it would
+    /// get message, ack, message, ack), and every other caller hears.
+    #[test]
+    fn commits_queued_for_the_publisher_go_out_as_one_in_commit_order() {
+        let hub = Hub::new(16);
+        let (id, mailbox) = hub.register(1, 100);
+        hub.subscribe(5, id, &mailbox);
+        let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
+        let mut answers = Vec::new();
+        for seq in 1..=2 {
+            let ack = Ack {
+                conv: 5,
+                client_id: format!("c-{seq}"),
+                seq,
+                at: 0,
+            };
+            let owed = Owed::new(Arc::clone(&mailbox), id, 5, ack.client_id.clone());
+            let (reply, answer) = oneshot::channel();
+            answers.push(answer);
+            let delivery = Delivery {
+                seq,
+                frame: format!("m{seq}").into(),
+            };
+            to_publisher
+                .send((
+                    vec![(5, delivery)],
+                    vec![owed.answer(Ok(ack.clone()), Some(5))],
+                    vec![(reply, Ok(ack))],
+                ))
+                .expect("queued");
+        }
+        drop(to_publisher);
+        publish(&hub, commits);
+        let Some(Mail::Deliveries { items, .. }) = mailbox.try_recv(8) else {
+            panic!("the deliveries wait for the connection");
+        };
+        let order: Vec<(i64, i64)> = items.iter().map(|(conv, d)| (*conv, d.seq)).collect();
+        assert_eq!(order, [(5, 1), (5, 2), (0, ACK), (0, ACK)]);
+        for (seq, mut answer) in (1..).zip(answers) {
+            let ack = answer.try_recv().expect("answered").expect("stored");
+            assert_eq!(ack.seq, seq);
+        }
+    }
+
     #[test]
     fn slow_commits_are_reported_at_most_once_per_period_and_counted_between() {
         let mut slow = SlowCommits::default();
