@@ -652,9 +652,10 @@ async fn member_step(
                 let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
                 while sent < due {
                     sent += 1;
+                    // Time first, at a fixed width, as the web client's ids (docs/PROTOCOL.md).
+                    let now = micros_now();
                     let frame = format!(
-                        r#"{{"t":"send","conv":{conv},"client_id":"{tag}-{i}-{sent}","body":"{:016}"}}"#,
-                        micros_now()
+                        r#"{{"t":"send","conv":{conv},"client_id":"{now:010x}-{tag}-{i}-{sent}","body":"{now:016}"}}"#,
                     );
                     m.ws.feed(Message::text(frame)).await?;
                 }
@@ -933,7 +934,7 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
                 loop {
                     while sent_at.len() < inflight && Instant::now() < end {
                         n += 1;
-                        let f = format!(r#"{{"t":"send","conv":{conv},"client_id":"d{i}-{n}","body":"durable {n}"}}"#);
+                        let f = format!(r#"{{"t":"send","conv":{conv},"client_id":"{:010x}-d{i}-{n}","body":"durable {n}"}}"#, micros_now());
                         ws.feed(Message::text(f)).await?;
                         sent_at.push_back(micros_now());
                     }

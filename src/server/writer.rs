@@ -659,9 +659,9 @@ fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlit
         let (seq, at): (i64, i64) = conn
             .prepare_cached(
                 "SELECT seq, created_at FROM messages
-                 WHERE conversation_id = ? AND sender_id = ? AND client_id = ?",
+                 WHERE client_id = ? AND conversation_id = ? AND sender_id = ?",
             )?
-            .query_row((msg.conv, msg.sender, msg.client_id.as_str()), |row| {
+            .query_row((msg.client_id.as_str(), msg.conv, msg.sender), |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
         return Ok(Outcome::Duplicate(Ack {

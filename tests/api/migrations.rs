@@ -87,3 +87,40 @@ async fn rebuilding_tables_for_group_conversations_loses_no_member_or_message() 
         .await
         .expect("a group");
 }
+
+#[tokio::test]
+async fn the_idempotency_index_leads_with_the_client_id_and_serves_the_resend_lookup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("m.db")).await.expect("open");
+    let pool = store.pool();
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM pragma_index_info('messages_idempotency') ORDER BY seqno",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("index columns");
+    assert_eq!(columns, ["client_id", "conversation_id", "sender_id"]);
+    let unique: i64 = sqlx::query_scalar(
+        "SELECT \"unique\" FROM pragma_index_list('messages') WHERE name = 'messages_idempotency'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("index list");
+    assert_eq!(unique, 1);
+    // The writer's lookup of a resent message (src/server/writer.rs) finds it through the index.
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT seq, created_at FROM messages
+         WHERE client_id = ? AND conversation_id = ? AND sender_id = ?",
+    )
+    .bind("x")
+    .bind(1)
+    .bind(1)
+    .fetch_all(pool)
+    .await
+    .expect("plan");
+    assert!(
+        plan.iter()
+            .any(|(.., detail)| detail.contains("USING INDEX messages_idempotency")),
+        "{plan:?}"
+    );
+}
