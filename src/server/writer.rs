@@ -516,7 +516,7 @@ fn insert_sql(rows: usize) -> String {
         }
         sql.push_str("(?,?,?,?,?,?,?)");
     }
-    sql.push_str(" ON CONFLICT (conversation_id, sender_id, client_id) DO NOTHING");
+    sql.push_str(" ON CONFLICT (client_id, conversation_id, sender_id) DO NOTHING");
     sql
 }
 
