@@ -12,12 +12,13 @@ export LEPTOS_OUTPUT_NAME := messenger
 # A backtrace on every missing tool buries the one line that matters.
 unexport RUST_BACKTRACE
 
-.PHONY: run release build tools test-tools test fmt-check clippy rust-tests e2e dev bench bench-peers clean help
+.PHONY: run release build tools test-tools test fmt-check clippy sqlx-check sqlx-prepare rust-tests e2e dev bench bench-peers clean help
 
 help:
 	@echo "make run    build (release) and serve Messenger on http://127.0.0.1:3000"
 	@echo "make test   fmt, clippy (ssr + hydrate), Rust unit/integration/crash tests, Playwright"
 	@echo "make dev    cargo leptos watch (installs cargo-leptos 0.3.10 once: ~30 min)"
+	@echo "make sqlx-prepare  rewrite .sqlx/ after changing a query or a migration"
 	@echo "make bench  release build + load generator scenarios (docs/BENCHMARKS.md)"
 	@echo "make bench-peers  the same scenarios against socket.io, ws and Bun (3 repeats)"
 
@@ -38,23 +39,40 @@ tools:
 test-tools: tools
 	@scripts/ensure-test-tools.sh
 
-test: test-tools fmt-check clippy rust-tests e2e
+test: test-tools fmt-check sqlx-check clippy rust-tests e2e
 	@echo "==> all checks passed"
 
 fmt-check:
 	@echo "==> cargo fmt --check"
 	cargo fmt --all -- --check
 
+# sqlx checks every query at compile time against `.sqlx/`; these two describe the queries
+# afresh against a database built from migrations/ (SQLite, in target/).
+SQLX_DB := $(CURDIR)/target/sqlx-prepare.db
+SQLX_FEATURES := --features ssr,test-support --all-targets
+
+sqlx-check:
+	@echo "==> .sqlx/ describes every query as the code and migrations have them (cargo sqlx prepare --check)"
+	@mkdir -p target && rm -f $(SQLX_DB)*
+	DATABASE_URL=sqlite:$(SQLX_DB) sqlx database setup >/dev/null
+	DATABASE_URL=sqlite:$(SQLX_DB) SQLX_OFFLINE=false cargo sqlx prepare --check -- $(SQLX_FEATURES)
+
+sqlx-prepare: test-tools
+	@echo "==> rewriting .sqlx/ from the queries and migrations/"
+	@mkdir -p target && rm -f $(SQLX_DB)*
+	DATABASE_URL=sqlite:$(SQLX_DB) sqlx database setup >/dev/null
+	DATABASE_URL=sqlite:$(SQLX_DB) SQLX_OFFLINE=false cargo sqlx prepare -- $(SQLX_FEATURES)
+
 clippy:
 	@echo "==> clippy: server (ssr) with tests, load tool, islands (hydrate), client-side build (csr)"
-	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features ssr,test-support --all-targets -- -D warnings
 	cargo clippy --features loadgen --bin loadgen -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 	cargo clippy --bin messenger-csr --target wasm32-unknown-unknown --features csr -- -D warnings
 
 rust-tests:
 	@echo "==> Rust tests: unit, integration (real server, real sockets) and the SIGKILL crash test"
-	cargo test --features ssr
+	cargo test --features ssr,test-support
 
 e2e: build
 	@echo "==> Playwright in Debian's Chromium"

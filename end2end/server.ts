@@ -86,8 +86,8 @@ export class Messenger {
   async signUp(username: string, password: string): Promise<void> {
     const res = await fetch(`${this.url}/api/signup`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Origin: this.url },
-      body: JSON.stringify({ username, password }),
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: this.url },
+      body: new URLSearchParams({ username, password }).toString(),
     });
     if (res.status !== 201) throw new Error(`sign-up of ${username} failed: ${res.status} ${await res.text()}`);
   }

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs beyond the build tools: Debian's Chromium (Playwright's own
-# browser download cannot work here) and the Playwright package.
+# Installs what `make test` needs beyond the build tools: sqlx-cli (checks `.sqlx/` against
+# the queries), Debian's Chromium (Playwright's own browser download cannot work here) and
+# the Playwright package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
+SQLX_CLI_VERSION=$(sed -n 's/^sqlx = { version = "\([0-9.]*\)".*/\1/p' Cargo.toml)
+
+if [ "$(sqlx --version 2>/dev/null | awk '{print $2}')" != "$SQLX_CLI_VERSION" ]; then
+  step "installing sqlx-cli $SQLX_CLI_VERSION for the query check (first time only, ~2 min on 2 cores)"
+  cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --no-default-features --features sqlite --locked
+fi
 
 if ! command -v chromium >/dev/null 2>&1; then
   step "installing Debian's chromium for the browser tests (~1.5 min)"

@@ -3,7 +3,7 @@
 # Every step says what it does, because a first run on a fresh machine is slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = { version = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml)
 CARGO_LEPTOS_VERSION=0.3.10   # 0.3.11 needs a newer rustc than this machine has
 step() { printf '\n==> %s\n' "$*"; }
 

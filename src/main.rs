@@ -3,16 +3,16 @@
 
 use clap::Parser;
 use messenger::server::{
+    app::{init_tracing, shutdown_signal, Application},
     config::Config,
-    startup::{init_tracing, shutdown_signal, Application},
 };
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut cfg = Config::parse();
-    init_tracing(&cfg.log);
+    init_tracing(&cfg.server.log);
     if let Some(command) = cfg.command.take() {
-        return messenger::server::admin::run(&cfg.database, command).await;
+        return messenger::server::admin::run(&cfg.store.database, command).await;
     }
     let app = Application::build(cfg).await?;
     tracing::info!("Messenger is listening on http://{}", app.addr());

@@ -81,7 +81,7 @@ test('emoticons render as pictures, come from the picker, and the text stays pla
   await expect(line.getByRole('img', { name: 'thumbs up' })).toBeVisible();
   await expect(line).toHaveText(/^I\s+this\s*$/);
   // What is stored is the text as typed.
-  const res = await bob.request.get(`${server.url}/api/conversations/${await convId(bob)}/messages`);
+  const res = await bob.request.get(`${server.url}/api/history?conv=${await convId(bob)}`);
   const page = await res.json();
   expect(page.messages.at(-1).body).toBe('I (L) this :) (Y) ');
 });
@@ -149,7 +149,7 @@ test('deleting your own message removes it for both, live and after a reload', a
   await expect(conversation(bob, 'alice').getByText('this was meant for someone else')).toBeHidden();
 });
 
-test('older messages load from the JSON API when the history is scrolled to the top', async ({ browser }) => {
+test('older messages load from the history server function when the history is scrolled to the top', async ({ browser }) => {
   // Forty-five quick sends: above the default burst of the per-connection rate limit.
   await server.dispose();
   server = await Messenger.start({ MESSENGER_SEND_RATE: '500' });
@@ -172,7 +172,7 @@ test('older messages load from the JSON API when the history is scrolled to the 
   await expect(history.locator('.line .body')).toHaveCount(30);
   await expect(history.getByText('Message number 1', { exact: true })).toHaveCount(0);
 
-  const older = bob.waitForResponse((r) => /\/api\/conversations\/\d+\/messages\?before=16&/.test(r.url()));
+  const older = bob.waitForResponse((r) => /\/api\/history\?conv=\d+&before=16&/.test(r.url()));
   await history.evaluate((el) => el.scrollTo(0, 0));
   expect((await older).status()).toBe(200);
   await expect(history.getByText('Message number 1', { exact: true })).toBeVisible();

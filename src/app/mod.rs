@@ -1,52 +1,27 @@
-//! Pages, components and islands: the sign-in window (server-rendered forms), the main window
-//! and conversation windows (one island holding the live connection).
+//! Everything the browser shows. The pages (`pages/`: the sign-in window, server-rendered
+//! forms) and the one island (`islands/`: the main window and conversation windows) are
+//! made of `components/`, which read [`state`]'s signals. Server frames change the
+//! [`model`] through the pure [`reducer`]; `net/` is the link to the server (socket and
+//! typed HTTP calls) and `actions` what the user's clicks do. `server_fns` are the HTTP
+//! endpoints for accounts and history, next to the pages that use them.
+//!
+//! All of it compiles for the server too, where the island only renders: browser calls
+//! sit in event handlers and effects, which never run there.
 
-#[cfg(any(feature = "hydrate", feature = "csr"))]
-mod client;
-/// What the views do: the live client in the browser.
-#[cfg(any(feature = "hydrate", feature = "csr"))]
-use client as act;
-mod contacts;
+mod actions;
+mod components;
 mod emoticons;
-mod messenger;
-mod signin;
-#[cfg(any(feature = "hydrate", feature = "csr"))]
+pub mod islands;
+pub mod model;
+mod net;
+pub mod pages;
+pub mod reducer;
+pub mod server_fns;
 mod sound;
-// Parts of the state are only read by the browser client.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-mod state;
+pub mod state;
 
 use crate::protocol::UserSummary;
 
-/// On the server the island only renders; these are never called there.
-#[cfg(not(any(feature = "hydrate", feature = "csr")))]
-mod act {
-    use super::state::{ContactAction, MeChange, Ui};
-    pub fn start(_: Ui) {}
-    pub fn send(_: Ui, _: i64) {}
-    pub fn open_dm(_: Ui, _: String) {}
-    pub fn open_room(_: Ui, _: i64) {}
-    pub fn load_older(_: Ui, _: i64) {}
-    pub fn sign_in_again(_: Ui, _: String) {}
-    pub fn add_contact(_: Ui, _: String) {}
-    pub fn contact_action(_: Ui, _: i64, _: ContactAction) {}
-    pub fn move_to_group(_: Ui, _: i64, _: Option<i64>) {}
-    pub fn create_group(_: Ui, _: String) {}
-    pub fn rename_group(_: Ui, _: i64, _: String) {}
-    pub fn delete_group(_: Ui, _: i64) {}
-    pub fn update_me(_: Ui, _: MeChange) {}
-    pub fn set_muted(_: Ui, _: bool) {}
-    pub fn typed(_: Ui, _: i64) {}
-    pub fn nudge(_: Ui, _: i64) {}
-    pub fn mark_read(_: i64) {}
-    pub fn delete_message(_: Ui, _: i64, _: i64) {}
-    pub fn upload_picture(_: Ui, _: leptos::ev::Event) {}
-    pub fn remove_picture(_: Ui) {}
-    pub fn invite(_: Ui, _: i64, _: i64) {}
-    pub fn leave(_: Ui, _: i64) {}
-    pub fn more_rooms(_: Ui) {}
-    pub fn load_bots(_: Ui) {}
-}
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
@@ -85,7 +60,7 @@ pub fn App() -> impl IntoView {
         <Title text="Messenger"/>
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"This page does not exist. " <a href="/">"Go to Messenger"</a></p> }>
-                <Route path=StaticSegment("") view=signin::SignInPage/>
+                <Route path=StaticSegment("") view=pages::signin::SignInPage/>
                 <Route path=StaticSegment("app") view=MainPage/>
             </Routes>
         </Router>
@@ -96,7 +71,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn MainPage() -> impl IntoView {
     match current_user() {
-        Some(me) => view! { <messenger::MessengerApp me=me/> }.into_any(),
+        Some(me) => view! { <islands::messenger::MessengerApp me=me/> }.into_any(),
         None => {
             view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any()
         }
@@ -118,7 +93,7 @@ fn has_islands() -> bool {
 fn current_user() -> Option<UserSummary> {
     use_context::<http::request::Parts>()?
         .extensions
-        .get::<crate::server::auth::CurrentSession>()
+        .get::<crate::server::http::session::CurrentSession>()
         .map(|c| c.session.user.clone())
 }
 
@@ -132,13 +107,13 @@ fn current_user() -> Option<UserSummary> {
 #[cfg(feature = "csr")]
 #[component]
 pub fn CsrApp() -> impl IntoView {
-    let me = LocalResource::new(client::current_user);
+    let me = LocalResource::new(net::http::current_user);
     view! {
         <Router>
             <Suspense fallback=|| view! { <p class="not-found">"Loading…"</p> }>
                 {move || me.get().map(|me| match me {
-                    Some(me) => view! { <messenger::MessengerApp me=me/> }.into_any(),
-                    None => view! { <signin::SignInPage/> }.into_any(),
+                    Some(me) => view! { <islands::messenger::MessengerApp me=me/> }.into_any(),
+                    None => view! { <pages::signin::SignInPage/> }.into_any(),
                 })}
             </Suspense>
         </Router>

@@ -2,18 +2,9 @@
 //! chime when a contact signs in, a two-note "ding-dong" for a new message, a single soft
 //! note for a contact request, and a low buzz for a nudge.
 
+use super::reducer::Sound;
 use std::cell::RefCell;
 use web_sys::{AudioContext, OscillatorType};
-
-/// The sounds the messenger makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sound {
-    SignIn,
-    Message,
-    Request,
-    #[allow(dead_code)] // played by nudges
-    Nudge,
-}
 
 /// One note: waveform, frequency (Hz), start offset and length (seconds), peak volume.
 struct Note(OscillatorType, f32, f64, f64, f32);

@@ -2,7 +2,7 @@
 
 use super::{
     config::{BotsCommand, Command, RoomsCommand},
-    store::{self, Store},
+    store::{sqlite::SqliteStore, BotStore, ConversationStore},
 };
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -35,30 +35,30 @@ pub fn room_titles(titles: &[String], numbered: Option<u32>) -> Result<Vec<Strin
 
 /// Runs one administration command against the database at `database`.
 pub async fn run(database: &Path, command: Command) -> Result<()> {
-    let store = Store::open(database).await?;
+    let store = SqliteStore::open(database).await?;
     match command {
         Command::Rooms(RoomsCommand::List) => {
-            for (id, members, title) in store::list_rooms(store.pool()).await? {
+            for (id, members, title) in store.list_rooms().await? {
                 println!("{id}\t{members}\t{title}");
             }
         }
         Command::Rooms(RoomsCommand::Add { titles, numbered }) => {
             let titles = room_titles(&titles, numbered)?;
-            let ids = store::add_rooms(store.pool(), &titles).await?;
+            let ids = store.add_rooms(&titles).await?;
             for (id, title) in ids.iter().zip(&titles) {
                 println!("{id}\t{title}");
             }
         }
         Command::Bots(BotsCommand::Off) => {
-            store::set_bots_enabled(store.pool(), false).await?;
+            store.set_bots_enabled(false).await?;
             println!("off: the bots stop answering now (a running server reads this per reply)");
         }
         Command::Bots(BotsCommand::On) => {
-            store::set_bots_enabled(store.pool(), true).await?;
+            store.set_bots_enabled(true).await?;
             println!("on");
         }
         Command::Bots(BotsCommand::Status) => {
-            let on = store::bots_enabled(store.pool()).await?;
+            let on = store.bots_enabled().await?;
             println!("{}", if on { "on" } else { "off" });
         }
     }

@@ -1,7 +1,9 @@
-//! One typed configuration, from command-line flags or environment variables.
+//! One typed configuration, from command-line flags or environment variables, in groups
+//! (the server, the store, sessions, sockets, the AI contacts). Secrets are wrapped so that
+//! no `Debug` print shows them.
 
-use clap::Parser;
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use clap::{Args, Parser};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 /// Messenger's settings. Every flag can also be given as the environment variable named
 /// beside it; flags win.
@@ -12,13 +14,28 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
     about = "A self-hostable, real-time messenger"
 )]
 pub struct Config {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub sessions: SessionConfig,
+    #[command(flatten)]
+    pub sockets: SocketConfig,
+    #[command(flatten)]
+    pub bots: BotConfig,
+
+    /// An administration command to run on the database instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+pub struct ServerConfig {
     /// Address and port to listen on. Port 0 picks a free port (tests use this).
     #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
-
-    /// SQLite database file; created and migrated on start, with its folder.
-    #[arg(long, env = "MESSENGER_DATABASE", default_value = "data/messenger.db")]
-    pub database: PathBuf,
 
     /// Origins allowed to open the WebSocket and to make state-changing calls with a cookie,
     /// comma-separated (e.g. `https://chat.example.org`). Default: http://127.0.0.1:PORT and
@@ -31,35 +48,6 @@ pub struct Config {
     #[arg(long, env = "MESSENGER_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
-    /// Minutes without activity after which a session ends.
-    #[arg(long, env = "MESSENGER_SESSION_IDLE_MINUTES", default_value_t = 20)]
-    pub session_idle_minutes: u64,
-
-    /// Hours after sign-in after which a session ends however active it is.
-    #[arg(long, env = "MESSENGER_SESSION_ABSOLUTE_HOURS", default_value_t = 12)]
-    pub session_absolute_hours: u64,
-
-    /// Idle timeout in seconds, overriding the minutes above (tests use it for expiry).
-    #[arg(long, env = "MESSENGER_SESSION_IDLE_SECONDS", hide = true)]
-    pub session_idle_seconds: Option<u64>,
-
-    /// Deliveries each connection's mailbox holds, over all its conversations; a connection
-    /// further behind than this is told to resync the conversations it missed messages of.
-    #[arg(long, env = "MESSENGER_BROADCAST_CAPACITY", default_value_t = 1024)]
-    pub broadcast_capacity: usize,
-
-    /// Most messages one group commit writes in a single transaction.
-    #[arg(long, env = "MESSENGER_MAX_BATCH", default_value_t = 512)]
-    pub max_batch: usize,
-
-    /// Messages a user may send per second on one connection (burst of the same size).
-    #[arg(long, env = "MESSENGER_SEND_RATE", default_value_t = 20)]
-    pub send_rate_per_second: u32,
-
-    /// Seconds between heartbeat pings on each socket; a socket silent for three is closed.
-    #[arg(long, env = "MESSENGER_HEARTBEAT_SECONDS", default_value_t = 25)]
-    pub heartbeat_seconds: u64,
-
     /// Set TCP_NODELAY on accepted sockets: each write leaves at once instead of waiting
     /// (Nagle) for the previous one's acknowledgement. See docs/BENCHMARKS.md for the
     /// measured trade-off; off by default.
@@ -71,67 +59,221 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
 
     /// Log filter in `tracing` syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Store")]
+pub struct StoreConfig {
+    /// SQLite database file; created and migrated on start, with its folder.
+    #[arg(long, env = "MESSENGER_DATABASE", default_value = "data/messenger.db")]
+    pub database: PathBuf,
+
+    /// Most messages one group commit writes in a single transaction.
+    #[arg(long, env = "MESSENGER_MAX_BATCH", default_value_t = 512)]
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sessions")]
+pub struct SessionConfig {
+    /// Minutes without activity after which a session ends.
+    #[arg(
+        long = "session-idle-minutes",
+        env = "MESSENGER_SESSION_IDLE_MINUTES",
+        default_value_t = 20
+    )]
+    pub idle_minutes: u64,
+
+    /// Hours after sign-in after which a session ends however active it is.
+    #[arg(
+        long = "session-absolute-hours",
+        env = "MESSENGER_SESSION_ABSOLUTE_HOURS",
+        default_value_t = 12
+    )]
+    pub absolute_hours: u64,
+
+    /// Idle timeout in seconds, overriding the minutes above (tests use it for expiry).
+    #[arg(
+        long = "session-idle-seconds",
+        env = "MESSENGER_SESSION_IDLE_SECONDS",
+        hide = true
+    )]
+    pub idle_seconds: Option<u64>,
+}
+
+impl SessionConfig {
+    pub fn idle(&self) -> Duration {
+        match self.idle_seconds {
+            Some(s) => Duration::from_secs(s),
+            None => Duration::from_secs(self.idle_minutes * 60),
+        }
+    }
+    pub fn absolute(&self) -> Duration {
+        Duration::from_secs(self.absolute_hours * 3600)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sockets")]
+pub struct SocketConfig {
+    /// Deliveries each connection's mailbox holds, over all its conversations; a connection
+    /// further behind than this is told to resync the conversations it missed messages of.
+    #[arg(long, env = "MESSENGER_BROADCAST_CAPACITY", default_value_t = 1024)]
+    pub broadcast_capacity: usize,
+
+    /// Messages a user may send per second on one connection (burst of the same size).
+    #[arg(long, env = "MESSENGER_SEND_RATE", default_value_t = 20)]
+    pub send_rate_per_second: u32,
+
+    /// Seconds between heartbeat pings on each socket; a socket silent for three is closed.
+    #[arg(long, env = "MESSENGER_HEARTBEAT_SECONDS", default_value_t = 25)]
+    pub heartbeat_seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "AI contacts")]
+pub struct BotConfig {
     /// Whether the AI contacts (persona bots) exist and answer.
-    #[arg(long, env = "MESSENGER_BOTS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub bots: bool,
+    #[arg(long = "bots", env = "MESSENGER_BOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
 
     /// Base URL of an OpenAI-compatible chat-completions API, up to the version
     /// (e.g. http://127.0.0.1:11434/v1 for Ollama). Without it the bots use the offline
     /// persona engine.
-    #[arg(long, env = "MESSENGER_BOT_BASE_URL")]
-    pub bot_base_url: Option<String>,
+    #[arg(long = "bot-base-url", env = "MESSENGER_BOT_BASE_URL")]
+    pub base_url: Option<String>,
 
     /// The model to ask for.
-    #[arg(long, env = "MESSENGER_BOT_MODEL", default_value = "llama3.2")]
-    pub bot_model: String,
+    #[arg(
+        long = "bot-model",
+        env = "MESSENGER_BOT_MODEL",
+        default_value = "llama3.2"
+    )]
+    pub model: String,
 
     /// The API key, sent as a bearer token (not needed by local servers).
-    #[arg(long, env = "MESSENGER_BOT_API_KEY", hide_env_values = true)]
-    pub bot_api_key: Option<String>,
+    #[arg(
+        long = "bot-api-key",
+        env = "MESSENGER_BOT_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<Secret>,
 
     /// Most tokens a model may produce per reply.
-    #[arg(long, env = "MESSENGER_BOT_MAX_TOKENS", default_value_t = 200)]
-    pub bot_max_tokens: u32,
+    #[arg(
+        long = "bot-max-tokens",
+        env = "MESSENGER_BOT_MAX_TOKENS",
+        default_value_t = 200
+    )]
+    pub max_tokens: u32,
 
     /// Bot replies each user gets per day (UTC), across all bots.
-    #[arg(long, env = "MESSENGER_BOT_USER_DAILY", default_value_t = 200)]
-    pub bot_user_daily: u32,
+    #[arg(
+        long = "bot-user-daily",
+        env = "MESSENGER_BOT_USER_DAILY",
+        default_value_t = 200
+    )]
+    pub user_daily: u32,
 
     /// Bot replies everyone together gets per day (UTC).
-    #[arg(long, env = "MESSENGER_BOT_GLOBAL_DAILY", default_value_t = 5000)]
-    pub bot_global_daily: u32,
+    #[arg(
+        long = "bot-global-daily",
+        env = "MESSENGER_BOT_GLOBAL_DAILY",
+        default_value_t = 5000
+    )]
+    pub global_daily: u32,
 
     /// Most model calls at the same time.
-    #[arg(long, env = "MESSENGER_BOT_MAX_CONCURRENT", default_value_t = 4)]
-    pub bot_max_concurrent: usize,
+    #[arg(
+        long = "bot-max-concurrent",
+        env = "MESSENGER_BOT_MAX_CONCURRENT",
+        default_value_t = 4
+    )]
+    pub max_concurrent: usize,
 
     /// Longest a model call may take, in seconds, before the offline engine answers.
-    #[arg(long, env = "MESSENGER_BOT_TIMEOUT_SECONDS", default_value_t = 20)]
-    pub bot_timeout_seconds: u64,
+    #[arg(
+        long = "bot-timeout-seconds",
+        env = "MESSENGER_BOT_TIMEOUT_SECONDS",
+        default_value_t = 20
+    )]
+    pub timeout_seconds: u64,
 
     /// Failures (errors or timeouts) in a row that open the circuit breaker.
-    #[arg(long, env = "MESSENGER_BOT_BREAKER_FAILURES", default_value_t = 3)]
-    pub bot_breaker_failures: u32,
+    #[arg(
+        long = "bot-breaker-failures",
+        env = "MESSENGER_BOT_BREAKER_FAILURES",
+        default_value_t = 3
+    )]
+    pub breaker_failures: u32,
 
     /// Seconds the open breaker waits before it lets one call through to probe.
     #[arg(
-        long,
+        long = "bot-breaker-cooldown-seconds",
         env = "MESSENGER_BOT_BREAKER_COOLDOWN_SECONDS",
         default_value_t = 30
     )]
-    pub bot_breaker_cooldown_seconds: u64,
+    pub breaker_cooldown_seconds: u64,
 
     /// How long the offline engine takes to answer, in milliseconds (so its typing
     /// indicator shows).
-    #[arg(long, env = "MESSENGER_BOT_OFFLINE_DELAY_MS", default_value_t = 900)]
-    pub bot_offline_delay_ms: u64,
+    #[arg(
+        long = "bot-offline-delay-ms",
+        env = "MESSENGER_BOT_OFFLINE_DELAY_MS",
+        default_value_t = 900
+    )]
+    pub offline_delay_ms: u64,
+}
 
-    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
-    pub log: String,
+impl BotConfig {
+    /// The model API's base URL, if one is set (blank counts as none).
+    pub fn provider_url(&self) -> Option<&str> {
+        self.base_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.max(1))
+    }
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_secs(self.breaker_cooldown_seconds)
+    }
+    pub fn offline_delay(&self) -> Duration {
+        Duration::from_millis(self.offline_delay_ms)
+    }
+}
 
-    /// An administration command to run on the database instead of serving.
-    #[command(subcommand)]
-    pub command: Option<Command>,
+/// A value that must never be printed (an API key): `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 /// Administration commands: they open (and migrate) the database, act and exit. Run them
@@ -173,39 +315,13 @@ pub enum RoomsCommand {
 }
 
 impl Config {
-    pub fn session_idle(&self) -> Duration {
-        match self.session_idle_seconds {
-            Some(s) => Duration::from_secs(s),
-            None => Duration::from_secs(self.session_idle_minutes * 60),
-        }
-    }
-    pub fn session_absolute(&self) -> Duration {
-        Duration::from_secs(self.session_absolute_hours * 3600)
-    }
-
-    pub fn bot_config(&self) -> crate::server::bots::BotConfig {
-        crate::server::bots::BotConfig {
-            base_url: self.bot_base_url.clone().filter(|u| !u.trim().is_empty()),
-            model: self.bot_model.clone(),
-            api_key: self.bot_api_key.clone(),
-            max_tokens: self.bot_max_tokens,
-            user_daily: self.bot_user_daily,
-            global_daily: self.bot_global_daily,
-            max_concurrent: self.bot_max_concurrent,
-            timeout: Duration::from_secs(self.bot_timeout_seconds.max(1)),
-            breaker_failures: self.bot_breaker_failures,
-            breaker_cooldown: Duration::from_secs(self.bot_breaker_cooldown_seconds),
-            offline_delay: Duration::from_millis(self.bot_offline_delay_ms),
-        }
-    }
-
     /// A configuration for tests: port 0, the given database, defaults otherwise.
     pub fn for_tests(database: PathBuf) -> Self {
         let mut cfg = Config::parse_from(["messenger"]);
-        cfg.addr = "127.0.0.1:0".parse().expect("literal address");
-        cfg.database = database;
+        cfg.server.addr = "127.0.0.1:0".parse().expect("literal address");
+        cfg.store.database = database;
         // Tests wait for bot replies; the pause only exists for people to see the typing.
-        cfg.bot_offline_delay_ms = 0;
+        cfg.bots.offline_delay_ms = 0;
         cfg
     }
 }
@@ -216,4 +332,41 @@ pub fn default_origins(port: u16) -> Vec<String> {
         format!("http://127.0.0.1:{port}"),
         format!("http://localhost:{port}"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_api_key_never_shows_in_a_debug_print() {
+        let cfg = Config::parse_from(["messenger", "--bot-api-key", "sk-very-secret"]);
+        assert_eq!(
+            cfg.bots.api_key.as_ref().map(Secret::expose),
+            Some("sk-very-secret")
+        );
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("sk-very-secret"), "{printed}");
+        assert!(printed.contains("Secret(..)"));
+    }
+
+    #[test]
+    fn every_flag_keeps_its_name_and_its_help_sits_beside_it() {
+        let cmd = Config::command();
+        let help = |name: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(name))
+                .unwrap_or_else(|| panic!("--{name} exists"))
+                .get_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        assert!(help("log").contains("Log filter"));
+        assert!(help("bots").contains("AI contacts"));
+        assert!(help("session-idle-minutes").contains("without activity"));
+        assert!(help("send-rate-per-second").contains("per second"));
+        assert!(help("bot-api-key").contains("API key"));
+        assert!(help("database").contains("SQLite"));
+    }
 }

@@ -1,12 +1,9 @@
-//! The HTTP error type: every handler returns `Result<T, AppError>`, and the status code and
-//! body of each kind are decided here, once. Internal errors are logged, never shown.
+//! The services' error: what went wrong, said for the user, or an internal failure whose
+//! detail stays on the server. How each kind answers over HTTP (status, body) is decided once,
+//! by its [`ApiErrorCode`]; the HTTP layer turns it into a response and logs internal ones.
 
-use axum::{
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    Json,
-};
-use serde_json::json;
+use super::store::StoreError;
+use crate::protocol::{ApiError, ApiErrorCode};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -28,64 +25,45 @@ pub enum AppError {
     /// The request body is larger than the endpoint takes.
     #[error("{0}")]
     TooLarge(String),
-    #[error("send JSON (application/json) or a form (application/x-www-form-urlencoded)")]
+    #[error("Send a form (application/x-www-form-urlencoded) or JSON (application/json), as the endpoint takes.")]
     UnsupportedMediaType,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
         Self::Internal(e.into())
     }
 }
 
-impl AppError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// A stable machine-readable code for the JSON body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::TooMany(_) => "too_many_requests",
-            Self::TooLarge(_) => "too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Internal(_) => "internal",
-        }
-    }
-
-    /// The message a user may see.
-    pub fn public_message(&self) -> String {
-        match self {
-            Self::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "Something went wrong on the server. Please try again.".to_owned()
-            }
-            other => other.to_string(),
-        }
+impl From<crate::protocol::Invalid> for AppError {
+    fn from(e: crate::protocol::Invalid) -> Self {
+        Self::Invalid(e.0)
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = json!({ "error": self.code(), "message": self.public_message() });
-        (status, Json(body)).into_response()
+impl AppError {
+    pub fn code(&self) -> ApiErrorCode {
+        match self {
+            Self::Invalid(_) => ApiErrorCode::Invalid,
+            Self::Unauthorized(_) => ApiErrorCode::Unauthorized,
+            Self::Forbidden(_) => ApiErrorCode::Forbidden,
+            Self::NotFound(_) => ApiErrorCode::NotFound,
+            Self::Conflict(_) => ApiErrorCode::Conflict,
+            Self::TooMany(_) => ApiErrorCode::TooManyRequests,
+            Self::TooLarge(_) => ApiErrorCode::TooLarge,
+            Self::UnsupportedMediaType => ApiErrorCode::UnsupportedMediaType,
+            Self::Internal(_) => ApiErrorCode::Internal,
+        }
+    }
+
+    /// What the client is told: the message for the user, never an internal detail.
+    pub fn to_api(&self) -> ApiError {
+        let message = match self {
+            Self::Internal(_) => "Something went wrong on the server. Please try again.".to_owned(),
+            other => other.to_string(),
+        };
+        ApiError::new(self.code(), message)
     }
 }

@@ -1,21 +1,34 @@
-//! Server-only code (feature `ssr`): configuration, startup, the store and its single
-//! writer, the fan-out hub, the WebSocket connection task, HTTP API and security layers, and
-//! the administration commands.
+//! Server-only code (feature `ssr`), by what each part owns. The edges (`http`, `ws`) take
+//! requests and frames and call the services; the services hold the rules and are given
+//! the handles they use; `store` and `hub` are the two seams a second node would replace.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `app` | building everything, `AppState` (edges only), serving, shutdown |
+//! | `config` | flags and environment, in groups |
+//! | `http` | axum handlers, the server functions' glue, security layers, error responses |
+//! | `ws` | the WebSocket upgrade, the connection loop, its mailbox, one file per client frame |
+//! | `auth` | accounts, passwords, sessions |
+//! | `chat` | conversations and the one way a message is posted |
+//! | `contacts` | the contact list, blocks, contact groups |
+//! | `profile` | status, name, personal message, display pictures |
+//! | `presence` | who is online, and telling the contacts who may see it |
+//! | `bots` | the AI contacts |
+//! | `hub` | the fan-out seam (`Fanout`) and the in-process hub |
+//! | `store` | the storage seam (a trait per aggregate, `MessageLog`) and SQLite |
+//! | `admin` | administration commands |
 
 pub mod admin;
-pub mod api;
+pub mod app;
 pub mod auth;
 pub mod bots;
+pub mod chat;
 pub mod config;
 pub mod contacts;
-pub mod conversations;
 pub mod error;
+pub mod http;
 pub mod hub;
-pub mod pictures;
 pub mod presence;
-pub mod security;
-pub mod startup;
-pub mod state;
+pub mod profile;
 pub mod store;
-pub mod writer;
 pub mod ws;

@@ -198,7 +198,7 @@ async fn the_bots_switch_is_flipped_by_the_binary() {
     assert!(messenger(&db, &["bots", "off"]).status.success());
     assert_eq!(status(&db), "off");
     assert!(
-        !messenger::server::store::bots_enabled(app.state.store.pool())
+        !messenger::server::store::BotStore::bots_enabled(&app.state.store)
             .await
             .expect("read")
     );

@@ -11,7 +11,7 @@ use messenger::{
             stand_in::{Answer, StandIn},
         },
         config::{BotsCommand, Command},
-        store::{self, Quota},
+        store::{BotStore, Quota},
     },
 };
 use serde_json::{json, Value};
@@ -113,10 +113,13 @@ async fn a_bot_answers_every_message_one_to_one_in_character_after_typing() {
     );
     // Nobody can sign up as a bot.
     let res = app
-        .post(
+        .form(
             "/api/signup",
             None,
-            json!({ "username": "tina_pet", "password": "long enough password" }),
+            &[
+                ("username", "tina_pet"),
+                ("password", "long enough password"),
+            ],
         )
         .await;
     assert_eq!(res.status(), 409);
@@ -193,8 +196,8 @@ async fn in_a_group_only_an_exact_mention_gets_an_answer_and_bots_never_answer_b
 #[tokio::test]
 async fn daily_quotas_hold_per_user_and_for_everyone_across_a_restart() {
     let tune = |cfg: &mut messenger::server::config::Config| {
-        cfg.bot_user_daily = 2;
-        cfg.bot_global_daily = 3;
+        cfg.bots.user_daily = 2;
+        cfg.bots.global_daily = 3;
     };
     let mut app = spawn_app_with(tune).await;
     let zen = persona("zen_router");
@@ -230,7 +233,7 @@ async fn daily_quotas_hold_per_user_and_for_everyone_across_a_restart() {
     app.stop().await;
     let app = spawn_app_with(move |cfg| {
         tune(cfg);
-        cfg.database = db.clone();
+        cfg.store.database = db.clone();
     })
     .await;
     let mut ws = app.online(&ann).await;
@@ -242,12 +245,12 @@ async fn daily_quotas_hold_per_user_and_for_everyone_across_a_restart() {
 #[tokio::test]
 async fn quotas_are_counted_atomically_under_concurrent_requests() {
     let app = spawn_app().await;
-    let pool = app.state.store.pool().clone();
+    let store = app.state.store.clone();
     // One user, thirty requests at once, five allowed.
     let tasks: Vec<_> = (0..30)
         .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { store::take_bot_quota(&pool, 100, 42, 5, 1000).await })
+            let store = store.clone();
+            tokio::spawn(async move { store.take_bot_quota(100, 42, 5, 1000).await })
         })
         .collect();
     let mut granted = 0;
@@ -260,11 +263,11 @@ async fn quotas_are_counted_atomically_under_concurrent_requests() {
     // Six users, four requests each at once: three each allowed, ten for everyone.
     let tasks: Vec<_> = (0..24)
         .map(|i| {
-            let pool = pool.clone();
+            let store = store.clone();
             tokio::spawn(async move {
                 (
                     50 + i % 6,
-                    store::take_bot_quota(&pool, 101, 50 + i % 6, 3, 10).await,
+                    store.take_bot_quota(101, 50 + i % 6, 3, 10).await,
                 )
             })
         })
@@ -317,8 +320,8 @@ async fn with_a_model_configured_the_reply_comes_from_it_cleaned() {
     .expect("stand-in");
     let url = model.url.clone();
     let app = spawn_app_with(move |cfg| {
-        cfg.bot_base_url = Some(url);
-        cfg.bot_breaker_failures = 5;
+        cfg.bots.base_url = Some(url);
+        cfg.bots.breaker_failures = 5;
     })
     .await;
     let ada = persona("ask_ada");

@@ -4,6 +4,7 @@
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, User, Ws};
 use futures::StreamExt;
 use messenger::protocol::{ErrorCode, ServerFrame};
+use messenger::server::hub::Fanout;
 use serde_json::json;
 use sqlx::Row;
 use tokio::io::AsyncReadExt;
@@ -138,7 +139,7 @@ async fn live_messages_of_a_conversation_flow_only_after_it_is_synced() {
 /// unit tests pin the rule that makes it so, deterministically.)
 #[tokio::test]
 async fn messages_committed_while_a_client_syncs_all_arrive_once_in_order() {
-    let app = spawn_app_with(|c| c.send_rate_per_second = 1_000_000).await;
+    let app = spawn_app_with(|c| c.sockets.send_rate_per_second = 1_000_000).await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
     let mut wa = app.online(&a).await;
@@ -194,8 +195,8 @@ async fn messages_committed_while_a_client_syncs_all_arrive_once_in_order() {
 async fn a_client_that_falls_behind_is_told_to_resync_and_then_gets_everything() {
     // A tiny broadcast buffer and a reader that stops reading: the server must say so.
     let app = spawn_app_with(|c| {
-        c.broadcast_capacity = 4;
-        c.send_rate_per_second = 1_000_000;
+        c.sockets.broadcast_capacity = 4;
+        c.sockets.send_rate_per_second = 1_000_000;
     })
     .await;
     let (a, b) = (app.guest().await, app.guest().await);
@@ -274,7 +275,7 @@ async fn someone_outside_a_conversation_can_neither_send_nor_sync_nor_read_histo
     ));
     let res = app
         .http
-        .get(app.url(&format!("/api/conversations/{conv}/messages")))
+        .get(app.url(&format!("/api/history?conv={conv}")))
         .bearer_auth(&c.token)
         .send()
         .await
@@ -329,7 +330,7 @@ async fn bad_bodies_and_client_ids_are_refused_with_their_own_codes() {
 /// A server without a send rate limit worth the name, two guests with a conversation, and
 /// the first one online: for tests that send in bursts.
 async fn burst_sender() -> (TestApp, User, User, i64, Ws) {
-    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let app = spawn_app_with(|c| c.sockets.send_rate_per_second = 10_000).await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
     let ws = app.online(&a).await;
@@ -371,7 +372,7 @@ async fn history_pages_back_to_the_first_message() {
     let mut before: Option<i64> = None;
     let mut seen = Vec::new();
     loop {
-        let mut url = app.url(&format!("/api/conversations/{conv}/messages?limit=50"));
+        let mut url = app.url(&format!("/api/history?conv={conv}&limit=50"));
         if let Some(b) = before {
             url.push_str(&format!("&before={b}"));
         }
@@ -591,7 +592,7 @@ async fn read_marks_count_unread_across_sign_ins_and_tabs() {
 #[tokio::test]
 async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_stays() {
     use tokio_tungstenite::tungstenite::Message;
-    let app = spawn_app_with(|c| c.heartbeat_seconds = 1).await;
+    let app = spawn_app_with(|c| c.sockets.heartbeat_seconds = 1).await;
     let (a, b) = (app.guest().await, app.guest().await);
     let conv = app.dm(&a, &b).await;
     let mut answering = app.online(&a).await;

@@ -144,7 +144,7 @@ async fn inviting_from_a_one_to_one_conversation_starts_a_three_way_conversation
     let res = app
         .call(
             Method::GET,
-            &format!("/api/conversations/{}/messages", group.id),
+            &format!("/api/history?conv={}", group.id),
             &cat.token,
             None,
         )

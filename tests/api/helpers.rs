@@ -3,7 +3,10 @@
 use futures::{SinkExt, StreamExt};
 use messenger::{
     protocol::{ServerFrame, UserSummary},
-    server::{config::Config, startup::Application, state::AppState},
+    server::{
+        app::{AppState, Application},
+        config::Config,
+    },
 };
 use serde_json::{json, Value};
 use std::{net::SocketAddr, time::Duration};
@@ -34,9 +37,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = Config::for_tests(dir.path().join("messenger.db"));
-    cfg.log = "warn".into();
+    cfg.server.log = "warn".into();
     tune(&mut cfg);
-    messenger::server::startup::init_tracing(&cfg.log);
+    messenger::server::app::init_tracing(&cfg.server.log);
     let app = Application::build(cfg).await.expect("the app builds");
     let addr = app.addr();
     let state = app.state();
@@ -94,6 +97,25 @@ impl TestApp {
             .post(self.url(path))
             .header("Origin", self.origin())
             .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Posts a form (the encoding of the account endpoints) from our own origin, as a script
+    /// would (it answers JSON; a browser's form post, which wants HTML, gets redirects).
+    pub async fn form(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("Origin", self.origin())
+            .form(fields);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -223,10 +245,10 @@ impl TestApp {
     /// Signs up over HTTP as a browser would and returns the `name=value` session cookie.
     pub async fn signup_cookie(&self, username: &str, password: &str) -> String {
         let res = self
-            .post(
+            .form(
                 "/api/signup",
                 None,
-                json!({ "username": username, "password": password }),
+                &[("username", username), ("password", password)],
             )
             .await;
         assert_eq!(res.status(), 201);
@@ -237,7 +259,7 @@ impl TestApp {
     pub async fn history(&self, conv: i64, user: &User) -> messenger::protocol::HistoryPage {
         let res = self
             .http
-            .get(self.url(&format!("/api/conversations/{conv}/messages")))
+            .get(self.url(&format!("/api/history?conv={conv}")))
             .bearer_auth(&user.token)
             .send()
             .await

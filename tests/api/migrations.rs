@@ -1,6 +1,6 @@
 //! Upgrading a database made by an earlier version keeps everything in it.
 
-use messenger::server::store::Store;
+use messenger::server::store::sqlite::SqliteStore as Store;
 use sqlx::{
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqlitePool},

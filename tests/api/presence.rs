@@ -357,7 +357,7 @@ async fn after_a_restart_nobody_is_left_online() {
         .await;
     let db = app.dir.path().join("messenger.db");
     app.stop().await;
-    let app2 = spawn_app_with(|cfg| cfg.database = db.clone()).await;
+    let app2 = spawn_app_with(|cfg| cfg.store.database = db.clone()).await;
     let mut wb = app2.connect(&b).await;
     let seen = find(&hello_contacts(wb.hello().await), &a).unwrap();
     assert_eq!(seen.state, ContactState::Accepted);
@@ -693,7 +693,7 @@ async fn changes_made_at_the_same_time_reach_contacts_as_stored() {
 /// then in the browser tests. Every change here must succeed while messages are committed.
 #[tokio::test]
 async fn contact_changes_succeed_while_messages_are_committed() {
-    let app = spawn_app_with(|c| c.send_rate_per_second = 10_000).await;
+    let app = spawn_app_with(|c| c.sockets.send_rate_per_second = 10_000).await;
     let (talker, listener) = (app.guest().await, app.guest().await);
     let (asker, other) = (app.guest().await, app.guest().await);
     let (conv, mut ws, _peer) = app.dm_live(&talker, &listener).await;

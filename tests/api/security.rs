@@ -3,7 +3,6 @@
 use crate::helpers::{spawn_app, spawn_app_with};
 use futures::SinkExt;
 use messenger::protocol::{close, MAX_FRAME_BYTES};
-use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -46,7 +45,7 @@ async fn a_cookie_alone_cannot_change_state_from_another_origin_or_without_one()
             .http
             .post(app.url("/api/signout"))
             .header("Cookie", &cookie)
-            .json(&json!({}));
+            .form(&[] as &[(&str, &str)]);
         if let Some(o) = origin {
             req = req.header("Origin", o);
         }
@@ -195,7 +194,7 @@ async fn the_bundle_is_sent_as_compressed_at_build_time_when_the_browser_takes_i
     // Not real brotli: the point is that these very bytes are sent, untouched.
     std::fs::write(pkg.join("messenger.js.br"), b"pretend-brotli").expect("br");
     let root = site.path().to_owned();
-    let app = spawn_app_with(move |cfg| cfg.site_root = root).await;
+    let app = spawn_app_with(move |cfg| cfg.server.site_root = root).await;
 
     let res = app
         .http

@@ -20,24 +20,25 @@ pub mod breaker;
 pub mod offline;
 pub mod personas;
 pub mod provider;
+#[cfg(any(test, feature = "test-support"))]
 pub mod stand_in;
 
 use super::{
-    hub::{Delivery, EPHEMERAL},
+    chat::{Author, Chat, MembersWatch},
+    config::BotConfig,
     presence::PresenceHub,
-    state::AppState,
-    store::{self, now_ms},
-    writer::{Content, NewMessage},
+    profile::pictures::version_of,
+    store::{now_ms, BotStore, Content, ProfileStore, Quota, StoreError},
 };
 use crate::protocol::{
-    Body, ClientId, ConversationKind, MessageKind, MessageView, ServerFrame, MAX_BODY_CHARS,
+    Body, ClientId, ConversationKind, MessageKind, MessageView, UserSummary, MAX_BODY_CHARS,
     TYPING_REPEAT_MS,
 };
+use async_trait::async_trait;
 use breaker::{Breaker, Permit, SystemClock};
 use personas::Persona;
 use provider::{OpenAiCompatible, Provider, ProviderError, Turn};
 use rand::{rngs::StdRng, SeedableRng};
-use sqlx::SqlitePool;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -51,25 +52,6 @@ pub const MAX_REPLY_CHARS: usize = 600;
 pub const HISTORY_FOR_MODEL: u32 = 12;
 /// How long a reply waits for a free provider slot before the persona says it is busy.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
-
-/// How the bots are set up (from the command line or environment).
-#[derive(Debug, Clone)]
-pub struct BotConfig {
-    /// Base URL of an OpenAI-compatible API (e.g. `http://127.0.0.1:11434/v1`); None: the
-    /// offline engine only.
-    pub base_url: Option<String>,
-    pub model: String,
-    pub api_key: Option<String>,
-    pub max_tokens: u32,
-    pub user_daily: u32,
-    pub global_daily: u32,
-    pub max_concurrent: usize,
-    pub timeout: Duration,
-    pub breaker_failures: u32,
-    pub breaker_cooldown: Duration,
-    /// How long the offline engine "thinks" (so its typing indicator is seen).
-    pub offline_delay: Duration,
-}
 
 /// Where a reply's words came from, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +317,7 @@ fn mentions(body: &str) -> Vec<&str> {
 /// The bots of this server: who they are in the store, and the brain that answers.
 pub struct Bots {
     pub cfg: BotConfig,
+    store: Arc<dyn BotStore>,
     /// User id to persona.
     by_user: HashMap<i64, &'static Persona>,
     pub brain: Brain,
@@ -374,8 +357,8 @@ impl Bots {
 
     /// Reads the bots of `conv` from the store again (it was created, or its members
     /// changed).
-    pub async fn refresh(&self, pool: &SqlitePool, conv: i64) -> Result<(), sqlx::Error> {
-        let found = store::bots_in(pool, conv).await?;
+    pub async fn refresh(&self, conv: i64) -> Result<(), StoreError> {
+        let found = self.store.bots_in(conv).await?;
         let mut convs = self.convs.lock().unwrap_or_else(|e| e.into_inner());
         match found {
             Some((kind, ids)) if !ids.is_empty() => {
@@ -397,11 +380,11 @@ impl Bots {
     }
 
     /// Every bot as users see it, in the personas' order.
-    pub fn summaries(&self) -> Vec<crate::protocol::UserSummary> {
+    pub fn summaries(&self) -> Vec<UserSummary> {
         let mut out: Vec<_> = self
             .by_user
             .iter()
-            .map(|(&id, p)| crate::protocol::UserSummary {
+            .map(|(&id, p)| UserSummary {
                 id,
                 username: p.handle.to_owned(),
                 display_name: p.display_name.to_owned(),
@@ -414,23 +397,26 @@ impl Bots {
     }
 }
 
+#[async_trait]
+impl MembersWatch for Bots {
+    async fn members_changed(&self, conv: i64) -> Result<(), StoreError> {
+        self.refresh(conv).await
+    }
+}
+
 /// Creates or updates every persona's account and picture, and brings them online. Returns
 /// the bots, with the brain `cfg` asks for.
 pub async fn start(
-    pool: &SqlitePool,
+    store: Arc<dyn BotStore>,
+    profiles: &dyn ProfileStore,
     presence: &PresenceHub,
     cfg: BotConfig,
 ) -> anyhow::Result<Bots> {
     let mut by_user = HashMap::new();
     for p in personas::ALL {
-        let Some(id) = store::upsert_bot(
-            pool,
-            p.handle,
-            p.display_name,
-            p.personal_message,
-            p.status.as_str(),
-        )
-        .await?
+        let Some(id) = store
+            .upsert_bot(p.handle, p.display_name, p.personal_message, p.status)
+            .await?
         else {
             tracing::warn!(
                 handle = p.handle,
@@ -439,18 +425,18 @@ pub async fn start(
             continue;
         };
         let png = tokio::task::spawn_blocking(move || draw_picture(p)).await??;
-        let version = super::pictures::version_of(&png);
-        let current = store::picture(pool, id).await?.map(|(v, _)| v);
+        let version = version_of(&png);
+        let current = profiles.picture(id).await?.map(|(v, _)| v);
         if current.as_deref() != Some(version.as_str()) {
-            store::set_picture(pool, id, Some((&version, &png))).await?;
+            profiles.set_picture(id, Some((&version, &png))).await?;
         }
-        if let Some(profile) = store::profile(pool, id).await? {
+        if let Some(profile) = profiles.profile(id).await? {
             // A bot is online for good: one pretend socket that never closes.
             presence.connect(id, u64::MAX - id as u64, profile);
         }
         by_user.insert(id, p);
     }
-    let provider: Option<Arc<dyn Provider>> = cfg.base_url.as_ref().map(|url| {
+    let provider: Option<Arc<dyn Provider>> = cfg.provider_url().map(|url| {
         Arc::new(OpenAiCompatible::new(
             url,
             &cfg.model,
@@ -462,19 +448,19 @@ pub async fn start(
         provider,
         Breaker::new(
             cfg.breaker_failures,
-            cfg.breaker_cooldown,
+            cfg.breaker_cooldown(),
             Arc::new(SystemClock::default()),
         ),
         cfg.max_concurrent,
-        cfg.timeout,
+        cfg.timeout(),
     );
     tracing::info!(
         bots = by_user.len(),
-        provider = cfg.base_url.as_deref().unwrap_or("offline engine"),
+        provider = cfg.provider_url().unwrap_or("offline engine"),
         "AI contacts ready"
     );
     let mut convs: HashMap<i64, BotMembers> = HashMap::new();
-    for (conv, kind, bot) in store::bot_conversations(pool).await? {
+    for (conv, kind, bot) in store.bot_conversations().await? {
         convs
             .entry(conv)
             .or_insert_with(|| (kind, Vec::new()))
@@ -483,6 +469,7 @@ pub async fn start(
     }
     Ok(Bots {
         cfg,
+        store,
         by_user,
         brain,
         convs: Arc::new(Mutex::new(convs)),
@@ -546,17 +533,24 @@ pub fn draw_picture(p: &Persona) -> anyhow::Result<Vec<u8>> {
     Ok(png)
 }
 
-/// Reads committed messages from the writer and starts a reply where a bot is triggered.
+/// What a reply needs besides the bots: the conversations (to read and to post) and the
+/// bots' profiles (their names as they are now).
+#[derive(Clone)]
+pub struct Replier {
+    pub bots: Arc<Bots>,
+    pub chat: Arc<Chat>,
+    pub profiles: Arc<dyn ProfileStore>,
+}
+
+/// Reads committed messages from the log and starts a reply where a bot is triggered.
 /// Conversations without bots cost one lookup in [`Bots::convs`] and nothing else.
-pub async fn run_dispatcher(state: AppState, mut rx: mpsc::Receiver<MessageView>) {
+pub async fn run_dispatcher(r: Replier, mut rx: mpsc::Receiver<MessageView>) {
     while let Some(m) = rx.recv().await {
-        let Some(bots) = state.bots.as_ref() else {
-            continue;
-        };
+        let bots = &r.bots;
         if matches!(m.kind, MessageKind::Join | MessageKind::Leave) {
             // A bot arriving in or leaving a group: read its bots again.
             if bots.is_bot(m.from) {
-                if let Err(e) = bots.refresh(state.store.pool(), m.conv).await {
+                if let Err(e) = bots.refresh(m.conv).await {
                     tracing::error!(error = %e, conv = m.conv, "reading a conversation's bots");
                 }
             }
@@ -573,85 +567,71 @@ pub async fn run_dispatcher(state: AppState, mut rx: mpsc::Receiver<MessageView>
             .filter_map(|id| bots.persona(*id).map(|p| (*id, p.handle)))
             .collect();
         if let Some(bot) = pick_bot(kind, bots.is_bot(m.from), &m.body, &handles) {
-            tokio::spawn(respond(state.clone(), bot, m));
+            tokio::spawn(respond(r.clone(), bot, m));
         }
     }
 }
 
 /// The answer of `bot` to `m`: the checks, the typing indicator, the words, the message.
-async fn respond(state: AppState, bot: i64, m: MessageView) {
-    if let Err(e) = try_respond(&state, bot, &m).await {
+async fn respond(r: Replier, bot: i64, m: MessageView) {
+    if let Err(e) = try_respond(&r, bot, &m).await {
         tracing::error!(error = %e, bot, conv = m.conv, "a bot could not answer");
-        typing(&state, bot, m.conv, false);
+        typing(&r, bot, m.conv, false);
     }
 }
 
-async fn try_respond(state: &AppState, bot: i64, m: &MessageView) -> anyhow::Result<()> {
-    let Some(bots) = state.bots.as_ref() else {
-        return Ok(());
-    };
+async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<()> {
+    let bots = &r.bots;
     let Some(p) = bots.persona(bot) else {
         return Ok(());
     };
-    let pool = state.store.pool();
-    let text = if !store::bots_enabled(pool).await? {
+    let text = if !bots.store.bots_enabled().await? {
         bots.brain.line(p.away)
     } else {
         let day = now_ms().div_euclid(86_400_000);
-        match store::take_bot_quota(
-            pool,
-            day,
-            m.from,
-            bots.cfg.user_daily,
-            bots.cfg.global_daily,
-        )
-        .await?
+        match bots
+            .store
+            .take_bot_quota(day, m.from, bots.cfg.user_daily, bots.cfg.global_daily)
+            .await?
         {
-            store::Quota::Granted => {
-                typing(state, bot, m.conv, true);
-                let beat = tokio::spawn(keep_typing(state.clone(), bot, m.conv));
-                let reply = think(state, bots, p, bot, m).await;
+            Quota::Granted => {
+                typing(r, bot, m.conv, true);
+                let beat = tokio::spawn(keep_typing(r.clone(), bot, m.conv));
+                let reply = think(r, p, bot, m).await;
                 beat.abort();
                 reply?
             }
-            store::Quota::UserSpent | store::Quota::AllSpent => bots.brain.line(p.tired),
+            Quota::UserSpent | Quota::AllSpent => bots.brain.line(p.tired),
         }
     };
     let body = Body::parse(&text).map_err(|e| anyhow::anyhow!(e.0))?;
     let client_id =
         ClientId::parse(&format!("bot-{}-{}", bot, m.seq)).map_err(|e| anyhow::anyhow!(e.0))?;
-    let name = store::profile(pool, bot)
+    let name = r
+        .profiles
+        .profile(bot)
         .await?
         .map_or_else(|| p.display_name.to_owned(), |pr| pr.display_name);
-    let rx = state
-        .writer
-        .submit(NewMessage {
-            conv: m.conv,
-            sender: bot,
-            sender_name: name,
-            client_id,
-            content: Content::Text(body),
-        })
+    let author = Author {
+        id: bot,
+        name: &name,
+        dm_peer: None,
+    };
+    r.chat
+        .post_and_wait(author, m.conv, client_id, Content::Text(body))
         .await
-        .map_err(|_| anyhow::anyhow!("the writer is stopping"))?;
-    rx.await
-        .map_err(|_| anyhow::anyhow!("the writer dropped the reply"))?
-        .map_err(|_| anyhow::anyhow!("the reply could not be stored"))?;
+        .map_err(|e| anyhow::anyhow!("the reply could not be stored: {e:?}"))?;
     Ok(())
 }
 
 /// The words of the answer, from the model or the offline engine.
-async fn think(
-    state: &AppState,
-    bots: &Bots,
-    p: &Persona,
-    bot: i64,
-    m: &MessageView,
-) -> anyhow::Result<String> {
-    let pool = state.store.pool();
-    let floor = store::member_view(pool, m.conv, bot).await?.unwrap_or(0);
-    let (history, _) =
-        store::messages_before(pool, m.conv, floor, Some(m.seq + 1), HISTORY_FOR_MODEL).await?;
+async fn think(r: &Replier, p: &Persona, bot: i64, m: &MessageView) -> anyhow::Result<String> {
+    let bots = &r.bots;
+    let history = r
+        .chat
+        .history_page(bot, m.conv, Some(m.seq + 1), Some(HISTORY_FOR_MODEL))
+        .await?
+        .messages;
     let mut turns = vec![Turn {
         role: "system",
         content: format!(
@@ -672,8 +652,9 @@ async fn think(
             }
         });
     }
-    if bots.brain.provider.is_none() && !bots.cfg.offline_delay.is_zero() {
-        tokio::time::sleep(bots.cfg.offline_delay).await;
+    let delay = bots.cfg.offline_delay();
+    if bots.brain.provider.is_none() && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let reply = bots.brain.reply(p, bot, m.conv, &m.body, &turns).await;
     if !matches!(reply, Reply::Model(_) | Reply::Offline(_)) {
@@ -688,36 +669,18 @@ async fn think(
 }
 
 /// Repeats the bot's typing indicator while it works.
-async fn keep_typing(state: AppState, bot: i64, conv: i64) {
+async fn keep_typing(r: Replier, bot: i64, conv: i64) {
     let mut every = tokio::time::interval(Duration::from_millis(TYPING_REPEAT_MS));
     every.tick().await;
     loop {
         every.tick().await;
-        typing(&state, bot, conv, true);
+        typing(&r, bot, conv, true);
     }
 }
 
-fn typing(state: &AppState, bot: i64, conv: i64, active: bool) {
-    let name = state
-        .bots
-        .as_ref()
-        .and_then(|b| b.persona(bot))
-        .map_or("", |p| p.display_name);
-    let frame = ServerFrame::Typing {
-        conv,
-        user: bot,
-        name: name.to_owned(),
-        active,
-    };
-    if let Ok(text) = serde_json::to_string(&frame) {
-        state.hub.publish(
-            conv,
-            Delivery {
-                seq: EPHEMERAL,
-                frame: text.into(),
-            },
-        );
-    }
+fn typing(r: &Replier, bot: i64, conv: i64, active: bool) {
+    let name = r.bots.persona(bot).map_or("", |p| p.display_name);
+    r.chat.typing(conv, bot, name.to_owned(), active);
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Workers AI's compatible endpoint all answer it. The offline engine (`offline.rs`) is not
 //! a provider: it is what answers when there is none, or when one fails.
 
+use crate::server::config::Secret;
 use futures::{future::BoxFuture, StreamExt};
 use serde::Serialize;
 
@@ -39,17 +40,17 @@ pub struct OpenAiCompatible {
     /// Up to and including the version, e.g. `http://127.0.0.1:11434/v1`.
     base_url: String,
     model: String,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     max_tokens: u32,
 }
 
 impl OpenAiCompatible {
-    pub fn new(base_url: &str, model: &str, api_key: Option<String>, max_tokens: u32) -> Self {
+    pub fn new(base_url: &str, model: &str, api_key: Option<Secret>, max_tokens: u32) -> Self {
         Self {
             client: reqwest::Client::new(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             model: model.to_owned(),
-            api_key: api_key.filter(|k| !k.is_empty()),
+            api_key: api_key.filter(|k| !k.expose().is_empty()),
             max_tokens,
         }
     }
@@ -78,7 +79,7 @@ impl Provider for OpenAiCompatible {
                 .header("Accept", "text/event-stream")
                 .json(&body);
             if let Some(key) = &self.api_key {
-                req = req.bearer_auth(key);
+                req = req.bearer_auth(key.expose());
             }
             let res = req
                 .send()

@@ -1,0 +1,192 @@
+//! The main window's own card: picture, display name, status menu, personal message, the
+//! connection line, sounds and sign-out; and the pieces other views share (pictures,
+//! status dots).
+
+use crate::app::{actions, server_fns::SignOut, state::Ui};
+use crate::protocol::{
+    http::UpdateMe, picture_url, Status, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
+};
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+
+/// The CSS class of a status dot: green, red, amber or grey.
+pub fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::Online => "status-dot online",
+        Status::Busy | Status::OnThePhone => "status-dot busy",
+        Status::Away | Status::BeRightBack | Status::OutToLunch => "status-dot away",
+        Status::Offline => "status-dot offline",
+    }
+}
+
+/// A display picture: `user`'s picture of that version, or the default one. The ring's colour
+/// is the status. `alt` is empty where a name next to it says whose it is.
+#[component]
+pub fn Picture(
+    user: i64,
+    #[prop(into)] version: Signal<Option<String>>,
+    #[prop(into)] status: Signal<Status>,
+    #[prop(into)] alt: Signal<String>,
+    /// "large" (the card and conversation windows) or "small" (the contact list).
+    size: &'static str,
+) -> impl IntoView {
+    view! {
+        <img class=move || format!("picture picture-{size} ring-{}", status.get().as_str())
+            src=move || picture_url(user, version.get().as_deref())
+            alt=move || alt.get() draggable="false"/>
+    }
+}
+
+/// The user's own card: picture, display name (click to edit), status menu, personal
+/// message (edited in place), the sound toggle and sign-out.
+#[component]
+pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl IntoView {
+    let me = ui.me.get_value();
+    let editing_name = RwSignal::new(false);
+    let name_draft = RwSignal::new(String::new());
+    let pm_draft = RwSignal::new(String::new());
+    let pm_focused = RwSignal::new(false);
+    // The field follows the stored message, except while the user is in it: a change
+    // arriving from elsewhere (another tab, a status change) must not wipe what they type.
+    let display_name = Memo::new(move |_| ui.model.with(|m| m.display_name.clone()));
+    let personal_message = Memo::new(move |_| ui.model.with(|m| m.personal_message.clone()));
+    let picture = Signal::derive(move || ui.model.with(|m| m.picture.clone()));
+    let status = Memo::new(move |_| ui.model.with(|m| m.status));
+    Effect::new(move |_| {
+        let stored = personal_message.get();
+        if !pm_focused.get_untracked() {
+            pm_draft.set(stored);
+        }
+    });
+    let save_name = move || {
+        editing_name.set(false);
+        let name = name_draft.get_untracked().trim().to_owned();
+        if !name.is_empty() && name != display_name.get_untracked() {
+            let change = UpdateMe {
+                display_name: Some(name),
+                ..UpdateMe::default()
+            };
+            actions::update_me(ui, change);
+        }
+    };
+    let save_pm = move || {
+        let pm = pm_draft.get_untracked().trim().to_owned();
+        if pm != personal_message.get_untracked() {
+            let change = UpdateMe {
+                personal_message: Some(pm),
+                ..UpdateMe::default()
+            };
+            actions::update_me(ui, change);
+        }
+    };
+    view! {
+        <div class="me-card">
+            <div class="me-picture">
+                <label class="picture-button" title="Change your display picture">
+                    <Picture user=me.id version=picture status=status alt=String::new() size="large"/>
+                    <span class="visually-hidden">"Change your display picture"</span>
+                    <input type="file" class="visually-hidden" accept="image/png,image/jpeg,image/gif,image/webp"
+                        on:change=move |ev| actions::upload_picture(ui, ev)/>
+                </label>
+                {move || picture.get().is_some().then(|| view! {
+                    <button class="link-button remove-picture" title="Go back to the default picture"
+                        on:click=move |_| actions::remove_picture(ui)>"Remove picture"</button>
+                })}
+            </div>
+            <div class="me-text">
+                <div class="my-name">
+                    {move || if editing_name.get() {
+                        view! {
+                            <input class="inline-edit" aria-label="Your display name" maxlength=MAX_DISPLAY_NAME_CHARS
+                                prop:value=move || name_draft.get()
+                                on:input=move |ev| name_draft.set(event_target_value(&ev))
+                                on:keydown=move |ev| match ev.key().as_str() {
+                                    "Enter" => { ev.prevent_default(); save_name(); }
+                                    "Escape" => editing_name.set(false),
+                                    _ => {}
+                                }
+                                on:blur=move |_| if editing_name.get_untracked() { save_name() }/>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <button class="name-button" title="Change your display name"
+                                aria-label=move || format!("Your display name: {} (change)", display_name.get())
+                                on:click=move |_| {
+                                    name_draft.set(display_name.get_untracked());
+                                    editing_name.set(true);
+                                    focus_later(".inline-edit".into());
+                                }>
+                                {move || display_name.get()}
+                            </button>
+                        }.into_any()
+                    }}
+                    {me.is_guest.then(|| view! { <span class="guest-badge">"guest"</span> })}
+                </div>
+                {(me.username != me.display_name || me.is_guest).then(|| view! {
+                    <div class="hint my-username">"Others reach you as " <strong>{me.username.clone()}</strong></div>
+                })}
+                <div class="my-status-row">
+                    <span class=move || status_class(status.get()) aria-hidden="true"></span>
+                    <select class="status-select" aria-label="Your status"
+                        prop:value=move || status.get().as_str()
+                        on:change=move |ev| {
+                            if let Some(s) = Status::parse(&event_target_value(&ev)) {
+                                let change = UpdateMe {
+                                    status: Some(s),
+                                    ..UpdateMe::default()
+                                };
+                                actions::update_me(ui, change);
+                            }
+                        }>
+                        {Status::ALL.into_iter().map(|s| view! {
+                            <option value=s.as_str()>{s.choice_label()}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <input class="personal-message-input" aria-label="Your personal message"
+                    placeholder="Share a quick message" maxlength=MAX_PERSONAL_MESSAGE_CHARS
+                    prop:value=move || pm_draft.get()
+                    on:input=move |ev| pm_draft.set(event_target_value(&ev))
+                    on:keydown=move |ev| match ev.key().as_str() {
+                        "Enter" => { ev.prevent_default(); save_pm(); }
+                        "Escape" => pm_draft.set(personal_message.get_untracked()),
+                        _ => {}
+                    }
+                    on:focus=move |_| pm_focused.set(true)
+                    on:blur=move |_| {
+                        pm_focused.set(false);
+                        save_pm();
+                    }/>
+                <div class="my-status" class:visually-hidden=move || link_up.get() role="status" aria-label="Connection">
+                    {move || link_text.get()}
+                </div>
+            </div>
+            <div class="me-actions">
+                <button class="link-button" aria-pressed=move || ui.muted.get().to_string()
+                    on:click=move |_| actions::set_muted(ui, !ui.muted.get_untracked())>
+                    {move || if ui.muted.get() { "Sounds off" } else { "Sounds on" }}
+                </button>
+
+                // A plain form: the browser posts it to the sign-out server function, which
+                // answers with the sign-in window.
+                <form method="post" action=SignOut::PATH class="signout-form">
+                    <button type="submit" class="link-button">"Sign out"</button>
+                </form>
+            </div>
+        </div>
+    }
+}
+
+/// Focuses the first element matching `selector` once the view has rendered it.
+pub fn focus_later(selector: String) {
+    request_animation_frame(move || {
+        use wasm_bindgen::JsCast;
+        if let Some(el) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector(&selector).ok().flatten())
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    });
+}

@@ -1,0 +1,325 @@
+//! A conversation window: the contact header, the history (older messages load on scroll
+//! up), pending lines, the typing line, and the compose box with emoticons, nudge and send.
+
+use super::card::{focus_later, status_class, Picture};
+use crate::app::{
+    actions,
+    emoticons::{split, Piece, ALL as EMOTICONS},
+    model::{shown_name, typing_text, Line, Pending},
+    state::Ui,
+};
+use crate::protocol::{ContactState, ConversationKind, MessageKind, Status, MAX_BODY_CHARS};
+use leptos::prelude::*;
+
+/// A conversation's unread count, as a badge (nothing at 0).
+#[component]
+pub fn UnreadBadge(ui: Ui, conv: i64) -> impl IntoView {
+    let n = Memo::new(move |_| ui.model.with(|m| m.conv(conv).map_or(0, |c| c.unread)));
+    move || {
+        let n = n.get();
+        (n > 0).then(|| view! { <span class="unread" aria-label=format!("{n} unread")>{n}</span> })
+    }
+}
+
+#[component]
+pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
+    // What does not change for a conversation, read once.
+    let (kind, peer) = ui.model.with_untracked(|m| {
+        m.conv(id)
+            .map_or((ConversationKind::Room, None), |c| (c.kind, c.peer))
+    });
+    let title = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.conv(id).map(|c| c.title.clone()).unwrap_or_default())
+    });
+    let lines = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.conv(id).map(|c| c.lines.clone()).unwrap_or_default())
+    });
+    let pending = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.conv(id).map(|c| c.pending.clone()).unwrap_or_default())
+    });
+    let typing = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.conv(id).and_then(|c| typing_text(&c.typing)))
+    });
+    let notice = Memo::new(move |_| ui.model.with(|m| m.conv(id).and_then(|c| c.notice.clone())));
+    let shaking = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some_and(|c| c.shaking)));
+    let nudges = Memo::new(move |_| ui.model.with(|m| m.conv(id).map_or(0, |c| c.nudges)));
+    let loading_older = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.conv(id).is_some_and(|c| c.loading_older))
+    });
+    let at_start = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some_and(|c| c.at_start())));
+    let members = Memo::new(move |_| ui.model.with(|m| m.conv(id).map_or(0, |c| c.members.len())));
+    let my_picture = Signal::derive(move || ui.model.with(|m| m.picture.clone()));
+    let my_status = Signal::derive(move || ui.model.with(|m| m.status));
+    let draft = Memo::new(move |_| ui.draft(id));
+
+    let history_id = format!("history-{id}");
+    let input_id = format!("compose-{id}");
+    let last_seq = Memo::new(move |_| lines.with(|l| l.last().map(|x| x.seq)));
+    let pending_count = Memo::new(move |_| pending.with(Vec::len));
+    let hid = history_id.clone();
+    // Follow new messages to the bottom (prepending older ones does not move the view).
+    Effect::new(move |_| {
+        last_seq.track();
+        pending_count.track();
+        scroll_to_bottom(&hid);
+    });
+    let over_limit = move || draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
+    view! {
+        <section class="window conv-window" class:shaking=move || shaking.get()
+            data-nudges=move || nudges.get()
+            aria-label=move || if kind == ConversationKind::Group {
+                format!("Group conversation with {}", title.get())
+            } else {
+                format!("Conversation with {}", title.get())
+            }>
+            <header class="titlebar">
+                <span class="titlebar-logo" aria-hidden="true"></span>
+                <span class="conv-title">{move || title.get()}</span>
+                {(kind == ConversationKind::Group).then(|| view! {
+                    <button class="leave-button" title="Leave this group conversation"
+                        on:click=move |_| actions::leave(ui, id)>"Leave"</button>
+                })}
+                <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
+                    on:click=move |_| actions::close_window(ui, id)>"×"</button>
+            </header>
+            <div class="conv-to">
+                {peer.map(|peer| {
+                    let presence = Memo::new(move |_| ui.model.with(|m| m.presence_of(peer).cloned()));
+                    view! {
+                        <Picture user=peer
+                            version=Signal::derive(move || presence.get().and_then(|p| p.picture))
+                            status=Signal::derive(move || presence.get().map_or(Status::Offline, |p| p.status))
+                            alt=Signal::derive(move || format!("Display picture of {}", title.get()))
+                            size="large"/>
+                    }
+                })}
+                "To: " <strong>{move || title.get()}</strong>
+                {(kind == ConversationKind::Group).then(|| view! {
+                    <span class="hint member-count">{move || format!(" ({} members)", members.get())}</span>
+                })}
+                {(kind != ConversationKind::Room).then(|| view! { <InviteForm ui=ui conv=id/> })}
+                {move || peer.and_then(|p| ui.model.with(|m| m.presence_of(p).cloned())).map(|p| view! {
+                    " "
+                    <span class=status_class(p.status) aria-hidden="true"></span>
+                    <span class="conv-peer-status">{format!(" ({})", p.status.label())}</span>
+                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message">{p.personal_message}</span> })}
+                })}
+            </div>
+            <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
+                on:scroll=move |ev| {
+                    if event_target::<web_sys::Element>(&ev).scroll_top() < 40 {
+                        actions::load_older(ui, id);
+                    }
+                }>
+                {move || loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
+                {move || at_start.get().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
+                <For each=move || lines.get() key=|l| (l.seq, l.kind) children=move |l| view! { <HistoryLine ui=ui conv=id line=l/> }/>
+                <For each=move || pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! { <PendingLine ui=ui pending=p/> }/>
+            </div>
+            <p class="typing" role="status" aria-live="polite">{move || typing.get()}</p>
+            {move || notice.get().map(|n| view! { <p class="conv-notice" role="alert">{n}</p> })}
+            <form class="compose" on:submit=move |ev| {
+                ev.prevent_default();
+                actions::send(ui, id);
+            }>
+                <label class="visually-hidden" for=input_id.clone()>{move || format!("Message to {}", title.get())}</label>
+                <textarea id=input_id.clone() rows="3" prop:value=move || draft.get()
+                    on:input=move |ev| actions::typed(ui, id, event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                            ev.prevent_default();
+                            actions::send(ui, id);
+                        }
+                    }></textarea>
+                <div class="compose-bar">
+                    <Picture user=ui.me.with_value(|m| m.id) version=my_picture status=my_status
+                        alt="Your display picture".to_owned() size="small"/>
+                    <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", draft.with(|d| d.chars().count()))}</span>
+                    <span class="compose-actions">
+                        <EmoticonPicker ui=ui conv=id input_id=input_id.clone()/>
+                        <button type="button" class="nudge-button" title="Shake the window of the others"
+                            on:click=move |_| actions::nudge(ui, id)>"Nudge"</button>
+                        <button type="submit" class="primary">"Send"</button>
+                    </span>
+                </div>
+            </form>
+        </section>
+    }
+}
+
+/// One committed message of the history.
+#[component]
+fn HistoryLine(ui: Ui, conv: i64, line: Line) -> impl IntoView {
+    let l = line;
+    match l.kind {
+        MessageKind::Nudge => view! {
+            <div class="line nudge" data-seq=l.seq>
+                {if l.mine { "You sent a nudge.".to_owned() } else { format!("{} sent a nudge.", l.from_name) }}
+            </div>
+        }
+        .into_any(),
+        MessageKind::Text => {
+            let seq = l.seq;
+            view! {
+                <div class="line" class:mine=l.mine data-seq=l.seq>
+                    <span class="who">{l.from_name} " says:"</span>
+                    {l.mine.then(|| view! {
+                        <button class="delete-button" title="Delete this message for everyone"
+                            aria-label="Delete this message"
+                            on:click=move |_| actions::delete_message(ui, conv, seq)>"Delete"</button>
+                    })}
+                    <p class="body"><MessageText text=l.body/></p>
+                </div>
+            }
+            .into_any()
+        }
+        MessageKind::Join | MessageKind::Leave => {
+            let verb = if l.kind == MessageKind::Join { "joined" } else { "left" };
+            let text = if l.mine {
+                format!("You have {verb} the conversation.")
+            } else {
+                format!("{} has {verb} the conversation.", l.from_name)
+            };
+            view! { <div class="line event" data-seq=l.seq>{text}</div> }.into_any()
+        }
+        // Deleted messages and the deletions themselves are not shown.
+        MessageKind::Delete | MessageKind::Deleted => ().into_any(),
+    }
+}
+
+/// A message sent but not acknowledged yet ("sending…"), or refused for good.
+#[component]
+fn PendingLine(ui: Ui, pending: Pending) -> impl IntoView {
+    let status = pending
+        .failed
+        .map(|f| format!("Not sent: {f}"))
+        .unwrap_or_else(|| "sending…".to_owned());
+    view! {
+        <div class="line mine pending">
+            <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span>
+            <p class="body"><MessageText text=pending.body/></p>
+            <span class="hint">{status}</span>
+        </div>
+    }
+}
+
+/// "Invite someone": the user's online and offline contacts who are not in the
+/// conversation yet. From a one-to-one conversation it starts a new group.
+#[component]
+fn InviteForm(ui: Ui, conv: i64) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let chosen = RwSignal::new(String::new());
+    let candidates = move || {
+        ui.model.with(|m| {
+            let inside: Vec<i64> = m
+                .conv(conv)
+                .map(|c| c.members.iter().map(|u| u.id).collect())
+                .unwrap_or_default();
+            m.contacts
+                .iter()
+                .filter(|c| c.state == ContactState::Accepted && !c.blocked)
+                .filter(|c| !inside.contains(&c.user.id))
+                .map(|c| (c.user.id, shown_name(c).to_owned()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let select_id = format!("invite-{conv}");
+    view! {
+        <span class="invite">
+            <button type="button" class="link-button" aria-expanded=move || open.get().to_string()
+                on:click=move |_| open.update(|o| *o = !*o)>"Invite someone"</button>
+            {move || open.get().then(|| {
+                let options = candidates();
+                let select_id = select_id.clone();
+                if options.is_empty() {
+                    return view! { <p class="hint">"All your contacts are here already."</p> }.into_any();
+                }
+                view! {
+                    <form class="invite-form" on:submit=move |ev| {
+                        ev.prevent_default();
+                        if let Ok(user) = chosen.get_untracked().parse::<i64>() {
+                            actions::invite(ui, conv, user);
+                            open.set(false);
+                        }
+                    }>
+                        <label for=select_id.clone()>"Contact to invite"</label>
+                        <select id=select_id on:change=move |ev| chosen.set(event_target_value(&ev))>
+                            <option value="">"Choose…"</option>
+                            {options.into_iter().map(|(id, name)| view! {
+                                <option value=id.to_string()>{name}</option>
+                            }).collect_view()}
+                        </select>
+                        <button type="submit" class="primary">"Invite"</button>
+                    </form>
+                }.into_any()
+            })}
+        </span>
+    }
+}
+
+/// A message's text with its emoticon shortcuts drawn as pictures (the text itself is kept:
+/// copying a message copies what was typed).
+#[component]
+fn MessageText(text: String) -> impl IntoView {
+    split(&text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Emoticon(e) => view! {
+                <span class="emoticon" role="img" aria-label=e.name title=e.codes[0] inner_html=e.svg></span>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
+
+/// The emoticon picker of a conversation window: inserts a shortcut into the draft.
+#[component]
+fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let panel_id = format!("emoticons-{conv}");
+    view! {
+        <span class="emoticon-picker">
+            <button type="button" class="emoticon-button" aria-label="Emoticons" aria-haspopup="true"
+                aria-expanded=move || open.get().to_string() aria-controls=panel_id.clone()
+                on:click=move |_| open.update(|o| *o = !*o)>
+                <span aria-hidden="true" inner_html=EMOTICONS[0].svg></span>
+            </button>
+            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()>
+                {EMOTICONS.iter().map(|e| {
+                    let input_id = input_id.clone();
+                    view! {
+                        <button type="button" class="emoticon-choice" aria-label=e.name title=format!("{} {}", e.name, e.codes[0])
+                            on:click=move |_| {
+                                let mut d = ui.draft(conv);
+                                if !d.is_empty() && !d.ends_with(' ') {
+                                    d.push(' ');
+                                }
+                                d.push_str(e.codes[0]);
+                                d.push(' ');
+                                ui.set_draft(conv, d);
+                                open.set(false);
+                                focus_later(format!("#{input_id}"));
+                            }>
+                            <span aria-hidden="true" inner_html=e.svg></span>
+                        </button>
+                    }
+                }).collect_view()}
+            </div>
+        </span>
+    }
+}
+
+fn scroll_to_bottom(id: &str) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+    {
+        el.set_scroll_top(el.scroll_height());
+    }
+}

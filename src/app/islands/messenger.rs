@@ -1,0 +1,134 @@
+//! The `MessengerApp` island, the one that holds the live connection: the main window (the
+//! user's card, the contact list, conversations and rooms) and the conversation windows.
+
+use crate::app::{
+    actions,
+    components::{
+        card::{status_class, MeCard},
+        contacts::{ContactList, ContactTools},
+        conversation::{ConversationWindow, UnreadBadge},
+        dialogs::{SessionEnded, Toasts},
+    },
+    net,
+    state::{Link, Ui},
+};
+use crate::protocol::{ConversationKind, Status, UserSummary};
+use leptos::prelude::*;
+
+#[island]
+pub fn MessengerApp(me: UserSummary) -> impl IntoView {
+    let ui = Ui::new(me);
+    Effect::new(move |started: Option<()>| {
+        if started.is_none() {
+            net::start(ui);
+        }
+    });
+    let dm_name = RwSignal::new(String::new());
+    // One-to-one and group conversations (rooms have their own list): id, kind, peer.
+    let dms = Memo::new(move |_| {
+        ui.model.with(|m| {
+            m.convs
+                .iter()
+                .filter(|c| c.kind != ConversationKind::Room)
+                .map(|c| (c.id, c.kind, c.peer))
+                .collect::<Vec<_>>()
+        })
+    });
+    // The card shows the link only when it is not simply up (screen readers hear it all).
+    let link_text = Signal::derive(move || match ui.link.get() {
+        Link::Connecting => "Connecting…".to_owned(),
+        Link::Online => "Connected".to_owned(),
+        Link::Retrying(s) => format!("Connection lost; reconnecting in {s} s…"),
+        Link::Ended => "Signed out".to_owned(),
+    });
+    let link_up = Signal::derive(move || ui.link.get() == Link::Online);
+    let notice = Memo::new(move |_| ui.model.with(|m| m.notice.clone()));
+    let rooms = Memo::new(move |_| ui.model.with(|m| m.rooms.clone()));
+    let rooms_total =
+        Memo::new(move |_| ui.model.with(|m| m.rooms_total.max(m.rooms.len() as i64)));
+    let open = Memo::new(move |_| ui.model.with(|m| m.open.clone()));
+    view! {
+        <div class="desktop">
+            <section class="window main-window" aria-labelledby="main-title">
+                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><span id="main-title">"Messenger"</span></header>
+                <MeCard ui=ui link_text=link_text link_up=link_up/>
+                {move || notice.get().map(|n| view! {
+                    <p class="notice" role="alert">{n} " "
+                        <button class="link-button" on:click=move |_| ui.model.update(|m| m.notice = None)>"Dismiss"</button>
+                    </p>
+                })}
+                <ContactTools ui=ui/>
+                <form class="start-chat" on:submit=move |ev| {
+                    ev.prevent_default();
+                    let name = dm_name.get_untracked();
+                    if !name.trim().is_empty() {
+                        actions::open_dm(ui, name);
+                        dm_name.set(String::new());
+                    }
+                }>
+                    <label for="start-chat-username">"Start a conversation with"</label>
+                    <div class="start-chat-row">
+                        <input id="start-chat-username" placeholder="username" autocomplete="off" bind:value=dm_name/>
+                        <button type="submit">"Chat"</button>
+                    </div>
+                </form>
+                <nav class="contact-list" aria-label="Contacts, conversations and rooms">
+                    <ContactList ui=ui/>
+                    <h2 class="group-title">"Conversations (" {move || dms.with(Vec::len)} ")"</h2>
+                    <ul>
+                        <For each=move || dms.get() key=|c| c.0 children=move |(id, kind, peer)| {
+                            let title = Memo::new(move |_| ui.model.with(|m| m.conv(id).map(|c| c.title.clone()).unwrap_or_default()));
+                            // A conversation's dot: the other member's presence, as this user may see it.
+                            let peer_status = move || peer
+                                .and_then(|p| ui.model.with(|m| m.presence_of(p).map(|p| p.status)))
+                                .unwrap_or(Status::Offline);
+                            view! {
+                                <li>
+                                    <button class="contact" on:click=move |_| actions::open_window(ui, id)>
+                                        {if kind == ConversationKind::Group {
+                                            view! { <span class="group-icon" aria-hidden="true"></span> }.into_any()
+                                        } else {
+                                            view! { <span class=move || status_class(peer_status()) aria-hidden="true"></span> }.into_any()
+                                        }}
+                                        <span class="contact-name">{move || title.get()}</span>
+                                        <UnreadBadge ui=ui conv=id/>
+                                    </button>
+                                </li>
+                            }
+                        }/>
+                    </ul>
+                    {move || dms.with(Vec::is_empty).then(|| view! { <p class="hint">"No conversations yet: start one above."</p> })}
+                    <h2 class="group-title">"Rooms (" {move || rooms_total.get()} ")"</h2>
+                    <ul>
+                        <For each=move || rooms.get() key=|r| (r.id, r.joined) children=move |r| {
+                            let id = r.id;
+                            let joined = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some()));
+                            view! {
+                                <li>
+                                    <button class="contact room" on:click=move |_| actions::open_room(ui, id)>
+                                        <span class="room-icon" aria-hidden="true"></span>
+                                        <span class="contact-name">{r.title.clone()}</span>
+                                        {(!r.joined).then(|| view! { <span class="hint">"join"</span> })}
+                                        {move || joined.get().then(|| view! { <UnreadBadge ui=ui conv=id/> })}
+                                    </button>
+                                </li>
+                            }
+                        }/>
+                    </ul>
+                    {move || (rooms.with(Vec::len) < rooms_total.get() as usize).then(|| view! {
+                        <button class="link-button more-rooms" on:click=move |_| actions::more_rooms(ui)>"More rooms…"</button>
+                    })}
+                </nav>
+            </section>
+            <div class="windows">
+                <For
+                    each=move || open.get()
+                    key=|id| *id
+                    children=move |id| view! { <ConversationWindow ui=ui id=id/> }
+                />
+            </div>
+            <Toasts ui=ui/>
+            {move || (ui.link.get() == Link::Ended).then(|| view! { <SessionEnded ui=ui/> })}
+        </div>
+    }
+}

@@ -1,0 +1,97 @@
+//! The sign-in window: sign in, create an account, or try as a guest. Each form is an
+//! `ActionForm` of its server function. The page ships no WASM: the browser posts the form
+//! itself, and the server answers with a redirect, on to `/app` or back here with the error.
+//! In the client-side (Trunk) build the same forms are sent by the action, and the page goes
+//! on or shows the error itself.
+
+use crate::app::server_fns::{SignIn, SignUp, TryAsGuest};
+use crate::protocol::{http::SignedIn, ApiError, Status};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let query = use_query_map();
+    let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
+    let query_error = get("error");
+    let username = get("username");
+    let signup_mode = get("mode") == "signup";
+    let (signin_name, signup_name) = if signup_mode {
+        (String::new(), username)
+    } else {
+        (username, String::new())
+    };
+    let sign_in = ServerAction::<SignIn>::new();
+    let sign_up = ServerAction::<SignUp>::new();
+    let guest = ServerAction::<TryAsGuest>::new();
+    // Sent by script (the client-side build only; this page is never hydrated): go on to
+    // the main window, or show why not.
+    let refused = RwSignal::new(None::<String>);
+    for value in [sign_in.value(), sign_up.value(), guest.value()] {
+        Effect::new(move |_| after_action(value.get(), refused));
+    }
+    let error = move || {
+        refused
+            .get()
+            .or_else(|| (!query_error.is_empty()).then(|| query_error.clone()))
+    };
+    view! {
+        <main class="desktop signin-desktop">
+            <section class="window signin-window" aria-labelledby="signin-title">
+                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span>"Messenger"</header>
+                <div class="signin-body">
+                    <div class="buddies" aria-hidden="true">
+                        <span class="buddy buddy-green"></span>
+                        <span class="buddy buddy-blue"></span>
+                    </div>
+                    <h1 id="signin-title">"Sign in to Messenger"</h1>
+                    {move || error().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+                    <ActionForm action=sign_in attr:class="signin-form">
+                        <label for="signin-username">"Username"</label>
+                        <input id="signin-username" name="username" autocomplete="username" required value=signin_name/>
+                        <label for="signin-password">"Password"</label>
+                        <input id="signin-password" name="password" type="password" autocomplete="current-password" required/>
+                        <label for="signin-status">"Sign in as"</label>
+                        <select id="signin-status" name="status">
+                            <option value="" selected>"Same status as last time"</option>
+                            {Status::ALL.into_iter().map(|s| view! {
+                                <option value=s.as_str()>{s.choice_label()}</option>
+                            }).collect_view()}
+                        </select>
+                        <button type="submit" class="primary">"Sign in"</button>
+                    </ActionForm>
+                    <ActionForm action=guest attr:class="guest-form">
+                        <button type="submit">"Try as guest"</button>
+                    </ActionForm>
+                    <details class="signup" open=signup_mode>
+                        <summary>"New to Messenger? Create an account"</summary>
+                        <ActionForm action=sign_up attr:class="signin-form">
+                            <label for="signup-username">"New username"</label>
+                            <input id="signup-username" name="username" autocomplete="username" required
+                                minlength="3" maxlength="24" pattern="[A-Za-z][A-Za-z0-9_.]*" value=signup_name
+                                aria-describedby="signup-rules"/>
+                            <label for="signup-password">"Choose a password"</label>
+                            <input id="signup-password" name="password" type="password" autocomplete="new-password"
+                                required minlength="8" maxlength="128" aria-describedby="signup-rules"/>
+                            <p id="signup-rules" class="hint">"3 to 24 letters, digits, _ or ., starting with a letter; a password of at least 8 characters."</p>
+                            <button type="submit" class="primary">"Create account"</button>
+                        </ActionForm>
+                    </details>
+                </div>
+            </section>
+        </main>
+    }
+}
+
+/// What a form sent by script answered: on to the main window, or the refusal shown.
+fn after_action(value: Option<Result<SignedIn, ApiError>>, refused: RwSignal<Option<String>>) {
+    match value {
+        Some(Ok(_)) => {
+            if let Some(w) = web_sys::window() {
+                let _ = w.location().assign("/app");
+            }
+        }
+        Some(Err(e)) => refused.set(Some(e.message)),
+        None => {}
+    }
+}

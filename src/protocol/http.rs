@@ -1,0 +1,275 @@
+//! The HTTP side of the protocol: the paths of the JSON API, the bodies it takes and
+//! returns, and its one error body. The server routes by these patterns and the island builds
+//! its URLs from them, so a path or a field exists once.
+//!
+//! Sign-up, sign-in, guests, sign-out, bearer tokens and history are Leptos server functions
+//! (`crate::app::server_fns`): their paths are the functions' own (`SignIn::PATH`, ...) and
+//! their arguments are the functions' arguments.
+
+use super::{Contact, ContactGroup, Status, UserSummary};
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Route patterns of the JSON API. `{id}` stands for a numeric id; [`at`] fills it in.
+pub mod paths {
+    pub const WS: &str = "/ws";
+    pub const HEALTH: &str = "/health";
+    pub const SESSION: &str = "/api/session";
+    pub const SESSION_REFRESH: &str = "/api/session/refresh";
+    pub const DM: &str = "/api/dm";
+    pub const ROOMS: &str = "/api/rooms";
+    pub const ROOM_JOIN: &str = "/api/rooms/{id}/join";
+    pub const CONVERSATIONS: &str = "/api/conversations";
+    pub const INVITE: &str = "/api/conversations/{id}/invite";
+    pub const LEAVE: &str = "/api/conversations/{id}/leave";
+    pub const BOTS: &str = "/api/bots";
+    pub const CONTACTS: &str = "/api/contacts";
+    pub const CONTACT: &str = "/api/contacts/{id}";
+    pub const ACCEPT: &str = "/api/contacts/{id}/accept";
+    pub const DECLINE: &str = "/api/contacts/{id}/decline";
+    pub const BLOCK: &str = "/api/contacts/{id}/block";
+    pub const UNBLOCK: &str = "/api/contacts/{id}/unblock";
+    pub const CONTACT_GROUP: &str = "/api/contacts/{id}/group";
+    pub const GROUPS: &str = "/api/groups";
+    pub const GROUP: &str = "/api/groups/{id}";
+    pub const ME: &str = "/api/me";
+    pub const MY_PICTURE: &str = "/api/me/picture";
+    pub const USER_PICTURE: &str = "/api/users/{id}/picture";
+
+    /// `pattern` with its `{id}` replaced by `id`.
+    pub fn at(pattern: &str, id: i64) -> String {
+        pattern.replacen("{id}", &id.to_string(), 1)
+    }
+}
+
+/// A session that was started (sign-up, sign-in, guest) or looked at (`GET /api/session`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user: UserSummary,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    /// Only from `POST /api/token`: the bearer token for non-browser clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `POST /api/dm`: the one-to-one conversation with this user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenDm {
+    pub username: String,
+}
+
+/// `POST /api/conversations`: a new group of the caller and these contacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartGroup {
+    pub members: Vec<i64>,
+}
+
+/// `POST /api/conversations/{id}/invite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub user: i64,
+}
+
+/// `GET /api/rooms` query: rooms with ids above `after` whose title contains `q`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomQuery {
+    #[serde(default)]
+    pub after: i64,
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+impl RoomQuery {
+    /// The path with this query, as the island asks for it.
+    pub fn path(&self) -> String {
+        let mut url = format!("{}?after={}", paths::ROOMS, self.after);
+        if let Some(limit) = self.limit {
+            url.push_str(&format!("&limit={limit}"));
+        }
+        // The island never searches; a client that does encodes `q` itself.
+        url
+    }
+}
+
+/// `POST /api/contacts`: ask this user to be a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddContact {
+    pub username: String,
+}
+
+/// `PUT /api/contacts/{id}/group`: the contact group to move a contact into (None: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveToGroup {
+    pub group: Option<i64>,
+}
+
+/// `POST /api/groups` and `PATCH /api/groups/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupName {
+    pub name: String,
+}
+
+/// `PATCH /api/me`: any of the three; what is absent stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateMe {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personal_message: Option<String>,
+}
+
+/// The caller's own settings (`PATCH /api/me`, picture changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub status: Status,
+    pub display_name: String,
+    pub personal_message: String,
+    /// The display picture's version (None: the default picture).
+    pub picture: Option<String>,
+}
+
+/// `GET /api/contacts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+    pub groups: Vec<ContactGroup>,
+}
+
+/// Every refused HTTP request answers with this body, server functions included:
+/// `{"error": "<code>", "message": "<for the user>"}`, with the status of its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ApiErrorCode,
+    /// Shown to users as it is.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(error: ApiErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Why an HTTP request was refused; each code has one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    /// 422: the input breaks a rule; the message says which.
+    Invalid,
+    /// 401: no live session (or a wrong password).
+    Unauthorized,
+    /// 403: not yours, or a request from another origin.
+    Forbidden,
+    /// 404
+    NotFound,
+    /// 409: taken, full, or blocked.
+    Conflict,
+    /// 413: the body is larger than the endpoint takes.
+    TooLarge,
+    /// 415: a body in an encoding the endpoint does not take.
+    UnsupportedMediaType,
+    /// 429
+    TooManyRequests,
+    /// 500: nothing more is said; try again.
+    Internal,
+    /// Never sent by the server: the client could not reach it.
+    Unreachable,
+}
+
+impl ApiErrorCode {
+    /// The HTTP status that goes with the code (0 for [`ApiErrorCode::Unreachable`]).
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Invalid => 422,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::TooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::TooManyRequests => 429,
+            Self::Internal => 500,
+            Self::Unreachable => 0,
+        }
+    }
+}
+
+/// How server functions carry [`ApiError`]: as its JSON, with the status of its code (set by
+/// the server's server-function route). What the framework itself refuses (arguments that
+/// do not parse) becomes `invalid`; a network failure on the client side, `unreachable`.
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => Self::new(
+                ApiErrorCode::Invalid,
+                format!("The request could not be read: {m}"),
+            ),
+            ServerFnErrorErr::Request(_) => Self::new(
+                ApiErrorCode::Unreachable,
+                "The server could not be reached; try again.",
+            ),
+            ServerFnErrorErr::Deserialization(_) => Self::new(
+                ApiErrorCode::Internal,
+                "The server's answer could not be read.",
+            ),
+            ServerFnErrorErr::UnsupportedRequestMethod(_) | ServerFnErrorErr::Registration(_) => {
+                Self::new(ApiErrorCode::NotFound, "There is nothing at that address.")
+            }
+            ServerFnErrorErr::ServerError(_)
+            | ServerFnErrorErr::MiddlewareError(_)
+            | ServerFnErrorErr::Serialization(_)
+            | ServerFnErrorErr::Response(_) => Self::new(
+                ApiErrorCode::Internal,
+                "Something went wrong on the server. Please try again.",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_with_an_id_is_its_pattern_filled_in() {
+        assert_eq!(paths::at(paths::ACCEPT, 7), "/api/contacts/7/accept");
+        assert_eq!(paths::at(paths::USER_PICTURE, 12), "/api/users/12/picture");
+    }
+
+    #[test]
+    fn errors_are_a_code_and_a_message_and_each_code_has_its_status() {
+        let e = ApiError::new(ApiErrorCode::NotFound, "No such user.");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"error":"not_found","message":"No such user."}"#
+        );
+        assert_eq!(ApiErrorCode::Invalid.status(), 422);
+        assert_eq!(ApiErrorCode::TooManyRequests.status(), 429);
+        let back: ApiError =
+            serde_json::from_str(r#"{"error":"too_many_requests","message":"Slow down."}"#)
+                .unwrap();
+        assert_eq!(back.error, ApiErrorCode::TooManyRequests);
+    }
+}

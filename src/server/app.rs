@@ -1,0 +1,402 @@
+//! Builds the application: the store, the message log, the fan-out hub, presence, the
+//! services (each given the handles it uses) and the router, on its own listener; then
+//! serves until a shutdown signal, closes sockets with "going away", lets the log commit what
+//! it holds, and checkpoints the database. [`AppState`] is what the edges (HTTP handlers,
+//! server functions, WebSocket connections) hold; nothing below them sees it.
+
+use super::{
+    auth::{Auth, Lifetimes},
+    bots::{self, Bots, Replier},
+    chat::{Chat, MembersWatch},
+    config::{default_origins, Config},
+    contacts::Contacts,
+    http,
+    hub::{local::LocalHub, Fanout},
+    presence::{self, PresenceHub, Publisher},
+    profile::Profiles,
+    store::{sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog},
+};
+use anyhow::Context;
+use axum::Router;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use leptos::config::LeptosOptions;
+use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+/// What the edges share. Cheap to clone and small: one `Arc`. Every WebSocket connection
+/// keeps a copy for its lifetime, so everything lives in [`Shared`].
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.shared.leptos_options.clone()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+pub struct Shared {
+    pub leptos_options: LeptosOptions,
+    pub cfg: Config,
+    /// Origins allowed for the WebSocket and for cookie-authenticated writes.
+    pub origins: Vec<String>,
+    /// Whether the public origin is https, so the cookie gets `Secure`.
+    pub secure_cookies: bool,
+    /// The database (administration and tests reach it here).
+    pub store: SqliteStore,
+    /// The in-process fan-out: sockets register and subscribe here.
+    pub hub: Arc<LocalHub>,
+    pub presence: Arc<PresenceHub>,
+    pub auth: Arc<Auth>,
+    pub chat: Arc<Chat>,
+    pub contacts: Arc<Contacts>,
+    pub profiles: Arc<Profiles>,
+    /// The AI contacts; None when the server runs without them (`--bots false`).
+    pub bots: Option<Arc<Bots>>,
+    /// Counts open WebSocket connections, so shutdown can wait for them.
+    pub live_sockets: watch::Sender<usize>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    /// Tells the writer to commit what it holds and stop, once the sockets are closed.
+    writer_stop: watch::Sender<bool>,
+    presence_events: mpsc::UnboundedReceiver<presence::Event>,
+    /// Committed messages, for the bots' dispatcher.
+    observed: mpsc::Receiver<crate::protocol::MessageView>,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(cfg.server.addr)
+            .await
+            .with_context(|| format!("binding {}", cfg.server.addr))?;
+        let addr = listener.local_addr()?;
+        let origins: Vec<String> = if cfg.server.public_origin.is_empty() {
+            default_origins(addr.port())
+        } else {
+            cfg.server
+                .public_origin
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect()
+        };
+        let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
+
+        let store = SqliteStore::open(&cfg.store.database).await?;
+        let db = Arc::new(store.clone());
+        let hub = Arc::new(LocalHub::new());
+        let fanout: Arc<dyn Fanout> = hub.clone();
+        let (presence, presence_events) = PresenceHub::new(db.all_blocks().await?);
+        let presence = Arc::new(presence);
+        let bots = if cfg.bots.enabled {
+            Some(Arc::new(
+                bots::start(db.clone(), &*db, &presence, cfg.bots.clone()).await?,
+            ))
+        } else {
+            None
+        };
+        // Committed messages go to the bots' dispatcher too (bounded; it only filters).
+        let (observer, observed) = mpsc::channel(4096);
+        let (writer_stop, writer_stop_rx) = watch::channel(false);
+        let (writer, writer_task) = Writer::spawn(
+            store.writer_connection()?,
+            fanout.clone(),
+            cfg.store.max_batch,
+            writer_stop_rx,
+            bots.as_ref().map(|b| (observer, b.interest())),
+        );
+        let log: Arc<dyn MessageLog> = Arc::new(writer);
+        let profiles = Arc::new(Profiles::new(
+            db.clone(),
+            db.clone(),
+            presence.clone(),
+            fanout.clone(),
+        ));
+        let watch: Option<Arc<dyn MembersWatch>> = bots.clone().map(|b| b as Arc<dyn MembersWatch>);
+        let chat = Arc::new(Chat::new(
+            log,
+            db.clone(),
+            db.clone(),
+            db.clone(),
+            db.clone(),
+            db.clone(),
+            presence.clone(),
+            fanout.clone(),
+            watch,
+        ));
+        let contacts = Arc::new(Contacts {
+            store: db.clone(),
+            users: db.clone(),
+            profiles: db.clone(),
+            presence: presence.clone(),
+        });
+        let lifetimes = Lifetimes {
+            idle: cfg.sessions.idle(),
+            absolute: cfg.sessions.absolute(),
+        };
+        let auth = Arc::new(
+            Auth::new(
+                db.clone(),
+                db.clone(),
+                profiles.clone(),
+                fanout.clone(),
+                lifetimes,
+            )
+            .await?,
+        );
+        let leptos_options = LeptosOptions::builder()
+            .output_name("messenger")
+            .site_root(cfg.server.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState {
+            shared: Arc::new(Shared {
+                leptos_options,
+                cfg,
+                origins,
+                secure_cookies,
+                store,
+                hub,
+                presence,
+                auth,
+                chat,
+                contacts,
+                profiles,
+                bots,
+                live_sockets: watch::channel(0).0,
+            }),
+        };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            writer_task,
+            writer_stop,
+            presence_events,
+            observed,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The shared state (tests read the store and hub through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    pub fn router(state: &AppState) -> Router {
+        http::router(state)
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            writer_task,
+            writer_stop,
+            presence_events,
+            observed,
+            ..
+        } = self;
+        let router = Self::router(&state);
+        let housekeeping = tokio::spawn(housekeeping(state.auth.clone()));
+        let contacts: Arc<dyn ContactStore> = Arc::new(state.store.clone());
+        let publisher = tokio::spawn(presence::run_publisher(
+            Publisher {
+                presence: state.presence.clone(),
+                contacts,
+                fanout: state.hub.clone(),
+            },
+            presence_events,
+        ));
+        let dispatcher = state.bots.clone().map(|bots| {
+            tokio::spawn(bots::run_dispatcher(
+                Replier {
+                    bots,
+                    chat: state.chat.clone(),
+                    profiles: Arc::new(state.store.clone()),
+                },
+                observed,
+            ))
+        });
+        let hub = state.hub.clone();
+        let stop = async move {
+            signal.await;
+            tracing::info!("shutting down: closing sockets with 'going away'");
+            hub.close_all(crate::protocol::close::GOING_AWAY, "server restarting");
+        };
+        serve_http(listener, router, state.cfg.server.tcp_nodelay, stop).await;
+
+        let grace = Duration::from_secs(state.cfg.server.shutdown_grace_seconds);
+        let mut sockets = state.live_sockets.subscribe();
+        if tokio::time::timeout(grace, sockets.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = *sockets.borrow(),
+                "sockets still open after the grace period"
+            );
+        }
+        housekeeping.abort();
+        publisher.abort();
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.abort();
+        }
+        let store = state.store.clone();
+        drop(state);
+        let _ = writer_stop.send(true);
+        if tokio::time::timeout(grace, writer_task).await.is_err() {
+            tracing::warn!("the message writer did not finish in time");
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 builder until `stop` resolves;
+/// then stops accepting, lets each open HTTP connection finish the request in flight and
+/// close, and waits for them (upgraded WebSockets are no longer HTTP connections: they end
+/// through the hub).
+///
+/// Not `axum::serve`: its HTTP/1-or-2 builder wraps every stream in a private type, and a
+/// WebSocket upgraded through it cannot be turned back into the `TcpStream` that the fan-out
+/// writes deliveries into (`ws/`). Browsers speak HTTP/1.1 to this server (no TLS here, so
+/// no HTTP/2 either way).
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    nodelay: bool,
+    stop: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router);
+    let (closing_tx, closing_rx) = watch::channel(false);
+    // Each connection's task holds a sender; `recv` returns `None` once all are gone.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if nodelay {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set: {e}");
+            }
+        }
+        // The timer lets hyper's default header timeout apply: a request's head must arrive
+        // within 30 s, and a kept-alive connection with no next request is closed after 30 s
+        // (browsers open a new one). `axum::serve` set no timer, so it had neither.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(tcp), service.clone())
+            .with_upgrades();
+        let mut closing = closing_rx.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            tokio::pin!(conn);
+            let stopping = async {
+                let _ = closing.wait_for(|c| *c).await;
+            };
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = stopping => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    drop(open_tx);
+    let _ = open_rx.recv().await;
+}
+
+/// Hourly: forgets sessions that ended more than a day ago.
+async fn housekeeping(auth: Arc<Auth>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match auth.forget_dead_sessions().await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "old sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "removing old sessions"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Sets up structured logging once (later calls are ignored, which tests rely on).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,241 @@
+//! Accounts and sessions: sign-up, sign-in, guests, sign-out, and the sessions behind every
+//! cookie and bearer token. Passwords are argon2id, hashed off the async threads; tokens are
+//! 256 random bits, stored only as their SHA-256; a session ends after an idle time that
+//! activity slides forward, and in any case after an absolute lifetime.
+
+mod password;
+
+use super::{
+    error::{AppError, Result},
+    hub::Fanout,
+    profile::Profiles,
+    store::{now_ms, CreateUser, SessionRow, SessionStore, UserStore},
+};
+use crate::protocol::{close, NewPassword, Status, Username, GUEST_PREFIX};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use password::Hasher;
+use rand::{Rng, RngCore};
+use sha2::{Digest, Sha256};
+use std::{sync::Arc, time::Duration};
+
+/// Sessions are written back (their idle expiry slid forward) at most this often per session.
+const SLIDE_GRANULARITY_MS: i64 = 30_000;
+
+/// How long sessions last.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Without activity.
+    pub idle: Duration,
+    /// In any case.
+    pub absolute: Duration,
+}
+
+pub struct Auth {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    profiles: Arc<Profiles>,
+    fanout: Arc<dyn Fanout>,
+    hasher: Hasher,
+    lifetimes: Lifetimes,
+}
+
+/// A session that was just started, and the token that carries it (given out once).
+#[derive(Debug)]
+pub struct Started {
+    pub token: String,
+    pub session: SessionRow,
+}
+
+/// A fresh session token (256 random bits, URL-safe base64) and the hash that is stored.
+pub fn new_token() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl Auth {
+    pub async fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        profiles: Arc<Profiles>,
+        fanout: Arc<dyn Fanout>,
+        lifetimes: Lifetimes,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            users,
+            sessions,
+            profiles,
+            fanout,
+            hasher: Hasher::new().await?,
+            lifetimes,
+        })
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn sign_up(&self, username: &str, password: &str) -> Result<Started> {
+        let username = Username::parse(username)?;
+        let password = NewPassword::parse(password)?;
+        // The AI contacts' names are theirs, even before the bots are first started.
+        if super::bots::personas::by_handle(username.as_str()).is_some() {
+            return Err(AppError::Conflict(format!(
+                "The username {username} is taken."
+            )));
+        }
+        let hash = self.hasher.hash(password.expose().to_owned()).await?;
+        let user = match self
+            .users
+            .create_user(username.as_str(), username.as_str(), Some(&hash), false)
+            .await?
+        {
+            CreateUser::Created(user) => user,
+            CreateUser::Taken => {
+                return Err(AppError::Conflict(format!(
+                    "The username {username} is taken."
+                )))
+            }
+        };
+        tracing::info!(user = user.id, "account created");
+        self.start(user.id).await
+    }
+
+    /// Signs in with a password, optionally with the status to show (empty: the one chosen
+    /// last time). The status is stored before the session exists, so no socket of it can
+    /// show another status first.
+    pub async fn sign_in(&self, username: &str, password: &str, status: &str) -> Result<Started> {
+        let wrong = || AppError::Unauthorized("Wrong username or password.".into());
+        let status = match status.trim() {
+            "" => None,
+            s => Some(Status::parse(s).ok_or_else(|| {
+                AppError::Invalid("Choose a status from the list to sign in with.".into())
+            })?),
+        };
+        let found = self.users.user_by_username(username.trim()).await?;
+        let (user_id, hash) = match found {
+            Some(u) => (Some(u.summary.id), u.password_hash),
+            None => (None, None),
+        };
+        if !self.hasher.verify(hash, password.to_owned()).await? {
+            return Err(wrong());
+        }
+        let user_id = user_id.ok_or_else(wrong)?;
+        if let Some(status) = status {
+            self.profiles.set_status(user_id, status).await?;
+        }
+        self.start(user_id).await
+    }
+
+    /// A temporary account, clearly marked, whose username can never collide with a real
+    /// one.
+    pub async fn guest(&self) -> Result<Started> {
+        // 40 random bits: a collision is unlikely, and retried if it happens.
+        for _ in 0..5 {
+            let tag: u64 = rand::thread_rng().gen_range(0..(1u64 << 40));
+            let username = format!("{GUEST_PREFIX}{tag:010x}");
+            let display = format!("Guest {:04X}", tag & 0xffff);
+            if let CreateUser::Created(user) = self
+                .users
+                .create_user(&username, &display, None, true)
+                .await?
+            {
+                tracing::info!(user = user.id, "guest account created");
+                return self.start(user.id).await;
+            }
+        }
+        Err(AppError::Internal(anyhow::anyhow!(
+            "no free guest name after 5 tries"
+        )))
+    }
+
+    /// Ends a session; its open sockets close with "session ended".
+    pub async fn sign_out(&self, session: &SessionRow) -> Result<()> {
+        self.sessions.revoke_session(session.id).await?;
+        self.fanout.end_session(
+            session.user.id,
+            session.id,
+            close::SESSION_ENDED,
+            "signed out",
+        );
+        tracing::info!(user = session.user.id, "signed out");
+        Ok(())
+    }
+
+    /// The live session a token carries, its idle expiry slid forward; None for an unknown
+    /// or ended one.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<SessionRow>> {
+        let Some(mut session) = self
+            .sessions
+            .session_by_token_hash(&token_hash(token))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if !session.is_live(now) {
+            return Ok(None);
+        }
+        self.slide(&mut session, now, false).await?;
+        Ok(Some(session))
+    }
+
+    /// Slides the idle expiry now, however recently it was slid.
+    pub async fn refresh(&self, mut session: SessionRow) -> Result<SessionRow> {
+        self.slide(&mut session, now_ms(), true).await?;
+        Ok(session)
+    }
+
+    /// Moves the idle expiry of a live session to `now + idle` (bounded by the absolute
+    /// lifetime). Unless `force`, skips the write when it would move it by little.
+    pub async fn slide(&self, session: &mut SessionRow, now: i64, force: bool) -> Result<()> {
+        let target =
+            (now + self.lifetimes.idle.as_millis() as i64).min(session.absolute_expires_at);
+        if force || target - session.idle_expires_at > SLIDE_GRANULARITY_MS {
+            self.sessions.touch_session(session.id, target).await?;
+            session.idle_expires_at = session.idle_expires_at.max(target);
+        }
+        Ok(())
+    }
+
+    /// A session as it is stored now (a socket checks it when its deadline passes).
+    pub async fn session(&self, id: i64) -> Result<Option<SessionRow>> {
+        Ok(self.sessions.session_by_id(id).await?)
+    }
+
+    /// Forgets sessions that ended more than a day ago; how many.
+    pub async fn forget_dead_sessions(&self) -> Result<u64> {
+        Ok(self.sessions.delete_dead_sessions(now_ms()).await?)
+    }
+
+    /// Starts a session for `user`.
+    async fn start(&self, user: i64) -> Result<Started> {
+        let (token, hash) = new_token();
+        let now = now_ms();
+        let idle = now + self.lifetimes.idle.as_millis() as i64;
+        let absolute = now + self.lifetimes.absolute.as_millis() as i64;
+        let session = self
+            .sessions
+            .create_session(user, &hash, idle.min(absolute), absolute)
+            .await?;
+        Ok(Started { token, session })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_stored_only_as_hashes() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "256 bits in unpadded base64");
+        assert_eq!(ha, token_hash(&a));
+        assert_ne!(ha, a.as_bytes());
+    }
+}

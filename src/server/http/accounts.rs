@@ -1,0 +1,38 @@
+//! The session over plain HTTP: who is signed in, and sliding the session while the user is
+//! active. Signing up, in and out, guests and bearer tokens are server functions
+//! (`crate::app::server_fns`, mounted by `server_fns.rs` here).
+
+use super::session::CurrentSession;
+use crate::protocol::http::{paths, SignedIn};
+use crate::server::{app::AppState, error::Result, store::SessionRow};
+use axum::{
+    extract::State,
+    routing::{get, post},
+    Json, Router,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::SESSION, get(session_info))
+        .route(paths::SESSION_REFRESH, post(refresh))
+        .route(paths::HEALTH, get(|| async { "ok" }))
+}
+
+/// What a client is told of a session.
+pub fn signed_in(session: &SessionRow, token: Option<String>) -> SignedIn {
+    SignedIn {
+        user: session.user.clone(),
+        idle_expires_at: session.idle_expires_at,
+        absolute_expires_at: session.absolute_expires_at,
+        token,
+    }
+}
+
+async fn session_info(current: CurrentSession) -> Json<SignedIn> {
+    Json(signed_in(&current.session, None))
+}
+
+async fn refresh(State(state): State<AppState>, current: CurrentSession) -> Result<Json<SignedIn>> {
+    let session = state.auth.refresh(current.session).await?;
+    Ok(Json(signed_in(&session, None)))
+}

@@ -1,0 +1,349 @@
+//! Presence, derived from live sockets only: a user is online while at least one of their
+//! sockets is open, and offline once the last one closes (or is closed for missing
+//! heartbeats). Nothing about it is stored, so a restart cannot leave ghosts: after one,
+//! everyone is offline until their sockets come back.
+//!
+//! What contacts see goes through one task, [`run_publisher`], which handles events in order
+//! and always publishes the state as it is when it handles them, so a burst of changes can
+//! never leave a contact with an older state than the newest. "Appear Offline" is applied
+//! in [`PresenceHub::visible`], the one place every outgoing presence comes from.
+
+use super::{
+    hub::{Control, Fanout},
+    store::{ContactRow, ContactStore, Profile},
+};
+use crate::protocol::{Contact, ContactState, Presence, ServerFrame, Status};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
+};
+use tokio::sync::mpsc;
+
+/// Something that may change what contacts see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The user's own presence may have changed (socket, idle, status, name, message).
+    Changed(i64),
+    /// The relationship of these two users changed (request, accept, remove, block).
+    Related(i64, i64),
+    /// The user's contact groups changed.
+    Groups(i64),
+}
+
+struct Online {
+    /// Open sockets and whether each reports its user idle.
+    sockets: Vec<(u64, bool)>,
+    profile: Profile,
+}
+
+impl Online {
+    fn status(&self) -> Status {
+        match self.profile.status {
+            // Online with every tab idle reads as Away; any other choice stands.
+            Status::Online if self.sockets.iter().all(|&(_, idle)| idle) => Status::Away,
+            chosen => chosen,
+        }
+    }
+}
+
+pub struct PresenceHub {
+    online: Mutex<HashMap<i64, Online>>,
+    /// (blocker, blocked), mirrored from the store so a send can be checked without a query.
+    blocks: RwLock<HashSet<(i64, i64)>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl PresenceHub {
+    pub fn new(blocks: Vec<(i64, i64)>) -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let hub = Self {
+            online: Mutex::new(HashMap::new()),
+            blocks: RwLock::new(blocks.into_iter().collect()),
+            events,
+        };
+        (hub, rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Online>> {
+        self.online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn emit(&self, event: Event) {
+        // The publisher lives as long as the server; after it stops nobody needs the event.
+        let _ = self.events.send(event);
+    }
+
+    /// A socket of `user` opened.
+    pub fn connect(&self, user: i64, conn: u64, profile: Profile) {
+        {
+            let mut online = self.lock();
+            let entry = online.entry(user).or_insert_with(|| Online {
+                sockets: Vec::new(),
+                profile: profile.clone(),
+            });
+            entry.profile = profile;
+            entry.sockets.push((conn, false));
+        }
+        self.emit(Event::Changed(user));
+    }
+
+    /// A socket of `user` closed.
+    pub fn disconnect(&self, user: i64, conn: u64) {
+        {
+            let mut online = self.lock();
+            if let Some(entry) = online.get_mut(&user) {
+                entry.sockets.retain(|&(c, _)| c != conn);
+                if entry.sockets.is_empty() {
+                    online.remove(&user);
+                }
+            }
+        }
+        self.emit(Event::Changed(user));
+    }
+
+    /// A socket reports its user idle or back.
+    pub fn set_idle(&self, user: i64, conn: u64, idle: bool) {
+        {
+            let mut online = self.lock();
+            let Some(entry) = online.get_mut(&user) else {
+                return;
+            };
+            for s in entry.sockets.iter_mut().filter(|s| s.0 == conn) {
+                s.1 = idle;
+            }
+        }
+        self.emit(Event::Changed(user));
+    }
+
+    /// The user's profile changed (already stored).
+    pub fn set_profile(&self, user: i64, profile: Profile) {
+        if let Some(entry) = self.lock().get_mut(&user) {
+            entry.profile = profile;
+        }
+        self.emit(Event::Changed(user));
+    }
+
+    /// What contacts allowed to see `user` see now; None while the user is offline or
+    /// appears offline.
+    pub fn visible(&self, user: i64) -> Option<Presence> {
+        let online = self.lock();
+        let entry = online.get(&user)?;
+        match entry.status() {
+            Status::Offline => None,
+            status => Some(Presence {
+                status,
+                display_name: entry.profile.display_name.clone(),
+                personal_message: entry.profile.personal_message.clone(),
+                picture: entry.profile.picture.clone(),
+            }),
+        }
+    }
+
+    /// The user's current display name and whether they chose Appear Offline (None: no
+    /// socket open).
+    pub fn own_view(&self, user: i64) -> Option<(String, bool)> {
+        let online = self.lock();
+        let entry = online.get(&user)?;
+        Some((
+            entry.profile.display_name.clone(),
+            entry.profile.status == Status::Offline,
+        ))
+    }
+
+    pub fn is_online(&self, user: i64) -> bool {
+        self.lock().contains_key(&user)
+    }
+
+    /// Open sockets of `user` that presence counts.
+    pub fn sockets_of(&self, user: i64) -> usize {
+        self.lock().get(&user).map_or(0, |o| o.sockets.len())
+    }
+
+    pub fn blocked(&self, blocker: i64, blocked: i64) -> bool {
+        self.blocks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&(blocker, blocked))
+    }
+
+    /// Mirrors a block or unblock that the store has committed.
+    pub fn set_blocked(&self, blocker: i64, blocked: i64, on: bool) {
+        let mut blocks = self
+            .blocks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if on {
+            blocks.insert((blocker, blocked));
+        } else {
+            blocks.remove(&(blocker, blocked));
+        }
+    }
+
+    /// An entry of a contact list, with the presence its owner may see.
+    pub fn contact_view(&self, row: ContactRow) -> Contact {
+        let may_see = row.state == Some(ContactState::Accepted) && !row.blocked_me;
+        let presence = may_see
+            .then(|| self.visible(row.user.id))
+            .flatten()
+            .unwrap_or_else(|| offline(&row.user.display_name));
+        Contact {
+            user: row.user,
+            state: row.state.unwrap_or(ContactState::None),
+            blocked: row.blocked,
+            group: row.group,
+            presence,
+        }
+    }
+}
+
+/// Offline, as everyone who may not see more sees a user: the name, no personal message,
+/// the default picture.
+pub fn offline(display_name: &str) -> Presence {
+    Presence {
+        status: Status::Offline,
+        display_name: display_name.to_owned(),
+        personal_message: String::new(),
+        picture: None,
+    }
+}
+
+/// What the presence publisher uses: who may see whom, and the way to their sockets.
+pub struct Publisher {
+    pub presence: Arc<PresenceHub>,
+    pub contacts: Arc<dyn ContactStore>,
+    pub fanout: Arc<dyn Fanout>,
+}
+
+/// Handles presence events in order until the server stops.
+pub async fn run_publisher(p: Publisher, mut events: mpsc::UnboundedReceiver<Event>) {
+    // What each user's viewers were last told, so an unchanged state is not sent again.
+    let mut last: HashMap<i64, Presence> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        if let Err(e) = publish(&p, &mut last, event).await {
+            tracing::error!(?event, error = %e, "publishing presence failed");
+        }
+    }
+}
+
+async fn publish(
+    p: &Publisher,
+    last: &mut HashMap<i64, Presence>,
+    event: Event,
+) -> anyhow::Result<()> {
+    match event {
+        Event::Changed(user) => {
+            let now = match p.presence.visible(user) {
+                Some(p) => p,
+                None => {
+                    let name = match last.get(&user) {
+                        Some(p) => p.display_name.clone(),
+                        // Offline before and after: nothing to tell.
+                        None => return Ok(()),
+                    };
+                    offline(&name)
+                }
+            };
+            if last.get(&user) == Some(&now) {
+                return Ok(());
+            }
+            if now.status == Status::Offline {
+                last.remove(&user);
+            } else {
+                last.insert(user, now.clone());
+            }
+            let frame = Control::frame(&ServerFrame::Presence {
+                user,
+                presence: now,
+            });
+            for viewer in p.contacts.presence_viewers(user).await? {
+                if p.fanout.connections_of(viewer) > 0 {
+                    p.fanout.notify_user(viewer, frame.clone());
+                }
+            }
+        }
+        Event::Related(a, b) => {
+            for (owner, other) in [(a, b), (b, a)] {
+                if p.fanout.connections_of(owner) == 0 {
+                    continue;
+                }
+                let frame = match p.contacts.contact_of(owner, other).await? {
+                    Some(row) => ServerFrame::Contact {
+                        contact: p.presence.contact_view(row),
+                    },
+                    None => ServerFrame::ContactRemoved { user: other },
+                };
+                p.fanout.notify_user(owner, Control::frame(&frame));
+            }
+        }
+        Event::Groups(owner) => {
+            if p.fanout.connections_of(owner) > 0 {
+                let groups = p.contacts.groups_of(owner).await?;
+                p.fanout
+                    .notify_user(owner, Control::frame(&ServerFrame::Groups { groups }));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(status: Status) -> Profile {
+        Profile {
+            status,
+            personal_message: "hi".into(),
+            display_name: "Ann".into(),
+            picture: None,
+        }
+    }
+
+    #[test]
+    fn online_while_any_socket_is_open_and_offline_after_the_last() {
+        let (hub, mut rx) = PresenceHub::new(Vec::new());
+        hub.connect(1, 10, profile(Status::Online));
+        hub.connect(1, 11, profile(Status::Online));
+        hub.disconnect(1, 10);
+        assert_eq!(hub.visible(1).map(|p| p.status), Some(Status::Online));
+        hub.disconnect(1, 11);
+        assert_eq!(hub.visible(1), None);
+        assert!(!hub.is_online(1));
+        // Every change was announced.
+        let mut n = 0;
+        while let Ok(Event::Changed(1)) = rx.try_recv() {
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn away_when_every_tab_is_idle_and_only_for_a_chosen_online() {
+        let (hub, _rx) = PresenceHub::new(Vec::new());
+        hub.connect(1, 10, profile(Status::Online));
+        hub.connect(1, 11, profile(Status::Online));
+        hub.set_idle(1, 10, true);
+        assert_eq!(hub.visible(1).unwrap().status, Status::Online);
+        hub.set_idle(1, 11, true);
+        assert_eq!(hub.visible(1).unwrap().status, Status::Away);
+        hub.set_idle(1, 11, false);
+        assert_eq!(hub.visible(1).unwrap().status, Status::Online);
+        hub.set_profile(1, profile(Status::Busy));
+        hub.set_idle(1, 11, true);
+        assert_eq!(hub.visible(1).unwrap().status, Status::Busy);
+    }
+
+    #[test]
+    fn appear_offline_is_invisible_whatever_the_sockets_do() {
+        let (hub, _rx) = PresenceHub::new(Vec::new());
+        hub.connect(1, 10, profile(Status::Offline));
+        assert_eq!(hub.visible(1), None);
+        hub.connect(1, 11, profile(Status::Offline));
+        hub.set_idle(1, 11, true);
+        hub.set_idle(1, 11, false);
+        assert_eq!(hub.visible(1), None);
+        assert!(hub.is_online(1));
+    }
+}

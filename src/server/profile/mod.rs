@@ -1,0 +1,175 @@
+//! The user's own card: status, display name, personal message and display picture. A change
+//! is stored, then told to presence (and so to the contacts who may see it) and to the
+//! user's own tabs, in the order the database applied them.
+
+pub mod pictures;
+
+use super::{
+    error::{AppError, Result},
+    hub::{Control, Fanout},
+    presence::PresenceHub,
+    store::{ContactStore, Profile, ProfileStore},
+};
+use crate::protocol::{
+    http::{Me, UpdateMe},
+    one_line, ServerFrame, Status, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
+};
+use std::sync::Arc;
+use tokio::sync::{Mutex, Semaphore};
+
+pub struct Profiles {
+    pub store: Arc<dyn ProfileStore>,
+    pub contacts: Arc<dyn ContactStore>,
+    pub presence: Arc<PresenceHub>,
+    pub fanout: Arc<dyn Fanout>,
+    /// Held while a profile is stored and told, so that two changes at once (status from one
+    /// tab, personal message from another) reach everyone in the order the database applied
+    /// them. Profile changes are rare: one lock is enough.
+    changes: Mutex<()>,
+    /// Bounds concurrent picture decoding (each takes a core and up to ~100 MiB).
+    decoding: Semaphore,
+}
+
+impl From<Profile> for Me {
+    fn from(p: Profile) -> Self {
+        Self {
+            status: p.status,
+            display_name: p.display_name,
+            personal_message: p.personal_message,
+            picture: p.picture,
+        }
+    }
+}
+
+impl Profiles {
+    pub fn new(
+        store: Arc<dyn ProfileStore>,
+        contacts: Arc<dyn ContactStore>,
+        presence: Arc<PresenceHub>,
+        fanout: Arc<dyn Fanout>,
+    ) -> Self {
+        Self {
+            store,
+            contacts,
+            presence,
+            fanout,
+            changes: Mutex::new(()),
+            decoding: Semaphore::new(2),
+        }
+    }
+
+    pub async fn profile(&self, user: i64) -> Result<Profile> {
+        self.store
+            .profile(user)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Your account no longer exists.".into()))
+    }
+
+    /// Validates and stores a change to the user's status, name or personal message.
+    pub async fn update(&self, user: i64, change: UpdateMe) -> Result<Me> {
+        let display_name = change
+            .display_name
+            .map(|n| one_line(&n, "display name", MAX_DISPLAY_NAME_CHARS, false))
+            .transpose()?;
+        let personal_message = change
+            .personal_message
+            .map(|m| one_line(&m, "personal message", MAX_PERSONAL_MESSAGE_CHARS, true))
+            .transpose()?;
+        let p = self
+            .store_change(
+                user,
+                change.status,
+                display_name.as_deref(),
+                personal_message.as_deref(),
+            )
+            .await?;
+        Ok(Me::from(p))
+    }
+
+    /// Chooses a status (from a socket, or the sign-in window's "Sign in as").
+    pub async fn set_status(&self, user: i64, status: Status) -> Result<Profile> {
+        self.store_change(user, Some(status), None, None).await
+    }
+
+    async fn store_change(
+        &self,
+        user: i64,
+        status: Option<Status>,
+        display_name: Option<&str>,
+        personal_message: Option<&str>,
+    ) -> Result<Profile> {
+        let _in_order = self.changes.lock().await;
+        let profile = self
+            .store
+            .update_profile(user, status, display_name, personal_message)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Your account no longer exists.".into()))?;
+        self.tell(user, &profile);
+        Ok(profile)
+    }
+
+    /// Checks, re-encodes and stores a new display picture.
+    pub async fn set_picture(&self, user: i64, upload: bytes::Bytes) -> Result<Me> {
+        let processed = {
+            // Decoding takes a core and up to ~100 MiB: at most two at once.
+            let _permit = self
+                .decoding
+                .acquire()
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?;
+            tokio::task::spawn_blocking(move || pictures::process(&upload))
+                .await
+                .map_err(|e| AppError::Internal(e.into()))?
+        }
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let profile = {
+            let _in_order = self.changes.lock().await;
+            let profile = self
+                .store
+                .set_picture(user, Some((&processed.version, &processed.png)))
+                .await?
+                .ok_or_else(|| AppError::NotFound("Your account no longer exists.".into()))?;
+            self.tell(user, &profile);
+            profile
+        };
+        tracing::info!(user, bytes = processed.png.len(), "display picture changed");
+        Ok(Me::from(profile))
+    }
+
+    /// Back to the default picture.
+    pub async fn remove_picture(&self, user: i64) -> Result<Me> {
+        let _in_order = self.changes.lock().await;
+        let profile = self
+            .store
+            .set_picture(user, None)
+            .await?
+            .ok_or_else(|| AppError::NotFound("Your account no longer exists.".into()))?;
+        self.tell(user, &profile);
+        Ok(Me::from(profile))
+    }
+
+    /// `owner`'s picture (version and PNG) as `viewer` may see it: the owner's own, or an
+    /// accepted contact's whom the owner has not blocked; None for everyone else and for
+    /// users without a picture.
+    pub async fn picture_for(&self, viewer: i64, owner: i64) -> Result<Option<(String, Vec<u8>)>> {
+        if viewer != owner && !self.contacts.may_see_presence(viewer, owner).await? {
+            return Ok(None);
+        }
+        Ok(self.store.picture(owner).await?)
+    }
+
+    /// Tells presence (and so the contacts) and the user's own tabs about a stored change.
+    /// Called holding `changes`, so changes reach everyone in order.
+    fn tell(&self, user: i64, profile: &Profile) {
+        self.presence.set_profile(user, profile.clone());
+        self.fanout.notify_user(
+            user,
+            Control::frame(&ServerFrame::MyStatus {
+                status: profile.status,
+                personal_message: profile.personal_message.clone(),
+                display_name: profile.display_name.clone(),
+                picture: profile.picture.clone(),
+            }),
+        );
+    }
+}

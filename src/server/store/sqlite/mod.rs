@@ -1,0 +1,233 @@
+//! The store on SQLite, the embedded default: opening and migrating the database, and one
+//! file per aggregate implementing its trait with compile-time checked queries (`query!`,
+//! `query_as!`, `query_scalar!`; their descriptions are kept in `.sqlx/` so a clone builds
+//! with no database). Messages are written only by the group-commit writer (`writer.rs`),
+//! on a connection of its own.
+
+mod bots;
+mod contacts;
+mod conversations;
+mod messages;
+mod profiles;
+mod sessions;
+mod users;
+pub mod writer;
+
+use crate::protocol::{ConversationKind, UserSummary};
+use anyhow::Context;
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
+    ConnectOptions, Sqlite, SqlitePool, Transaction,
+};
+use std::{path::Path, str::FromStr, time::Duration};
+
+/// WAL size, in pages, at which the writer's commit checkpoints it into the database file
+/// (SQLite's default is 1000 pages, 4 MB). Messages spread over many conversations touch a
+/// different B-tree leaf each, and every commit appends each touched page whole to the WAL;
+/// a page written many times to the WAL is copied to the file once per checkpoint, so rarer
+/// checkpoints copy far fewer pages. (Checkpointing beside the writer, on a connection of
+/// its own every 250 ms, was tried: the rooms benchmark's p99 got worse, 100-308 ms against
+/// 49-51 ms, as the two fsyncs contended.)
+const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+/// How every transaction that writes begins: with SQLite's write lock taken at once. A
+/// deferred `BEGIN` that reads first and writes later fails at the write with `SQLITE_BUSY`,
+/// not retried by the busy timeout, whenever another connection committed in between (the
+/// message writer commits all the time): contact requests and group changes failed that way
+/// while messages flowed. `IMMEDIATE` waits (up to the busy timeout) for the lock instead.
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Most page cache the message writer's connection keeps, in KiB. The writer touches the
+/// leaf pages of every busy conversation; with SQLite's default 2 MB cache it read them back
+/// from the file (pread) at every commit. The cache grows only as pages are used.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// What every connection to the database is opened with, the pool's and the message
+/// writer's (each applies them in its own way: the pool through sqlx's options, the writer
+/// as statements; a test reads them back from both).
+const PRAGMAS: [(&str, &str); 5] = [
+    // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so an
+    // acknowledged message survives power loss, not only a process crash.
+    ("journal_mode", "WAL"),
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    ("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES),
+    // Temporary files in memory. The one that matters is the statement journal: inside a
+    // transaction, each statement that could fail half-way (the writer's multi-row INSERT)
+    // copies every page it changes there first, so that it alone can be undone. On disk
+    // that was a 4-byte and a 4096-byte `pwrite` per page, as many calls as the WAL frames
+    // themselves. It is never needed after a crash (the WAL is what makes a commit
+    // durable), so keeping it in memory weakens nothing.
+    ("temp_store", "MEMORY"),
+];
+
+/// How long a connection waits for SQLite's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store: a pool for everything but messages, and the options to open the
+/// writer's own connection.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: SqliteConnectOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating folder and file if needed) and migrates the database.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        }
+        let options = PRAGMAS.iter().fold(
+            SqliteConnectOptions::from_str("sqlite:")
+                .context("sqlite options")?
+                .filename(path)
+                .create_if_missing(true),
+            |options, (name, value)| options.pragma(*name, *value),
+        );
+        let options = options
+            .busy_timeout(BUSY_TIMEOUT)
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening the database {}", path.display()))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Self { pool, options })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A dedicated connection for the single message writer, which commits synchronously
+    /// on a thread of its own (`writer.rs`); opened with the same settings as the pool's.
+    pub fn writer_connection(&self) -> anyhow::Result<rusqlite::Connection> {
+        let path = self.options.get_filename();
+        let conn = rusqlite::Connection::open(path)
+            .with_context(|| format!("opening the writer connection to {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let cache_size = format!("-{WRITER_CACHE_KIB}");
+        for (name, value) in PRAGMAS.iter().chain([&("cache_size", cache_size.as_str())]) {
+            // As a batch: it ignores the row some pragmas answer with (journal_mode does).
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))
+                .with_context(|| format!("setting {name} on the writer connection"))?;
+        }
+        // The multi-row INSERTs (one per power-of-two size), the single-row one, the lookups
+        // and the delete: all stay prepared.
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
+    /// Checkpoints the WAL into the main file (at shutdown, so a copy of the file is whole).
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        // A runtime query: sqlx's macros cannot describe a PRAGMA.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Begins a transaction that will write (see [`BEGIN_WRITE`]).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with(BEGIN_WRITE).await
+    }
+}
+
+/// A user as the queries read one (`id, username, display_name, is_guest, is_bot`).
+#[derive(Debug, sqlx::FromRow)]
+struct UserRecord {
+    id: i64,
+    username: String,
+    display_name: String,
+    is_guest: bool,
+    is_bot: bool,
+}
+
+impl From<UserRecord> for UserSummary {
+    fn from(r: UserRecord) -> Self {
+        Self {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            is_guest: r.is_guest,
+            is_bot: r.is_bot,
+        }
+    }
+}
+
+/// A conversation kind as stored.
+fn kind_of(s: &str) -> ConversationKind {
+    match s {
+        "dm" => ConversationKind::Dm,
+        "group" => ConversationKind::Group,
+        _ => ConversationKind::Room,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings the writer's speed and durability rest on, read back from SQLite on the
+    /// connections as opened (a pragma misspelt in the options would be silently ignored).
+    #[tokio::test]
+    async fn connections_are_durable_and_keep_temporary_files_in_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        // journal_mode; synchronous (2 = FULL: the WAL is synced at every commit);
+        // temp_store (2 = MEMORY: statement journals never touch the disk); foreign_keys.
+        let expected = ("wal".to_owned(), 2, 2, 1);
+        let mut pooled = store.pool().acquire().await.expect("pooled");
+        // Runtime queries: sqlx's macros cannot describe a PRAGMA.
+        let mut read = Vec::new();
+        for name in ["synchronous", "temp_store", "foreign_keys"] {
+            let value: i64 = sqlx::query_scalar(&format!("PRAGMA {name}"))
+                .fetch_one(&mut *pooled)
+                .await
+                .unwrap();
+            read.push(value);
+        }
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *pooled)
+            .await
+            .unwrap();
+        assert_eq!((mode, read[0], read[1], read[2]), expected, "pool");
+        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *pooled)
+            .await
+            .unwrap();
+        assert_eq!(checkpoint, 10_000, "pool");
+
+        // The message writer's own connection, opened apart from the pool.
+        let writer = store.writer_connection().expect("writer");
+        let int = |name: &str| -> i64 {
+            writer
+                .pragma_query_value(None, name, |row| row.get(0))
+                .unwrap()
+        };
+        let mode: String = writer
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            (
+                mode,
+                int("synchronous"),
+                int("temp_store"),
+                int("foreign_keys")
+            ),
+            expected,
+            "writer"
+        );
+        assert_eq!(int("busy_timeout"), 10_000);
+        assert_eq!(int("wal_autocheckpoint"), 10_000);
+        assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
+    }
+}

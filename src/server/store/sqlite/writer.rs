@@ -1,0 +1,685 @@
+//! The message log on SQLite: the single writer. It takes sends from every connection, bot
+//! and system line, commits them in groups (one SQLite transaction, one fsync for many
+//! messages), gives each its sequence number, then publishes each new message to its
+//! conversation and only then acknowledges it to its sender. It implements
+//! [`MessageLog`](crate::server::store::MessageLog).
+//!
+//! It runs on a thread of its own that owns its SQLite connection (rusqlite, over the same
+//! bundled SQLite as sqlx) and commits synchronously: a commit through sqlx's async
+//! connection made one round trip between tasks and sqlx's worker thread per statement
+//! (begin, each INSERT, commit), and those hand-offs cost more than the statements at the
+//! rates of the rooms benchmark (docs/BENCHMARKS.md, eleventh round).
+
+use crate::protocol::{MessageKind, MessageView, ServerFrame};
+use crate::server::{
+    hub::{encode, AckOut, Delivery, Fanout},
+    store::{now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed},
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, TransactionBehavior};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Empties the messages the batch's `delete` messages name, in the batch's transaction, so
+/// the deletion and its announcement commit together.
+fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
+    for job in jobs {
+        if let Content::Delete(seq) = job.msg.content {
+            conn.prepare_cached(
+                "UPDATE messages SET kind = 'deleted', body = ''
+                 WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+            )?
+            .execute((job.msg.conv, seq, job.msg.sender))?;
+        }
+    }
+    Ok(())
+}
+
+struct Job {
+    msg: NewMessage,
+    reply: Reply,
+}
+
+/// A group commit this slow is logged as a warning, with how long its COMMIT took.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+/// At most one such warning per this long (a slow disk would make every commit slow).
+const SLOW_COMMIT_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Group commits slower than [`SLOW_COMMIT`]: every message in one, and every message
+/// queued behind it, waited that long.
+#[derive(Default)]
+struct SlowCommits {
+    last_report: Option<Instant>,
+    unreported: u64,
+}
+
+impl SlowCommits {
+    fn record(&mut self, took: Duration, committing: Duration, size: usize) {
+        if took < SLOW_COMMIT {
+            return;
+        }
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_some_and(|at| now.duration_since(at) < SLOW_COMMIT_REPORT_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            commit_ms = committing.as_millis() as u64,
+            size,
+            slow_commits = self.unreported,
+            "slow group commit (commit_ms: the COMMIT with its fsync and any WAL checkpoint; \
+             slow_commits: how many since the last warning)"
+        );
+        self.last_report = Some(now);
+        self.unreported = 0;
+    }
+}
+
+/// What the writer's queue carries.
+enum Cmd {
+    Send(Job),
+    /// Refuse new sends, commit what is queued, and end.
+    Stop,
+}
+
+/// The handle the log is appended through.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Cmd>,
+}
+
+/// Jobs waiting for the writer. Senders wait when it is full, which slows readers of sockets
+/// instead of growing memory.
+const QUEUE: usize = 4096;
+
+impl Writer {
+    /// Starts the writer on a thread of its own with its own connection. It ends, after
+    /// committing everything already queued, when `stop` turns true or every `Writer` handle
+    /// is dropped.
+    pub fn spawn(
+        conn: Connection,
+        fanout: Arc<dyn Fanout>,
+        max_batch: usize,
+        mut stop: watch::Receiver<bool>,
+        observer: Option<Observer>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        // The thread cannot wait for `stop` and its queue at once, so `stop` arrives through
+        // the queue. A weak handle: this task alone must not keep the writer alive.
+        let weak = tx.downgrade();
+        tokio::spawn(async move {
+            if stop.wait_for(|s| *s).await.is_ok() {
+                if let Some(tx) = weak.upgrade() {
+                    let _ = tx.send(Cmd::Stop).await;
+                }
+            }
+        });
+        let handle =
+            tokio::task::spawn_blocking(move || run(conn, rx, fanout, max_batch.max(1), observer));
+        (Self { tx }, handle)
+    }
+}
+
+#[async_trait]
+impl MessageLog for Writer {
+    async fn append(&self, msg: NewMessage, reply: Reply) -> Result<(), WriteFailed> {
+        self.tx
+            .send(Cmd::Send(Job { msg, reply }))
+            .await
+            .map_err(|_| WriteFailed)
+    }
+}
+
+/// What committing one job produced.
+enum Outcome {
+    New(MessageView),
+    Duplicate(Ack),
+}
+
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Cmd>,
+    fanout: Arc<dyn Fanout>,
+    max_batch: usize,
+    observer: Option<Observer>,
+) {
+    let mut cmds: Vec<Cmd> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut seqs = Seqs::new();
+    let mut slow = SlowCommits::default();
+    // Publishing runs on a thread of its own, fed in commit order, so that the next commit
+    // (and its fsync) overlaps the sends of the previous one: on one thread the two were
+    // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
+    let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
+    let publisher = std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || publish(&*fanout, commits));
+    let publisher = match publisher {
+        Ok(thread) => thread,
+        Err(e) => {
+            tracing::error!(error = %e, "starting the publisher thread; the writer does not run");
+            return;
+        }
+    };
+    loop {
+        // Whatever queued up while the previous commit ran is the next commit: no waiting
+        // for more (a window of 0.3-1 ms was measured: little less CPU, much more latency).
+        if rx.blocking_recv_many(&mut cmds, max_batch) == 0 {
+            break;
+        }
+        for cmd in cmds.drain(..) {
+            match cmd {
+                Cmd::Send(job) => batch.push(job),
+                // Refuse new sends; what is queued is still committed.
+                Cmd::Stop => rx.close(),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let mut committing = Duration::ZERO;
+        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs, &mut committing) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => {
+                // One bad job must not fail its neighbours: retry each on its own, with
+                // sequence numbers read afresh from the database.
+                tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+                seqs.clear();
+                let mut each = Vec::with_capacity(batch.len());
+                for job in &batch {
+                    each.push(
+                        commit_batch(
+                            &mut conn,
+                            std::slice::from_ref(job),
+                            &mut seqs,
+                            &mut committing,
+                        )
+                        .map(|mut o| o.pop().expect("one outcome per job")),
+                    );
+                }
+                each
+            }
+        };
+        slow.record(started.elapsed(), committing, batch.len());
+        // The commit's messages are published all at once, so that each connection gets them
+        // in one batch, with the acknowledgements owed to the senders' connections; other
+        // callers hear afterwards.
+        let mut published = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut replies = Vec::new();
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            let (result, follows) = match outcome {
+                Ok(Outcome::New(view)) => {
+                    let ack = Ack {
+                        conv: view.conv,
+                        client_id: view.client_id.clone(),
+                        seq: view.seq,
+                        at: view.at,
+                    };
+                    if let Some(o) = &observer {
+                        observe(o, &view);
+                    }
+                    let conv = view.conv;
+                    published.push(delivery(view));
+                    (Ok(ack), Some(conv))
+                }
+                Ok(Outcome::Duplicate(ack)) => (Ok(ack), None),
+                Err(e) => {
+                    tracing::error!(error = %e, conv = job.msg.conv, "storing a message failed");
+                    (Err(WriteFailed), None)
+                }
+            };
+            match job.reply {
+                Reply::Socket(owed) => acks.push(owed.answer(result, follows)),
+                Reply::Wait(reply) => replies.push((reply, result)),
+            }
+        }
+        if to_publisher.send((published, acks, replies)).is_err() {
+            tracing::error!("the publisher thread ended; the writer stops");
+            break;
+        }
+    }
+    // Everything committed is published before the writer counts as stopped.
+    drop(to_publisher);
+    if publisher.join().is_err() {
+        tracing::error!("the publisher thread panicked");
+    }
+    tracing::info!("message writer stopped");
+}
+
+/// A commit's messages, the acknowledgements owed to the senders' connections, and the
+/// other callers' answers.
+type Committed = (
+    Vec<(i64, Delivery)>,
+    Vec<AckOut>,
+    Vec<(
+        oneshot::Sender<Result<Ack, WriteFailed>>,
+        Result<Ack, WriteFailed>,
+    )>,
+);
+
+/// Commits waiting for the publisher; the writer waits when it is this far ahead.
+const PUBLISH_QUEUE: usize = 2;
+
+/// Publishes commits in the order they were committed, then answers their other callers.
+///
+/// Commits that queued up while the previous one was being sent go out together, as if
+/// they were one: each connection then gets their messages in one write. Without this, a
+/// publisher behind a fast writer sent one small commit after another, each to every
+/// member (a thousand writes per message in a fan-out to 1000), and fell further behind.
+fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>) {
+    while let Ok((mut published, mut acks, mut replies)) = commits.recv() {
+        // What is already queued, at most as many commits as the queue holds.
+        for (p, a, r) in commits.try_iter().take(PUBLISH_QUEUE) {
+            published.extend(p);
+            acks.extend(a);
+            replies.extend(r);
+        }
+        fanout.publish(published, acks);
+        for (reply, result) in replies {
+            // The sender may have gone; the message is stored all the same.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Hands a committed message to the observer: every join and leave, and text messages of
+/// the conversations it wants. Never waits: if the observer is that far behind, it misses
+/// the message (and says so).
+fn observe((queue, wants): &Observer, view: &MessageView) {
+    let offered = match view.kind {
+        MessageKind::Join | MessageKind::Leave => true,
+        MessageKind::Text => wants(view.conv),
+        _ => false,
+    };
+    if offered {
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(view.clone()) {
+            tracing::warn!(
+                conv = view.conv,
+                seq = view.seq,
+                "bot dispatcher behind; a message was not offered to the bots"
+            );
+        }
+    }
+}
+
+/// The `msg` frame of a committed message, serialised once for every recipient.
+fn delivery(view: MessageView) -> (i64, Delivery) {
+    let (conv, seq) = (view.conv, view.seq);
+    let frame = encode(&ServerFrame::Msg(view));
+    (conv, Delivery { seq, frame })
+}
+
+/// The last sequence number of each conversation the writer has touched. Only the writer
+/// changes them, so after a commit this is the truth without asking the database.
+type Seqs = HashMap<i64, i64>;
+
+/// Most rows in one INSERT statement. Batches are cut into power-of-two chunks up to this
+/// size, so a handful of distinct statements cover every batch size and stay prepared.
+const ROWS_PER_INSERT: usize = 128;
+
+/// The highest sequence number stored in `conv` (0: none). The primary key makes this one
+/// index lookup; only the writer adds messages, so afterwards it keeps the number in memory.
+fn stored_last_seq(conn: &Connection, conv: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?")?
+        .query_row([conv], |row| row.get(0))
+}
+
+/// Columns of one message row, in the order of [`insert_sql`].
+const COLUMNS: usize = 7;
+
+/// The multi-row INSERT for `rows` messages; a resend (same sender and client id in the
+/// conversation) inserts nothing.
+///
+/// OR FAIL: a row breaking another constraint stops the statement where it is, without
+/// undoing the rows before it, and the caller rolls back the whole transaction (every error
+/// here does). That, and foreign keys checked at COMMIT (migration 0011), spare SQLite the
+/// statement journal it would otherwise fill with a copy of every page the INSERT changes,
+/// only to undo this one statement: 13% of the writer thread's time in the rooms pattern.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR FAIL INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?)");
+    }
+    sql.push_str(" ON CONFLICT (client_id, conversation_id, sender_id) DO NOTHING");
+    sql
+}
+
+/// Binds one message's row at `row` (0-based) of a multi-row INSERT.
+fn bind_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    row: usize,
+    msg: &NewMessage,
+    seq: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let at = row * COLUMNS;
+    stmt.raw_bind_parameter(at + 1, msg.conv)?;
+    stmt.raw_bind_parameter(at + 2, seq)?;
+    stmt.raw_bind_parameter(at + 3, msg.sender)?;
+    stmt.raw_bind_parameter(at + 4, msg.client_id.as_str())?;
+    stmt.raw_bind_parameter(at + 5, &*msg.content.body())?;
+    stmt.raw_bind_parameter(at + 6, now)?;
+    stmt.raw_bind_parameter(at + 7, msg.content.kind().as_str())
+}
+
+/// Commits a batch in one transaction. The common case, every message new, takes one
+/// multi-row INSERT per chunk; if any row turns out to be a resend (the idempotency index
+/// skipped it), the transaction is rolled back and the batch is written message by message,
+/// so that a resend never leaves a gap in the sequence numbers.
+fn commit_batch(
+    conn: &mut Connection,
+    jobs: &[Job],
+    seqs: &mut Seqs,
+    committing: &mut Duration,
+) -> rusqlite::Result<Vec<Outcome>> {
+    let now = now_ms();
+    // IMMEDIATE, as every writing transaction of the store (`store::BEGIN_WRITE`).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut next: Seqs = HashMap::new();
+    let mut assigned = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let conv = job.msg.conv;
+        let last = match next.get(&conv).or_else(|| seqs.get(&conv)) {
+            Some(last) => *last,
+            None => stored_last_seq(&tx, conv)?,
+        };
+        next.insert(conv, last + 1);
+        assigned.push(last + 1);
+    }
+    let mut inserted = 0;
+    let mut start = 0;
+    while start < jobs.len() {
+        let left = jobs.len() - start;
+        let size = if left >= ROWS_PER_INSERT {
+            ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        let mut insert = tx.prepare_cached(&insert_sql(size))?;
+        for row in 0..size {
+            bind_row(
+                &mut insert,
+                row,
+                &jobs[start + row].msg,
+                assigned[start + row],
+                now,
+            )?;
+        }
+        inserted += insert.raw_execute()?;
+        start += size;
+    }
+    if inserted != jobs.len() {
+        tx.rollback()?;
+        return commit_each(conn, jobs, seqs, now, committing);
+    }
+    apply_deletes(&tx, jobs)?;
+    let commit = Instant::now();
+    tx.commit()?;
+    *committing += commit.elapsed();
+    seqs.extend(next);
+    Ok(jobs
+        .iter()
+        .zip(assigned)
+        .map(|(job, seq)| Outcome::New(view_of(&job.msg, seq, now)))
+        .collect())
+}
+
+/// Commits a batch in one transaction, one statement per message: a resend gets the
+/// acknowledgement of the stored message and takes no sequence number.
+fn commit_each(
+    conn: &mut Connection,
+    jobs: &[Job],
+    seqs: &mut Seqs,
+    now: i64,
+    committing: &mut Duration,
+) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut batch: Seqs = HashMap::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let conv = job.msg.conv;
+        let last = match batch.get(&conv).or_else(|| seqs.get(&conv)) {
+            Some(last) => *last,
+            None => stored_last_seq(&tx, conv)?,
+        };
+        let outcome = write_one(&tx, &job.msg, last + 1, now)?;
+        batch.insert(
+            conv,
+            if matches!(outcome, Outcome::New(_)) {
+                last + 1
+            } else {
+                last
+            },
+        );
+        outcomes.push(outcome);
+    }
+    apply_deletes(&tx, jobs)?;
+    let commit = Instant::now();
+    tx.commit()?;
+    *committing += commit.elapsed();
+    seqs.extend(batch);
+    Ok(outcomes)
+}
+
+fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
+    MessageView {
+        conv: msg.conv,
+        seq,
+        from: msg.sender,
+        from_name: msg.sender_name.clone(),
+        client_id: msg.client_id.as_str().to_owned(),
+        body: msg.content.body().into_owned(),
+        at: now,
+        kind: msg.content.kind(),
+    }
+}
+
+/// Inserts one message as `seq`, unless its client id was already stored (then returns the
+/// stored acknowledgement; `seq` stays free for the next message).
+fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlite::Result<Outcome> {
+    let mut insert = conn.prepare_cached(&insert_sql(1))?;
+    bind_row(&mut insert, 0, msg, seq, now)?;
+    if insert.raw_execute()? == 0 {
+        let (seq, at): (i64, i64) = conn
+            .prepare_cached(
+                "SELECT seq, created_at FROM messages
+                 WHERE client_id = ? AND conversation_id = ? AND sender_id = ?",
+            )?
+            .query_row((msg.client_id.as_str(), msg.conv, msg.sender), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        return Ok(Outcome::Duplicate(Ack {
+            conv: msg.conv,
+            client_id: msg.client_id.as_str().to_owned(),
+            seq,
+            at,
+        }));
+    }
+    Ok(Outcome::New(view_of(msg, seq, now)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Body, ClientId};
+    use crate::server::{
+        hub::{
+            local::LocalHub,
+            testing::{Got, Recorder},
+        },
+        store::Owed,
+    };
+
+    fn text(conv: i64, sender: i64, client_id: &str) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job {
+            msg: NewMessage {
+                conv,
+                sender,
+                sender_name: "Ann".to_owned(),
+                client_id: ClientId::parse(client_id).expect("client id"),
+                content: Content::Text(Body::parse("hello").expect("body")),
+            },
+            reply: Reply::Wait(reply),
+        }
+    }
+
+    fn stored(conn: &Connection) -> Vec<(i64, i64, String)> {
+        let mut stmt = conn
+            .prepare("SELECT conversation_id, seq, client_id FROM messages ORDER BY 1, 2")
+            .expect("select");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    /// The INSERT runs without a statement journal (OR FAIL, foreign keys checked at
+    /// COMMIT), so what the journal guaranteed is checked here: a batch with a message to a
+    /// conversation that does not exist stores nothing, leaves the sequence numbers as they
+    /// were, and each message alone then fails or commits on its own.
+    #[tokio::test]
+    async fn a_batch_with_a_broken_reference_fails_whole_and_its_messages_then_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::server::store::sqlite::SqliteStore::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        let mut conn = store.writer_connection().expect("writer connection");
+        conn.execute(
+            "INSERT INTO users (id, username, display_name, created_at) VALUES (1, 'ann', 'Ann', 0)",
+            [],
+        )
+        .expect("a user");
+        let room: i64 = conn
+            .query_row("SELECT MIN(id) FROM conversations", [], |r| r.get(0))
+            .expect("a seeded room");
+        let missing = room + 1_000_000;
+        let mut seqs = Seqs::new();
+        let mut committing = Duration::ZERO;
+        let batch = [
+            text(room, 1, "a"),
+            text(missing, 1, "b"),
+            text(room, 1, "c"),
+        ];
+        let failed = commit_batch(&mut conn, &batch, &mut seqs, &mut committing);
+        assert!(failed.is_err(), "the missing conversation fails the batch");
+        assert!(stored(&conn).is_empty(), "nothing of the batch is stored");
+        assert!(seqs.is_empty(), "no sequence number was taken");
+        assert!(conn.is_autocommit(), "the transaction was rolled back");
+
+        let alone: Vec<bool> = batch
+            .iter()
+            .map(|job| {
+                commit_batch(
+                    &mut conn,
+                    std::slice::from_ref(job),
+                    &mut seqs,
+                    &mut committing,
+                )
+                .is_ok()
+            })
+            .collect();
+        assert_eq!(alone, [true, false, true]);
+        assert_eq!(
+            stored(&conn),
+            [(room, 1, "a".to_owned()), (room, 2, "c".to_owned())],
+            "the good messages, numbered without a gap"
+        );
+        // A user that does not exist fails at COMMIT as well, and a bad kind at once.
+        let stranger = text(room, 99, "d");
+        assert!(commit_batch(&mut conn, &[stranger], &mut seqs, &mut committing).is_err());
+        let bad_kind = conn.execute(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind)
+             VALUES (?, 9, 1, 'e', '', 0, 'shout')",
+            [room],
+        );
+        assert!(bad_kind.is_err(), "the kind is still checked");
+        assert_eq!(stored(&conn).len(), 2);
+    }
+
+    /// Two commits already queued when the publisher looks are published as one: the
+    /// connection gets both messages, then both acknowledgements (one at a time it would
+    /// get message, ack, message, ack), and every other caller hears.
+    #[test]
+    fn commits_queued_for_the_publisher_go_out_as_one_in_commit_order() {
+        let hub = LocalHub::new();
+        let inbox = Arc::new(Recorder::default());
+        let id = hub.register(1, 100, inbox.clone());
+        hub.subscribe(5, id, inbox.clone());
+        let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
+        let mut answers = Vec::new();
+        for seq in 1..=2 {
+            let ack = Ack {
+                conv: 5,
+                client_id: format!("c-{seq}"),
+                seq,
+                at: 0,
+            };
+            let owed = Owed::new(inbox.clone(), id, 5, ack.client_id.clone());
+            let (reply, answer) = oneshot::channel();
+            answers.push(answer);
+            let delivery = Delivery {
+                seq,
+                frame: format!("m{seq}").into(),
+            };
+            to_publisher
+                .send((
+                    vec![(5, delivery)],
+                    vec![owed.answer(Ok(ack.clone()), Some(5))],
+                    vec![(reply, Ok(ack))],
+                ))
+                .expect("queued");
+        }
+        drop(to_publisher);
+        publish(&hub, commits);
+        let got = inbox.got();
+        assert_eq!(&got[..2], [Got::Msg(5, 1), Got::Msg(5, 2)]);
+        assert!(
+            matches!(&got[2..], [Got::Ack(a), Got::Ack(b)] if a.contains("c-1") && b.contains("c-2")),
+            "both messages, then both acknowledgements: {got:?}"
+        );
+        for (seq, mut answer) in (1..).zip(answers) {
+            let ack = answer.try_recv().expect("answered").expect("stored");
+            assert_eq!(ack.seq, seq);
+        }
+    }
+
+    #[test]
+    fn slow_commits_are_reported_at_most_once_per_period_and_counted_between() {
+        let mut slow = SlowCommits::default();
+        let quick = SLOW_COMMIT / 2;
+        slow.record(quick, quick, 3);
+        assert_eq!(
+            (slow.last_report, slow.unreported),
+            (None, 0),
+            "a quick commit"
+        );
+        slow.record(SLOW_COMMIT, SLOW_COMMIT, 3);
+        let first = slow.last_report.expect("the first slow commit is reported");
+        assert_eq!(slow.unreported, 0);
+        slow.record(SLOW_COMMIT * 2, quick, 40);
+        slow.record(SLOW_COMMIT * 3, quick, 40);
+        assert_eq!(slow.last_report, Some(first), "not reported again so soon");
+        assert_eq!(slow.unreported, 2, "but counted for the next report");
+        // Once the period is over, the next slow commit is reported with the count.
+        slow.last_report = Some(first - SLOW_COMMIT_REPORT_EVERY);
+        slow.record(SLOW_COMMIT, quick, 1);
+        assert!(slow.last_report.expect("reported") > first);
+        assert_eq!(slow.unreported, 0);
+    }
+}

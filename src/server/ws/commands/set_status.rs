@@ -1,0 +1,14 @@
+//! `set_status`: the status for every tab of this user and their next sign-in.
+
+use super::Conn;
+use crate::protocol::Status;
+
+pub(super) async fn apply(conn: &mut Conn, status: Status) -> anyhow::Result<()> {
+    conn.slide_session().await?;
+    conn.state
+        .profiles
+        .set_status(conn.me().id, status)
+        .await
+        .map_err(|e| anyhow::anyhow!("setting the status: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! One connection, from `hello` to close: a single `select!` loop over the socket's reads,
+//! its mailbox (deliveries and acknowledgements that need the task, and control messages,
+//! shutdown among them) and one timer for both the heartbeat and the session deadline. That
+//! task is most of what an idle connection costs; see [`run`] and [`serve`] for how it is
+//! kept small. What each client frame does is in `commands/`.
+
+use super::{
+    commands,
+    mailbox::{Cursor, Mail, Mailbox},
+};
+use crate::protocol::{
+    close, ClientFrame, ConversationKind, ConversationSummary, ErrorCode, ServerFrame, UserSummary,
+    MAX_FRAME_BYTES,
+};
+use crate::server::{
+    app::AppState,
+    hub::{encode, Control, Delivery, ACK, EPHEMERAL},
+    store::{now_ms, SessionRow},
+};
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    io,
+    sync::Arc,
+    time::Duration,
+};
+use tokio::{net::TcpStream, time::Instant};
+use tungstenite::{
+    protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
+    Message,
+};
+
+/// Messages read from the store per page while replaying a `sync`.
+const REPLAY_PAGE: u32 = 256;
+/// Most frames gathered into one socket write.
+const COALESCE_MAX: usize = 256;
+/// A gap in the live stream larger than this is not filled inline; the client resyncs.
+const GAP_FILL_MAX: i64 = 1024;
+/// What tungstenite buffers at most. Frames between [`MAX_FRAME_BYTES`] and this are read in
+/// full and refused with a clean close (1009); beyond it the socket is dropped mid-frame, and
+/// the close frame may not reach the client before the connection resets.
+const HARD_FRAME_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+/// How long the close frame at the end of a connection may take to leave.
+const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// Builds the connection's state before its future exists, then returns that future: an
+/// `async` block around `run(...)` would hold every argument twice (once captured, once
+/// moved into `run`), and every idle connection pays for its task's size.
+pub(super) fn connection(
+    tcp: TcpStream,
+    read_already: Vec<u8>,
+    state: AppState,
+    session: SessionRow,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mailbox = Arc::new(Mailbox::new(
+        state.cfg.sockets.broadcast_capacity,
+        Some(tcp),
+    ));
+    let id = state
+        .hub
+        .register(session.user.id, session.id, mailbox.clone());
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(HARD_FRAME_LIMIT))
+        .max_frame_size(Some(HARD_FRAME_LIMIT))
+        // tungstenite allocates its read buffer up front for every connection (128 KiB by
+        // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
+        // still takes several); the buffer grows for a rare large one.
+        .read_buffer_size(512)
+        // Its frames (pongs, the close) go to the mailbox's queue at once.
+        .write_buffer_size(0);
+    let socket = Socket::from_partially_read(
+        SocketIo(Arc::clone(&mailbox)),
+        read_already,
+        Role::Server,
+        Some(config),
+    );
+    let conn = Conn {
+        id,
+        joined: HashMap::new(),
+        mailbox,
+        tokens: state.cfg.sockets.send_rate_per_second as f64,
+        refilled: Instant::now(),
+        last_slide: now_ms(),
+        session,
+        state,
+    };
+    run(conn, socket)
+}
+
+/// The socket as tungstenite sees it: reads come from the TCP socket without waiting (the
+/// task waits for readiness itself), writes go to the mailbox's queue (and from there to
+/// the socket, in order with the publisher's writes).
+struct SocketIo(Arc<Mailbox>);
+
+impl io::Read for SocketIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.socket() {
+            Some(tcp) => tcp.try_read(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl io::Write for SocketIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.queue_raw(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The client's side of the socket: tungstenite decodes its frames; the server's own
+/// frames go through the mailbox ([`Conn::send`]).
+type Socket = tungstenite::WebSocket<SocketIo>;
+
+pub(super) struct Conn {
+    pub(super) state: AppState,
+    /// The session and its user (`session.user` is who this connection is).
+    pub(super) session: SessionRow,
+    /// This connection's id in the hub and in presence.
+    pub(super) id: u64,
+    /// The conversations this user belongs to: one map for everything kept per
+    /// conversation (each map is 48 bytes of every connection, and an allocation once used).
+    /// Where the connection stands in each (its cursor) is in the mailbox.
+    pub(super) joined: HashMap<i64, Joined>,
+    /// Where the hub puts this connection's deliveries and control messages, and the way
+    /// out to its socket.
+    pub(super) mailbox: Arc<Mailbox>,
+    /// Token bucket for sends: tokens left and when it was last refilled.
+    tokens: f64,
+    refilled: Instant,
+    /// When this connection last slid the session's idle expiry.
+    last_slide: i64,
+}
+
+/// What a connection keeps for each conversation its user belongs to.
+pub(super) struct Joined {
+    /// The other member of a one-to-one conversation (a block stops sends to them).
+    pub(super) dm_peer: Option<i64>,
+    /// In a group the user was invited to late, what they may see starts after this
+    /// sequence number (0 otherwise).
+    pub(super) floor: i64,
+    /// When this connection last passed on "typing" here (cleared on "stopped").
+    pub(super) typing_sent: Option<Instant>,
+}
+
+/// Why the loop ended, if the server chose to end it.
+struct Closing(u16, &'static str);
+
+/// One connection, from `hello` to close. The task lives as long as the socket, so its size
+/// is what an idle connection costs (measured with `-Zprint-type-sizes`). Not an `async fn`:
+/// those store their arguments twice, as arguments and as locals.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice in every connection's task"
+)]
+fn run(
+    mut conn: Conn,
+    mut socket: Socket,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        conn.state.live_sockets.send_modify(|n| *n += 1);
+        let result = serve(&mut conn, &mut socket).await;
+        conn.mailbox.shut();
+
+        conn.state.hub.unregister(conn.me().id, conn.id);
+        conn.state.presence.disconnect(conn.me().id, conn.id);
+        for c in conn.joined.keys() {
+            conn.state.hub.unsubscribe(*c, conn.id);
+        }
+        let (code, reason) = match result {
+            Ok(Some(Closing(code, reason))) => (code, reason),
+            Ok(None) => (0, ""),
+            Err(e) => {
+                tracing::debug!(user = conn.me().id, error = %e, "connection ended with an error");
+                (close::INTERNAL, "internal error")
+            }
+        };
+        if code != 0 {
+            let _ = socket.close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: tungstenite::Utf8Bytes::from_static(reason),
+            }));
+        }
+        // The close frame, or the answer to the client's (tungstenite holds it until its
+        // next write), then out through the mailbox.
+        let _ = socket.flush();
+        let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, Box::pin(conn.mailbox.flush())).await;
+        conn.state.live_sockets.send_modify(|n| *n -= 1);
+    }
+}
+
+/// The connection's loop. Everything but the loop's own state is boxed while it runs
+/// (`hello`, each delivery, each client frame), and no value is kept across an `.await`
+/// that the loop does not need: the largest suspended state sets every connection's size.
+async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Closing>> {
+    let hello = Box::pin(greet(conn)).await?;
+    Box::pin(conn.send(&hello)).await?;
+
+    // One timer per connection for both the heartbeat and the session's deadline: each
+    // tokio timer is ~100 bytes that every idle connection keeps.
+    let heartbeat_every = Duration::from_secs(conn.state.cfg.sockets.heartbeat_seconds.max(1));
+    let mut next_beat = Instant::now() + heartbeat_every;
+    let mut session_deadline = deadline_instant(conn.session.deadline());
+    let mut last_heard = Instant::now();
+    let timer = tokio::time::sleep_until(next_beat.min(session_deadline));
+    tokio::pin!(timer);
+
+    loop {
+        // Not while MAX_IN_FLIGHT sends wait for their commit (the writer acknowledges them
+        // into the socket; the next one wakes this loop with `Mail::Resume`).
+        let reading = conn.mailbox.may_read();
+        tokio::select! {
+            biased;
+            // Control messages come first out of the mailbox; shutdown comes this way too
+            // (`Hub::close_all`). The hub closes the mailbox of a connection that let its
+            // control queue fill up: it ends, and its client reconnects. The timer is polled
+            // after it, only when the mailbox is empty (a tokio timer's poll is not free, and
+            // this loop turns once per batch of deliveries): a mailbox never empty for a
+            // heartbeat's time is a connection that has fallen behind, and once paused it
+            // empties its mailbox quickly.
+            mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX)) => match mail {
+                Mail::Closed => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
+                Mail::Flush => Box::pin(conn.mailbox.flush()).await?,
+                Mail::Resume => {}
+                Mail::Control(Control::Added(summary)) => {
+                    conn.subscribe(&summary);
+                    let added = encode(&ServerFrame::ConvAdded { conversation: *summary });
+                    Box::pin(conn.send(&added)).await?;
+                }
+                Mail::Control(Control::Removed(conv)) => {
+                    conn.unsubscribe(conv);
+                    let removed = encode(&ServerFrame::ConvRemoved { conv });
+                    Box::pin(conn.send(&removed)).await?;
+                }
+                Mail::Control(Control::Frame(text)) => Box::pin(conn.send(text.as_str())).await?,
+                Mail::Control(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
+                // The per-delivery path is boxed: a task is as large as its largest
+                // suspended state, and this would otherwise set it for every idle
+                // connection. One allocation per batch costs little next to its write.
+                Mail::Deliveries { items, lagged } => {
+                    Box::pin(async {
+                        conn.deliver_all(items, lagged).await?;
+                        conn.write_ready().await
+                    }).await?;
+                }
+            },
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= session_deadline {
+                    match Box::pin(conn.state.auth.session(conn.session.id)).await? {
+                        Some(s) if s.is_live(now_ms()) => {
+                            session_deadline = deadline_instant(s.deadline());
+                            conn.session = s;
+                        }
+                        _ => return Ok(Some(Closing(close::SESSION_ENDED, "session ended"))),
+                    }
+                }
+                if now >= next_beat {
+                    if last_heard.elapsed() > heartbeat_every * 3 {
+                        return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "no heartbeat")));
+                    }
+                    next_beat = now + heartbeat_every;
+                    socket.send(Message::Ping(Default::default()))?;
+                    Box::pin(conn.mailbox.flush()).await?;
+                }
+                timer.as_mut().reset(next_beat.min(session_deadline));
+            }
+            ready = std::future::poll_fn(|cx| poll_read_ready(&conn.mailbox, cx)), if reading => {
+                ready?;
+                let incoming = match socket.read() {
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    incoming => incoming,
+                };
+                last_heard = Instant::now();
+                match incoming {
+                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
+                    Err(tungstenite::Error::Capacity(_)) => {
+                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                    }
+                    Err(e) => {
+                        tracing::debug!(user = conn.me().id, error = %e, "reading the socket");
+                        return Ok(None);
+                    }
+                    Ok(Message::Text(text)) => {
+                        if text.len() > MAX_FRAME_BYTES {
+                            return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                        }
+                        match serde_json::from_str::<ClientFrame>(text.as_str()) {
+                            Ok(f) => Box::pin(commands::apply(conn, f)).await?,
+                            Err(e) => {
+                                let msg = format!("Not a client frame: {e}");
+                                Box::pin(conn.refuse(ErrorCode::BadFrame, &msg, None, None)).await?;
+                            }
+                        }
+                    }
+                    Ok(Message::Binary(b)) if b.len() > MAX_FRAME_BYTES => {
+                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                    }
+                    Ok(Message::Binary(_)) => {
+                        return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
+                    }
+                    // tungstenite holds the pong for a ping until its next write.
+                    Ok(Message::Ping(_)) => {
+                        socket.flush()?;
+                        Box::pin(conn.mailbox.flush()).await?;
+                    }
+                    Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Subscribes the connection to its conversations, marks the user online and returns the
+/// `hello` frame.
+async fn greet(conn: &mut Conn) -> anyhow::Result<crate::server::hub::Frame> {
+    let me = conn.me().id;
+    let conversations = conn.state.chat.conversations_of(me).await?;
+    // Subscribe before reading anything a client could sync from, so nothing committed
+    // afterwards can be missed.
+    for c in &conversations {
+        conn.subscribe(c);
+    }
+    let (rooms, rooms_total) = conn.state.chat.rooms_for(me).await?;
+    // Online from here: contacts learn of it through the presence publisher, and this
+    // socket is registered, so any change after the list below is read reaches it.
+    let profile = conn.state.profiles.profile(me).await?;
+    conn.state.presence.connect(me, conn.id, profile.clone());
+    let list = conn.state.contacts.list(me).await?;
+    Ok(encode(&ServerFrame::Hello {
+        me: conn.me().clone(),
+        conversations,
+        rooms,
+        rooms_total,
+        session_idle_expires_at: conn.session.idle_expires_at,
+        status: profile.status,
+        personal_message: profile.personal_message,
+        contacts: list.contacts,
+        groups: list.groups,
+        picture: profile.picture,
+    }))
+}
+
+impl Conn {
+    pub(super) fn me(&self) -> &UserSummary {
+        &self.session.user
+    }
+
+    pub(super) fn is_member(&self, conv: i64) -> bool {
+        self.joined.contains_key(&conv)
+    }
+
+    fn cursor(&self, conv: i64) -> Cursor {
+        self.mailbox.cursor(conv)
+    }
+
+    /// Sets the cursor of a conversation this user is in (and queues `frame` with it).
+    pub(super) fn set_cursor(&self, conv: i64, cursor: Cursor, frame: Option<&str>) {
+        if self.is_member(conv) {
+            self.mailbox
+                .set_cursor(conv, cursor, frame.map(str::as_bytes));
+        } else if let Some(text) = frame {
+            self.mailbox.queue_text(text.as_bytes());
+        }
+    }
+
+    /// Queues a frame and writes everything queued.
+    pub(super) async fn send(&mut self, text: &str) -> io::Result<()> {
+        self.mailbox.queue_text(text.as_bytes());
+        self.mailbox.flush().await
+    }
+
+    /// Answers a frame with an `error` (the socket stays open).
+    pub(super) async fn refuse(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        conv: Option<i64>,
+        client_id: Option<String>,
+    ) -> io::Result<()> {
+        let frame = encode(&ServerFrame::Error {
+            code,
+            message: message.to_owned(),
+            conv,
+            client_id,
+        });
+        self.send(&frame).await
+    }
+
+    /// Answers a frame about a conversation this user is not in.
+    pub(super) async fn not_member(
+        &mut self,
+        conv: i64,
+        client_id: Option<String>,
+    ) -> io::Result<()> {
+        let message = "You are not in that conversation.";
+        self.refuse(ErrorCode::NotMember, message, Some(conv), client_id)
+            .await
+    }
+
+    /// The other member, if `conv` is a one-to-one conversation.
+    pub(super) fn dm_peer(&self, conv: i64) -> Option<i64> {
+        self.joined.get(&conv).and_then(|j| j.dm_peer)
+    }
+
+    fn subscribe(&mut self, c: &ConversationSummary) {
+        let me = self.me().id;
+        let dm_peer = (c.kind == ConversationKind::Dm)
+            .then(|| c.members.iter().find(|m| m.id != me).map(|m| m.id))
+            .flatten();
+        match self.joined.entry(c.id) {
+            Entry::Occupied(e) => {
+                let j = e.into_mut();
+                j.dm_peer = dm_peer.or(j.dm_peer);
+                if c.visible_after > 0 {
+                    j.floor = c.visible_after;
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(Joined {
+                    dm_peer,
+                    floor: c.visible_after.max(0),
+                    typing_sent: None,
+                });
+                self.state
+                    .hub
+                    .subscribe(c.id, self.id, self.mailbox.clone());
+            }
+        }
+    }
+
+    fn unsubscribe(&mut self, conv: i64) {
+        if self.joined.remove(&conv).is_some() {
+            self.state.hub.unsubscribe(conv, self.id);
+            self.mailbox.set_cursor(conv, Cursor::Unsynced, None);
+        }
+    }
+
+    /// Sends the stored messages with `after < seq <= upto`, page by page; returns the last
+    /// sequence number sent (or `after` if none).
+    pub(super) async fn replay(&mut self, conv: i64, after: i64, upto: i64) -> anyhow::Result<i64> {
+        let mut last = after;
+        loop {
+            let page = self.state.chat.replay_page(conv, last, REPLAY_PAGE).await?;
+            let full = page.len() == REPLAY_PAGE as usize;
+            for m in page {
+                if m.seq > upto {
+                    return Ok(last);
+                }
+                last = m.seq;
+                self.mailbox
+                    .queue_text(encode(&ServerFrame::Msg(m)).as_bytes());
+            }
+            self.mailbox.flush().await?;
+            if !full {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// Queues a batch from the mailbox for the socket (not flushed), then pauses each
+    /// conversation that lagged.
+    async fn deliver_all(
+        &mut self,
+        items: Vec<(i64, Delivery)>,
+        lagged: Vec<i64>,
+    ) -> anyhow::Result<()> {
+        for (conv, d) in items {
+            self.deliver(conv, d).await?;
+        }
+        for conv in lagged {
+            if let Cursor::Live { last_sent } = self.cursor(conv) {
+                tracing::debug!(
+                    user = self.me().id,
+                    conv,
+                    "connection lagged; asking for resync"
+                );
+                self.pause(conv, last_sent);
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(&mut self, conv: i64, d: Delivery) -> anyhow::Result<()> {
+        if d.seq == ACK {
+            // Owed to this connection whatever the conversation's state.
+            self.mailbox.queue_text(d.frame.as_bytes());
+            return Ok(());
+        }
+        match self.cursor(conv) {
+            Cursor::Live { .. } if d.seq == EPHEMERAL => {
+                self.mailbox.queue_text(d.frame.as_bytes());
+            }
+            Cursor::Live { last_sent } => {
+                if d.seq <= last_sent {
+                    return Ok(()); // already sent by a replay
+                }
+                if d.seq > last_sent + 1 {
+                    if d.seq - last_sent > GAP_FILL_MAX {
+                        self.pause(conv, last_sent);
+                        return Ok(());
+                    }
+                    Box::pin(self.replay(conv, last_sent, d.seq - 1)).await?;
+                }
+                self.set_cursor(
+                    conv,
+                    Cursor::Live { last_sent: d.seq },
+                    Some(d.frame.as_str()),
+                );
+            }
+            // Not synced yet, or paused: the client will sync and get these from the store.
+            // (Syncing is only seen inside the `sync` handler, which leaves it live.)
+            Cursor::Unsynced | Cursor::Syncing | Cursor::Paused { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn pause(&self, conv: i64, last_sent: i64) {
+        let resync = encode(&ServerFrame::Resync {
+            conv,
+            after: last_sent,
+        });
+        self.set_cursor(conv, Cursor::Paused { last_sent }, Some(&resync));
+    }
+
+    /// Adds every delivery and acknowledgement that is already waiting (up to a bound, for
+    /// fairness) to the frames queued for the socket, then writes them all with one flush:
+    /// under load a connection gets many frames per system call instead of one.
+    async fn write_ready(&mut self) -> anyhow::Result<()> {
+        let mut budget = COALESCE_MAX;
+        while budget > 0 {
+            let Some((items, lagged)) = self.mailbox.try_deliveries(budget) else {
+                break;
+            };
+            budget = budget.saturating_sub(items.len().max(1));
+            self.deliver_all(items, lagged).await?;
+        }
+        self.mailbox.flush().await?;
+        Ok(())
+    }
+
+    /// Takes one send from the connection's token bucket; false when it is empty.
+    pub(super) fn take_token(&mut self) -> bool {
+        let rate = self.state.cfg.sockets.send_rate_per_second.max(1) as f64;
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sending is activity: keep the session alive (at most one write per 30 s).
+    pub(super) async fn slide_session(&mut self) -> anyhow::Result<()> {
+        let now = now_ms();
+        if now - self.last_slide > 30_000 {
+            self.last_slide = now;
+            self.state
+                .auth
+                .slide(&mut self.session, now, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("sliding the session: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the socket has something to read (or has closed).
+fn poll_read_ready(
+    mailbox: &Mailbox,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<()>> {
+    match mailbox.socket() {
+        Some(tcp) => tcp.poll_read_ready(cx),
+        None => std::task::Poll::Pending,
+    }
+}
+
+fn deadline_instant(deadline_ms: i64) -> Instant {
+    let wait = (deadline_ms - now_ms()).max(0) as u64;
+    // A little after the deadline, so the store agrees the session has ended.
+    Instant::now() + Duration::from_millis(wait + 50)
+}
