@@ -1,11 +1,11 @@
 //! What the views do when the user acts (send, nudge, open a conversation, answer a
-//! request...), and [`run`], which carries out the reducer's effects: frames through the
-//! socket, sounds, timers. Changes the server confirms come back as frames on the socket, to
-//! every tab, so most calls only show an error if there is one.
+//! request...). Changes of the model go through the reducer, and `net` carries out their
+//! effects. Changes the server confirms come back as frames on the socket, to every tab, so
+//! most calls only show an error if there is one.
 
 use super::{
     net::{self, http, socket},
-    reducer::{self, Effect, Sound},
+    reducer::{self, Effect},
     server_fns, sound,
     state::Ui,
 };
@@ -23,40 +23,14 @@ use wasm_bindgen::JsCast;
 const HISTORY_PAGE: u32 = 50;
 /// After this long without a keystroke, the others are told the user stopped writing.
 const TYPING_PAUSE: Duration = Duration::from_secs(4);
-/// Least time between two `read` frames for one conversation.
-const READ_EVERY: Duration = Duration::from_secs(1);
 /// Largest picture file sent to the server (it refuses bigger ones too; checking here saves
 /// the upload).
 const MAX_PICTURE_UPLOAD: f64 = 5.0 * 1024.0 * 1024.0;
-const MUTED_KEY: &str = "messenger.muted";
-
-/// Carries out what the reducer asked for.
-pub fn run(ui: Ui, effects: Vec<Effect>) {
-    for effect in effects {
-        match effect {
-            Effect::Send(frame) => {
-                socket::send(ui, &frame);
-            }
-            Effect::Play(s) => play(ui, s),
-            Effect::MarkRead(conv) => mark_read(ui, conv),
-            Effect::Later(ms, what) => set_timeout(
-                move || {
-                    let more = ui
-                        .model
-                        .try_update(|m| reducer::later(m, what))
-                        .unwrap_or_default();
-                    run(ui, more);
-                },
-                Duration::from_millis(u64::from(ms)),
-            ),
-        }
-    }
-}
 
 /// Applies a change to the model and carries out its effects.
 fn change(ui: Ui, f: impl FnOnce(&mut super::model::Model) -> Vec<Effect>) {
     let effects = ui.model.try_update(f).unwrap_or_default();
-    run(ui, effects);
+    net::run(ui, effects);
 }
 
 /// Shows a refusal in the main window (a 401 means the session ended: the dialog asks for
@@ -79,30 +53,10 @@ fn call(ui: Ui, f: impl std::future::Future<Output = Result<(), ApiError>> + 'st
     });
 }
 
-/// Plays a sound unless the user muted them.
-fn play(ui: Ui, s: Sound) {
-    if !ui.muted.get_untracked() {
-        sound::play(s);
-    }
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
-/// Whether this browser was told to keep quiet.
-pub fn stored_muted() -> bool {
-    storage()
-        .and_then(|s| s.get_item(MUTED_KEY).ok().flatten())
-        .is_some_and(|v| v == "1")
-}
-
 /// Turns sounds off or on, remembered in this browser.
 pub fn set_muted(ui: Ui, muted: bool) {
     ui.muted.set(muted);
-    if let Some(s) = storage() {
-        let _ = s.set_item(MUTED_KEY, if muted { "1" } else { "0" });
-    }
+    sound::remember_muted(muted);
 }
 
 /// The time first (milliseconds in hex: 11 digits until the year 2527, so the ids sort by
@@ -189,7 +143,7 @@ fn window_notice(ui: Ui, conv: i64, text: &str) {
             c.notice = Some(text.to_owned());
         }
     });
-    run(
+    net::run(
         ui,
         vec![Effect::Later(
             reducer::NOTICE_FOR_MS,
@@ -218,68 +172,6 @@ pub fn delete_message(ui: Ui, conv: i64, seq: i64) {
     };
     if !socket::send(ui, &frame) {
         window_notice(ui, conv, "Not connected: the message was not deleted.");
-    }
-}
-
-/// Tells the server this user has read a conversation up to the latest message this page
-/// knows of: at once, then at most one more frame per conversation per second.
-pub fn mark_read(ui: Ui, conv: i64) {
-    let due = ui.model.try_update(|m| {
-        let c = m.conv_mut(conv)?;
-        if c.read_scheduled {
-            return None;
-        }
-        c.read_scheduled = true;
-        let seq = c.latest;
-        let send = seq > c.read_sent;
-        if send {
-            c.read_sent = seq;
-        }
-        Some((seq, send))
-    });
-    let Some(Some((sent, send))) = due else {
-        return;
-    };
-    if send {
-        socket::send(ui, &ClientFrame::Read { conv, seq: sent });
-    }
-    set_timeout(
-        move || {
-            let again = ui
-                .model
-                .try_update(|m| {
-                    let open = m.is_open(conv);
-                    let c = m.conv_mut(conv)?;
-                    c.read_scheduled = false;
-                    Some(c.latest > sent && open)
-                })
-                .flatten();
-            if again == Some(true) {
-                mark_read(ui, conv);
-            }
-        },
-        READ_EVERY,
-    );
-}
-
-/// Sends the read marks still waiting for their turn (the page is going away).
-pub fn flush_reads(ui: Ui) {
-    let due: Vec<(i64, i64)> = ui
-        .model
-        .try_update(|m| {
-            let open = m.open.clone();
-            m.convs
-                .iter_mut()
-                .filter(|c| open.contains(&c.id) && c.latest > c.read_sent)
-                .map(|c| {
-                    c.read_sent = c.latest;
-                    (c.id, c.latest)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for (conv, seq) in due {
-        socket::send(ui, &ClientFrame::Read { conv, seq });
     }
 }
 

@@ -28,6 +28,26 @@ fn notes(sound: Sound) -> Vec<Note> {
     }
 }
 
+const MUTED_KEY: &str = "messenger.muted";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Whether this browser was told to keep quiet.
+pub fn stored_muted() -> bool {
+    storage()
+        .and_then(|s| s.get_item(MUTED_KEY).ok().flatten())
+        .is_some_and(|v| v == "1")
+}
+
+/// Remembers the choice in this browser.
+pub fn remember_muted(muted: bool) {
+    if let Some(s) = storage() {
+        let _ = s.set_item(MUTED_KEY, if muted { "1" } else { "0" });
+    }
+}
+
 thread_local! {
     static CONTEXT: RefCell<Option<AudioContext>> = const { RefCell::new(None) };
 }

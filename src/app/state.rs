@@ -4,6 +4,7 @@
 
 use super::model::Model;
 use crate::protocol::UserSummary;
+use futures_channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -37,7 +38,35 @@ pub struct Ui {
     /// Why the last sign-in again failed, shown in the session-ended dialog only.
     pub resume_error: RwSignal<Option<String>>,
     /// The network's own state (socket, timers, throttles); browser values, never sent.
-    pub net: StoredValue<super::net::Net, LocalStorage>,
+    pub net: StoredValue<Net, LocalStorage>,
+}
+
+/// The network's bookkeeping for this page (`net/` keeps it up to date).
+#[derive(Default)]
+pub struct Net {
+    /// The open connection's way out, if there is one.
+    pub socket: Option<SocketHandle>,
+    /// Consecutive failed connection attempts, for the backoff.
+    pub attempt: u32,
+    /// Whether the user did something since the last session refresh.
+    pub active: bool,
+    /// When the user last did something here (milliseconds since the epoch).
+    pub last_activity: f64,
+    /// Whether this tab told the server its user is idle.
+    pub idle: bool,
+    /// When this tab last sent "typing" per conversation (ms since the epoch), and a counter
+    /// bumped on every keystroke so that only the last one's timer sends "stopped".
+    pub typing_sent: HashMap<i64, f64>,
+    pub keystrokes: u64,
+    /// Set once the network started (once per page).
+    pub started: bool,
+}
+
+/// The way out to the open socket (the task that owns it reads this channel), and whether
+/// `hello` has come: only then is it open for the page's frames.
+pub struct SocketHandle {
+    pub out: UnboundedSender<String>,
+    pub ready: bool,
 }
 
 impl Ui {

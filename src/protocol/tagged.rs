@@ -20,7 +20,9 @@ pub fn from_str<'de, T: de::Deserialize<'de>>(
     tag: &'static str,
     text: &'de str,
 ) -> serde_json::Result<T> {
-    let mut json = serde_json::Deserializer::from_str(text);
+    // From the bytes, as `serde_json::from_slice` reads: server functions decode their
+    // answers that way, and one reader type means one deserializer per type in the bundle.
+    let mut json = serde_json::Deserializer::from_slice(text.as_bytes());
     let value = T::deserialize(TagFirst {
         tag,
         inner: &mut json,

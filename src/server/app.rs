@@ -1,76 +1,43 @@
 //! Builds the application: the store, the message log, the fan-out hub, presence, the
-//! services (each given the handles it uses) and the router, on its own listener; then
-//! serves until a shutdown signal, closes sockets with "going away", lets the log commit what
-//! it holds, and checkpoints the database. [`AppState`] is what the edges (HTTP handlers,
-//! server functions, WebSocket connections) hold; nothing below them sees it.
+//! services (each given the handles it uses), the [`AppState`] the edges share, and the
+//! router (pages, server functions, the JSON API, the WebSocket, the bundle), on its own
+//! listener; then serves until a shutdown signal, closes sockets with "going away", lets the
+//! log commit what it holds, and checkpoints the database.
 
+/// Largest HTTP request body accepted (picture uploads have their own limit).
+const MAX_BODY: usize = 64 * 1024;
+
+pub use super::state::{AppState, Shared};
 use super::{
     auth::{Auth, Lifetimes},
-    bots::{self, Bots, Replier},
+    bots::{self, Replier},
     chat::{Chat, MembersWatch},
     config::{default_origins, Config},
     contacts::Contacts,
-    http,
+    http::{self, error, profile, security, server_fns},
     hub::{local::LocalHub, Fanout},
     presence::{self, PresenceHub, Publisher},
     profile::Profiles,
     store::{sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog},
+    ws,
 };
+use crate::app::{shell, App};
+use crate::protocol::http::paths;
 use anyhow::Context;
-use axum::Router;
+use axum::{middleware, routing::get, Router};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use leptos::config::LeptosOptions;
-use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
     task::JoinHandle,
 };
-
-/// What the edges share. Cheap to clone and small: one `Arc`. Every WebSocket connection
-/// keeps a copy for its lifetime, so everything lives in [`Shared`].
-#[derive(Clone)]
-pub struct AppState {
-    pub shared: Arc<Shared>,
-}
-
-impl axum::extract::FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.shared.leptos_options.clone()
-    }
-}
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.shared
-    }
-}
-
-pub struct Shared {
-    pub leptos_options: LeptosOptions,
-    pub cfg: Config,
-    /// Origins allowed for the WebSocket and for cookie-authenticated writes.
-    pub origins: Vec<String>,
-    /// Whether the public origin is https, so the cookie gets `Secure`.
-    pub secure_cookies: bool,
-    /// The database (administration and tests reach it here).
-    pub store: SqliteStore,
-    /// The in-process fan-out: sockets register and subscribe here.
-    pub hub: Arc<LocalHub>,
-    pub presence: Arc<PresenceHub>,
-    pub auth: Arc<Auth>,
-    pub chat: Arc<Chat>,
-    pub contacts: Arc<Contacts>,
-    pub profiles: Arc<Profiles>,
-    /// The AI contacts; None when the server runs without them (`--bots false`).
-    pub bots: Option<Arc<Bots>>,
-    /// Counts open WebSocket connections, so shutdown can wait for them.
-    pub live_sockets: watch::Sender<usize>,
-}
+use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, services::ServeDir};
 
 pub struct Application {
     listener: TcpListener,
@@ -211,8 +178,38 @@ impl Application {
         self.state.clone()
     }
 
+    /// Every route: pages, server functions, the JSON API, the WebSocket and the bundle.
     pub fn router(state: &AppState) -> Router {
-        http::router(state)
+        let routes = generate_route_list(App);
+        let options = state.leptos_options.clone();
+        // The bundle as the build left it, compressed once at build time when it can be
+        // (scripts/precompress.mjs); the compression layer skips what is already compressed.
+        let pkg = ServeDir::new(state.cfg.server.site_root.join("pkg"))
+            .precompressed_br()
+            .precompressed_gzip();
+        Router::new()
+            .route(paths::WS, get(ws::upgrade))
+            .nest_service("/pkg", pkg)
+            .merge(http::api())
+            // Pages, and the server functions (which get the state as Leptos context).
+            .leptos_routes(state, routes, move || shell(options.clone()))
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .layer(RequestBodyLimitLayer::new(MAX_BODY))
+            // Picture uploads are the one large body; that router sets its own limit.
+            .merge(profile::picture_router())
+            .layer(middleware::from_fn(server_fns::server_fn_errors))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::pages,
+            ))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::csrf,
+            ))
+            .layer(middleware::from_fn(security::headers))
+            .layer(middleware::from_fn(error::log_errors))
+            .layer(CompressionLayer::new())
+            .with_state(state.clone())
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.

@@ -4,7 +4,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `app` | building everything, `AppState` (edges only), serving, shutdown |
+//! | `app` | building everything, the router, serving, shutdown |
+//! | `state` | `AppState`: what the edges share (nothing below them sees it) |
 //! | `config` | flags and environment, in groups |
 //! | `http` | axum handlers, the server functions' glue, security layers, error responses |
 //! | `ws` | the WebSocket upgrade, the connection loop, its mailbox, one file per client frame |
@@ -30,5 +31,6 @@ pub mod http;
 pub mod hub;
 pub mod presence;
 pub mod profile;
+pub mod state;
 pub mod store;
 pub mod ws;

@@ -32,11 +32,13 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, ApiEr
     if (200..300).contains(&status) {
         return Ok(text);
     }
-    Err(serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| unreachable()))
+    Err(serde_json::from_slice::<ApiError>(text.as_bytes()).unwrap_or_else(|_| unreachable()))
 }
 
+/// Reads an answer. From the bytes, as the server functions' client reads its answers: one
+/// reader type means one deserializer per type in the bundle.
 fn read<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
-    serde_json::from_str(text).map_err(|_| {
+    serde_json::from_slice(text.as_bytes()).map_err(|_| {
         ApiError::new(
             ApiErrorCode::Internal,
             "The server's answer could not be read.",

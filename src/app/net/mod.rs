@@ -7,39 +7,24 @@
 pub mod http;
 pub mod socket;
 
-use super::{actions, state::Ui};
+use super::{
+    reducer::{self, Effect, Sound},
+    sound,
+    state::Ui,
+};
 use crate::protocol::ClientFrame;
 use leptos::prelude::*;
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use wasm_bindgen::{prelude::Closure, JsCast, JsValue};
 
+/// Least time between two `read` frames for one conversation.
+const READ_EVERY: Duration = Duration::from_secs(1);
 /// How often the session is refreshed while the user is active.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// Inactivity after which this tab tells the server its user is idle (contacts then see
 /// Away, if every tab of the user is idle and they chose Online).
 const IDLE_AFTER_MS: f64 = 5.0 * 60.0 * 1000.0;
 const IDLE_CHECK_EVERY: Duration = Duration::from_secs(10);
-
-/// The network's bookkeeping for this page.
-#[derive(Default)]
-pub struct Net {
-    /// The open connection's way out, if there is one (see `socket.rs`).
-    pub socket: Option<socket::Handle>,
-    /// Consecutive failed connection attempts, for the backoff.
-    pub attempt: u32,
-    /// Whether the user did something since the last session refresh.
-    pub active: bool,
-    /// When the user last did something here (milliseconds since the epoch).
-    pub last_activity: f64,
-    /// Whether this tab told the server its user is idle.
-    pub idle: bool,
-    /// When this tab last sent "typing" per conversation (ms since the epoch), and a counter
-    /// bumped on every keystroke so that only the last one's timer sends "stopped".
-    pub typing_sent: HashMap<i64, f64>,
-    pub keystrokes: u64,
-    /// Set once [`start`] ran.
-    pub started: bool,
-}
 
 /// Starts the connection, the session refresher and the idle detection (once per page).
 pub fn start(ui: Ui) {
@@ -51,7 +36,7 @@ pub fn start(ui: Ui) {
     }
     ui.net
         .update_value(|n| n.last_activity = js_sys::Date::now());
-    ui.muted.set(actions::stored_muted());
+    ui.muted.set(sound::stored_muted());
     if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
         for event in ["keydown", "pointerdown", "pointermove", "wheel"] {
             let mark = Closure::<dyn FnMut(JsValue)>::new(move |_| on_activity(ui));
@@ -61,7 +46,7 @@ pub fn start(ui: Ui) {
     }
     let _ = set_interval_with_handle(move || check_idle(ui), IDLE_CHECK_EVERY);
     if let Some(window) = web_sys::window() {
-        let flush = Closure::<dyn FnMut(JsValue)>::new(move |_| actions::flush_reads(ui));
+        let flush = Closure::<dyn FnMut(JsValue)>::new(move |_| flush_reads(ui));
         let _ = window.add_event_listener_with_callback("pagehide", flush.as_ref().unchecked_ref());
         flush.forget(); // lives as long as the page
     }
@@ -116,4 +101,96 @@ async fn refresh_session(ui: Ui) {
 pub fn session_ended(ui: Ui) {
     ui.link.set(super::state::Link::Ended);
     socket::close(ui);
+}
+
+/// Carries out what the reducer asked for.
+pub fn run(ui: Ui, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Send(frame) => {
+                socket::send(ui, &frame);
+            }
+            Effect::Play(s) => play(ui, s),
+            Effect::MarkRead(conv) => mark_read(ui, conv),
+            Effect::Later(ms, what) => set_timeout(
+                move || {
+                    let more = ui
+                        .model
+                        .try_update(|m| reducer::later(m, what))
+                        .unwrap_or_default();
+                    run(ui, more);
+                },
+                Duration::from_millis(u64::from(ms)),
+            ),
+        }
+    }
+}
+
+/// Plays a sound unless the user muted them.
+fn play(ui: Ui, s: Sound) {
+    if !ui.muted.get_untracked() {
+        sound::play(s);
+    }
+}
+
+/// Tells the server this user has read a conversation up to the latest message this page
+/// knows of: at once, then at most one more frame per conversation per second.
+pub fn mark_read(ui: Ui, conv: i64) {
+    let due = ui.model.try_update(|m| {
+        let c = m.conv_mut(conv)?;
+        if c.read_scheduled {
+            return None;
+        }
+        c.read_scheduled = true;
+        let seq = c.latest;
+        let send = seq > c.read_sent;
+        if send {
+            c.read_sent = seq;
+        }
+        Some((seq, send))
+    });
+    let Some(Some((sent, send))) = due else {
+        return;
+    };
+    if send {
+        socket::send(ui, &ClientFrame::Read { conv, seq: sent });
+    }
+    set_timeout(
+        move || {
+            let again = ui
+                .model
+                .try_update(|m| {
+                    let open = m.is_open(conv);
+                    let c = m.conv_mut(conv)?;
+                    c.read_scheduled = false;
+                    Some(c.latest > sent && open)
+                })
+                .flatten();
+            if again == Some(true) {
+                mark_read(ui, conv);
+            }
+        },
+        READ_EVERY,
+    );
+}
+
+/// Sends the read marks still waiting for their turn (the page is going away).
+pub fn flush_reads(ui: Ui) {
+    let due: Vec<(i64, i64)> = ui
+        .model
+        .try_update(|m| {
+            let open = m.open.clone();
+            m.convs
+                .iter_mut()
+                .filter(|c| open.contains(&c.id) && c.latest > c.read_sent)
+                .map(|c| {
+                    c.read_sent = c.latest;
+                    (c.id, c.latest)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (conv, seq) in due {
+        socket::send(ui, &ClientFrame::Read { conv, seq });
+    }
 }

@@ -5,25 +5,18 @@
 //! password instead. The reducer syncs every conversation from the last sequence number this
 //! page saw and resends what was not acknowledged, with the same ids.
 
-use super::{super::actions, http, session_ended};
+use super::{http, session_ended};
 use crate::app::{
     reducer,
-    state::{Link, Ui},
+    state::{Link, SocketHandle, Ui},
 };
 use crate::protocol::{close, tagged, ClientFrame, ServerFrame};
-use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures_channel::mpsc::{unbounded, UnboundedReceiver};
 use futures_core::Stream;
 use futures_sink::Sink;
 use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use leptos::prelude::*;
 use std::{pin::Pin, task::Poll, time::Duration};
-
-/// The way out to the open socket, and whether `hello` has come (only then is it open for
-/// the page's frames).
-pub struct Handle {
-    out: UnboundedSender<String>,
-    ready: bool,
-}
 
 /// Opens the socket, replacing any other this page has.
 pub fn connect(ui: Ui) {
@@ -45,9 +38,9 @@ pub fn connect(ui: Ui) {
     };
     let (out, queued) = unbounded();
     ui.net
-        .update_value(|n| n.socket = Some(Handle { out, ready: false }));
+        .update_value(|n| n.socket = Some(SocketHandle { out, ready: false }));
     ui.link.set(Link::Connecting);
-    leptos::task::spawn_local(run(ui, ws, queued));
+    leptos::task::spawn_local(own(ui, ws, queued));
 }
 
 /// Closes this page's socket, if it has one (its task ends without reconnecting).
@@ -76,7 +69,7 @@ enum Next {
 }
 
 /// The socket's task: reads and writes until the socket closes or the page drops it.
-async fn run(ui: Ui, mut ws: WebSocket, mut queued: UnboundedReceiver<String>) {
+async fn own(ui: Ui, mut ws: WebSocket, mut queued: UnboundedReceiver<String>) {
     loop {
         let next = std::future::poll_fn(|cx| {
             if let Poll::Ready(out) = Pin::new(&mut queued).poll_next(cx) {
@@ -134,7 +127,7 @@ fn on_frame(ui: Ui, frame: ServerFrame) {
         .model
         .try_update(|m| reducer::reduce(m, frame))
         .unwrap_or_default();
-    actions::run(ui, effects);
+    super::run(ui, effects);
 }
 
 fn closed(ui: Ui, code: u16) {

@@ -4,7 +4,7 @@
 
 use super::session::CurrentSession;
 use crate::protocol::http::{paths, SignedIn};
-use crate::server::{app::AppState, error::Result, store::SessionRow};
+use crate::server::{error::Result, state::AppState, store::SessionRow};
 use axum::{
     extract::State,
     routing::{get, post},

@@ -5,7 +5,7 @@ use crate::protocol::{
     http::{paths, AddContact, ContactList, GroupName, MoveToGroup},
     Contact, ContactGroup,
 };
-use crate::server::{app::AppState, error::Result};
+use crate::server::{error::Result, state::AppState};
 use axum::{
     extract::{Path, State},
     http::StatusCode,

@@ -6,7 +6,7 @@ use crate::protocol::{
     http::{paths, Invite, OpenDm, RoomQuery, StartGroup},
     ConversationSummary, RoomPage, UserSummary,
 };
-use crate::server::{app::AppState, error::Result};
+use crate::server::{error::Result, state::AppState};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,

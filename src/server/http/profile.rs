@@ -4,9 +4,9 @@
 use super::session::CurrentSession;
 use crate::protocol::http::{paths, Me, UpdateMe};
 use crate::server::{
-    app::AppState,
     error::{AppError, Result},
     profile::pictures::MAX_UPLOAD_BYTES,
+    state::AppState,
 };
 use axum::{
     body::Bytes,

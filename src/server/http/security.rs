@@ -2,7 +2,7 @@
 //! and the session lookup that the server-rendered pages use.
 
 use super::session::{self, TokenSource};
-use crate::server::{app::AppState, error::AppError};
+use crate::server::{error::AppError, state::AppState};
 use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, Method},

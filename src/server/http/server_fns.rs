@@ -14,7 +14,7 @@ use super::{
     session::{self, clear_cookie, session_cookie},
 };
 use crate::protocol::{http::SignedIn, ApiError, ApiErrorCode};
-use crate::server::{app::AppState, auth::Started, error::AppError, store::SessionRow};
+use crate::server::{auth::Started, error::AppError, state::AppState, store::SessionRow};
 use axum::{
     body::Body,
     extract::Request,

@@ -1,7 +1,7 @@
 //! The session of a request: the token it carries (a bearer token wins over the cookie),
 //! the session cookie itself, and the extractor handlers use to require a signed-in user.
 
-use crate::server::{app::AppState, error::AppError, store::SessionRow};
+use crate::server::{error::AppError, state::AppState, store::SessionRow};
 use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts, HeaderMap},

@@ -18,16 +18,17 @@
 //! (its mailbox overflowed; the client is told to resync).
 
 mod commands;
+mod conn;
 mod connection;
 pub mod mailbox;
 
 use super::{
-    app::AppState,
     error::AppError,
     http::{
         security::origin_allowed,
         session::{self, TokenSource},
     },
+    state::AppState,
 };
 use axum::{
     extract::{Request, State},

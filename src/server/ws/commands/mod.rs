@@ -11,7 +11,7 @@ mod set_status;
 mod sync;
 mod typing;
 
-use super::connection::Conn;
+use super::conn::Conn;
 use crate::protocol::{ClientFrame, ClientId, ErrorCode};
 use crate::server::{
     chat::{Author, Refusal},

@@ -1,0 +1,53 @@
+//! What the edges (HTTP handlers, server functions, WebSocket connections) share: the
+//! services, the hub and the configuration. Built by [`crate::server::app`]; nothing below
+//! the edges sees it: services are given the handles they use.
+
+use super::{
+    auth::Auth, bots::Bots, chat::Chat, config::Config, contacts::Contacts, hub::local::LocalHub,
+    presence::PresenceHub, profile::Profiles, store::sqlite::SqliteStore,
+};
+use leptos::config::LeptosOptions;
+use std::{ops::Deref, sync::Arc};
+use tokio::sync::watch;
+
+/// What the edges share. Cheap to clone and small: one `Arc`. Every WebSocket connection
+/// keeps a copy for its lifetime, so everything lives in [`Shared`].
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.shared.leptos_options.clone()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+pub struct Shared {
+    pub leptos_options: LeptosOptions,
+    pub cfg: Config,
+    /// Origins allowed for the WebSocket and for cookie-authenticated writes.
+    pub origins: Vec<String>,
+    /// Whether the public origin is https, so the cookie gets `Secure`.
+    pub secure_cookies: bool,
+    /// The database (administration and tests reach it here).
+    pub store: SqliteStore,
+    /// The in-process fan-out: sockets register and subscribe here.
+    pub hub: Arc<LocalHub>,
+    pub presence: Arc<PresenceHub>,
+    pub auth: Arc<Auth>,
+    pub chat: Arc<Chat>,
+    pub contacts: Arc<Contacts>,
+    pub profiles: Arc<Profiles>,
+    /// The AI contacts; None when the server runs without them (`--bots false`).
+    pub bots: Option<Arc<Bots>>,
+    /// Counts open WebSocket connections, so shutdown can wait for them.
+    pub live_sockets: watch::Sender<usize>,
+}
