@@ -114,3 +114,36 @@ test('signing out in one tab ends the session in the other, which keeps its draf
   await draft.press('Enter');
   await expect(conversation(first, 'erin').locator('.line:not(.pending) .body')).toHaveText(['a draft that must survive']);
 });
+
+test('with JavaScript off, the sign-in window signs up, refuses with its message, signs in and out', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await page.getByText('New to Messenger? Create an account').click();
+  await page.getByLabel('New username').fill('nojs');
+  await page.getByLabel('Choose a password').fill('no-js-password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(`${server.url}/app`);
+  // The main window is served as HTML (its island does not run here); its sign-out is a
+  // plain form too.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(`${server.url}/`);
+  // A refusal comes back on the window it came from, with its message and the name kept.
+  await page.getByText('New to Messenger? Create an account').click();
+  await page.getByLabel('New username').fill('nojs');
+  await page.getByLabel('Choose a password').fill('another-password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/\?mode=signup&username=nojs&error=/);
+  await expect(page.getByRole('alert')).toHaveText('The username nojs is taken.');
+  await expect(page.getByLabel('New username')).toHaveValue('nojs');
+  await page.getByLabel('Username', { exact: true }).fill('nojs');
+  await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
+  await expect(page.getByLabel('Username', { exact: true })).toHaveValue('nojs');
+  await page.getByLabel('Password', { exact: true }).fill('no-js-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page).toHaveURL(`${server.url}/app`);
+  await expect(page.getByText('Others reach you as')).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /Your display name: nojs/ })).toBeVisible();
+});
