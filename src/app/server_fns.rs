@@ -22,7 +22,8 @@ pub async fn sign_up(
     #[server(default)] username: String,
     #[server(default)] password: String,
 ) -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{session_started, state, Window};
+    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+    form_only()?;
     let state = state()?;
     let started = state.auth.sign_up(&username, &password).await;
     session_started(
@@ -43,7 +44,8 @@ pub async fn sign_in(
     #[server(default)] password: String,
     #[server(default)] status: String,
 ) -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{session_started, state, Window};
+    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+    form_only()?;
     let state = state()?;
     let started = state.auth.sign_in(&username, &password, &status).await;
     session_started(
@@ -58,7 +60,8 @@ pub async fn sign_in(
 /// `POST /api/guest`: a temporary account, signed in (`201`).
 #[server(prefix = "/api", endpoint = "guest")]
 pub async fn try_as_guest() -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{session_started, state, Window};
+    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+    form_only()?;
     let state = state()?;
     let started = state.auth.guest().await;
     session_started(
@@ -73,7 +76,8 @@ pub async fn try_as_guest() -> Result<SignedIn, ApiError> {
 /// `POST /api/signout`: ends the session (`204`); its sockets close with 4001.
 #[server(prefix = "/api", endpoint = "signout")]
 pub async fn sign_out() -> Result<(), ApiError> {
-    use crate::server::http::server_fns::{current_session, fail, signed_out, state};
+    use crate::server::http::server_fns::{current_session, fail, form_only, signed_out, state};
+    form_only()?;
     let state = state()?;
     let session = current_session(&state).await?;
     state.auth.sign_out(&session).await.map_err(fail)?;

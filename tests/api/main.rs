@@ -6,6 +6,7 @@ mod auth;
 mod bots;
 mod deletion;
 mod delivery;
+mod errors;
 mod groups;
 mod helpers;
 mod migrations;

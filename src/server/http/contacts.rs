@@ -1,5 +1,6 @@
 //! The contact list over HTTP: requests, acceptance, removal, blocking and contact groups.
 
+use super::extract::{self, Path};
 use super::session::CurrentSession;
 use crate::protocol::{
     http::{paths, AddContact, ContactList, GroupName, MoveToGroup},
@@ -7,7 +8,7 @@ use crate::protocol::{
 };
 use crate::server::{error::Result, state::AppState};
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     routing::{delete, get, patch, post, put},
     Json, Router,
@@ -33,7 +34,7 @@ async fn list(State(state): State<AppState>, current: CurrentSession) -> Result<
 async fn add(
     State(state): State<AppState>,
     current: CurrentSession,
-    Json(req): Json<AddContact>,
+    extract::Json(req): extract::Json<AddContact>,
 ) -> Result<Json<Contact>> {
     let me = current.session.user.id;
     Ok(Json(state.contacts.add(me, &req.username).await?))
@@ -92,7 +93,7 @@ async fn move_to_group(
     State(state): State<AppState>,
     current: CurrentSession,
     Path(other): Path<i64>,
-    Json(req): Json<MoveToGroup>,
+    extract::Json(req): extract::Json<MoveToGroup>,
 ) -> Result<Json<Contact>> {
     let me = current.session.user.id;
     Ok(Json(
@@ -103,7 +104,7 @@ async fn move_to_group(
 async fn create_group(
     State(state): State<AppState>,
     current: CurrentSession,
-    Json(req): Json<GroupName>,
+    extract::Json(req): extract::Json<GroupName>,
 ) -> Result<(StatusCode, Json<ContactGroup>)> {
     let me = current.session.user.id;
     let group = state.contacts.create_group(me, &req.name).await?;
@@ -114,7 +115,7 @@ async fn rename_group(
     State(state): State<AppState>,
     current: CurrentSession,
     Path(id): Path<i64>,
-    Json(req): Json<GroupName>,
+    extract::Json(req): extract::Json<GroupName>,
 ) -> Result<Json<ContactGroup>> {
     let me = current.session.user.id;
     Ok(Json(state.contacts.rename_group(me, id, &req.name).await?))

@@ -1,6 +1,7 @@
 //! Conversations over HTTP: open a one-to-one conversation, the room directory and joining a
 //! room, group conversations (start, invite, leave), and the AI contacts one can add.
 
+use super::extract::{self, Path, Query};
 use super::session::CurrentSession;
 use crate::protocol::{
     http::{paths, Invite, OpenDm, RoomQuery, StartGroup},
@@ -8,7 +9,7 @@ use crate::protocol::{
 };
 use crate::server::{error::Result, state::AppState};
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     routing::{get, post},
     Json, Router,
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
 async fn open_dm(
     State(state): State<AppState>,
     current: CurrentSession,
-    Json(req): Json<OpenDm>,
+    extract::Json(req): extract::Json<OpenDm>,
 ) -> Result<Json<ConversationSummary>> {
     Ok(Json(
         state
@@ -63,7 +64,7 @@ async fn room_directory(
 async fn start_group(
     State(state): State<AppState>,
     current: CurrentSession,
-    Json(req): Json<StartGroup>,
+    extract::Json(req): extract::Json<StartGroup>,
 ) -> Result<(StatusCode, Json<ConversationSummary>)> {
     let summary = state
         .chat
@@ -76,7 +77,7 @@ async fn invite(
     State(state): State<AppState>,
     current: CurrentSession,
     Path(conv): Path<i64>,
-    Json(req): Json<Invite>,
+    extract::Json(req): extract::Json<Invite>,
 ) -> Result<Json<ConversationSummary>> {
     Ok(Json(
         state

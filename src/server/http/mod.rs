@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod conversations;
 pub mod error;
+pub mod extract;
 pub mod profile;
 pub mod security;
 pub mod server_fns;

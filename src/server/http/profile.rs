@@ -1,6 +1,7 @@
 //! The user's own card over HTTP: status, display name and personal message, and display
 //! pictures (upload, removal, and serving them to those who may see them).
 
+use super::extract::{self, Path, Query};
 use super::session::CurrentSession;
 use crate::protocol::http::{paths, Me, UpdateMe};
 use crate::server::{
@@ -10,7 +11,7 @@ use crate::server::{
 };
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, DefaultBodyLimit, Path, Query, State},
+    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, patch, put},
@@ -33,7 +34,7 @@ pub fn picture_router() -> Router<AppState> {
 async fn update_me(
     State(state): State<AppState>,
     current: CurrentSession,
-    Json(req): Json<UpdateMe>,
+    extract::Json(req): extract::Json<UpdateMe>,
 ) -> Result<Json<Me>> {
     Ok(Json(
         state.profiles.update(current.session.user.id, req).await?,

@@ -54,6 +54,23 @@ pub fn from_browser_form() -> bool {
     })
 }
 
+/// Refuses a body in another encoding than a form (JSON sent to a form endpoint would
+/// otherwise read as a form with every field empty). A call without a body passes.
+pub fn form_only() -> Result<(), ApiError> {
+    let content_type = parts().and_then(|p| {
+        p.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    });
+    match content_type {
+        Some(ct) if !ct.starts_with("application/x-www-form-urlencoded") => {
+            Err(fail(AppError::UnsupportedMediaType))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The session of the call (cookie or bearer token), or 401.
 pub async fn current_session(state: &AppState) -> Result<SessionRow, ApiError> {
     let headers = parts().map(|p| p.headers).unwrap_or_default();
