@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Turns the output of scripts/bench-peers.sh (target/bench-peers-results.txt) into the
 side-by-side table of docs/BENCHMARKS.md: median (min-max) over the repeats, and the ratio
-of Messenger's median to Bun's.
+of Messenger's median to Bun's. With --ab, the output of scripts/bench-ab.sh instead: every
+scenario of `make bench`, before and after a change, and after / before.
 
     usage: scripts/bench-table.py [target/bench-peers-results.txt]
+           scripts/bench-table.py --ab [target/bench-ab-results.txt]
 """
 import re
 import statistics
@@ -26,6 +28,26 @@ ROWS = [
     ("same: p99", "rooms --rooms 1000 --members 5 --rate 10000", "p99", "ms"),
     ("same: deliveries per server CPU-second", "rooms --rooms 1000 --members 5 --rate 10000", "per_cpu", "k"),
     ("rooms 1000 × 5, ramp ×1.5 from 2000 msgs/s after a 3 s warm-up: max deliveries/s with p99 < 100 ms", "rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp", "ramp", "k"),
+]
+
+# The rows of `make bench`'s scenarios, for --ab.
+AB_ROWS = [
+    ("RSS per idle connection (19,000 sockets)", "idle", "kib", "KiB"),
+    ("fan-out 100 at 500 msgs/s: p99", "fanout --members 100 --senders 10 --rate 500", "p99", "ms"),
+    ("same: deliveries per server CPU-second", "fanout --members 100 --senders 10 --rate 500", "per_cpu", "k"),
+    ("fan-out 1000 at 50 msgs/s: p50", "fanout --members 1000 --senders 10 --rate 50 --secs 10", "p50", "ms"),
+    ("same: p99", "fanout --members 1000 --senders 10 --rate 50 --secs 10", "p99", "ms"),
+    ("same: deliveries per server CPU-second", "fanout --members 1000 --senders 10 --rate 50 --secs 10", "per_cpu", "k"),
+    ("fan-out 1000 at 50 msgs/s, senders aligned: p99", "--aligned fanout", "p99", "ms"),
+    ("same: deliveries per server CPU-second", "--aligned fanout", "per_cpu", "k"),
+    ("fan-out 1000, ramp: max deliveries/s with p99 < 100 ms", "fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp", "ramp", "k"),
+    ("rooms 1000 × 5 at 10k msgs/s: p50", "rooms --rooms 1000 --members 5 --rate 10000", "p50", "ms"),
+    ("same: p99", "rooms --rooms 1000 --members 5 --rate 10000", "p99", "ms"),
+    ("same: deliveries per server CPU-second", "rooms --rooms 1000 --members 5 --rate 10000", "per_cpu", "k"),
+    ("rooms 1000 × 5, ramp: max deliveries/s with p99 < 100 ms", "rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp", "ramp", "k"),
+    ("durable writes, 16 senders: commits/s", "durable", "commits", "k"),
+    ("same: server CPU per message", "durable", "us_per_msg", "us"),
+    ("sign-in page first contentful paint, median of 20", "fcp", "fcp", "ms"),
 ]
 
 TALLY = re.compile(
@@ -57,6 +79,13 @@ def parse(path):
         m = re.search(r"ramp result: even (\d+)/s was over the limit", line)
         if m:
             current["ramp_below"] = True
+        m = re.search(r"= (\d+) commits/s.*\(([\d.]+) us per message\)", line)
+        if m:
+            current["commits"] = float(m.group(1))
+            current["us_per_msg"] = float(m.group(2))
+        m = re.search(r"^fcp: .* median ([\d.]+) ms", line)
+        if m:
+            current["fcp"] = float(m.group(1))
         m = TALLY.search(line)
         if m and "ramp" not in current["scenario"]:
             current["p50"] = float(m.group(1))
@@ -70,6 +99,8 @@ def parse(path):
 def fmt(value, unit, bare=False):
     if unit == "ms":
         return f"{value:.1f}" + ("" if bare else " ms")
+    if unit == "us":
+        return f"{value:.1f}" + ("" if bare else " µs")
     if unit == "KiB":
         return f"{value:.2f}" + ("" if bare else " KiB")
     if value >= 1e6:
@@ -97,7 +128,29 @@ def cell(samples, metric, unit):
     return f"{fmt(med, unit)} ({low}-{high})", med
 
 
+def ab_table(path):
+    runs, bad = parse(path)
+    print("| Scenario | Before | After | After / before |")
+    print("|---|---|---|---|")
+    for label, prefix, metric, unit in AB_ROWS:
+        cells, meds = [], {}
+        for server in ["before", "after"]:
+            samples = [s for (srv, sc), rs in runs.items() if srv == server and sc.startswith(prefix) for s in rs]
+            text, med = cell(samples, metric, unit)
+            cells.append(text)
+            meds[server] = med
+        b, a = meds["before"], meds["after"]
+        ratio = f"{a / b:.2f}" if a and b else "n/a"
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+    repeats = max((len(rs) for rs in runs.values()), default=0)
+    print(f"\n{repeats} repeats; runs with a lost, duplicated or reordered message: {len(bad)}")
+    for server, scenario, line in bad:
+        print(f"  {server} {scenario}: {line}")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--ab":
+        return ab_table(sys.argv[2] if len(sys.argv) > 2 else "target/bench-ab-results.txt")
     path = sys.argv[1] if len(sys.argv) > 1 else "target/bench-peers-results.txt"
     runs, bad = parse(path)
     print("| Scenario | " + " | ".join(HEADERS) + " | Messenger vs Bun |")
