@@ -1,7 +1,7 @@
 //! Deleting your own message: gone for every member, live and in history, in order; nobody
 //! else's, never twice.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 use messenger::protocol::{ErrorCode, MessageKind, ServerFrame};
 use serde_json::json;
 
@@ -108,4 +108,53 @@ async fn a_sender_deletes_their_message_for_every_member_live_and_in_history() {
         )
     })
     .await;
+}
+
+#[tokio::test]
+async fn refused_deletions_and_undeliverable_sends_spend_no_sends() {
+    // Three sends a second: twenty refusals in a row would empty the bucket if they cost one.
+    let app = spawn_app_with(|c| c.sockets.send_rate_per_second = 3).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    app.befriend(&a, &b).await;
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
+    wa.send_msg(conv, "m1", "mine").await;
+    wa.until(|f| matches!(f, ServerFrame::Ack { seq: 1, .. }))
+        .await;
+    for i in 0..20 {
+        let id = format!("d-{i}");
+        wb.send(json!({ "t": "delete", "conv": conv, "client_id": id, "seq": 1 }))
+            .await;
+        match wb.until(|f| matches!(f, ServerFrame::Error { .. })).await {
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::CannotDelete, "{i}"),
+            _ => unreachable!(),
+        }
+    }
+    // a blocks b: b's messages are undeliverable, and cost nothing either.
+    let res = app
+        .post(
+            &format!("/api/contacts/{}/block", b.me.id),
+            Some(&a.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    for i in 0..20 {
+        wb.send_msg(conv, &format!("u-{i}"), "hello?").await;
+        match wb.until(|f| matches!(f, ServerFrame::Error { .. })).await {
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::Undeliverable, "{i}"),
+            _ => unreachable!(),
+        }
+    }
+    // The bucket is still full: b can still write elsewhere straight away.
+    let res = app
+        .post(
+            &format!("/api/contacts/{}/unblock", b.me.id),
+            Some(&a.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    wb.send_msg(conv, "m2", "sorry").await;
+    wb.until(|f| matches!(f, ServerFrame::Ack { seq: 2, .. }))
+        .await;
 }

@@ -288,6 +288,13 @@ impl Conn {
         }
     }
 
+    /// Gives back the send [`take_token`](Self::take_token) took, for a refusal that
+    /// stored nothing and that the client could not have avoided by waiting.
+    pub(super) fn refund_token(&mut self) {
+        let rate = self.state.cfg.sockets.send_rate_per_second.max(1) as f64;
+        self.tokens = (self.tokens + 1.0).min(rate);
+    }
+
     /// Sending is activity: keep the session alive (at most one write per 30 s).
     pub(super) async fn slide_session(&mut self) -> anyhow::Result<()> {
         let now = now_ms();

@@ -70,6 +70,8 @@ async fn post(
             .refuse(code, message, Some(conv), Some(client_id))
             .await?);
     }
+    // Sending is activity, whether or not the rules below let this one through.
+    conn.slide_session().await?;
     let author = Author {
         id: conn.me().id,
         name: &conn.session.user.display_name,
@@ -83,10 +85,15 @@ async fn post(
         Reply::Socket(Owed::new(mailbox, me, conv, owed_id))
     };
     match conn.state.chat.post(author, conv, id, content, reply).await {
-        Ok(()) => conn.slide_session().await,
+        Ok(()) => Ok(()),
         // The log is stopping; the acknowledgement it owed said so already.
         Err(Refusal::Stopping) => Ok(()),
         Err(refusal) => {
+            // What could never be sent (a blocked peer, a message that is not theirs to
+            // delete) costs no send; a nudge too soon does, as a flood of them should.
+            if matches!(refusal, Refusal::Undeliverable | Refusal::CannotDelete(_)) {
+                conn.refund_token();
+            }
             let message = refusal.message();
             Ok(conn
                 .refuse(refusal.code(), &message, Some(conv), Some(client_id))
