@@ -197,7 +197,8 @@ impl Application {
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             // Picture uploads are the one large body; that router sets its own limit.
             .merge(profile::picture_router())
-            .layer(middleware::from_fn(server_fns::server_fn_errors))
+            .layer(middleware::from_fn(server_fns::server_fn_calls))
+            .layer(middleware::from_fn(error::plain_refusals))
             .layer(middleware::from_fn_with_state(
                 state.clone(),
                 security::pages,

@@ -2,10 +2,11 @@
 //! ([`crate::protocol::ApiError`]). An internal error's detail never leaves the server: the
 //! response carries it to [`log_errors`], the layer that logs it.
 
+use crate::protocol::{ApiError, ApiErrorCode};
 use crate::server::error::AppError;
 use axum::{
     extract::Request,
-    http::StatusCode,
+    http::{header, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
     Json,
@@ -55,4 +56,56 @@ pub async fn log_errors(req: Request, next: Next) -> Response {
         tracing::error!(%method, %path, error = ?e, "internal error");
     }
     res
+}
+
+/// The refusal that goes with a status the framework or a layer answered by itself, without
+/// the error body (a body over the limit, a method the address does not take).
+pub fn refusal_for(status: StatusCode) -> ApiError {
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ApiErrorCode::TooLarge,
+            "The request is larger than this address takes.",
+        ),
+        StatusCode::NOT_FOUND => (ApiErrorCode::NotFound, "There is nothing at that address."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ApiErrorCode::Invalid,
+            "That address does not take this method.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            return AppError::UnsupportedMediaType.to_api();
+        }
+        StatusCode::UNAUTHORIZED => (ApiErrorCode::Unauthorized, "Please sign in."),
+        StatusCode::FORBIDDEN => (ApiErrorCode::Forbidden, "That is not allowed."),
+        StatusCode::TOO_MANY_REQUESTS => (
+            ApiErrorCode::TooManyRequests,
+            "Too many requests; wait a moment.",
+        ),
+        s if s.is_server_error() => return AppError::Internal(anyhow::anyhow!("{s}")).to_api(),
+        _ => (ApiErrorCode::Invalid, "The request could not be read."),
+    };
+    ApiError::new(code, message)
+}
+
+/// Gives the API's refusals that were answered without the error body (in plain text, or
+/// empty: a body over the limit, a method the address does not take) the `{"error",
+/// "message"}` body of [`refusal_for`], keeping their status. Pages are left alone.
+pub async fn plain_refusals(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let refused = res.status().is_client_error() || res.status().is_server_error();
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || !refused || json {
+        return res;
+    }
+    let status = res.status();
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut answer = (status, Json(refusal_for(status))).into_response();
+    // Keep what rode on the response (an internal error's detail, for the log).
+    *answer.extensions_mut() = parts.extensions;
+    answer
 }

@@ -27,6 +27,10 @@ impl From<JsonRejection> for AppError {
     fn from(e: JsonRejection) -> Self {
         match e {
             JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+            // The body went over the limit while it was read (no length was announced).
+            other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::TooLarge("The request is larger than this address takes.".into())
+            }
             other => AppError::Invalid(format!(
                 "The request's JSON could not be read: {}",
                 other.body_text()

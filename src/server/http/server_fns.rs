@@ -1,16 +1,17 @@
 //! What the server functions (`crate::app::server_fns`) need on the server: the application
 //! state and the request's session from Leptos' context, answers for browser forms
-//! (redirects) and for API clients (status and cookie), and [`server_fn_errors`], the layer
-//! that gives each refused call the status of its error code and hands internal errors to
-//! the logging layer.
+//! (redirects) and for API clients (status and cookie), and [`server_fn_calls`], the layer
+//! around every call that decides which of the two the caller is, gives each refusal the
+//! status of its error code and hands internal errors to the logging layer.
 //!
-//! A call from a browser form (its `Accept` names `text/html`: the sign-in window posting
-//! without any script) is answered with `303 See Other`: to `/app` once signed in, back to
-//! the sign-in window with the error otherwise. Every other caller gets the JSON body.
+//! A browser's own form submission (the sign-in window posting without any script) is
+//! answered with `303 See Other`: to `/app` once signed in, back to the sign-in window with
+//! the error otherwise, whatever refused it (the function, an unreadable or too large body).
+//! Every other caller gets the JSON body. [`is_browser_form`] says how the two are told apart.
 
 use super::{
     accounts::signed_in,
-    error::{status_of, ErrorSlot, Internal},
+    error::{refusal_for, status_of, ErrorSlot, Internal},
     session::{self, clear_cookie, session_cookie},
 };
 use crate::protocol::{http::SignedIn, ApiError, ApiErrorCode};
@@ -18,14 +19,17 @@ use crate::server::{auth::Started, error::AppError, state::AppState, store::Sess
 use axum::{
     body::Body,
     extract::Request,
-    http::{header, request::Parts, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::Response,
 };
 use leptos::prelude::use_context;
-use leptos::server_fn::error::SERVER_FN_ERROR_HEADER;
+use leptos::server_fn::{axum::server_fn_paths, error::SERVER_FN_ERROR_HEADER};
 use leptos_axum::ResponseOptions;
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{Arc, OnceLock},
+};
 
 /// Largest error body the layer reads back to find its code.
 const ERROR_BODY_MAX: usize = 16 * 1024;
@@ -44,14 +48,40 @@ fn parts() -> Option<Parts> {
     use_context::<Parts>()
 }
 
+/// Whether a server-function call is a browser's own form submission, decided once by
+/// [`server_fn_calls`] and read by the functions from the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrowserForm(pub bool);
+
 /// Whether the call is a browser's plain form post (it wants a page back, not JSON).
 pub fn from_browser_form() -> bool {
-    parts().is_some_and(|p| {
-        p.headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
-    })
+    parts().is_some_and(|p| p.extensions.get::<BrowserForm>() == Some(&BrowserForm(true)))
+}
+
+/// A browser submitting a form itself says so: `Sec-Fetch-Mode: navigate` (a script's
+/// request, the island's included, says `cors` or `same-origin`). A client that sends no
+/// `Sec-Fetch-Mode` (an older browser, an API client) is taken at its `Accept`: a page
+/// (`text/html`) and not JSON. Only a `POST` is a form; anything else gets JSON.
+pub fn is_browser_form(method: &Method, headers: &axum::http::HeaderMap) -> bool {
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    method == Method::POST
+        && match value(header::HeaderName::from_static("sec-fetch-mode")) {
+            Some(mode) => mode.eq_ignore_ascii_case("navigate"),
+            None => value(header::ACCEPT)
+                .is_some_and(|a| a.contains("text/html") && !a.contains("application/json")),
+        }
+}
+
+/// Whether `path` is a server function's.
+fn is_server_fn(path: &str) -> bool {
+    static PATHS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    PATHS
+        .get_or_init(|| server_fn_paths().map(|(path, _)| path).collect())
+        .contains(path)
 }
 
 /// Refuses a body in another encoding than a form (JSON sent to a form endpoint would
@@ -133,16 +163,7 @@ pub fn session_started(
         Err(e) => {
             let api = fail(e);
             if let (true, Some(res)) = (form, &res) {
-                let mode = match window {
-                    Window::SignIn => "signin",
-                    Window::SignUp => "signup",
-                };
-                let query = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("mode", mode)
-                    .append_pair("username", username)
-                    .append_pair("error", &api.message)
-                    .finish();
-                see_other(res, &format!("/?{query}"));
+                see_other(res, &back_to(window, username, &api.message));
             }
             Err(api)
         }
@@ -164,6 +185,20 @@ pub fn signed_out(state: &AppState) {
     }
 }
 
+/// The sign-in window's address, showing `message` (and the name typed, kept).
+fn back_to(window: Window, username: &str, message: &str) -> String {
+    let mode = match window {
+        Window::SignIn => "signin",
+        Window::SignUp => "signup",
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("mode", mode);
+    if !username.is_empty() {
+        query.append_pair("username", username);
+    }
+    format!("/?{}", query.append_pair("error", message).finish())
+}
+
 fn see_other(res: &ResponseOptions, to: &str) {
     if let Ok(location) = HeaderValue::from_str(to) {
         res.set_status(StatusCode::SEE_OTHER);
@@ -171,31 +206,65 @@ fn see_other(res: &ResponseOptions, to: &str) {
     }
 }
 
-/// Around every request: a place for a server function's internal error, and, for a server
-/// function that answered with an error, the status of the error's code (the framework
-/// answers every error with 500). A `204` loses the `null` body the framework wrote.
-pub async fn server_fn_errors(mut req: Request, next: Next) -> Response {
+/// Around every request: a place for a server function's internal error. Around a server
+/// function's call: whether it is a browser form (see [`is_browser_form`]); the status of its
+/// error's code (the framework answers every error with 500); a `204` without the `null` body
+/// the framework wrote; and, for a browser form that was refused before the function could
+/// answer it (a body too large or unreadable), the redirect back to the sign-in window.
+pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
     let slot = ErrorSlot::default();
     req.extensions_mut().insert(slot.clone());
+    let path = req.uri().path().to_owned();
+    let server_fn = is_server_fn(&path);
+    let form = server_fn && is_browser_form(req.method(), req.headers());
+    if server_fn {
+        req.extensions_mut().insert(BrowserForm(form));
+        // The framework would answer any call whose `Accept` names HTML with a redirect to
+        // its referrer, by a rule of its own; here the answer is decided above, so the
+        // framework is asked for JSON.
+        req.headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    }
     let mut res = next.run(req).await;
     if let Some(detail) = slot.take() {
         res.extensions_mut().insert(Internal(Arc::new(detail)));
+    }
+    if !server_fn {
+        return res;
     }
     if res.status() == StatusCode::NO_CONTENT {
         *res.body_mut() = Body::empty();
         res.headers_mut().remove(header::CONTENT_TYPE);
         res.headers_mut().remove(header::CONTENT_LENGTH);
-    } else if res.status() == StatusCode::INTERNAL_SERVER_ERROR
-        && res.headers().contains_key(SERVER_FN_ERROR_HEADER)
-    {
-        let (mut parts, body) = res.into_parts();
-        let bytes = axum::body::to_bytes(body, ERROR_BODY_MAX)
-            .await
-            .unwrap_or_default();
-        if let Ok(api) = serde_json::from_slice::<ApiError>(&bytes) {
-            parts.status = status_of(api.error);
-        }
-        res = Response::from_parts(parts, Body::from(bytes));
+        return res;
     }
-    res
+    if !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let from_framework = res.headers().contains_key(SERVER_FN_ERROR_HEADER);
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, ERROR_BODY_MAX)
+        .await
+        .unwrap_or_default();
+    let api = serde_json::from_slice::<ApiError>(&bytes).ok();
+    if let (true, Some(api)) = (from_framework, &api) {
+        parts.status = status_of(api.error);
+    }
+    if form {
+        // Refused before the function could send the browser back itself.
+        let message = api.map_or_else(|| refusal_for(parts.status).message, |api| api.message);
+        let window = if path.ends_with("/signup") {
+            Window::SignUp
+        } else {
+            Window::SignIn
+        };
+        let mut back = Response::new(Body::empty());
+        *back.status_mut() = StatusCode::SEE_OTHER;
+        if let Ok(location) = HeaderValue::from_str(&back_to(window, "", &message)) {
+            back.headers_mut().insert(header::LOCATION, location);
+        }
+        *back.extensions_mut() = parts.extensions;
+        return back;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
