@@ -227,7 +227,11 @@ pub fn invite(ui: Ui, conv: i64, user: i64) {
                 });
                 open_summary(ui, summary);
             }
-            Err(e) if ui.model.with_untracked(|m| m.conv(conv).is_some()) => {
+            // A session that ended is the sign-in window's business, not a notice's.
+            Err(e)
+                if e.error != ApiErrorCode::Unauthorized
+                    && ui.model.with_untracked(|m| m.conv(conv).is_some()) =>
+            {
                 ui.model.update(|m| {
                     if let Some(c) = m.conv_mut(conv) {
                         c.notice = Some(e.message);
@@ -287,7 +291,7 @@ pub fn load_older(ui: Ui, conv: i64) {
 pub fn sign_in_again(ui: Ui, password: String) {
     let username = ui.me.with_value(|m| m.username.clone());
     spawn_local(async move {
-        match server_fns::sign_in(username, password, String::new()).await {
+        match server_fns::sign_in(username, password.into(), String::new()).await {
             Ok(_) => {
                 ui.resume_error.set(None);
                 ui.net.update_value(|n| n.attempt = 0);

@@ -12,7 +12,7 @@
 //!
 //! Every refusal is an [`ApiError`] with the status of its code.
 
-use crate::protocol::{http::SignedIn, ApiError, HistoryPage};
+use crate::protocol::{http::SignedIn, ApiError, HistoryPage, Password};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 
@@ -20,12 +20,12 @@ use leptos::server_fn::codec::{GetUrl, Json};
 #[server(prefix = "/api", endpoint = "signup")]
 pub async fn sign_up(
     #[server(default)] username: String,
-    #[server(default)] password: String,
+    #[server(default)] password: Password,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{form_only, session_started, state, Window};
     form_only()?;
     let state = state()?;
-    let started = state.auth.sign_up(&username, &password).await;
+    let started = state.auth.sign_up(&username, password.expose()).await;
     session_started(
         &state,
         started,
@@ -41,13 +41,16 @@ pub async fn sign_up(
 #[server(prefix = "/api", endpoint = "signin")]
 pub async fn sign_in(
     #[server(default)] username: String,
-    #[server(default)] password: String,
+    #[server(default)] password: Password,
     #[server(default)] status: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{form_only, session_started, state, Window};
     form_only()?;
     let state = state()?;
-    let started = state.auth.sign_in(&username, &password, &status).await;
+    let started = state
+        .auth
+        .sign_in(&username, password.expose(), &status)
+        .await;
     session_started(
         &state,
         started,
@@ -91,7 +94,7 @@ pub async fn sign_out() -> Result<(), ApiError> {
 #[server(prefix = "/api", endpoint = "token", input = Json)]
 pub async fn bearer_token(
     #[server(default)] username: Option<String>,
-    #[server(default)] password: Option<String>,
+    #[server(default)] password: Option<Password>,
     #[server(default)] status: Option<String>,
     #[server(default)] guest: bool,
 ) -> Result<SignedIn, ApiError> {
@@ -107,7 +110,7 @@ pub async fn bearer_token(
             .auth
             .sign_in(
                 username.as_deref().unwrap_or_default(),
-                password.as_deref().unwrap_or_default(),
+                password.as_ref().map_or("", Password::expose),
                 status.as_deref().unwrap_or_default(),
             )
             .await
@@ -133,4 +136,34 @@ pub async fn load_history(
         .history_page(session.user.id, conv, before, limit)
         .await
         .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calls_arguments_never_show_a_password_in_debug_output() {
+        let call = SignIn {
+            username: "ann".into(),
+            password: "hunter2 secret".to_owned().into(),
+            status: String::new(),
+        };
+        let up = SignUp {
+            username: "ann".into(),
+            password: "hunter2 secret".to_owned().into(),
+        };
+        let token = BearerToken {
+            username: Some("ann".into()),
+            password: Some("hunter2 secret".to_owned().into()),
+            status: None,
+            guest: false,
+        };
+        for shown in [format!("{call:?}"), format!("{up:?}"), format!("{token:?}")] {
+            assert!(
+                !shown.contains("hunter2") && shown.contains("ann"),
+                "{shown}"
+            );
+        }
+    }
 }

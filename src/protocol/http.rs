@@ -47,7 +47,7 @@ pub mod paths {
 }
 
 /// A session that was started (sign-up, sign-in, guest) or looked at (`GET /api/session`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {
     pub user: UserSummary,
     pub idle_expires_at: i64,
@@ -55,6 +55,18 @@ pub struct SignedIn {
     /// Only from `POST /api/token`: the bearer token for non-browser clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+}
+
+/// The bearer token is a credential: its `Debug` says whether there is one, not what it is.
+impl fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.user)
+            .field("idle_expires_at", &self.idle_expires_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// `POST /api/dm`: the one-to-one conversation with this user.
@@ -251,6 +263,27 @@ impl FromServerFnError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_never_shows_in_debug_output() {
+        let signed_in = SignedIn {
+            user: UserSummary {
+                id: 1,
+                username: "ann".into(),
+                display_name: "Ann".into(),
+                is_guest: false,
+                is_bot: false,
+            },
+            idle_expires_at: 1,
+            absolute_expires_at: 2,
+            token: Some("tok-secret-value".into()),
+        };
+        let shown = format!("{signed_in:?}");
+        assert!(
+            !shown.contains("tok-secret-value") && shown.contains("ann"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_path_with_an_id_is_its_pattern_filled_in() {

@@ -171,9 +171,47 @@ impl fmt::Debug for NewPassword {
     }
 }
 
+/// A password as it was typed, on its way to be checked (a sign-in) or parsed into a
+/// [`NewPassword`] (a sign-up). It is the wire's: a form field or JSON string as it is. Its
+/// `Debug` never shows it, so no log line or panic message can.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Password {
+    fn from(raw: String) -> Self {
+        Self(raw)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_never_shows_in_debug_output() {
+        let typed = Password::from("hunter2 secret".to_owned());
+        assert_eq!(format!("{typed:?}"), "Password(..)");
+        assert_eq!(typed.expose(), "hunter2 secret");
+        let json = serde_json::to_string(&typed).expect("serialise");
+        assert_eq!(json, "\"hunter2 secret\"");
+        let back: Password = serde_json::from_str(&json).expect("read");
+        assert_eq!(back, typed);
+        let parsed = NewPassword::parse("hunter2 secret").expect("valid");
+        assert_eq!(format!("{parsed:?}"), "NewPassword(..)");
+    }
 
     #[test]
     fn a_body_of_exactly_the_limit_is_accepted_and_one_more_is_refused() {

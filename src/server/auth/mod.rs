@@ -40,10 +40,19 @@ pub struct Auth {
 }
 
 /// A session that was just started, and the token that carries it (given out once).
-#[derive(Debug)]
 pub struct Started {
     pub token: String,
     pub session: SessionRow,
+}
+
+/// The token is a credential: never in a log line.
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("token", &"..")
+            .field("session", &self.session)
+            .finish()
+    }
 }
 
 /// A fresh session token (256 random bits, URL-safe base64) and the hash that is stored.
