@@ -15,6 +15,9 @@ pub use tungstenite::Utf8Bytes as Frame;
 /// Serialises a server frame once, for every connection that gets it. The one place frames
 /// become text.
 pub fn encode(frame: &ServerFrame) -> Frame {
+    // serde_json fails only for a map whose keys are not strings or a hand-written
+    // `Serialize` that errs; every frame is derived data with neither (`protocol` has no
+    // maps), so a failure here is a bug in the protocol types, not a runtime condition.
     Frame::from(serde_json::to_string(frame).expect("server frames serialise"))
 }
 
