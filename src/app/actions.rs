@@ -427,12 +427,13 @@ pub fn more_rooms(ui: Ui) {
     spawn_local(async move {
         match http::get::<RoomPage>(&query.path()).await {
             Ok(page) => ui.model.update(|m| {
+                let rooms = std::sync::Arc::make_mut(&mut m.rooms);
                 for r in page.rooms {
-                    if !m.rooms.iter().any(|x| x.id == r.id) {
-                        m.rooms.push(r);
+                    if !rooms.iter().any(|x| x.id == r.id) {
+                        rooms.push(r);
                     }
                 }
-                m.rooms.sort_by_key(|r| r.id);
+                rooms.sort_by_key(|r| r.id);
             }),
             Err(e) => refused(ui, e),
         }

@@ -2,11 +2,27 @@
 //! conversations with their windows. [`crate::app::reducer`] changes it from server frames
 //! and the user's actions; the views read it (`crate::app::state::Ui` holds it in a signal).
 //! The derived views (the contact list's sections, the typing line) are pure functions here.
+//!
+//! The model is one signal, so every change notifies every view that reads it. What keeps a
+//! frame from costing the whole page: the large lists (contacts, groups, rooms, each
+//! window's lines and pending messages) are shared (`Arc`), so a view's memo of one clones a
+//! pointer and compares pointers, and reruns what depends on it only when that list itself
+//! changed. A change to a list goes through [`Arc::make_mut`] (or [`retain`], which leaves the
+//! list alone when nothing goes).
 
 use crate::protocol::{
     conversation_title, Contact, ContactGroup, ContactState, ConversationKind, ConversationSummary,
     MessageKind, MessageView, Presence, RoomSummary, Status, UserSummary,
 };
+use std::sync::Arc;
+
+/// Keeps the entries of a shared list that `keep` accepts; the list is not copied (and stays
+/// the same list for the views) when every entry stays.
+pub fn retain<T: Clone>(list: &mut Arc<Vec<T>>, mut keep: impl FnMut(&T) -> bool) {
+    if !list.iter().all(&mut keep) {
+        Arc::make_mut(list).retain(keep);
+    }
+}
 
 /// Messages of a conversation loaded when this page first sees it; older ones load on scroll.
 pub const FIRST_LOAD: i64 = 30;
@@ -24,9 +40,9 @@ pub struct Model {
     pub personal_message: String,
     pub picture: Option<String>,
     /// The contact list: contacts, requests both ways and blocked users.
-    pub contacts: Vec<Contact>,
-    pub groups: Vec<ContactGroup>,
-    pub rooms: Vec<RoomSummary>,
+    pub contacts: Arc<Vec<Contact>>,
+    pub groups: Arc<Vec<ContactGroup>>,
+    pub rooms: Arc<Vec<RoomSummary>>,
     /// How many public rooms exist (`rooms` may hold only some of them).
     pub rooms_total: i64,
     /// The conversations this user is in, in the order this page learnt of them.
@@ -50,9 +66,9 @@ impl Model {
             status: Status::Online,
             personal_message: String::new(),
             picture: None,
-            contacts: Vec::new(),
-            groups: Vec::new(),
-            rooms: Vec::new(),
+            contacts: Arc::default(),
+            groups: Arc::default(),
+            rooms: Arc::default(),
             rooms_total: 0,
             convs: Vec::new(),
             open: Vec::new(),
@@ -74,14 +90,6 @@ impl Model {
         self.open.contains(&id)
     }
 
-    /// The presence of a user as this user sees it (None for anyone not in the list).
-    pub fn presence_of(&self, user: i64) -> Option<&Presence> {
-        self.contacts
-            .iter()
-            .find(|c| c.user.id == user)
-            .map(|c| &c.presence)
-    }
-
     /// A fresh id for a toast or a typing entry.
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
@@ -90,14 +98,11 @@ impl Model {
 
     /// Adds or replaces a contact list entry; returns the entry it replaced (None: new).
     pub fn upsert_contact(&mut self, contact: Contact) -> Option<Contact> {
-        match self
-            .contacts
-            .iter_mut()
-            .find(|c| c.user.id == contact.user.id)
-        {
+        let contacts = Arc::make_mut(&mut self.contacts);
+        match contacts.iter_mut().find(|c| c.user.id == contact.user.id) {
             Some(c) => Some(std::mem::replace(c, contact)),
             None => {
-                self.contacts.push(contact);
+                contacts.push(contact);
                 None
             }
         }
@@ -105,7 +110,8 @@ impl Model {
 
     /// A contact's new presence; returns the status it had before (None: not in the list).
     pub fn set_presence(&mut self, user: i64, presence: Presence) -> Option<Status> {
-        let c = self.contacts.iter_mut().find(|c| c.user.id == user)?;
+        let at = self.contacts.iter().position(|c| c.user.id == user)?;
+        let c = &mut Arc::make_mut(&mut self.contacts)[at];
         let before = c.presence.status;
         c.presence = presence;
         Some(before)
@@ -172,8 +178,8 @@ pub struct ConvModel {
     /// In a group this user was invited into, the history they may see starts after this.
     pub visible_after: i64,
     /// Committed messages, ordered by sequence number, without duplicates.
-    pub lines: Vec<Line>,
-    pub pending: Vec<Pending>,
+    pub lines: Arc<Vec<Line>>,
+    pub pending: Arc<Vec<Pending>>,
     pub unread: u32,
     /// Highest sequence number received in order since the last `sync` (None: never synced).
     pub synced_upto: Option<i64>,
@@ -184,9 +190,9 @@ pub struct ConvModel {
     pub typing: Vec<Typist>,
     /// The highest sequence number this page knows of.
     pub latest: i64,
-    /// The last read mark this page sent, and whether the next is already scheduled.
-    pub read_sent: i64,
-    pub read_scheduled: bool,
+    /// The read mark the server had when this page learnt of the conversation (the marks
+    /// this page sends are the network's bookkeeping, `state::Net`, not the model's).
+    pub last_read: i64,
     /// Whether the window is shaking from a nudge right now.
     pub shaking: bool,
     /// Nudges this window has shaken for (kept, unlike the shaking, for anyone checking).
@@ -207,8 +213,8 @@ impl ConvModel {
             title: s.title.clone(),
             members: s.members.clone(),
             visible_after: s.visible_after,
-            lines: Vec::new(),
-            pending: Vec::new(),
+            lines: Arc::default(),
+            pending: Arc::default(),
             // Messages that arrived while the user was away count as unread from the start.
             unread: (s.last_seq - s.last_read).clamp(0, u32::MAX as i64) as u32,
             synced_upto: None,
@@ -216,8 +222,7 @@ impl ConvModel {
             loading_older: false,
             typing: Vec::new(),
             latest: s.last_seq,
-            read_sent: s.last_read,
-            read_scheduled: false,
+            last_read: s.last_read,
             shaking: false,
             nudges: 0,
             notice: None,
@@ -253,7 +258,7 @@ impl ConvModel {
     pub fn insert(&mut self, new: impl IntoIterator<Item = Line>) {
         for line in new {
             if let Err(at) = self.lines.binary_search_by_key(&line.seq, |l| l.seq) {
-                self.lines.insert(at, line);
+                Arc::make_mut(&mut self.lines).insert(at, line);
             }
         }
     }

@@ -3,11 +3,14 @@
 //! browser: every rule of the island's behaviour is here and unit-tested; `net` and
 //! `actions` carry the effects out.
 
-use super::model::{shown_name, ConvModel, Line, Model, Pending, Toast, Typist, FIRST_LOAD};
+use super::model::{
+    retain, shown_name, ConvModel, Line, Model, Pending, Toast, Typist, FIRST_LOAD,
+};
 use crate::protocol::{
     ClientFrame, ContactState, ConversationKind, ConversationSummary, ErrorCode, HistoryPage,
     MessageKind, ServerFrame, Status, TYPING_SHOWS_FOR_MS,
 };
+use std::sync::Arc;
 
 /// How long a nudged window shakes, in milliseconds.
 pub const SHAKE_FOR_MS: u32 = 700;
@@ -83,10 +86,10 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             m.picture = picture;
             m.status = status;
             m.personal_message = personal_message;
-            m.contacts = contacts;
-            m.groups = groups;
+            m.contacts = Arc::new(contacts);
+            m.groups = Arc::new(groups);
             m.ready = true;
-            m.rooms = rooms;
+            m.rooms = Arc::new(rooms);
             m.rooms_total = rooms_total;
             for s in &conversations {
                 ensure_conv(m, s);
@@ -98,8 +101,8 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             if !ensure_conv(m, &conversation) {
                 fx.extend(sync(m, conversation.id, conversation.last_seq));
             }
-            if let Some(r) = m.rooms.iter_mut().find(|r| r.id == conversation.id) {
-                r.joined = true;
+            if let Some(at) = m.rooms.iter().position(|r| r.id == conversation.id) {
+                Arc::make_mut(&mut m.rooms)[at].joined = true;
             }
         }
         ServerFrame::ConvRemoved { conv } => {
@@ -119,7 +122,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             }
             let mine = msg.from == me;
             if mine {
-                c.pending.retain(|p| p.client_id != msg.client_id);
+                retain(&mut c.pending, |p| p.client_id != msg.client_id);
             }
             c.latest = c.latest.max(msg.seq);
             if news && open {
@@ -129,7 +132,8 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             c.typing.retain(|t| t.user != msg.from);
             if msg.kind == MessageKind::Delete {
                 if let Ok(target) = msg.body.parse::<i64>() {
-                    if let Some(l) = c.lines.iter_mut().find(|l| l.seq == target) {
+                    if let Some(at) = c.lines.iter().position(|l| l.seq == target) {
+                        let l = &mut Arc::make_mut(&mut c.lines)[at];
                         l.kind = MessageKind::Deleted;
                         l.body.clear();
                     }
@@ -170,7 +174,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             conv, client_id, ..
         } => {
             if let Some(c) = m.conv_mut(conv) {
-                c.pending.retain(|p| p.client_id != client_id);
+                retain(&mut c.pending, |p| p.client_id != client_id);
             }
         }
         ServerFrame::Error {
@@ -195,11 +199,10 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                     fx.push(Effect::Later(RESEND_AFTER_MS, resend));
                 }
                 (_, Some((conv, client_id))) => {
-                    if let Some(p) = m
-                        .conv_mut(conv)
-                        .and_then(|c| c.pending.iter_mut().find(|p| p.client_id == client_id))
-                    {
-                        p.failed = Some(message);
+                    if let Some(c) = m.conv_mut(conv) {
+                        if let Some(at) = c.pending.iter().position(|p| p.client_id == client_id) {
+                            Arc::make_mut(&mut c.pending)[at].failed = Some(message);
+                        }
                     }
                 }
                 (_, None) => m.notice = Some(message),
@@ -221,7 +224,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                 _ => {}
             }
         }
-        ServerFrame::ContactRemoved { user } => m.contacts.retain(|c| c.user.id != user),
+        ServerFrame::ContactRemoved { user } => retain(&mut m.contacts, |c| c.user.id != user),
         ServerFrame::Presence { user, presence } => {
             let name = presence.display_name.clone();
             let status = presence.status;
@@ -239,7 +242,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             m.display_name = display_name;
             m.picture = picture;
         }
-        ServerFrame::Groups { groups } => m.groups = groups,
+        ServerFrame::Groups { groups } => m.groups = Arc::new(groups),
         ServerFrame::Read { conv, seq } => {
             // Read in another tab (or this one): nothing before `seq` is unread any more.
             if let Some(c) = m.conv_mut(conv) {
@@ -337,7 +340,7 @@ pub fn send(m: &mut Model, conv: i64, client_id: String, body: String) -> Vec<Ef
     let Some(c) = m.conv_mut(conv) else {
         return Vec::new();
     };
-    c.pending.push(Pending {
+    Arc::make_mut(&mut c.pending).push(Pending {
         client_id: client_id.clone(),
         body: body.clone(),
         failed: None,
@@ -574,6 +577,45 @@ mod tests {
         let c = m.conv(7).unwrap();
         assert_eq!(c.lines.iter().map(|l| l.seq).collect::<Vec<_>>(), [5, 6]);
         assert_eq!((c.synced_upto, c.latest, c.unread), (Some(6), 6, 0));
+    }
+
+    #[test]
+    fn a_frame_leaves_the_lists_it_does_not_change_the_same_lists() {
+        // Views keep a pointer to each list and skip their work while it is the same one.
+        let mut m = synced_dm(4);
+        send(&mut m, 7, "c5".into(), "hello".into());
+        let contacts = Arc::clone(&m.contacts);
+        let lines = Arc::clone(&m.conv(7).unwrap().lines);
+        let pending = Arc::clone(&m.conv(7).unwrap().pending);
+        // Someone else's message: new lines, the same contacts and pending messages.
+        reduce(&mut m, msg(7, 5, 2, MessageKind::Text));
+        let c = m.conv(7).unwrap();
+        assert!(Arc::ptr_eq(&contacts, &m.contacts));
+        assert!(Arc::ptr_eq(&pending, &c.pending));
+        assert!(!Arc::ptr_eq(&lines, &c.lines) && c.lines.len() == 1);
+        // An acknowledgement of something not pending changes nothing either.
+        reduce(
+            &mut m,
+            ServerFrame::Ack {
+                conv: 7,
+                client_id: "elsewhere".into(),
+                seq: 9,
+                at: 0,
+            },
+        );
+        assert!(Arc::ptr_eq(&pending, &m.conv(7).unwrap().pending));
+        // A presence change is a new contact list; the lines stay.
+        let lines = Arc::clone(&m.conv(7).unwrap().lines);
+        reduce(
+            &mut m,
+            ServerFrame::Presence {
+                user: 2,
+                presence: bob(Status::Away).presence,
+            },
+        );
+        assert!(!Arc::ptr_eq(&contacts, &m.contacts));
+        assert_eq!(m.contacts[0].presence.status, Status::Away);
+        assert!(Arc::ptr_eq(&lines, &m.conv(7).unwrap().lines));
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //! menus, the sound switch, the network's own bookkeeping).
 
 use super::model::Model;
-use crate::protocol::UserSummary;
+use crate::protocol::{Contact, ContactGroup, Presence, UserSummary};
 use futures_channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 /// The state of the live connection, as the main window shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,10 @@ pub enum Link {
 pub struct Ui {
     pub me: StoredValue<UserSummary>,
     pub model: RwSignal<Model>,
+    /// The model's contact list and contact groups, as memos: views of them rerun when the
+    /// list changes, not on every frame (the lists are shared, so comparing is a pointer).
+    pub contacts: Memo<Arc<Vec<Contact>>>,
+    pub groups: Memo<Arc<Vec<ContactGroup>>>,
     pub link: RwSignal<Link>,
     /// What the user is typing in each conversation (kept when a window closes).
     pub drafts: RwSignal<HashMap<i64, String>>,
@@ -60,6 +67,16 @@ pub struct Net {
     pub keystrokes: u64,
     /// Set once the network started (once per page).
     pub started: bool,
+    /// The read marks this page sent, per conversation (`net::mark_read`).
+    pub reads: HashMap<i64, ReadMark>,
+}
+
+/// The last read mark this page sent in a conversation, and whether the next one is
+/// already scheduled (at most one per conversation per second).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadMark {
+    pub sent: i64,
+    pub scheduled: bool,
 }
 
 /// The way out to the open socket (the task that owns it reads this channel), and whether
@@ -71,8 +88,11 @@ pub struct SocketHandle {
 
 impl Ui {
     pub fn new(me: UserSummary) -> Self {
+        let model = RwSignal::new(Model::new(me.clone()));
         Self {
-            model: RwSignal::new(Model::new(me.clone())),
+            model,
+            contacts: Memo::new(move |_| model.with(|m| Arc::clone(&m.contacts))),
+            groups: Memo::new(move |_| model.with(|m| Arc::clone(&m.groups))),
             me: StoredValue::new(me),
             link: RwSignal::new(Link::Connecting),
             drafts: RwSignal::new(HashMap::new()),
@@ -83,6 +103,16 @@ impl Ui {
             resume_error: RwSignal::new(None),
             net: StoredValue::new_local(Default::default()),
         }
+    }
+
+    /// A user's presence as this user sees it (None for anyone not in the contact list);
+    /// tracked through [`Ui::contacts`] only.
+    pub fn presence_of(&self, user: i64) -> Option<Presence> {
+        self.contacts.with(|cs| {
+            cs.iter()
+                .find(|c| c.user.id == user)
+                .map(|c| c.presence.clone())
+        })
     }
 
     /// The draft of a conversation.

@@ -50,7 +50,7 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
     // arriving from elsewhere (another tab, a status change) must not wipe what they type.
     let display_name = Memo::new(move |_| ui.model.with(|m| m.display_name.clone()));
     let personal_message = Memo::new(move |_| ui.model.with(|m| m.personal_message.clone()));
-    let picture = Signal::derive(move || ui.model.with(|m| m.picture.clone()));
+    let picture = Memo::new(move |_| ui.model.with(|m| m.picture.clone()));
     let status = Memo::new(move |_| ui.model.with(|m| m.status));
     Effect::new(move |_| {
         let stored = personal_message.get();

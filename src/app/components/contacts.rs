@@ -58,9 +58,9 @@ pub fn ContactTools(ui: Ui) -> impl IntoView {
 fn AddBot(ui: Ui) -> impl IntoView {
     let available = move || {
         ui.bots.with(|bots| {
-            ui.model.with(|m| {
+            ui.contacts.with(|contacts| {
                 bots.iter()
-                    .filter(|b| !m.contacts.iter().any(|c| c.user.id == b.id))
+                    .filter(|b| !contacts.iter().any(|c| c.user.id == b.id))
                     .cloned()
                     .collect::<Vec<_>>()
             })
@@ -103,7 +103,7 @@ fn AddBot(ui: Ui) -> impl IntoView {
 /// blocked users, each section folding away.
 #[component]
 pub fn ContactList(ui: Ui) -> impl IntoView {
-    let all = Memo::new(move |_| ui.model.with(|m| sections(&m.contacts, &m.groups)));
+    let all = Memo::new(move |_| ui.contacts.with(|c| ui.groups.with(|g| sections(c, g))));
     let keys =
         Memo::new(move |_| all.with(|s| s.iter().map(|x| x.key.clone()).collect::<Vec<_>>()));
     view! {
@@ -113,7 +113,7 @@ pub fn ContactList(ui: Ui) -> impl IntoView {
                 let section = Memo::new(move |_| all.with(|s| s.iter().find(|x| x.key == k).cloned()));
                 view! { <ContactSection ui=ui key=key section=section/> }
             }/>
-            {move || ui.model.with(|m| m.contacts.is_empty()).then(|| view! {
+            {move || ui.contacts.with(|c| c.is_empty()).then(|| view! {
                 <p class="hint">"No contacts yet: add someone by their username above."</p>
             })}
         </div>
@@ -174,8 +174,8 @@ fn GroupMenu(ui: Ui, group: i64) -> impl IntoView {
     let menu_id = -group;
     let name = RwSignal::new(String::new());
     let current = move || {
-        ui.model.with(|m| {
-            m.groups
+        ui.groups.with(|groups| {
+            groups
                 .iter()
                 .find(|g| g.id == group)
                 .map(|g| g.name.clone())
@@ -210,8 +210,8 @@ fn GroupMenu(ui: Ui, group: i64) -> impl IntoView {
 #[component]
 fn ContactRow(ui: Ui, user: i64, kind: SectionKind) -> impl IntoView {
     let contact = Memo::new(move |_| {
-        ui.model
-            .with(|m| m.contacts.iter().find(|c| c.user.id == user).cloned())
+        ui.contacts
+            .with(|contacts| contacts.iter().find(|c| c.user.id == user).cloned())
     });
     move || {
         contact.get().map(|c| match kind {
@@ -306,8 +306,8 @@ fn ContactEntry(ui: Ui, c: Contact) -> impl IntoView {
                                 actions::move_to_group(ui, user, v.parse().ok());
                             }>
                             <option value="">"No group"</option>
-                            {move || ui.model.with(|m| m.groups.clone()).into_iter().map(|g| view! {
-                                <option value=g.id.to_string() selected=in_group == Some(g.id)>{g.name}</option>
+                            {move || ui.groups.get().iter().map(|g| view! {
+                                <option value=g.id.to_string() selected=in_group == Some(g.id)>{g.name.clone()}</option>
                             }).collect_view()}
                         </select>
                     </label>

@@ -53,14 +53,16 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
     });
     let at_start = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some_and(|c| c.at_start())));
     let members = Memo::new(move |_| ui.model.with(|m| m.conv(id).map_or(0, |c| c.members.len())));
-    let my_picture = Signal::derive(move || ui.model.with(|m| m.picture.clone()));
-    let my_status = Signal::derive(move || ui.model.with(|m| m.status));
+    let my_picture = Memo::new(move |_| ui.model.with(|m| m.picture.clone()));
+    let my_status = Memo::new(move |_| ui.model.with(|m| m.status));
     let draft = Memo::new(move |_| ui.draft(id));
+    // The other member's presence, in a one-to-one conversation.
+    let presence = Memo::new(move |_| peer.and_then(|p| ui.presence_of(p)));
 
     let history_id = format!("history-{id}");
     let input_id = format!("compose-{id}");
     let last_seq = Memo::new(move |_| lines.with(|l| l.last().map(|x| x.seq)));
-    let pending_count = Memo::new(move |_| pending.with(Vec::len));
+    let pending_count = Memo::new(move |_| pending.with(|p| p.len()));
     let hid = history_id.clone();
     // Follow new messages to the bottom (prepending older ones does not move the view).
     Effect::new(move |_| {
@@ -89,7 +91,6 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             </header>
             <div class="conv-to">
                 {peer.map(|peer| {
-                    let presence = Memo::new(move |_| ui.model.with(|m| m.presence_of(peer).cloned()));
                     view! {
                         <Picture user=peer
                             version=Signal::derive(move || presence.get().and_then(|p| p.picture))
@@ -103,7 +104,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     <span class="hint member-count">{move || format!(" ({} members)", members.get())}</span>
                 })}
                 {(kind != ConversationKind::Room).then(|| view! { <InviteForm ui=ui conv=id/> })}
-                {move || peer.and_then(|p| ui.model.with(|m| m.presence_of(p).cloned())).map(|p| view! {
+                {move || presence.get().map(|p| view! {
                     " "
                     <span class=status_class(p.status) aria-hidden="true"></span>
                     <span class="conv-peer-status">{format!(" ({})", p.status.label())}</span>
@@ -118,8 +119,8 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 }>
                 {move || loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
                 {move || at_start.get().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
-                <For each=move || lines.get() key=|l| (l.seq, l.kind) children=move |l| view! { <HistoryLine ui=ui conv=id line=l/> }/>
-                <For each=move || pending.get() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! { <PendingLine ui=ui pending=p/> }/>
+                <For each=move || lines.get().as_ref().clone() key=|l| (l.seq, l.kind) children=move |l| view! { <HistoryLine ui=ui conv=id line=l/> }/>
+                <For each=move || pending.get().as_ref().clone() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! { <PendingLine ui=ui pending=p/> }/>
             </div>
             <p class="typing" role="status" aria-live="polite">{move || typing.get()}</p>
             {move || notice.get().map(|n| view! { <p class="conv-notice" role="alert">{n}</p> })}
@@ -214,18 +215,23 @@ fn PendingLine(ui: Ui, pending: Pending) -> impl IntoView {
 fn InviteForm(ui: Ui, conv: i64) -> impl IntoView {
     let open = RwSignal::new(false);
     let chosen = RwSignal::new(String::new());
-    let candidates = move || {
+    let inside = Memo::new(move |_| {
         ui.model.with(|m| {
-            let inside: Vec<i64> = m
-                .conv(conv)
-                .map(|c| c.members.iter().map(|u| u.id).collect())
-                .unwrap_or_default();
-            m.contacts
-                .iter()
-                .filter(|c| c.state == ContactState::Accepted && !c.blocked)
-                .filter(|c| !inside.contains(&c.user.id))
-                .map(|c| (c.user.id, shown_name(c).to_owned()))
-                .collect::<Vec<_>>()
+            m.conv(conv)
+                .map(|c| c.members.iter().map(|u| u.id).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    });
+    let candidates = move || {
+        inside.with(|inside| {
+            ui.contacts.with(|contacts| {
+                contacts
+                    .iter()
+                    .filter(|c| c.state == ContactState::Accepted && !c.blocked)
+                    .filter(|c| !inside.contains(&c.user.id))
+                    .map(|c| (c.user.id, shown_name(c).to_owned()))
+                    .collect::<Vec<_>>()
+            })
         })
     };
     let select_id = format!("invite-{conv}");

@@ -7,9 +7,10 @@ use leptos::prelude::*;
 /// The notifications in the corner ("… has just signed in").
 #[component]
 pub fn Toasts(ui: Ui) -> impl IntoView {
+    let toasts = Memo::new(move |_| ui.model.with(|m| m.toasts.clone()));
     view! {
         <div class="toasts" role="status" aria-label="Notifications">
-            <For each=move || ui.model.with(|m| m.toasts.clone()) key=|t| t.id children=|t| view! {
+            <For each=move || toasts.get() key=|t| t.id children=|t| view! {
                 <div class="toast"><span class="titlebar-logo" aria-hidden="true"></span>{t.text}</div>
             }/>
         </div>

@@ -79,16 +79,16 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                         <For each=move || dms.get() key=|c| c.0 children=move |(id, kind, peer)| {
                             let title = Memo::new(move |_| ui.model.with(|m| m.conv(id).map(|c| c.title.clone()).unwrap_or_default()));
                             // A conversation's dot: the other member's presence, as this user may see it.
-                            let peer_status = move || peer
-                                .and_then(|p| ui.model.with(|m| m.presence_of(p).map(|p| p.status)))
-                                .unwrap_or(Status::Offline);
+                            let peer_status = Memo::new(move |_| peer
+                                .and_then(|p| ui.presence_of(p).map(|p| p.status))
+                                .unwrap_or(Status::Offline));
                             view! {
                                 <li>
                                     <button class="contact" on:click=move |_| actions::open_window(ui, id)>
                                         {if kind == ConversationKind::Group {
                                             view! { <span class="group-icon" aria-hidden="true"></span> }.into_any()
                                         } else {
-                                            view! { <span class=move || status_class(peer_status()) aria-hidden="true"></span> }.into_any()
+                                            view! { <span class=move || status_class(peer_status.get()) aria-hidden="true"></span> }.into_any()
                                         }}
                                         <span class="contact-name">{move || title.get()}</span>
                                         <UnreadBadge ui=ui conv=id/>
@@ -100,7 +100,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                     {move || dms.with(Vec::is_empty).then(|| view! { <p class="hint">"No conversations yet: start one above."</p> })}
                     <h2 class="group-title">"Rooms (" {move || rooms_total.get()} ")"</h2>
                     <ul>
-                        <For each=move || rooms.get() key=|r| (r.id, r.joined) children=move |r| {
+                        <For each=move || rooms.get().as_ref().clone() key=|r| (r.id, r.joined) children=move |r| {
                             let id = r.id;
                             let joined = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some()));
                             view! {
@@ -115,7 +115,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                             }
                         }/>
                     </ul>
-                    {move || (rooms.with(Vec::len) < rooms_total.get() as usize).then(|| view! {
+                    {move || (rooms.with(|r| r.len()) < rooms_total.get() as usize).then(|| view! {
                         <button class="link-button more-rooms" on:click=move |_| actions::more_rooms(ui)>"More rooms…"</button>
                     })}
                 </nav>

@@ -10,7 +10,7 @@ pub mod socket;
 use super::{
     reducer::{self, Effect, Sound},
     sound,
-    state::Ui,
+    state::{ReadMark, Ui},
 };
 use crate::protocol::ClientFrame;
 use leptos::prelude::*;
@@ -134,39 +134,47 @@ fn play(ui: Ui, s: Sound) {
 }
 
 /// Tells the server this user has read a conversation up to the latest message this page
-/// knows of: at once, then at most one more frame per conversation per second.
+/// knows of: at once, then at most one more frame per conversation per second. The marks
+/// are the network's bookkeeping (`Net::reads`): sending one changes nothing on the page.
 pub fn mark_read(ui: Ui, conv: i64) {
-    let due = ui.model.try_update(|m| {
-        let c = m.conv_mut(conv)?;
-        if c.read_scheduled {
+    let Some((latest, server_had)) = ui
+        .model
+        .with_untracked(|m| m.conv(conv).map(|c| (c.latest, c.last_read)))
+    else {
+        return;
+    };
+    let send = ui.net.try_update_value(|n| {
+        let mark = n.reads.entry(conv).or_insert(ReadMark {
+            sent: server_had,
+            scheduled: false,
+        });
+        if mark.scheduled {
             return None;
         }
-        c.read_scheduled = true;
-        let seq = c.latest;
-        let send = seq > c.read_sent;
+        mark.scheduled = true;
+        let send = latest > mark.sent;
         if send {
-            c.read_sent = seq;
+            mark.sent = latest;
         }
-        Some((seq, send))
+        Some(send)
     });
-    let Some(Some((sent, send))) = due else {
+    let Some(Some(send)) = send else {
         return;
     };
     if send {
-        socket::send(ui, &ClientFrame::Read { conv, seq: sent });
+        socket::send(ui, &ClientFrame::Read { conv, seq: latest });
     }
     set_timeout(
         move || {
-            let again = ui
-                .model
-                .try_update(|m| {
-                    let open = m.is_open(conv);
-                    let c = m.conv_mut(conv)?;
-                    c.read_scheduled = false;
-                    Some(c.latest > sent && open)
-                })
-                .flatten();
-            if again == Some(true) {
+            ui.net.update_value(|n| {
+                if let Some(mark) = n.reads.get_mut(&conv) {
+                    mark.scheduled = false;
+                }
+            });
+            let again = ui.model.with_untracked(|m| {
+                m.is_open(conv) && m.conv(conv).is_some_and(|c| c.latest > latest)
+            });
+            if again {
                 mark_read(ui, conv);
             }
         },
@@ -176,16 +184,27 @@ pub fn mark_read(ui: Ui, conv: i64) {
 
 /// Sends the read marks still waiting for their turn (the page is going away).
 pub fn flush_reads(ui: Ui) {
+    let latest: Vec<(i64, i64, i64)> = ui.model.with_untracked(|m| {
+        m.convs
+            .iter()
+            .filter(|c| m.is_open(c.id))
+            .map(|c| (c.id, c.latest, c.last_read))
+            .collect()
+    });
     let due: Vec<(i64, i64)> = ui
-        .model
-        .try_update(|m| {
-            let open = m.open.clone();
-            m.convs
-                .iter_mut()
-                .filter(|c| open.contains(&c.id) && c.latest > c.read_sent)
-                .map(|c| {
-                    c.read_sent = c.latest;
-                    (c.id, c.latest)
+        .net
+        .try_update_value(|n| {
+            latest
+                .into_iter()
+                .filter_map(|(conv, latest, server_had)| {
+                    let mark = n.reads.entry(conv).or_insert(ReadMark {
+                        sent: server_had,
+                        scheduled: false,
+                    });
+                    (latest > mark.sent).then(|| {
+                        mark.sent = latest;
+                        (conv, latest)
+                    })
                 })
                 .collect()
         })
