@@ -32,6 +32,8 @@ run() { # which, scenario...
   echo "==> repeat $r $which: $*" | tee -a "$out"
   if [ "$1" = fcp ]; then
     MESSENGER_BIN=$bin MESSENGER_SITE_ROOT=$site node end2end/bench/fcp.mjs 20 2>&1 | tee -a "$out"
+  elif [ "$1" = island ]; then
+    MESSENGER_BIN=$bin MESSENGER_SITE_ROOT=$site node end2end/bench/island.mjs 200 300 2>&1 | tee -a "$out"
   else
     # shellcheck disable=SC2068
     MESSENGER_SITE_ROOT=$site "$loadgen" --server-bin "$bin" $@ 2>&1 \
@@ -40,7 +42,7 @@ run() { # which, scenario...
 }
 for ((r = 1; r <= repeats; r++)); do
   if ((r % 2)); then order=(before after); else order=(after before); fi
-  for sc in "${scenarios[@]}" fcp; do
+  for sc in "${scenarios[@]}" fcp island; do
     for which in "${order[@]}"; do
       # shellcheck disable=SC2086
       run "$which" $sc

@@ -48,6 +48,8 @@ AB_ROWS = [
     ("durable writes, 16 senders: commits/s", "durable", "commits", "k"),
     ("same: server CPU per message", "durable", "us_per_msg", "us"),
     ("sign-in page first contentful paint, median of 20", "fcp", "fcp", "ms"),
+    ("island: script time per incoming message (200 contacts)", "island", "island_script", "ms"),
+    ("same: main-thread task time per message", "island", "island_task", "ms"),
 ]
 
 TALLY = re.compile(
@@ -83,6 +85,10 @@ def parse(path):
         if m:
             current["commits"] = float(m.group(1))
             current["us_per_msg"] = float(m.group(2))
+        m = re.search(r"^island: .* script ([\d.]+) ms, task ([\d.]+) ms per message", line)
+        if m:
+            current["island_script"] = float(m.group(1))
+            current["island_task"] = float(m.group(2))
         m = re.search(r"^fcp: .* median ([\d.]+) ms", line)
         if m:
             current["fcp"] = float(m.group(1))

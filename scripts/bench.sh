@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the load scenarios of docs/BENCHMARKS.md against a fresh release server each time and
 # prints the results (also saved to target/bench-results.txt), then measures the sign-in page's
-# first contentful paint in headless Chromium.
+# first contentful paint and the island's work per incoming message in headless Chromium.
 #   usage: scripts/bench.sh [quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +32,6 @@ run rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp
 run durable --senders 16 --inflight 32 --secs 10
 echo "==> first contentful paint of the sign-in page (end2end/bench/fcp.mjs)" | tee -a "$out"
 node end2end/bench/fcp.mjs 20 2>&1 | tee -a "$out"
+echo "==> the island's work per incoming message (end2end/bench/island.mjs)" | tee -a "$out"
+node end2end/bench/island.mjs 200 300 2>&1 | tee -a "$out"
 echo "results in $out"
