@@ -1,6 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { Messenger } from '../server';
-import { closeContexts, conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
+import { befriendInUi, closeContexts, conversation, say, signInInUi, signUpInUi, startChat, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -195,4 +195,42 @@ test('two users join a public room from the list and talk there', async ({ brows
   await expect(conversation(bob, 'Lobby').getByText('Anyone here for the quiz?')).toBeVisible();
   await say(bob, 'Lobby', 'Count me in');
   await expect(conversation(alice, 'Lobby').getByText('Count me in')).toBeVisible();
+});
+
+test('an arriving message redraws only the window it lands in, not the header, the menus or the list', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  const carol = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await signUpInUi(carol, server.url, 'carol', 'carol-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  await befriendInUi(alice, 'alice', carol, 'carol');
+  await startChat(alice, 'bob');
+  const atAlice = conversation(alice, 'bob');
+  await say(alice, 'bob', 'first');
+  await expect(conversation(bob, 'alice').getByText('first')).toBeVisible();
+  // Alice is about to invite carol when messages come in.
+  await atAlice.getByRole('button', { name: 'Invite someone' }).click();
+  await atAlice.getByLabel('Contact to invite').selectOption({ label: 'carol' });
+
+  // Tag the elements a message has no business replacing.
+  const tagged = ['.conv-peer-status', 'select', '.line[data-seq="1"]'];
+  await atAlice.evaluate((win, selectors) => {
+    for (const s of selectors) (win.querySelector(s) as HTMLElement).dataset.kept = 'yes';
+    (document.querySelector('.contact-row[data-user="bob"]') as HTMLElement).dataset.kept = 'yes';
+  }, tagged);
+
+  for (const text of ['one', 'two', 'three']) {
+    await say(bob, 'alice', text);
+    await expect(atAlice.getByText(text, { exact: true })).toBeVisible();
+  }
+  for (const s of tagged) {
+    await expect(atAlice.locator(`${s}[data-kept="yes"]`), s).toHaveCount(1);
+  }
+  await expect(alice.locator('.contact-row[data-user="bob"][data-kept="yes"]')).toHaveCount(1);
+  await expect(atAlice.getByLabel('Contact to invite').locator('option:checked')).toHaveText('carol');
+  // What does change still shows: bob's status, in the same header.
+  await bob.getByLabel('Your status').selectOption({ label: 'Busy' });
+  await expect(atAlice.locator('.conv-peer-status')).toHaveText(' (Busy)');
 });
