@@ -79,6 +79,17 @@ pub struct ReadMark {
     pub scheduled: bool,
 }
 
+impl Net {
+    /// The read mark of a conversation; `server_had` (the mark the server gave when this
+    /// page learnt of it) until this page sent one.
+    pub fn read_mark(&mut self, conv: i64, server_had: i64) -> &mut ReadMark {
+        self.reads.entry(conv).or_insert(ReadMark {
+            sent: server_had,
+            scheduled: false,
+        })
+    }
+}
+
 /// The way out to the open socket (the task that owns it reads this channel), and whether
 /// `hello` has come: only then is it open for the page's frames.
 pub struct SocketHandle {

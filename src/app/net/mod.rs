@@ -10,7 +10,7 @@ pub mod socket;
 use super::{
     reducer::{self, Effect, Sound},
     sound,
-    state::{ReadMark, Ui},
+    state::Ui,
 };
 use crate::protocol::ClientFrame;
 use leptos::prelude::*;
@@ -144,25 +144,23 @@ pub fn mark_read(ui: Ui, conv: i64) {
         return;
     };
     let send = ui.net.try_update_value(|n| {
-        let mark = n.reads.entry(conv).or_insert(ReadMark {
-            sent: server_had,
-            scheduled: false,
-        });
+        let mark = n.read_mark(conv, server_had);
         if mark.scheduled {
             return None;
         }
         mark.scheduled = true;
-        let send = latest > mark.sent;
-        if send {
-            mark.sent = latest;
-        }
-        Some(send)
+        Some(latest > mark.sent)
     });
     let Some(Some(send)) = send else {
         return;
     };
-    if send {
-        socket::send(ui, &ClientFrame::Read { conv, seq: latest });
+    // Counted as sent only once the socket took it (offline, the next mark carries it).
+    if send && socket::send(ui, &ClientFrame::Read { conv, seq: latest }) {
+        ui.net.update_value(|n| {
+            if let Some(mark) = n.reads.get_mut(&conv) {
+                mark.sent = mark.sent.max(latest);
+            }
+        });
     }
     set_timeout(
         move || {
@@ -197,10 +195,7 @@ pub fn flush_reads(ui: Ui) {
             latest
                 .into_iter()
                 .filter_map(|(conv, latest, server_had)| {
-                    let mark = n.reads.entry(conv).or_insert(ReadMark {
-                        sent: server_had,
-                        scheduled: false,
-                    });
+                    let mark = n.read_mark(conv, server_had);
                     (latest > mark.sent).then(|| {
                         mark.sent = latest;
                         (conv, latest)

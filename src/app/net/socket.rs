@@ -49,7 +49,11 @@ pub fn close(ui: Ui) {
     ui.net.update_value(|n| n.socket = None);
 }
 
-/// Sends a frame if the socket is open; whether it was.
+/// Queues a frame for the open socket; whether it was queued (false: no socket, or not
+/// ready yet). Queued is not delivered: a frame still queued when the socket drops is lost
+/// with it. Nothing depends on more: a message stays pending until acknowledged and is sent
+/// again after the next `hello`, a read mark is sent again with the next one, and typing
+/// is only ever a hint.
 pub fn send(ui: Ui, frame: &ClientFrame) -> bool {
     let Ok(text) = serde_json::to_string(frame) else {
         return false;
