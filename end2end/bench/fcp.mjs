@@ -2,50 +2,14 @@
 // Chromium (Debian's). Starts the release server on a free port with an empty database, then
 // loads the page RUNS times, each in a new browser context (an empty cache, as a first visit).
 //   usage: node end2end/bench/fcp.mjs [RUNS]      (from the repository root; `make bench` runs it)
-import { chromium } from '@playwright/test';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { launchChromium, startServer } from './serve.mjs';
 
 const runs = Number(process.argv[2] ?? 20);
-const binary = process.env.MESSENGER_BIN ?? 'target/messenger';
-
-const port = await new Promise((resolve, reject) => {
-  const srv = net.createServer();
-  srv.once('error', reject);
-  srv.listen(0, '127.0.0.1', () => {
-    const { port } = srv.address();
-    srv.close(() => resolve(port));
-  });
-});
-const dir = mkdtempSync(path.join(os.tmpdir(), 'messenger-fcp-'));
-const server = spawn(binary, [], {
-  env: {
-    ...process.env,
-    MESSENGER_ADDR: `127.0.0.1:${port}`,
-    MESSENGER_DATABASE: path.join(dir, 'fcp.db'),
-    RUST_LOG: 'warn',
-  },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-const url = `http://127.0.0.1:${port}/`;
+const { base, stop } = await startServer();
+const url = `${base}/`;
 
 try {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}health`)).ok) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${binary} did not start (run \`make release\` first)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   const fcps = [];
   let bytes = 0;
   for (let i = 0; i < runs; i++) {
@@ -83,6 +47,5 @@ try {
     `(${(bytes / 1024).toFixed(1)} KiB transferred before load)`,
   );
 } finally {
-  server.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
+  stop();
 }

@@ -4,38 +4,12 @@
 // free port with an empty database; CONTACTS accepted contacts are made over the HTTP API.
 //   usage: node end2end/bench/island.mjs [CONTACTS] [MESSAGES]   (from the repository root)
 // MESSENGER_BIN and MESSENGER_SITE_ROOT choose the build (scripts/bench-ab.sh sets them).
-import { chromium } from '@playwright/test';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { launchChromium, startServer } from './serve.mjs';
 
 const contactCount = Number(process.argv[2] ?? 200);
 const messages = Number(process.argv[3] ?? 300);
-const binary = process.env.MESSENGER_BIN ?? 'target/messenger';
-
-const port = await new Promise((resolve, reject) => {
-  const srv = net.createServer();
-  srv.once('error', reject);
-  srv.listen(0, '127.0.0.1', () => {
-    const { port } = srv.address();
-    srv.close(() => resolve(port));
-  });
-});
-const dir = mkdtempSync(path.join(os.tmpdir(), 'messenger-island-'));
-const server = spawn(binary, [], {
-  env: {
-    ...process.env,
-    MESSENGER_ADDR: `127.0.0.1:${port}`,
-    MESSENGER_DATABASE: path.join(dir, 'island.db'),
-    // The sender sends faster than a person; the island is what is measured.
-    MESSENGER_SEND_RATE: '10000',
-    RUST_LOG: 'warn',
-  },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-const base = `http://127.0.0.1:${port}`;
+// The sender sends faster than a person; the island is what is measured.
+const { base, stop } = await startServer({ MESSENGER_SEND_RATE: '10000' });
 
 /** A JSON call with a bearer token; throws on a refusal. */
 async function call(method, pathname, token, body) {
@@ -53,19 +27,7 @@ async function call(method, pathname, token, body) {
 }
 
 try {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${binary} did not start (run \`make release\` first)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
 
   // Alice signs up in the browser; the API gives her a bearer token too.
   const alice = await (await browser.newContext()).newPage();
@@ -139,6 +101,5 @@ try {
   );
   await browser.close();
 } finally {
-  server.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
+  stop();
 }
