@@ -243,4 +243,14 @@ async fn only_a_browsers_own_form_submission_is_answered_with_redirects() {
     // A method the address does not take.
     let res = http.get(app.url("/api/signup")).send().await.expect("get");
     assert_eq!(refusal(res).await, (405, "invalid".into()));
+    // The WebSocket address, asked for something else than an upgrade.
+    let res = http.get(app.url("/ws")).send().await.expect("get");
+    assert_eq!(refusal(res).await, (426, "invalid".into()));
+    let res = http
+        .post(app.url("/ws"))
+        .header("Origin", app.origin())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refusal(res).await, (405, "invalid".into()));
 }

@@ -71,6 +71,10 @@ pub fn refusal_for(status: StatusCode) -> ApiError {
             ApiErrorCode::Invalid,
             "That address does not take this method.",
         ),
+        StatusCode::UPGRADE_REQUIRED => (
+            ApiErrorCode::Invalid,
+            "This address takes WebSocket connections only.",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             return AppError::UnsupportedMediaType.to_api();
         }
@@ -88,9 +92,11 @@ pub fn refusal_for(status: StatusCode) -> ApiError {
 
 /// Gives the API's refusals that were answered without the error body (in plain text, or
 /// empty: a body over the limit, a method the address does not take) the `{"error",
-/// "message"}` body of [`refusal_for`], keeping their status. Pages are left alone.
+/// "message"}` body of [`refusal_for`], keeping their status: the API's and the WebSocket
+/// address's (a request that is no WebSocket upgrade). Pages are left alone.
 pub async fn plain_refusals(req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == crate::protocol::http::paths::WS;
     let res = next.run(req).await;
     let refused = res.status().is_client_error() || res.status().is_server_error();
     let json = res
