@@ -1,3 +1,5 @@
+//! Tests that run the server binary itself.
+//!
 //! The crash test: clients send without pause while the real server binary is killed with
 //! SIGKILL and restarted, several times. Afterwards every acknowledged message is stored
 //! exactly once, with the sequence number its ack gave, sequences have no gaps, and SQLite's
@@ -24,6 +26,99 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+async fn guest_token(http: &reqwest::Client, base: &str) -> String {
+    let body: Value = http
+        .post(format!("{base}/api/token"))
+        .json(&json!({ "guest": true }))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// The server started with a soft descriptor limit of 200 under a hard one of 256.
+fn start_server_with_few_descriptors(port: u16, db: &Path) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && ulimit -Sn 200 && exec \"$0\"")
+        .arg(env!("CARGO_BIN_EXE_messenger"))
+        .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
+        .env("MESSENGER_DATABASE", db)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server starts")
+}
+
+/// Raising the soft limit to the hard one (256) and keeping a quarter of it back (64) leaves
+/// room for 192 sockets: all of them open (with the soft limit of 200 kept, the process
+/// would run out of descriptors first), the next is refused with "try again later", and
+/// signing up over HTTP still works with every socket open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_descriptor_limit_is_raised_and_a_reserve_keeps_http_working() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("messenger.db");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let _server = Killed(start_server_with_few_descriptors(port, &db));
+    wait_up(&http, &base).await;
+
+    let mut sockets = Vec::new();
+    let mut refused = None;
+    'users: for _ in 0..20 {
+        let token = guest_token(&http, &base).await;
+        for _ in 0..20 {
+            let mut req = format!("ws://127.0.0.1:{port}/ws")
+                .into_client_request()
+                .expect("request");
+            req.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+            );
+            let (mut ws, _) = tokio_tungstenite::connect_async(req)
+                .await
+                .expect("the upgrade is answered");
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Text(_)))) => sockets.push(ws),
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    refused = c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                    break 'users;
+                }
+                other => panic!("expected hello or a close, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(sockets.len(), 192, "sockets open before the cap");
+    assert_eq!(
+        refused,
+        Some((1013, "server full; try again later".to_owned()))
+    );
+    let res = http
+        .post(format!("{base}/api/signup"))
+        .form(&[("username", "latecomer"), ("password", "a long enough password")])
+        .send()
+        .await
+        .expect("sign-up answered");
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+
+    drop(sockets);
+}
+
+/// A server process that is killed when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn start_server(port: u16, db: &Path) -> Child {

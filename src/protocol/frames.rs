@@ -24,6 +24,11 @@ pub mod close {
     /// The connection fell so far behind on contact and conversation updates that the
     /// server stopped queueing them: reconnect (the new `hello` has everything).
     pub const FELL_BEHIND: u16 = 4003;
+    /// This user, or this address, has as many sockets open as it may: close a tab, or
+    /// reconnect later (with backoff).
+    pub const TOO_MANY_SOCKETS: u16 = 4004;
+    /// The server has no room for another socket now: reconnect later, with backoff.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// A frame sent by a client. JSON text, tagged by `"t"`.

@@ -14,7 +14,8 @@ use super::{
     chat::{Chat, MembersWatch},
     config::{default_origins, Config},
     contacts::Contacts,
-    http::{self, error, profile, security, server_fns},
+    http::{self, client::Peer, error, profile, security, server_fns},
+    limits::sockets::{raise_descriptor_limit, SocketSlots},
     hub::{local::LocalHub, Fanout},
     presence::{self, PresenceHub, Publisher},
     profile::Profiles,
@@ -32,6 +33,7 @@ use hyper_util::{
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tower::ServiceExt;
 use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
@@ -69,6 +71,7 @@ impl Application {
         };
         let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
 
+        let sockets = socket_slots(&cfg);
         let store = SqliteStore::open(&cfg.store.database).await?;
         let db = Arc::new(store.clone());
         let hub = Arc::new(LocalHub::new());
@@ -152,6 +155,7 @@ impl Application {
                 profiles,
                 bots,
                 live_sockets: watch::channel(0).0,
+                sockets,
             }),
         };
         Ok(Self {
@@ -301,16 +305,15 @@ async fn serve_http(
     nodelay: bool,
     stop: impl Future<Output = ()>,
 ) {
-    let service = TowerToHyperService::new(router);
     let (closing_tx, closing_rx) = watch::channel(false);
     // Each connection's task holds a sender; `recv` returns `None` once all are gone.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     tokio::pin!(stop);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, say: wait a moment rather than spin.
                     tracing::warn!(error = %e, "accepting a connection");
@@ -327,9 +330,16 @@ async fn serve_http(
         // The timer lets hyper's default header timeout apply: a request's head must arrive
         // within 30 s, and a kept-alive connection with no next request is closed after 30 s
         // (browsers open a new one). `axum::serve` set no timer, so it had neither.
+        // Each request learns its peer (`http::client`: address-based limits count by it).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                req
+            },
+        ));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(tcp), service.clone())
+            .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades();
         let mut closing = closing_rx.clone();
         let open = open_tx.clone();
@@ -355,6 +365,33 @@ async fn serve_http(
     let _ = closing_tx.send(true);
     drop(open_tx);
     let _ = open_rx.recv().await;
+}
+
+/// The WebSockets' caps: per user and per address as configured; in all, what the
+/// descriptor limit (raised to its hard limit) leaves once the reserve is kept back.
+fn socket_slots(cfg: &Config) -> Arc<SocketSlots> {
+    let limits = &cfg.limits;
+    let (descriptors, room) = raise_descriptor_limit(limits.descriptor_reserve);
+    let total = match limits.sockets {
+        Some(n) if n > room => {
+            tracing::warn!(
+                asked = n,
+                descriptors,
+                room,
+                "--max-sockets is more than the descriptors allow; using {room}"
+            );
+            room
+        }
+        Some(n) => n,
+        None => room,
+    };
+    tracing::info!(
+        total,
+        per_user = limits.sockets_per_user,
+        per_address = limits.sockets_per_address,
+        "WebSocket caps"
+    );
+    SocketSlots::new(limits.sockets_per_user, limits.sockets_per_address, total)
 }
 
 /// Hourly: forgets sessions that ended more than a day ago.

@@ -24,6 +24,8 @@ pub struct Config {
     pub sockets: SocketConfig,
     #[command(flatten)]
     pub bots: BotConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 
     /// An administration command to run on the database instead of serving.
     #[command(subcommand)]
@@ -123,7 +125,8 @@ pub struct SocketConfig {
     #[arg(long, env = "MESSENGER_BROADCAST_CAPACITY", default_value_t = 1024)]
     pub broadcast_capacity: usize,
 
-    /// Messages a user may send per second on one connection (burst of the same size).
+    /// Messages (sends, nudges, deletions) a user may send per second, over all their
+    /// connections together (burst of the same size).
     #[arg(long, env = "MESSENGER_SEND_RATE", default_value_t = 20)]
     pub send_rate_per_second: u32,
 
@@ -241,6 +244,61 @@ impl BotConfig {
     pub fn offline_delay(&self) -> Duration {
         Duration::from_millis(self.offline_delay_ms)
     }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitsConfig {
+    /// Most WebSocket connections one user may have open at once (tabs, devices).
+    #[arg(
+        long = "max-sockets-per-user",
+        env = "MESSENGER_MAX_SOCKETS_PER_USER",
+        default_value_t = 20
+    )]
+    pub sockets_per_user: u32,
+
+    /// Most WebSocket connections from one address at once (an IPv6 address counts by its
+    /// /64 network).
+    #[arg(
+        long = "max-sockets-per-address",
+        env = "MESSENGER_MAX_SOCKETS_PER_ADDRESS",
+        default_value_t = 200
+    )]
+    pub sockets_per_address: u32,
+
+    /// Most WebSocket connections in all. Default: the process's descriptor limit (raised
+    /// to its hard limit at start) less the reserve below.
+    #[arg(long = "max-sockets", env = "MESSENGER_MAX_SOCKETS")]
+    pub sockets: Option<u64>,
+
+    /// File descriptors kept out of the WebSockets' reach, so that pages, sign-in and the
+    /// database keep working when the sockets are at their cap (at most a quarter of the
+    /// descriptor limit is reserved).
+    #[arg(
+        long = "descriptor-reserve",
+        env = "MESSENGER_DESCRIPTOR_RESERVE",
+        default_value_t = 256
+    )]
+    pub descriptor_reserve: u64,
+
+    /// Addresses or networks of reverse proxies whose `X-Forwarded-For` header is believed,
+    /// comma-separated (e.g. `127.0.0.1,10.0.0.0/8`). From any other peer the header is
+    /// ignored, so address-based limits cannot be dodged by writing it.
+    #[arg(
+        long = "trusted-proxy",
+        env = "MESSENGER_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// An address (`10.0.0.1`, a network of one) or a network (`10.0.0.0/8`).
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a network (like 10.0.0.0/8)"))
 }
 
 /// A value that must never be printed (an API key): `Debug` shows only that it is set.

@@ -17,6 +17,7 @@
 //! | `bots` | the AI contacts |
 //! | `hub` | the fan-out seam (`Fanout`) and the in-process hub |
 //! | `store` | the storage seam (a trait per aggregate, `MessageLog`) and SQLite |
+//! | `limits` | what one user or address may consume: sockets, frames, guesses, accounts |
 //! | `admin` | administration commands |
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod contacts;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod presence;
 pub mod profile;
 pub mod state;

@@ -4,7 +4,7 @@
 
 use super::{
     auth::Auth, bots::Bots, chat::Chat, config::Config, contacts::Contacts, hub::local::LocalHub,
-    presence::PresenceHub, profile::Profiles, store::sqlite::SqliteStore,
+    limits::sockets::SocketSlots, presence::PresenceHub, profile::Profiles, store::sqlite::SqliteStore,
 };
 use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
@@ -50,4 +50,6 @@ pub struct Shared {
     pub bots: Option<Arc<Bots>>,
     /// Counts open WebSocket connections, so shutdown can wait for them.
     pub live_sockets: watch::Sender<usize>,
+    /// The WebSockets' caps (per user, per address, in all) and what is open.
+    pub sockets: Arc<SocketSlots>,
 }

@@ -232,6 +232,24 @@ impl TestApp {
         Ws::open(req).await
     }
 
+    /// Opens `/ws` for `user` claiming to be forwarded for `forwarded_for` (a proxy's
+    /// `X-Forwarded-For`).
+    pub async fn connect_forwarded(&self, user: &User, forwarded_for: &str) -> Ws {
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .expect("request");
+        let h = req.headers_mut();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", user.token)).expect("header"),
+        );
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(forwarded_for).expect("header"),
+        );
+        Ws::open(req).await.expect("upgrade accepted")
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -399,6 +417,17 @@ impl Ws {
             let f = self.next().await;
             if pick(&f) {
                 return f;
+            }
+        }
+    }
+
+    /// Waits for the close frame and returns its code and reason.
+    pub async fn close_frame(&mut self) -> (u16, String) {
+        loop {
+            match self.next_event().await {
+                Event::Closed(Some(c)) => return (c.code.into(), c.reason.to_string()),
+                Event::Closed(None) => panic!("closed without a close frame"),
+                Event::Frame(_) => continue,
             }
         }
     }

@@ -9,6 +9,7 @@ mod delivery;
 mod errors;
 mod groups;
 mod helpers;
+mod limits;
 mod migrations;
 mod nudge;
 mod pictures;

@@ -1,9 +1,9 @@
 //! Upgrade checks, Origin and CSRF rules, size limits.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with, Ws};
 use futures::SinkExt;
 use messenger::protocol::{close, MAX_FRAME_BYTES};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
 #[tokio::test]
 async fn an_upgrade_without_a_live_session_is_refused() {
@@ -218,4 +218,27 @@ async fn the_bundle_is_sent_as_compressed_at_build_time_when_the_browser_takes_i
     assert_eq!(res.status(), 200);
     assert!(res.headers().get("content-encoding").is_none());
     assert_eq!(res.text().await.expect("body"), "export const plain = 1;");
+}
+
+#[tokio::test]
+async fn a_lower_case_bearer_scheme_is_accepted_over_http_and_for_the_socket() {
+    let app = spawn_app().await;
+    let user = app.guest().await;
+    let res = app
+        .http
+        .get(app.url("/api/session"))
+        .header("Authorization", format!("bearer {}", user.token))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let mut req = format!("ws://{}/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("bearer {}", user.token)).expect("header"),
+    );
+    let mut ws = Ws::open(req).await.expect("upgrade accepted");
+    ws.hello().await;
 }

@@ -5,6 +5,7 @@
 //! in `crate::server::app`.
 
 pub mod accounts;
+pub mod client;
 pub mod contacts;
 pub mod conversations;
 pub mod error;

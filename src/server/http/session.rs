@@ -17,14 +17,18 @@ pub enum TokenSource {
     Bearer,
 }
 
-/// The token a request carries: a bearer token wins over the cookie.
+/// The token a request carries: a bearer token wins over the cookie. The scheme's name is
+/// matched without regard to case (RFC 9110, section 11.1), so `bearer` works too.
 pub fn request_token(headers: &HeaderMap) -> Option<(String, TokenSource)> {
     if let Some(auth) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(token) = auth.strip_prefix("Bearer ") {
-            return Some((token.trim().to_owned(), TokenSource::Bearer));
+        if let Some((scheme, token)) = auth.trim_start().split_once([' ', '\t']) {
+            let token = token.trim();
+            if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
+                return Some((token.to_owned(), TokenSource::Bearer));
+            }
         }
     }
     headers
@@ -118,5 +122,21 @@ mod tests {
             request_token(&h),
             Some(("frombearer".into(), TokenSource::Bearer))
         );
+    }
+
+    #[test]
+    fn the_scheme_is_read_without_regard_to_case() {
+        for value in ["bearer tok", "BEARER tok", "Bearer   tok ", "bEaReR\ttok"] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(
+                request_token(&h),
+                Some(("tok".into(), TokenSource::Bearer)),
+                "{value:?}"
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcg=="));
+        assert_eq!(request_token(&h), None);
     }
 }

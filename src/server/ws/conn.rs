@@ -6,6 +6,7 @@ use super::mailbox::{Cursor, Mailbox};
 use crate::protocol::{ConversationKind, ConversationSummary, ErrorCode, ServerFrame, UserSummary};
 use crate::server::{
     hub::{encode, Delivery, ACK, EPHEMERAL},
+    limits::sockets::Slot,
     state::AppState,
     store::{now_ms, SessionRow},
 };
@@ -42,6 +43,8 @@ pub(super) struct Conn {
     refilled: Instant,
     /// When this connection last slid the session's idle expiry.
     last_slide: i64,
+    /// Its place under the sockets' caps, given back when the connection ends.
+    _slot: Slot,
 }
 
 /// What a connection keeps for each conversation its user belongs to.
@@ -61,8 +64,10 @@ impl Conn {
         session: SessionRow,
         id: u64,
         mailbox: Arc<Mailbox>,
+        slot: Slot,
     ) -> Self {
         Self {
+            _slot: slot,
             tokens: state.cfg.sockets.send_rate_per_second as f64,
             refilled: Instant::now(),
             last_slide: now_ms(),

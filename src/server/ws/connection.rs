@@ -12,6 +12,7 @@ use super::{
 use crate::protocol::{close, ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use crate::server::{
     hub::{encode, Control},
+    limits::sockets::Slot,
     state::AppState,
     store::{now_ms, SessionRow},
 };
@@ -37,6 +38,7 @@ pub(super) fn connection(
     read_already: Vec<u8>,
     state: AppState,
     session: SessionRow,
+    slot: Slot,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mailbox = Arc::new(Mailbox::new(
         state.cfg.sockets.broadcast_capacity,
@@ -60,7 +62,7 @@ pub(super) fn connection(
         Role::Server,
         Some(config),
     );
-    let conn = Conn::new(state, session, id, mailbox);
+    let conn = Conn::new(state, session, id, mailbox, slot);
     run(conn, socket)
 }
 

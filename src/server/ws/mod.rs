@@ -25,11 +25,14 @@ pub mod mailbox;
 use super::{
     error::AppError,
     http::{
+        client,
         security::origin_allowed,
         session::{self, TokenSource},
     },
+    limits::sockets::SlotRefusal,
     state::AppState,
 };
+use crate::protocol::close;
 use axum::{
     extract::{Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
@@ -106,11 +109,19 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         )
             .into_response();
     };
+    // The caps: a refused socket is still upgraded, so that the client reads why in the
+    // close frame (a browser sees nothing of a refused handshake but "1006").
+    let ip = client::of(&state, req.extensions(), req.headers());
+    let slot = state.sockets.take(current.session.user.id, ip);
     let session = Box::new(current.session);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!(error = %e, "the upgrade did not complete"),
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(refusal) => return refuse(upgraded, refusal, session.user.id, ip).await,
         };
         // The server serves each connection with hyper's HTTP/1 builder on the plain
         // `TcpStream` (`startup.rs`), so this is the type it hands back. What hyper had read
@@ -120,7 +131,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
             Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
             Err(_) => return tracing::error!("an upgraded connection is not a TCP stream"),
         };
-        connection::connection(tcp, read_already, state, *session).await
+        connection::connection(tcp, read_already, state, *session, slot).await
     });
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -131,4 +142,41 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     response
+}
+
+/// Closes a socket that got no slot, saying why, and lets it go.
+async fn refuse(
+    mut upgraded: hyper::upgrade::Upgraded,
+    refusal: SlotRefusal,
+    user: i64,
+    ip: std::net::IpAddr,
+) {
+    use tokio::io::AsyncWriteExt;
+    let (code, reason) = match refusal {
+        SlotRefusal::User => (
+            close::TOO_MANY_SOCKETS,
+            "too many connections for this user",
+        ),
+        SlotRefusal::Address => (
+            close::TOO_MANY_SOCKETS,
+            "too many connections from this address",
+        ),
+        SlotRefusal::Full => (close::TRY_AGAIN_LATER, "server full; try again later"),
+    };
+    tracing::info!(user, %ip, reason, "a socket was refused");
+    let frame = tungstenite::protocol::frame::Frame::close(Some(
+        tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        },
+    ));
+    let mut bytes = Vec::with_capacity(64);
+    if frame.format(&mut bytes).is_ok() {
+        let mut io = TokioIo::new(&mut upgraded);
+        let write = async {
+            io.write_all(&bytes).await?;
+            io.shutdown().await
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
+    }
 }
