@@ -102,7 +102,10 @@ async fn the_descriptor_limit_is_raised_and_a_reserve_keeps_http_working() {
     );
     let res = http
         .post(format!("{base}/api/signup"))
-        .form(&[("username", "latecomer"), ("password", "a long enough password")])
+        .form(&[
+            ("username", "latecomer"),
+            ("password", "a long enough password"),
+        ])
         .send()
         .await
         .expect("sign-up answered");

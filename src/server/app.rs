@@ -15,8 +15,12 @@ use super::{
     config::{default_origins, Config},
     contacts::Contacts,
     http::{self, client::Peer, error, profile, security, server_fns},
-    limits::sockets::{raise_descriptor_limit, SocketSlots},
     hub::{local::LocalHub, Fanout},
+    limits::{
+        rate::Rate,
+        sockets::{raise_descriptor_limit, SocketSlots},
+        users::{UserRateConfig, UserRateRegistry},
+    },
     presence::{self, PresenceHub, Publisher},
     profile::Profiles,
     store::{sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog},
@@ -33,12 +37,12 @@ use hyper_util::{
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tower::ServiceExt;
 use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
     task::JoinHandle,
 };
+use tower::ServiceExt;
 use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, services::ServeDir};
 
 pub struct Application {
@@ -72,6 +76,7 @@ impl Application {
         let secure_cookies = origins.iter().any(|o| o.starts_with("https://"));
 
         let sockets = socket_slots(&cfg);
+        let rates = Arc::new(UserRateRegistry::new(user_rates(&cfg)));
         let store = SqliteStore::open(&cfg.store.database).await?;
         let db = Arc::new(store.clone());
         let hub = Arc::new(LocalHub::new());
@@ -156,6 +161,7 @@ impl Application {
                 bots,
                 live_sockets: watch::channel(0).0,
                 sockets,
+                rates,
             }),
         };
         Ok(Self {
@@ -233,6 +239,7 @@ impl Application {
         } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.auth.clone()));
+        let sweeper = tokio::spawn(sweep_rates(state.rates.clone()));
         let contacts: Arc<dyn ContactStore> = Arc::new(state.store.clone());
         let publisher = tokio::spawn(presence::run_publisher(
             Publisher {
@@ -272,6 +279,7 @@ impl Application {
             );
         }
         housekeeping.abort();
+        sweeper.abort();
         publisher.abort();
         if let Some(dispatcher) = dispatcher {
             dispatcher.abort();
@@ -392,6 +400,26 @@ fn socket_slots(cfg: &Config) -> Arc<SocketSlots> {
         "WebSocket caps"
     );
     SocketSlots::new(limits.sockets_per_user, limits.sockets_per_address, total)
+}
+
+/// Each user's rates over all their sockets.
+fn user_rates(cfg: &Config) -> UserRateConfig {
+    let frames = f64::from(cfg.sockets.frame_rate_per_second.max(1));
+    let messages = f64::from(cfg.sockets.send_rate_per_second.max(1));
+    UserRateConfig {
+        frames: Rate::new(frames, 3.0 * frames),
+        messages: Rate::new(messages, messages),
+    }
+}
+
+/// Every minute: forgets the rates of users who have no socket and have waited long
+/// enough for them to be full again.
+async fn sweep_rates(rates: Arc<UserRateRegistry>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        rates.sweep();
+    }
 }
 
 /// Hourly: forgets sessions that ended more than a day ago.

@@ -130,6 +130,15 @@ pub struct SocketConfig {
     #[arg(long, env = "MESSENGER_SEND_RATE", default_value_t = 20)]
     pub send_rate_per_second: u32,
 
+    /// Frames of any kind a user may send per second over all their connections together
+    /// (burst of three seconds' worth); beyond it their sockets are read no faster.
+    #[arg(
+        long = "frame-rate",
+        env = "MESSENGER_FRAME_RATE",
+        default_value_t = 100
+    )]
+    pub frame_rate_per_second: u32,
+
     /// Seconds between heartbeat pings on each socket; a socket silent for three is closed.
     #[arg(long, env = "MESSENGER_HEARTBEAT_SECONDS", default_value_t = 25)]
     pub heartbeat_seconds: u64,

@@ -3,8 +3,16 @@
 //! the edges sees it: services are given the handles they use.
 
 use super::{
-    auth::Auth, bots::Bots, chat::Chat, config::Config, contacts::Contacts, hub::local::LocalHub,
-    limits::sockets::SocketSlots, presence::PresenceHub, profile::Profiles, store::sqlite::SqliteStore,
+    auth::Auth,
+    bots::Bots,
+    chat::Chat,
+    config::Config,
+    contacts::Contacts,
+    hub::local::LocalHub,
+    limits::{sockets::SocketSlots, users::UserRateRegistry},
+    presence::PresenceHub,
+    profile::Profiles,
+    store::sqlite::SqliteStore,
 };
 use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
@@ -52,4 +60,6 @@ pub struct Shared {
     pub live_sockets: watch::Sender<usize>,
     /// The WebSockets' caps (per user, per address, in all) and what is open.
     pub sockets: Arc<SocketSlots>,
+    /// Each user's frame and message rates, shared by their sockets.
+    pub rates: Arc<UserRateRegistry>,
 }

@@ -1,7 +1,7 @@
 //! What one user or one address may consume: sockets per user, per address and in all.
 
 use crate::helpers::*;
-use messenger::protocol::{close, ServerFrame};
+use messenger::protocol::{close, ServerFrame, Status};
 use std::time::Duration;
 
 /// Opens sockets for `user` until one is refused; the open ones and the refused one's close.
@@ -48,7 +48,10 @@ async fn one_user_gets_so_many_sockets_and_is_told_why_beyond() {
             break;
         }
         assert!(refused.is_some());
-        assert!(tokio::time::Instant::now() < deadline, "the place came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place came back"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -113,9 +116,162 @@ async fn at_the_servers_cap_sockets_wait_and_signing_in_still_works() {
     let mut ws = app.connect(&late).await;
     assert_eq!(
         ws.close_frame().await,
-        (close::TRY_AGAIN_LATER, "server full; try again later".to_owned())
+        (
+            close::TRY_AGAIN_LATER,
+            "server full; try again later".to_owned()
+        )
     );
     // HTTP is not counted against the sockets' cap.
     app.signup_cookie("latecomer", "a long enough password")
         .await;
+}
+
+#[tokio::test]
+async fn the_send_rate_is_one_users_over_all_their_sockets() {
+    let app = spawn_app_with(|c| c.sockets.send_rate_per_second = 10).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let mut ws = app.online(&a).await;
+        ws.live(conv).await;
+        sockets.push(ws);
+    }
+    let started = tokio::time::Instant::now();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        for n in 0..15 {
+            ws.send_msg(conv, &format!("s{i}-{n}"), "hello").await;
+        }
+    }
+    let (mut acked, mut limited) = (0, 0);
+    for ws in &mut sockets {
+        let mut answered = 0;
+        while answered < 15 {
+            match ws.next().await {
+                ServerFrame::Ack { .. } => (acked, answered) = (acked + 1, answered + 1),
+                ServerFrame::Error { code, .. } => {
+                    assert_eq!(code, messenger::protocol::ErrorCode::RateLimited);
+                    (limited, answered) = (limited + 1, answered + 1);
+                }
+                _ => {}
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // A burst of 10, then 10 a second, over the four sockets together.
+    let most = 10 + (10.0 * elapsed).ceil() as usize;
+    assert!(acked >= 10, "the burst goes through: {acked}");
+    assert!(
+        acked <= most,
+        "{acked} stored in {elapsed:.2} s over four sockets; at most {most}"
+    );
+    assert_eq!(acked + limited, 60);
+}
+
+#[tokio::test]
+async fn every_frame_counts_against_one_users_frame_rate_over_all_their_sockets() {
+    // 200 frames a second, a burst of 600: 900 frames over three sockets take 1.5 s at least.
+    let app = spawn_app_with(|c| c.sockets.frame_rate_per_second = 200).await;
+    let a = app.guest().await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(app.online(&a).await);
+    }
+    let started = tokio::time::Instant::now();
+    for ws in &mut sockets {
+        for _ in 0..300 {
+            // Not a frame the server knows: each is answered with `bad_frame`.
+            ws.send(serde_json::json!({ "t": "shout" })).await;
+        }
+    }
+    for ws in &mut sockets {
+        for _ in 0..300 {
+            match ws.next().await {
+                ServerFrame::Error { code, .. } => {
+                    assert_eq!(code, messenger::protocol::ErrorCode::BadFrame)
+                }
+                f => panic!("expected bad_frame, got {f:?}"),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        elapsed >= 1.4,
+        "900 frames answered in {elapsed:.2} s; the rate allows 600 at once and 200 a second"
+    );
+}
+
+#[tokio::test]
+async fn a_status_flood_costs_one_write_and_one_frame_per_contact_a_second_and_the_last_wins() {
+    let app = spawn_app_with(|c| c.sockets.frame_rate_per_second = 100_000).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    app.befriend(&a, &b).await;
+    let mut flooder = app.online(&a).await;
+    let mut other_tab = app.online(&a).await;
+    let mut contact = app.online(&b).await;
+    let started = tokio::time::Instant::now();
+    let cycle = ["busy", "away", "online"];
+    for n in 0..3000 {
+        let status = cycle[n % 3];
+        flooder
+            .send(serde_json::json!({ "t": "set_status", "status": status }))
+            .await;
+    }
+    flooder
+        .send(serde_json::json!({ "t": "set_status", "status": "busy" }))
+        .await;
+    // Everything each side hears until the coalesced changes have settled.
+    let mine = drain(&mut other_tab).await;
+    let theirs = drain(&mut contact).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let writes: Vec<_> = mine
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::MyStatus { status, .. } => Some(*status),
+            _ => None,
+        })
+        .collect();
+    let told: Vec<_> = theirs
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Presence { user, presence } if *user == a.me.id => Some(presence.status),
+            _ => None,
+        })
+        .collect();
+    let most = elapsed.ceil() as usize + 1;
+    assert!(
+        writes.len() <= most,
+        "{} status writes in {elapsed:.2} s",
+        writes.len()
+    );
+    assert!(
+        told.len() <= most,
+        "{} presence frames in {elapsed:.2} s",
+        told.len()
+    );
+    assert_eq!(writes.last(), Some(&Status::Busy), "the last status wins");
+    assert_eq!(
+        told.last(),
+        Some(&Status::Busy),
+        "the contact sees the last status"
+    );
+    let db_status: String = sqlx::query_scalar("SELECT status FROM users WHERE id = ?")
+        .bind(a.me.id)
+        .fetch_one(&mut app.db().await)
+        .await
+        .expect("status");
+    assert_eq!(db_status, "busy");
+}
+
+/// The frames a socket receives until it has been quiet for 1.5 s (longer than the
+/// one-second intervals of coalescing).
+async fn drain(ws: &mut Ws) -> Vec<ServerFrame> {
+    let mut out = Vec::new();
+    while let Ok(event) = tokio::time::timeout(Duration::from_millis(1500), ws.next_event()).await {
+        match event {
+            Event::Frame(f) => out.push(f),
+            Event::Closed(c) => panic!("closed: {c:?}"),
+        }
+    }
+    out
 }

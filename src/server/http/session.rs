@@ -136,7 +136,10 @@ mod tests {
             );
         }
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcg=="));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcg=="),
+        );
         assert_eq!(request_token(&h), None);
     }
 }

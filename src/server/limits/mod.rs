@@ -3,7 +3,9 @@
 //! process for what lives only as long as a connection (a socket's slot), and per user
 //! across all their sockets, never per connection.
 
+pub mod rate;
 pub mod sockets;
+pub mod users;
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -35,6 +37,9 @@ mod tests {
         assert_eq!(address_key(a), address_key(b));
         assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("literal");
-        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().expect("literal"));
+        assert_eq!(
+            address_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("literal")
+        );
     }
 }

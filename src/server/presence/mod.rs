@@ -13,11 +13,12 @@ use super::{
     store::{ContactRow, ContactStore, Profile},
 };
 use crate::protocol::{Contact, ContactState, Presence, ServerFrame, Status};
+use std::time::Duration;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 
 /// Something that may change what contacts see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,15 +104,20 @@ impl PresenceHub {
         self.emit(Event::Changed(user));
     }
 
-    /// A socket reports its user idle or back.
+    /// A socket reports its user idle or back (a report that changes nothing is dropped).
     pub fn set_idle(&self, user: i64, conn: u64, idle: bool) {
         {
             let mut online = self.lock();
             let Some(entry) = online.get_mut(&user) else {
                 return;
             };
+            let mut changed = false;
             for s in entry.sockets.iter_mut().filter(|s| s.0 == conn) {
+                changed |= s.1 != idle;
                 s.1 = idle;
+            }
+            if !changed {
+                return;
             }
         }
         self.emit(Event::Changed(user));
@@ -216,14 +222,72 @@ pub struct Publisher {
     pub fanout: Arc<dyn Fanout>,
 }
 
+/// Least time between two presence frames about one user: changes that come faster are
+/// coalesced, and the state as it is at the end of the interval is what contacts see (the
+/// last status wins). A user toggling their status in a loop costs each contact one frame
+/// per interval.
+pub const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+
 /// Handles presence events in order until the server stops.
 pub async fn run_publisher(p: Publisher, mut events: mpsc::UnboundedReceiver<Event>) {
     // What each user's viewers were last told, so an unchanged state is not sent again.
     let mut last: HashMap<i64, Presence> = HashMap::new();
-    while let Some(event) = events.recv().await {
+    // When each user's presence was last published (kept for one interval), and the users
+    // whose change waits for their interval to end.
+    let mut published: HashMap<i64, Instant> = HashMap::new();
+    let mut waiting: HashMap<i64, Instant> = HashMap::new();
+    loop {
+        let next_due = waiting.values().min().copied();
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = sleep_until_some(next_due) => {
+                let now = Instant::now();
+                let due: Vec<i64> = waiting
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(user, _)| *user)
+                    .collect();
+                for user in due {
+                    waiting.remove(&user);
+                    published.insert(user, now);
+                    let event = Event::Changed(user);
+                    if let Err(e) = publish(&p, &mut last, event).await {
+                        tracing::error!(?event, error = %e, "publishing presence failed");
+                    }
+                }
+                continue;
+            }
+        };
+        if let Event::Changed(user) = event {
+            let now = Instant::now();
+            if waiting.contains_key(&user) {
+                continue; // already due; it will publish the state as it is then
+            }
+            if let Some(at) = published.get(&user) {
+                if now.duration_since(*at) < PRESENCE_EVERY {
+                    waiting.insert(user, *at + PRESENCE_EVERY);
+                    continue;
+                }
+            }
+            published.insert(user, now);
+            if published.len() > 4096 {
+                published.retain(|_, at| now.duration_since(*at) < PRESENCE_EVERY);
+            }
+        }
         if let Err(e) = publish(&p, &mut last, event).await {
             tracing::error!(?event, error = %e, "publishing presence failed");
         }
+    }
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

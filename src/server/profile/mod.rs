@@ -14,8 +14,11 @@ use crate::protocol::{
     http::{Me, UpdateMe},
     one_line, ServerFrame, Status, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
 };
-use std::sync::Arc;
-use tokio::sync::{Mutex, Semaphore};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+use tokio::{
+    sync::{Mutex, Semaphore},
+    time::Instant,
+};
 
 pub struct Profiles {
     pub store: Arc<dyn ProfileStore>,
@@ -28,6 +31,17 @@ pub struct Profiles {
     changes: Mutex<()>,
     /// Bounds concurrent picture decoding (each takes a core and up to ~100 MiB).
     decoding: Semaphore,
+    /// Status changes from sockets, coalesced: see [`Profiles::choose_status`].
+    status_writes: std::sync::Mutex<HashMap<i64, StatusWrite>>,
+}
+
+/// Least time between two stored status changes of one user from their sockets.
+pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// A user's last status write, and the status waiting for the next one.
+struct StatusWrite {
+    last: Instant,
+    pending: Option<Status>,
 }
 
 impl From<Profile> for Me {
@@ -55,6 +69,7 @@ impl Profiles {
             fanout,
             changes: Mutex::new(()),
             decoding: Semaphore::new(2),
+            status_writes: std::sync::Mutex::default(),
         }
     }
 
@@ -89,6 +104,60 @@ impl Profiles {
     /// Chooses a status (from a socket, or the sign-in window's "Sign in as").
     pub async fn set_status(&self, user: i64, status: Status) -> Result<Profile> {
         self.store_change(user, Some(status), None, None).await
+    }
+
+    /// Chooses a status from a socket, at most one write per [`STATUS_EVERY`] per user over
+    /// all their sockets: a change within the interval waits for its end, and a later one
+    /// replaces it (the last status wins). A flood of status frames costs one write, and one
+    /// frame to each tab and contact, per interval.
+    pub async fn choose_status(self: &Arc<Self>, user: i64, status: Status) -> Result<()> {
+        let now = Instant::now();
+        {
+            let mut writes = self.status_writes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = writes.get_mut(&user) {
+                if w.pending.is_some() {
+                    w.pending = Some(status);
+                    return Ok(());
+                }
+                if now.duration_since(w.last) < STATUS_EVERY {
+                    w.pending = Some(status);
+                    let due = w.last + STATUS_EVERY;
+                    tokio::spawn(Arc::clone(self).write_status_at(user, due));
+                    return Ok(());
+                }
+            }
+            writes.insert(
+                user,
+                StatusWrite {
+                    last: now,
+                    pending: None,
+                },
+            );
+            if writes.len() > 4096 {
+                writes.retain(|_, w| {
+                    w.pending.is_some() || now.duration_since(w.last) < STATUS_EVERY
+                });
+            }
+        }
+        self.set_status(user, status).await.map(|_| ())
+    }
+
+    /// Stores the status waiting for `user` at `due`.
+    async fn write_status_at(self: Arc<Self>, user: i64, due: Instant) {
+        tokio::time::sleep_until(due).await;
+        let status = {
+            let mut writes = self.status_writes.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(w) = writes.get_mut(&user) else {
+                return;
+            };
+            w.last = Instant::now();
+            w.pending.take()
+        };
+        if let Some(status) = status {
+            if let Err(e) = self.set_status(user, status).await {
+                tracing::warn!(user, error = %e, "storing a status change failed");
+            }
+        }
     }
 
     async fn store_change(

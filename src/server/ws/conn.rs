@@ -6,7 +6,7 @@ use super::mailbox::{Cursor, Mailbox};
 use crate::protocol::{ConversationKind, ConversationSummary, ErrorCode, ServerFrame, UserSummary};
 use crate::server::{
     hub::{encode, Delivery, ACK, EPHEMERAL},
-    limits::sockets::Slot,
+    limits::{sockets::Slot, users::UserRates},
     state::AppState,
     store::{now_ms, SessionRow},
 };
@@ -38,9 +38,8 @@ pub(super) struct Conn {
     /// Where the hub puts this connection's deliveries and control messages, and the way
     /// out to its socket.
     pub(super) mailbox: Arc<Mailbox>,
-    /// Token bucket for sends: tokens left and when it was last refilled.
-    tokens: f64,
-    refilled: Instant,
+    /// The user's rates, shared with their other sockets.
+    rates: Arc<UserRates>,
     /// When this connection last slid the session's idle expiry.
     last_slide: i64,
     /// Its place under the sockets' caps, given back when the connection ends.
@@ -68,8 +67,7 @@ impl Conn {
     ) -> Self {
         Self {
             _slot: slot,
-            tokens: state.cfg.sockets.send_rate_per_second as f64,
-            refilled: Instant::now(),
+            rates: state.rates.of(session.user.id),
             last_slide: now_ms(),
             id,
             joined: HashMap::new(),
@@ -278,26 +276,25 @@ impl Conn {
         Ok(())
     }
 
-    /// Takes one send from the connection's token bucket; false when it is empty.
+    /// Counts one message (send, nudge, deletion) against the user's rate, over all their
+    /// sockets; false when they send too fast.
     pub(super) fn take_token(&mut self) -> bool {
-        let rate = self.state.cfg.sockets.send_rate_per_second.max(1) as f64;
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.rates.message()
     }
 
     /// Gives back the send [`take_token`](Self::take_token) took, for a refusal that
     /// stored nothing and that the client could not have avoided by waiting.
     pub(super) fn refund_token(&mut self) {
-        let rate = self.state.cfg.sockets.send_rate_per_second.max(1) as f64;
-        self.tokens = (self.tokens + 1.0).min(rate);
+        self.rates.message_back();
+    }
+
+    /// Counts one client frame against the user's rate, over all their sockets; while the
+    /// user has none left, waits (this socket is not read meanwhile, so a flood slows to the
+    /// rate and queues nothing here).
+    pub(super) async fn pace(&self) {
+        while let Err(wait) = self.rates.frame() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Sending is activity: keep the session alive (at most one write per 30 s).

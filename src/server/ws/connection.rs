@@ -224,6 +224,9 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     incoming => incoming,
                 };
                 last_heard = Instant::now();
+                if incoming.is_ok() {
+                    Box::pin(conn.pace()).await;
+                }
                 match incoming {
                     Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
                     Err(tungstenite::Error::Capacity(_)) => {

@@ -164,12 +164,11 @@ async fn refuse(
         SlotRefusal::Full => (close::TRY_AGAIN_LATER, "server full; try again later"),
     };
     tracing::info!(user, %ip, reason, "a socket was refused");
-    let frame = tungstenite::protocol::frame::Frame::close(Some(
-        tungstenite::protocol::CloseFrame {
+    let frame =
+        tungstenite::protocol::frame::Frame::close(Some(tungstenite::protocol::CloseFrame {
             code: code.into(),
             reason: reason.into(),
-        },
-    ));
+        }));
     let mut bytes = Vec::with_capacity(64);
     if frame.format(&mut bytes).is_ok() {
         let mut io = TokioIo::new(&mut upgraded);
