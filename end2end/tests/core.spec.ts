@@ -133,8 +133,8 @@ test('with JavaScript off, the sign-in window signs up, refuses with its message
   await page.getByLabel('New username').fill('nojs');
   await page.getByLabel('Choose a password').fill('another-password');
   await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page).toHaveURL(/\/\?mode=signup&username=nojs&error=/);
-  await expect(page.getByRole('alert')).toHaveText('The username nojs is taken.');
+  await expect(page).toHaveURL(`${server.url}/?mode=signup&username=nojs&error=username_taken`);
+  await expect(page.getByRole('alert')).toHaveText('That username is taken; choose another.');
   await expect(page.getByLabel('New username')).toHaveValue('nojs');
   await page.getByLabel('Username', { exact: true }).fill('nojs');
   await page.getByLabel('Password', { exact: true }).fill('not-the-password');

@@ -226,6 +226,76 @@ impl ApiErrorCode {
     }
 }
 
+/// Why the sign-in window sent a browser back to itself (its form was posted without
+/// script): the `error` in the window's address is one of these codes, and the window shows
+/// the fixed text that goes with it. Never free text, so that a link cannot make the window
+/// say what its author wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInNotice {
+    WrongPassword,
+    UsernameTaken,
+    BadUsername,
+    BadPassword,
+    BadStatus,
+    TooManyAttempts,
+    VerificationNeeded,
+    TooLarge,
+    Failed,
+}
+
+impl SignInNotice {
+    pub const ALL: [SignInNotice; 9] = [
+        Self::WrongPassword,
+        Self::UsernameTaken,
+        Self::BadUsername,
+        Self::BadPassword,
+        Self::BadStatus,
+        Self::TooManyAttempts,
+        Self::VerificationNeeded,
+        Self::TooLarge,
+        Self::Failed,
+    ];
+
+    /// The code in the window's address.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "wrong_password",
+            Self::UsernameTaken => "username_taken",
+            Self::BadUsername => "bad_username",
+            Self::BadPassword => "bad_password",
+            Self::BadStatus => "bad_status",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::VerificationNeeded => "verification_needed",
+            Self::TooLarge => "too_large",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The notice of a code; None for anything else (which the window ignores).
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.code() == code)
+    }
+
+    /// What the window says.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "Wrong username or password.",
+            Self::UsernameTaken => "That username is taken; choose another.",
+            Self::BadUsername => {
+                "A username is 3 to 24 characters: letters, digits, '_' and '.', starting with a letter."
+            }
+            Self::BadPassword => "A password is 8 to 128 characters, and not only spaces.",
+            Self::BadStatus => "Choose a status from the list to sign in with.",
+            Self::TooManyAttempts => "Too many attempts. Wait a little, then try again.",
+            Self::VerificationNeeded => {
+                "Please let the verification finish (it checks you are not a bot), then try again."
+            }
+            Self::TooLarge => "That was more than the form takes.",
+            Self::Failed => "Something went wrong on our side. Please try again.",
+        }
+    }
+}
+
 /// How server functions carry [`ApiError`]: as its JSON, with the status of its code (set by
 /// the server's server-function route). What the framework itself refuses (arguments that
 /// do not parse) becomes `invalid`; a network failure on the client side, `unreachable`.

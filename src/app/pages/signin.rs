@@ -5,7 +5,10 @@
 //! on or shows the error itself.
 
 use crate::app::server_fns::{SignIn, SignUp, TryAsGuest};
-use crate::protocol::{http::SignedIn, ApiError, Status};
+use crate::protocol::{
+    http::{SignInNotice, SignedIn},
+    ApiError, Status,
+};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -13,7 +16,8 @@ use leptos_router::hooks::use_query_map;
 pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
-    let query_error = get("error");
+    // A code, never text from the address (see `SignInNotice`); an unknown one shows nothing.
+    let query_error = SignInNotice::parse(&get("error")).map(|n| n.message().to_owned());
     let username = get("username");
     let signup_mode = get("mode") == "signup";
     let (signin_name, signup_name) = if signup_mode {
@@ -30,11 +34,7 @@ pub fn SignInPage() -> impl IntoView {
     for value in [sign_in.value(), sign_up.value(), guest.value()] {
         Effect::new(move |_| after_action(value.get(), refused));
     }
-    let error = move || {
-        refused
-            .get()
-            .or_else(|| (!query_error.is_empty()).then(|| query_error.clone()))
-    };
+    let error = move || refused.get().or_else(|| query_error.clone());
     view! {
         <main class="desktop signin-desktop">
             <section class="window signin-window" aria-labelledby="signin-title">

@@ -14,7 +14,10 @@ use super::{
     error::{refusal_for, status_of, ErrorSlot, Internal},
     session::{self, clear_cookie, session_cookie},
 };
-use crate::protocol::{http::SignedIn, ApiError, ApiErrorCode};
+use crate::protocol::{
+    http::{SignInNotice, SignedIn},
+    ApiError, ApiErrorCode, Username,
+};
 use crate::server::{auth::Started, error::AppError, state::AppState, store::SessionRow};
 use axum::{
     body::Body,
@@ -163,7 +166,10 @@ pub fn session_started(
         Err(e) => {
             let api = fail(e);
             if let (true, Some(res)) = (form, &res) {
-                see_other(res, &back_to(window, username, &api.message));
+                see_other(
+                    res,
+                    &back_to(window, username, notice(window, username, &api)),
+                );
             }
             Err(api)
         }
@@ -185,8 +191,28 @@ pub fn signed_out(state: &AppState) {
     }
 }
 
-/// The sign-in window's address, showing `message` (and the name typed, kept).
-fn back_to(window: Window, username: &str, message: &str) -> String {
+/// What the sign-in window says about a refusal (a code: see [`SignInNotice`]).
+fn notice(window: Window, username: &str, api: &ApiError) -> SignInNotice {
+    match api.error {
+        ApiErrorCode::Unauthorized => SignInNotice::WrongPassword,
+        ApiErrorCode::Conflict => SignInNotice::UsernameTaken,
+        // Sign-up checks the name, then the password; sign-in only the status chosen.
+        ApiErrorCode::Invalid if window == Window::SignUp => {
+            if Username::parse(username).is_err() {
+                SignInNotice::BadUsername
+            } else {
+                SignInNotice::BadPassword
+            }
+        }
+        ApiErrorCode::Invalid => SignInNotice::BadStatus,
+        ApiErrorCode::TooManyRequests => SignInNotice::TooManyAttempts,
+        ApiErrorCode::TooLarge => SignInNotice::TooLarge,
+        _ => SignInNotice::Failed,
+    }
+}
+
+/// The sign-in window's address, showing `notice` (and the name typed, kept).
+fn back_to(window: Window, username: &str, notice: SignInNotice) -> String {
     let mode = match window {
         Window::SignIn => "signin",
         Window::SignUp => "signup",
@@ -196,7 +222,7 @@ fn back_to(window: Window, username: &str, message: &str) -> String {
     if !username.is_empty() {
         query.append_pair("username", username);
     }
-    format!("/?{}", query.append_pair("error", message).finish())
+    format!("/?{}", query.append_pair("error", notice.code()).finish())
 }
 
 fn see_other(res: &ResponseOptions, to: &str) {
@@ -252,7 +278,7 @@ pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
     }
     if form {
         // Refused before the function could send the browser back itself.
-        let message = api.map_or_else(|| refusal_for(parts.status).message, |api| api.message);
+        let api = api.unwrap_or_else(|| refusal_for(parts.status));
         let window = if path.ends_with("/signup") {
             Window::SignUp
         } else {
@@ -260,7 +286,8 @@ pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
         };
         let mut back = Response::new(Body::empty());
         *back.status_mut() = StatusCode::SEE_OTHER;
-        if let Ok(location) = HeaderValue::from_str(&back_to(window, "", &message)) {
+        if let Ok(location) = HeaderValue::from_str(&back_to(window, "", notice(window, "", &api)))
+        {
             back.headers_mut().insert(header::LOCATION, location);
         }
         *back.extensions_mut() = parts.extensions;
