@@ -23,6 +23,17 @@ if [ ! -x node_modules/.bin/wasm-opt ] || ! cmp -s package-lock.json node_module
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# ALTCHA's bot-verification widget, served by this server (no third-party request): its
+# CSP-friendly build (no inline styles or workers made from strings), its stylesheet and the
+# PBKDF2 worker that public/altcha/setup.js registers.
+widget=node_modules/altcha/dist
+for f in external/altcha.min.js:altcha.js external/altcha.css:altcha.css workers/pbkdf2.js:pbkdf2.js; do
+  from=$widget/${f%%:*}; to=public/altcha/${f##*:}
+  if ! cmp -s "$from" "$to" 2>/dev/null; then
+    mkdir -p public/altcha && cp "$from" "$to"
+  fi
+done
+
 if [ "${1:-}" = --cargo-leptos ] && [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
   step "installing cargo-leptos $CARGO_LEPTOS_VERSION for 'cargo leptos watch' (first time only, ~30 min on 2 cores)"
   cargo install --locked cargo-leptos --version "$CARGO_LEPTOS_VERSION"

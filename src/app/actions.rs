@@ -10,7 +10,10 @@ use super::{
     state::Ui,
 };
 use crate::protocol::{
-    http::{paths, AddContact, GroupName, Invite, MoveToGroup, OpenDm, RoomQuery, UpdateMe},
+    http::{
+        paths, AddContact, GroupName, Invite, MoveToGroup, OpenDm, RoomQuery, SignInNotice,
+        UpdateMe,
+    },
     ApiError, ApiErrorCode, Body, ClientFrame, ConversationSummary, RoomPage, UserSummary,
     TYPING_REPEAT_MS,
 };
@@ -291,7 +294,13 @@ pub fn load_older(ui: Ui, conv: i64) {
 pub fn sign_in_again(ui: Ui, password: String) {
     let username = ui.me.with_value(|m| m.username.clone());
     spawn_local(async move {
-        match server_fns::sign_in(username, password.into(), String::new()).await {
+        let again = server_fns::sign_in(
+            username.clone(),
+            password.into(),
+            String::new(),
+            String::new(),
+        );
+        match again.await {
             Ok(_) => {
                 ui.resume_error.set(None);
                 ui.net.update_value(|n| n.attempt = 0);
@@ -300,6 +309,18 @@ pub fn sign_in_again(ui: Ui, password: String) {
             Err(e) if e.error == ApiErrorCode::Unauthorized => ui
                 .resume_error
                 .set(Some("Wrong password; try again.".into())),
+            // This account has had many wrong passwords lately: the sign-in window, which
+            // carries the verification widget, takes it from here (drafts are lost).
+            Err(e) if e.error == ApiErrorCode::ChallengeRequired => {
+                let to = format!(
+                    "/?mode=signin&username={}&error={}",
+                    js_sys::encode_uri_component(&username),
+                    SignInNotice::VerificationNeeded.code()
+                );
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().assign(&to);
+                }
+            }
             Err(e) => ui.resume_error.set(Some(e.message)),
         }
     });

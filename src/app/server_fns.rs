@@ -21,11 +21,18 @@ use leptos::server_fn::codec::{GetUrl, Json};
 pub async fn sign_up(
     #[server(default)] username: String,
     #[server(default)] password: Password,
+    #[server(default)] proof: String,
 ) -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+    use crate::server::http::server_fns::{
+        client_ip, form_only, proof as check, session_started, state, Window,
+    };
     form_only()?;
     let state = state()?;
-    let started = state.auth.sign_up(&username, password.expose()).await;
+    let proof = check(&state, &proof).await;
+    let started = state
+        .auth
+        .sign_up(&username, password.expose(), client_ip(&state), proof)
+        .await;
     session_started(
         &state,
         started,
@@ -43,13 +50,23 @@ pub async fn sign_in(
     #[server(default)] username: String,
     #[server(default)] password: Password,
     #[server(default)] status: String,
+    #[server(default)] proof: String,
 ) -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+    use crate::server::http::server_fns::{
+        client_ip, form_only, proof as check, session_started, state, Window,
+    };
     form_only()?;
     let state = state()?;
+    let proof = check(&state, &proof).await;
     let started = state
         .auth
-        .sign_in(&username, password.expose(), &status)
+        .sign_in(
+            &username,
+            password.expose(),
+            &status,
+            client_ip(&state),
+            proof,
+        )
         .await;
     session_started(
         &state,
@@ -62,11 +79,14 @@ pub async fn sign_in(
 
 /// `POST /api/guest`: a temporary account, signed in (`201`).
 #[server(prefix = "/api", endpoint = "guest")]
-pub async fn try_as_guest() -> Result<SignedIn, ApiError> {
-    use crate::server::http::server_fns::{form_only, session_started, state, Window};
+pub async fn try_as_guest(#[server(default)] proof: String) -> Result<SignedIn, ApiError> {
+    use crate::server::http::server_fns::{
+        client_ip, form_only, proof as check, session_started, state, Window,
+    };
     form_only()?;
     let state = state()?;
-    let started = state.auth.guest().await;
+    let proof = check(&state, &proof).await;
+    let started = state.auth.guest(client_ip(&state), proof).await;
     session_started(
         &state,
         started,
@@ -97,14 +117,17 @@ pub async fn bearer_token(
     #[server(default)] password: Option<Password>,
     #[server(default)] status: Option<String>,
     #[server(default)] guest: bool,
+    #[server(default)] proof: Option<String>,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::{
         accounts::signed_in,
-        server_fns::{fail, state},
+        server_fns::{client_ip, fail, proof as check, state},
     };
     let state = state()?;
+    let from = client_ip(&state);
+    let proof = check(&state, proof.as_deref().unwrap_or_default()).await;
     let started = if guest {
-        state.auth.guest().await
+        state.auth.guest(from, proof).await
     } else {
         state
             .auth
@@ -112,6 +135,8 @@ pub async fn bearer_token(
                 username.as_deref().unwrap_or_default(),
                 password.as_ref().map_or("", Password::expose),
                 status.as_deref().unwrap_or_default(),
+                from,
+                proof,
             )
             .await
     }
@@ -148,16 +173,19 @@ mod tests {
             username: "ann".into(),
             password: "hunter2 secret".to_owned().into(),
             status: String::new(),
+            proof: String::new(),
         };
         let up = SignUp {
             username: "ann".into(),
             password: "hunter2 secret".to_owned().into(),
+            proof: String::new(),
         };
         let token = BearerToken {
             username: Some("ann".into()),
             password: Some("hunter2 secret".to_owned().into()),
             status: None,
             guest: false,
+            proof: None,
         };
         for shown in [format!("{call:?}"), format!("{up:?}"), format!("{token:?}")] {
             assert!(

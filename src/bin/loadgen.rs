@@ -171,6 +171,8 @@ impl Server {
             .env("MESSENGER_FRAME_RATE", "1000000")
             .env("MESSENGER_MAX_SOCKETS_PER_USER", "1000000")
             .env("MESSENGER_MAX_SOCKETS_PER_ADDRESS", "1000000")
+            .env("MESSENGER_GUESTS_PER_ADDRESS", "1000000000/1s")
+            .env("MESSENGER_VERIFICATION", "off")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -18,6 +18,8 @@ use std::fmt;
 pub mod paths {
     pub const WS: &str = "/ws";
     pub const HEALTH: &str = "/health";
+    /// A proof-of-work challenge (ALTCHA), for sign-up, guests and sign-in after failures.
+    pub const CHALLENGE: &str = "/api/challenge";
     pub const SESSION: &str = "/api/session";
     pub const SESSION_REFRESH: &str = "/api/session/refresh";
     pub const DM: &str = "/api/dm";
@@ -200,8 +202,10 @@ pub enum ApiErrorCode {
     TooLarge,
     /// 415: a body in an encoding the endpoint does not take.
     UnsupportedMediaType,
-    /// 429
+    /// 429, with `Retry-After` (seconds) when the server knows when to try again.
     TooManyRequests,
+    /// 403: the request must carry a solved proof-of-work challenge (`GET /api/challenge`).
+    ChallengeRequired,
     /// 500: nothing more is said; try again.
     Internal,
     /// Never sent by the server: the client could not reach it.
@@ -220,11 +224,28 @@ impl ApiErrorCode {
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::TooManyRequests => 429,
+            Self::ChallengeRequired => 403,
             Self::Internal => 500,
             Self::Unreachable => 0,
         }
     }
 }
+
+/// What the sign-in window shows to check that people are not bots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoorCheck {
+    Off,
+    /// ALTCHA's widget, fetching its challenge from [`paths::CHALLENGE`].
+    Altcha,
+    /// Cloudflare Turnstile's widget, with the site key.
+    Turnstile {
+        site_key: String,
+    },
+}
+
+/// The form field (and JSON member) that carries the solved challenge or the Turnstile
+/// token.
+pub const PROOF_FIELD: &str = "proof";
 
 /// Why the sign-in window sent a browser back to itself (its form was posted without
 /// script): the `error` in the window's address is one of these codes, and the window shows

@@ -9,7 +9,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub use super::state::{AppState, Shared};
 use super::{
-    auth::{Auth, Lifetimes},
+    auth::{challenge::Verifier, Auth, Lifetimes},
     bots::{self, Replier},
     chat::{Chat, MembersWatch},
     config::{default_origins, Config},
@@ -19,6 +19,7 @@ use super::{
     limits::{
         rate::Rate,
         sockets::{raise_descriptor_limit, SocketSlots},
+        stored::StoredLimits,
         users::{UserRateConfig, UserRateRegistry},
     },
     presence::{self, PresenceHub, Publisher},
@@ -129,6 +130,7 @@ impl Application {
             idle: cfg.sessions.idle(),
             absolute: cfg.sessions.absolute(),
         };
+        let stored_limits = Arc::new(StoredLimits::new(db.clone(), cfg.limits.allowances()));
         let auth = Arc::new(
             Auth::new(
                 db.clone(),
@@ -136,9 +138,11 @@ impl Application {
                 profiles.clone(),
                 fanout.clone(),
                 lifetimes,
+                stored_limits.clone(),
             )
             .await?,
         );
+        let verifier = Arc::new(Verifier::build(&cfg.verification, db.clone()).await?);
         let leptos_options = LeptosOptions::builder()
             .output_name("messenger")
             .site_root(cfg.server.site_root.to_string_lossy().into_owned())
@@ -155,6 +159,8 @@ impl Application {
                 hub,
                 presence,
                 auth,
+                verifier,
+                stored_limits,
                 chat,
                 contacts,
                 profiles,
@@ -238,7 +244,7 @@ impl Application {
             ..
         } = self;
         let router = Self::router(&state);
-        let housekeeping = tokio::spawn(housekeeping(state.auth.clone()));
+        let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let sweeper = tokio::spawn(sweep_rates(state.rates.clone()));
         let contacts: Arc<dyn ContactStore> = Arc::new(state.store.clone());
         let publisher = tokio::spawn(presence::run_publisher(
@@ -422,20 +428,26 @@ async fn sweep_rates(rates: Arc<UserRateRegistry>) {
     }
 }
 
-/// Hourly: forgets sessions that ended more than a day ago.
-async fn housekeeping(auth: Arc<Auth>) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
+/// Every ten minutes: forgets sessions that ended more than a day ago, full limit buckets
+/// and expired spent challenges.
+async fn housekeeping(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
     loop {
         every.tick().await;
-        match auth.forget_dead_sessions().await {
+        match state.auth.forget_dead_sessions().await {
             Ok(n) if n > 0 => tracing::info!(deleted = n, "old sessions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "removing old sessions"),
         }
+        if let Err(e) = state.stored_limits.forget_full().await {
+            tracing::warn!(error = %e, "forgetting full limit buckets");
+        }
+        if let Err(e) = state.verifier.forget_expired().await {
+            tracing::warn!(error = %e, "forgetting expired challenges");
+        }
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

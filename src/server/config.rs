@@ -2,6 +2,7 @@
 //! (the server, the store, sessions, sockets, the AI contacts). Secrets are wrapped so that
 //! no `Debug` print shows them.
 
+use super::limits::stored::{Allowance, Allowances};
 use clap::{Args, Parser};
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
@@ -26,6 +27,8 @@ pub struct Config {
     pub bots: BotConfig,
     #[command(flatten)]
     pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub verification: VerificationConfig,
 
     /// An administration command to run on the database instead of serving.
     #[command(subcommand)]
@@ -300,6 +303,141 @@ pub struct LimitsConfig {
         value_parser = parse_network
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Failed sign-ins one address may make, whatever the accounts, as `BURST/PERIOD`: that
+    /// many at once, and that many more each period (units s, m, h, d). Beyond: `429` with
+    /// `Retry-After`. Stored, so it holds across restarts.
+    #[arg(
+        long = "signin-failures-per-address",
+        env = "MESSENGER_SIGNIN_FAILURES_PER_ADDRESS",
+        default_value = "20/10m"
+    )]
+    pub signin_per_address: Allowance,
+
+    /// Failed sign-ins to one account from one address (`429` with `Retry-After` beyond).
+    #[arg(
+        long = "signin-failures-per-account-and-address",
+        env = "MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT_AND_ADDRESS",
+        default_value = "5/5m"
+    )]
+    pub signin_per_account_address: Allowance,
+
+    /// Failed sign-ins to one account from anywhere. Beyond it every sign-in to that account
+    /// must carry a solved challenge (never a wait, so nobody can lock the owner out).
+    #[arg(
+        long = "signin-failures-per-account",
+        env = "MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT",
+        default_value = "5/1h"
+    )]
+    pub signin_per_account: Allowance,
+
+    /// Accounts one address may create (`429` with `Retry-After` beyond).
+    #[arg(
+        long = "signups-per-address",
+        env = "MESSENGER_SIGNUPS_PER_ADDRESS",
+        default_value = "5/1h"
+    )]
+    pub signups_per_address: Allowance,
+
+    /// Guests one address may create (`429` with `Retry-After` beyond).
+    #[arg(
+        long = "guests-per-address",
+        env = "MESSENGER_GUESTS_PER_ADDRESS",
+        default_value = "20/1h"
+    )]
+    pub guests_per_address: Allowance,
+}
+
+impl LimitsConfig {
+    pub fn allowances(&self) -> Allowances {
+        Allowances {
+            signin_address: self.signin_per_address,
+            signin_account_address: self.signin_per_account_address,
+            signin_account: self.signin_per_account,
+            signup_address: self.signups_per_address,
+            guest_address: self.guests_per_address,
+        }
+    }
+}
+
+/// How people show they are not bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerificationKind {
+    /// A proof-of-work challenge, solved by the browser in the background (ALTCHA's widget,
+    /// served by this server: no third party is asked anything).
+    Altcha,
+    /// Cloudflare Turnstile (needs `--turnstile-site-key` and `--turnstile-secret`).
+    Turnstile,
+    /// No verification (for tests and closed networks).
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Bot verification")]
+pub struct VerificationConfig {
+    /// What sign-up, guests and a sign-in after many failures must pass. Default: turnstile
+    /// when its site key and secret are set, altcha otherwise.
+    #[arg(long = "verification", env = "MESSENGER_VERIFICATION", value_enum)]
+    pub kind: Option<VerificationKind>,
+
+    /// The secret ALTCHA challenges are signed with. Default: one made at first start and
+    /// kept in the database.
+    #[arg(
+        long = "altcha-secret",
+        env = "MESSENGER_ALTCHA_SECRET",
+        hide_env_values = true
+    )]
+    pub altcha_secret: Option<Secret>,
+
+    /// PBKDF2 iterations per try of an ALTCHA challenge.
+    #[arg(
+        long = "altcha-cost",
+        env = "MESSENGER_ALTCHA_COST",
+        default_value_t = 1000
+    )]
+    pub altcha_cost: u32,
+
+    /// Tries a solver needs at most (the answer is picked at random below it, so a
+    /// browser makes half as many on average).
+    #[arg(
+        long = "altcha-max-tries",
+        env = "MESSENGER_ALTCHA_MAX_TRIES",
+        default_value_t = 2000
+    )]
+    pub altcha_max_tries: u32,
+
+    /// Cloudflare Turnstile's site key (public, shown in the page).
+    #[arg(long = "turnstile-site-key", env = "MESSENGER_TURNSTILE_SITE_KEY")]
+    pub turnstile_site_key: Option<String>,
+
+    /// Cloudflare Turnstile's secret key.
+    #[arg(
+        long = "turnstile-secret",
+        env = "MESSENGER_TURNSTILE_SECRET",
+        hide_env_values = true
+    )]
+    pub turnstile_secret: Option<Secret>,
+
+    /// Where Turnstile tokens are checked.
+    #[arg(
+        long = "turnstile-verify-url",
+        env = "MESSENGER_TURNSTILE_VERIFY_URL",
+        default_value = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    )]
+    pub turnstile_verify_url: String,
+}
+
+impl VerificationConfig {
+    /// The kind in force: the one asked for, else Turnstile if it is configured, else ALTCHA.
+    pub fn kind(&self) -> VerificationKind {
+        self.kind.unwrap_or(
+            if self.turnstile_site_key.is_some() && self.turnstile_secret.is_some() {
+                VerificationKind::Turnstile
+            } else {
+                VerificationKind::Altcha
+            },
+        )
+    }
 }
 
 /// An address (`10.0.0.1`, a network of one) or a network (`10.0.0.0/8`).
@@ -389,6 +527,16 @@ impl Config {
         cfg.store.database = database;
         // Tests wait for bot replies; the pause only exists for people to see the typing.
         cfg.bots.offline_delay_ms = 0;
+        // Every test comes from 127.0.0.1 and makes many guests; the tests of the limits
+        // set the ones they test.
+        let limits = &mut cfg.limits;
+        limits.signups_per_address = Allowance::UNLIMITED;
+        limits.guests_per_address = Allowance::UNLIMITED;
+        limits.signin_per_address = Allowance::UNLIMITED;
+        limits.signin_per_account_address = Allowance::UNLIMITED;
+        limits.signin_per_account = Allowance::UNLIMITED;
+        // The tests of verification turn it on.
+        cfg.verification.kind = Some(VerificationKind::Off);
         cfg
     }
 }

@@ -20,8 +20,15 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A limit was reached; the client may try again after `retry_after`.
+    #[error("{message}")]
+    TooMany {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// The request must carry a solved proof-of-work challenge (`GET /api/challenge`).
     #[error("{0}")]
-    TooMany(String),
+    ChallengeRequired(String),
     /// The request body is larger than the endpoint takes.
     #[error("{0}")]
     TooLarge(String),
@@ -51,10 +58,21 @@ impl AppError {
             Self::Forbidden(_) => ApiErrorCode::Forbidden,
             Self::NotFound(_) => ApiErrorCode::NotFound,
             Self::Conflict(_) => ApiErrorCode::Conflict,
-            Self::TooMany(_) => ApiErrorCode::TooManyRequests,
+            Self::TooMany { .. } => ApiErrorCode::TooManyRequests,
+            Self::ChallengeRequired(_) => ApiErrorCode::ChallengeRequired,
             Self::TooLarge(_) => ApiErrorCode::TooLarge,
             Self::UnsupportedMediaType => ApiErrorCode::UnsupportedMediaType,
             Self::Internal(_) => ApiErrorCode::Internal,
+        }
+    }
+
+    /// Seconds the client should wait before trying again, for `Retry-After`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooMany { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
         }
     }
 

@@ -3,13 +3,13 @@
 //! the edges sees it: services are given the handles they use.
 
 use super::{
-    auth::Auth,
+    auth::{challenge::Verifier, Auth},
     bots::Bots,
     chat::Chat,
     config::Config,
     contacts::Contacts,
     hub::local::LocalHub,
-    limits::{sockets::SocketSlots, users::UserRateRegistry},
+    limits::{sockets::SocketSlots, stored::StoredLimits, users::UserRateRegistry},
     presence::PresenceHub,
     profile::Profiles,
     store::sqlite::SqliteStore,
@@ -51,6 +51,10 @@ pub struct Shared {
     pub hub: Arc<LocalHub>,
     pub presence: Arc<PresenceHub>,
     pub auth: Arc<Auth>,
+    /// Bot verification at the door (ALTCHA, Turnstile or off).
+    pub verifier: Arc<Verifier>,
+    /// The limits kept in the store (sign-in failures, accounts and guests per address).
+    pub stored_limits: Arc<StoredLimits>,
     pub chat: Arc<Chat>,
     pub contacts: Arc<Contacts>,
     pub profiles: Arc<Profiles>,

@@ -35,7 +35,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_in(tempfile::tempdir().expect("temp dir"), tune).await
+}
+
+/// Starts the server on the database in `dir`.
+async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = Config::for_tests(dir.path().join("messenger.db"));
     cfg.server.log = "warn".into();
     tune(&mut cfg);
@@ -248,6 +252,13 @@ impl TestApp {
             HeaderValue::from_str(forwarded_for).expect("header"),
         );
         Ws::open(req).await.expect("upgrade accepted")
+    }
+
+    /// Stops the server and starts it again on the same database, configured by `tune`.
+    pub async fn restarted(mut self, tune: impl FnOnce(&mut Config)) -> TestApp {
+        self.stop().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        spawn_in(dir, tune).await
     }
 
     /// Stops the server gracefully and waits for it.

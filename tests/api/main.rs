@@ -6,6 +6,7 @@ mod auth;
 mod bots;
 mod deletion;
 mod delivery;
+mod door;
 mod errors;
 mod groups;
 mod helpers;

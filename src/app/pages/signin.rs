@@ -6,7 +6,7 @@
 
 use crate::app::server_fns::{SignIn, SignUp, TryAsGuest};
 use crate::protocol::{
-    http::{SignInNotice, SignedIn},
+    http::{paths, DoorCheck, SignInNotice, SignedIn, PROOF_FIELD},
     ApiError, Status,
 };
 use leptos::prelude::*;
@@ -17,7 +17,17 @@ pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
     // A code, never text from the address (see `SignInNotice`); an unknown one shows nothing.
-    let query_error = SignInNotice::parse(&get("error")).map(|n| n.message().to_owned());
+    let notice = SignInNotice::parse(&get("error"));
+    let query_error = notice.map(|n| n.message().to_owned());
+    // The sign-in form carries the verification only once it was asked for.
+    let sign_in_checked = notice == Some(SignInNotice::VerificationNeeded);
+    let door = door_check();
+    let sign_in_widget = sign_in_checked
+        .then(|| door_widget(&door, "onload"))
+        .flatten();
+    let guest_widget = door_widget(&door, "onsubmit");
+    let sign_up_widget = door_widget(&door, "onsubmit");
+    let scripts = door_scripts(&door);
     let username = get("username");
     let signup_mode = get("mode") == "signup";
     let (signin_name, signup_name) = if signup_mode {
@@ -58,9 +68,11 @@ pub fn SignInPage() -> impl IntoView {
                                 <option value=s.as_str()>{s.choice_label()}</option>
                             }).collect_view()}
                         </select>
+                        {sign_in_widget}
                         <button type="submit" class="primary">"Sign in"</button>
                     </ActionForm>
                     <ActionForm action=guest attr:class="guest-form">
+                        {guest_widget}
                         <button type="submit">"Try as guest"</button>
                     </ActionForm>
                     <details class="signup" open=signup_mode>
@@ -74,12 +86,63 @@ pub fn SignInPage() -> impl IntoView {
                             <input id="signup-password" name="password" type="password" autocomplete="new-password"
                                 required minlength="8" maxlength="128" aria-describedby="signup-rules"/>
                             <p id="signup-rules" class="hint">"3 to 24 letters, digits, _ or ., starting with a letter; a password of at least 8 characters."</p>
+                            {sign_up_widget}
                             <button type="submit" class="primary">"Create account"</button>
                         </ActionForm>
                     </details>
                 </div>
             </section>
+            {scripts}
         </main>
+    }
+}
+
+/// How this server checks for bots (the server's choice; none in the client-side build).
+fn door_check() -> DoorCheck {
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<crate::server::state::AppState>() {
+        return state.verifier.door();
+    }
+    DoorCheck::Off
+}
+
+/// The verification widget inside a form: it puts its proof in the form's `proof` field.
+/// ALTCHA's starts solving when `auto` says: `onsubmit` solves when the form is sent and
+/// then sends it (`onfocus` would solve early, but then the first click does not send).
+fn door_widget(door: &DoorCheck, auto: &'static str) -> Option<AnyView> {
+    match door {
+        DoorCheck::Off => None,
+        DoorCheck::Altcha => Some(
+            view! {
+                <altcha-widget challenge=paths::CHALLENGE name=PROOF_FIELD auto=auto></altcha-widget>
+            }
+            .into_any(),
+        ),
+        DoorCheck::Turnstile { site_key } => Some(
+            view! {
+                <div class="cf-turnstile" data-sitekey=site_key.clone() data-response-field-name=PROOF_FIELD></div>
+            }
+            .into_any(),
+        ),
+    }
+}
+
+/// The widget's script and style: ALTCHA's from this server (`/altcha/`), Turnstile's from
+/// Cloudflare (the operator chose it).
+fn door_scripts(door: &DoorCheck) -> Option<AnyView> {
+    match door {
+        DoorCheck::Off => None,
+        DoorCheck::Altcha => Some(
+            view! {
+                <link rel="stylesheet" href="/altcha/altcha.css"/>
+                <script type="module" src="/altcha/setup.js"></script>
+            }
+            .into_any(),
+        ),
+        DoorCheck::Turnstile { .. } => Some(
+            view! { <script src="https://challenges.cloudflare.com/turnstile/v0/api.js" async defer></script> }
+                .into_any(),
+        ),
     }
 }
 

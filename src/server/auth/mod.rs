@@ -3,11 +3,16 @@
 //! 256 random bits, stored only as their SHA-256; a session ends after an idle time that
 //! activity slides forward, and in any case after an absolute lifetime.
 
+pub mod challenge;
 mod password;
 
 use super::{
     error::{AppError, Result},
     hub::Fanout,
+    limits::{
+        address_key,
+        stored::{Scope, StoredLimits},
+    },
     profile::Profiles,
     store::{now_ms, CreateUser, SessionRow, SessionStore, UserStore},
 };
@@ -16,7 +21,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use password::Hasher;
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 /// Sessions are written back (their idle expiry slid forward) at most this often per session.
 const SLIDE_GRANULARITY_MS: i64 = 30_000;
@@ -37,6 +42,27 @@ pub struct Auth {
     fanout: Arc<dyn Fanout>,
     hasher: Hasher,
     lifetimes: Lifetimes,
+    limits: Arc<StoredLimits>,
+}
+
+/// Whether a request carried a solved proof-of-work challenge or a Turnstile pass (checked
+/// at the edge by [`challenge::Verifier`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    None,
+    Solved,
+}
+
+impl Proof {
+    fn required(self) -> Result<()> {
+        match self {
+            Proof::Solved => Ok(()),
+            Proof::None => Err(AppError::ChallengeRequired(
+                "Please let the verification finish (it checks you are not a bot), then try again."
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// A session that was just started, and the token that carries it (given out once).
@@ -75,6 +101,7 @@ impl Auth {
         profiles: Arc<Profiles>,
         fanout: Arc<dyn Fanout>,
         lifetimes: Lifetimes,
+        limits: Arc<StoredLimits>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             users,
@@ -83,19 +110,61 @@ impl Auth {
             fanout,
             hasher: Hasher::new().await?,
             lifetimes,
+            limits,
         })
     }
 
-    /// Creates an account and signs it in.
-    pub async fn sign_up(&self, username: &str, password: &str) -> Result<Started> {
+    /// Takes one from a stored limit, or says how long to wait.
+    async fn within(&self, scope: Scope, key: &str, what: &str) -> Result<()> {
+        match self.limits.take(scope, key).await? {
+            Ok(()) => Ok(()),
+            Err(retry_after) => Err(AppError::TooMany {
+                message: format!(
+                    "Too many {what} from here. Try again in {}.",
+                    in_words(retry_after)
+                ),
+                retry_after,
+            }),
+        }
+    }
+
+    /// Creates an account and signs it in; `from` counts against the accounts one address
+    /// may create (a name that turns out taken costs nothing).
+    pub async fn sign_up(
+        &self,
+        username: &str,
+        password: &str,
+        from: IpAddr,
+        proof: Proof,
+    ) -> Result<Started> {
         let username = Username::parse(username)?;
         let password = NewPassword::parse(password)?;
+        proof.required()?;
         // The AI contacts' names are theirs, even before the bots are first started.
         if super::bots::personas::by_handle(username.as_str()).is_some() {
             return Err(AppError::Conflict(format!(
                 "The username {username} is taken."
             )));
         }
+        let address = address_key(from).to_string();
+        self.within(Scope::SignUpAddress, &address, "new accounts")
+            .await?;
+        let created = self.create_account(&username, &password).await;
+        if created.is_err() {
+            self.limits
+                .give_back(Scope::SignUpAddress, &address)
+                .await?;
+        }
+        let user = created?;
+        tracing::info!(user = user.id, "account created");
+        self.start(user.id).await
+    }
+
+    async fn create_account(
+        &self,
+        username: &Username,
+        password: &NewPassword,
+    ) -> Result<crate::protocol::UserSummary> {
         let hash = self.hasher.hash(password.expose().to_owned()).await?;
         let user = match self
             .users
@@ -109,14 +178,26 @@ impl Auth {
                 )))
             }
         };
-        tracing::info!(user = user.id, "account created");
-        self.start(user.id).await
+        Ok(user)
     }
 
     /// Signs in with a password, optionally with the status to show (empty: the one chosen
     /// last time). The status is stored before the session exists, so no socket of it can
     /// show another status first.
-    pub async fn sign_in(&self, username: &str, password: &str, status: &str) -> Result<Started> {
+    ///
+    /// Failed attempts are limited before any password is checked (so a refused guess costs
+    /// no hashing): per address and per account from that address, with a wait; per
+    /// account from anywhere, with a solved challenge asked for beyond it. One failure is
+    /// taken from each bucket up front and given back when the password is right, so that
+    /// attempts at the same moment cannot overdraw them.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        status: &str,
+        from: IpAddr,
+        proof: Proof,
+    ) -> Result<Started> {
         let wrong = || AppError::Unauthorized("Wrong username or password.".into());
         let status = match status.trim() {
             "" => None,
@@ -124,15 +205,59 @@ impl Auth {
                 AppError::Invalid("Choose a status from the list to sign in with.".into())
             })?),
         };
+        let account = username.trim().to_lowercase();
+        let address = address_key(from).to_string();
+        let pair = format!("{account} {address}");
+        self.within(Scope::SignInAddress, &address, "failed sign-ins")
+            .await?;
+        if let Err(e) = self
+            .within(
+                Scope::SignInAccountAddress,
+                &pair,
+                "failed sign-ins to this account",
+            )
+            .await
+        {
+            self.limits
+                .give_back(Scope::SignInAddress, &address)
+                .await?;
+            return Err(e);
+        }
+        let account_taken = self
+            .limits
+            .take(Scope::SignInAccount, &account)
+            .await?
+            .is_ok();
+        let give_back = |account_taken: bool| {
+            let (address, pair, account) = (&address, &pair, &account);
+            async move {
+                self.limits.give_back(Scope::SignInAddress, address).await?;
+                self.limits
+                    .give_back(Scope::SignInAccountAddress, pair)
+                    .await?;
+                if account_taken {
+                    self.limits.give_back(Scope::SignInAccount, account).await?;
+                }
+                Ok::<(), AppError>(())
+            }
+        };
+        if !account_taken && proof != Proof::Solved {
+            give_back(false).await?;
+            return Err(AppError::ChallengeRequired(
+                "This account has had many wrong passwords lately: let the verification finish (it checks you are not a bot), then try again.".into(),
+            ));
+        }
         let found = self.users.user_by_username(username.trim()).await?;
         let (user_id, hash) = match found {
             Some(u) => (Some(u.summary.id), u.password_hash),
             None => (None, None),
         };
         if !self.hasher.verify(hash, password.to_owned()).await? {
+            tracing::info!(%address, "a sign-in failed");
             return Err(wrong());
         }
         let user_id = user_id.ok_or_else(wrong)?;
+        give_back(account_taken).await?;
         if let Some(status) = status {
             self.profiles.set_status(user_id, status).await?;
         }
@@ -140,8 +265,11 @@ impl Auth {
     }
 
     /// A temporary account, clearly marked, whose username can never collide with a real
-    /// one.
-    pub async fn guest(&self) -> Result<Started> {
+    /// one; `from` counts against the guests one address may create.
+    pub async fn guest(&self, from: IpAddr, proof: Proof) -> Result<Started> {
+        proof.required()?;
+        let address = address_key(from).to_string();
+        self.within(Scope::GuestAddress, &address, "guests").await?;
         // 40 random bits: a collision is unlikely, and retried if it happens.
         for _ in 0..5 {
             let tag: u64 = rand::thread_rng().gen_range(0..(1u64 << 40));
@@ -234,9 +362,28 @@ impl Auth {
     }
 }
 
+/// A wait in words: "40 seconds", "3 minutes", "2 hours".
+fn in_words(d: Duration) -> String {
+    let s = d.as_secs().max(1);
+    let (n, unit) = match s {
+        s if s < 90 => (s, "second"),
+        s if s < 90 * 60 => (s.div_ceil(60), "minute"),
+        s => (s.div_ceil(3600), "hour"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_are_said_in_words() {
+        assert_eq!(in_words(Duration::from_millis(300)), "1 second");
+        assert_eq!(in_words(Duration::from_secs(45)), "45 seconds");
+        assert_eq!(in_words(Duration::from_secs(150)), "3 minutes");
+        assert_eq!(in_words(Duration::from_secs(7200)), "2 hours");
+    }
 
     #[test]
     fn tokens_are_long_random_and_stored_only_as_hashes() {

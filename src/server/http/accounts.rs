@@ -4,9 +4,15 @@
 
 use super::session::CurrentSession;
 use crate::protocol::http::{paths, SignedIn};
-use crate::server::{error::Result, state::AppState, store::SessionRow};
+use crate::server::{
+    error::{AppError, Result},
+    state::AppState,
+    store::SessionRow,
+};
 use axum::{
     extract::State,
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
@@ -16,6 +22,23 @@ pub fn router() -> Router<AppState> {
         .route(paths::SESSION, get(session_info))
         .route(paths::SESSION_REFRESH, post(refresh))
         .route(paths::HEALTH, get(|| async { "ok" }))
+        .route(paths::CHALLENGE, get(challenge))
+}
+
+/// `GET /api/challenge`: a new signed proof-of-work challenge (ALTCHA's format), for the
+/// widget and for API clients; `404` when the server verifies otherwise (or not at all).
+async fn challenge(State(state): State<AppState>) -> Result<Response> {
+    match state.verifier.challenge() {
+        Some(challenge) => {
+            let mut res = Json(challenge?).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(res)
+        }
+        None => Err(AppError::NotFound(
+            "This server does not hand out proof-of-work challenges.".into(),
+        )),
+    }
 }
 
 /// What a client is told of a session.

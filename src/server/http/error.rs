@@ -6,7 +6,7 @@ use crate::protocol::{ApiError, ApiErrorCode};
 use crate::server::error::AppError;
 use axum::{
     extract::Request,
-    http::{header, StatusCode},
+    http::{header, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
     Json,
@@ -26,6 +26,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let body = self.to_api();
         let mut res = (status_of(body.error), Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let AppError::Internal(e) = self {
             res.extensions_mut().insert(Internal(Arc::new(e)));
         }

@@ -18,7 +18,12 @@ use crate::protocol::{
     http::{SignInNotice, SignedIn},
     ApiError, ApiErrorCode, Username,
 };
-use crate::server::{auth::Started, error::AppError, state::AppState, store::SessionRow};
+use crate::server::{
+    auth::{Proof, Started},
+    error::AppError,
+    state::AppState,
+    store::SessionRow,
+};
 use axum::{
     body::Body,
     extract::Request,
@@ -49,6 +54,19 @@ pub fn state() -> Result<AppState, ApiError> {
 
 fn parts() -> Option<Parts> {
     use_context::<Parts>()
+}
+
+/// The caller's address (see `client`), for the limits counted per address.
+pub fn client_ip(state: &AppState) -> std::net::IpAddr {
+    match parts() {
+        Some(p) => super::client::of(state, &p.extensions, &p.headers),
+        None => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+/// What the call's `proof` shows (a solved challenge, a Turnstile pass, or nothing).
+pub async fn proof(state: &AppState, field: &str) -> Proof {
+    state.verifier.check(field, client_ip(state)).await
 }
 
 /// Whether a server-function call is a browser's own form submission, decided once by
@@ -120,6 +138,9 @@ pub async fn current_session(state: &AppState) -> Result<SessionRow, ApiError> {
 /// the logging layer.
 pub fn fail(e: AppError) -> ApiError {
     let api = e.to_api();
+    if let (Some(secs), Some(res)) = (e.retry_after_secs(), use_context::<ResponseOptions>()) {
+        res.insert_header(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     if let AppError::Internal(detail) = e {
         match parts().and_then(|p| p.extensions.get::<ErrorSlot>().cloned()) {
             Some(slot) => slot.put(detail),
@@ -206,6 +227,7 @@ fn notice(window: Window, username: &str, api: &ApiError) -> SignInNotice {
         }
         ApiErrorCode::Invalid => SignInNotice::BadStatus,
         ApiErrorCode::TooManyRequests => SignInNotice::TooManyAttempts,
+        ApiErrorCode::ChallengeRequired => SignInNotice::VerificationNeeded,
         ApiErrorCode::TooLarge => SignInNotice::TooLarge,
         _ => SignInNotice::Failed,
     }

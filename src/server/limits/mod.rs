@@ -5,6 +5,7 @@
 
 pub mod rate;
 pub mod sockets;
+pub mod stored;
 pub mod users;
 
 use std::net::{IpAddr, Ipv6Addr};

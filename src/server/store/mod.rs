@@ -52,6 +52,42 @@ pub enum CreateUser {
     Taken,
 }
 
+/// A stored token bucket's shape: at most `burst` tokens, `per_ms` regained each millisecond.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketRate {
+    pub burst: f64,
+    pub per_ms: f64,
+}
+
+/// Token buckets that outlive the process (the limits with long windows).
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes a token from the bucket `(scope, key)` (created full); if it has none, how many
+    /// milliseconds until it has one. One statement: exact however many ask at once.
+    async fn take_token(
+        &self,
+        scope: &str,
+        key: &str,
+        rate: BucketRate,
+        now: i64,
+    ) -> Result<std::result::Result<(), i64>>;
+    /// Gives a token back to `(scope, key)` (never beyond its burst).
+    async fn give_token(&self, scope: &str, key: &str, rate: BucketRate) -> Result<()>;
+    /// Forgets the buckets that are full again by `now`; how many.
+    async fn forget_full_buckets(&self, now: i64) -> Result<u64>;
+}
+
+/// What bot verification keeps: its signing secret, and the challenges already used.
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    /// The value of setting `key`, set to `fresh` first if it has none.
+    async fn setting_or(&self, key: &str, fresh: &str) -> Result<String>;
+    /// Marks a challenge used; false if it already was (a replay).
+    async fn spend_challenge(&self, id: &str, expires_at: i64) -> Result<bool>;
+    /// Forgets used challenges that have expired (they are refused for that anyway).
+    async fn forget_expired_challenges(&self, now: i64) -> Result<u64>;
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn create_user(

@@ -7,6 +7,7 @@
 mod bots;
 mod contacts;
 mod conversations;
+mod limits;
 mod messages;
 mod profiles;
 mod sessions;
