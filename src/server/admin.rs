@@ -14,13 +14,9 @@ pub const MAX_ROOM_TITLE: usize = 64;
 pub fn room_titles(titles: &[String], numbered: Option<u32>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for raw in titles {
-        let title = raw.trim();
-        if title.is_empty() {
-            bail!("a room title cannot be empty");
-        }
-        if title.chars().any(char::is_control) {
-            bail!("a room title cannot contain control characters: {title:?}");
-        }
+        let title = crate::server::text::line(raw, "room title", MAX_ROOM_TITLE, false)
+            .map_err(|e| anyhow::anyhow!("{} ({raw:?})", e.0))?;
+        let title = title.as_str();
         match numbered {
             None => out.push(title.to_owned()),
             Some(0) => bail!("--numbered needs a count of at least 1"),

@@ -105,6 +105,7 @@ impl Application {
         let profiles = Arc::new(Profiles::new(
             db.clone(),
             db.clone(),
+            db.clone(),
             presence.clone(),
             fanout.clone(),
         ));

@@ -18,6 +18,7 @@
 //! | `hub` | the fan-out seam (`Fanout`) and the in-process hub |
 //! | `store` | the storage seam (a trait per aggregate, `MessageLog`) and SQLite |
 //! | `limits` | what one user or address may consume: sockets, frames, guesses, accounts |
+//! | `text` | Unicode hygiene of what users write |
 //! | `admin` | administration commands |
 
 pub mod admin;
@@ -35,4 +36,5 @@ pub mod presence;
 pub mod profile;
 pub mod state;
 pub mod store;
+pub mod text;
 pub mod ws;

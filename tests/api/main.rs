@@ -16,4 +16,5 @@ mod nudge;
 mod pictures;
 mod presence;
 mod security;
+mod text;
 mod typing;

@@ -6,10 +6,9 @@ use super::{
     error::{AppError, Result},
     presence::{Event, PresenceHub},
     store::{ContactStore, GroupChange, ProfileStore, Requested, UserStore},
+    text,
 };
-use crate::protocol::{
-    http::ContactList, one_line, Contact, ContactGroup, MAX_GROUPS, MAX_GROUP_NAME_CHARS,
-};
+use crate::protocol::{http::ContactList, Contact, ContactGroup, MAX_GROUPS, MAX_GROUP_NAME_CHARS};
 use std::sync::Arc;
 
 pub struct Contacts {
@@ -142,14 +141,14 @@ impl Contacts {
     }
 
     pub async fn create_group(&self, me: i64, name: &str) -> Result<ContactGroup> {
-        let name = one_line(name, "group name", MAX_GROUP_NAME_CHARS, false)?;
+        let name = text::line(name, "group name", MAX_GROUP_NAME_CHARS, false)?;
         let id = group_result(self.store.create_group(me, &name, MAX_GROUPS).await?, &name)?;
         self.presence.emit(Event::Groups(me));
         Ok(ContactGroup { id, name })
     }
 
     pub async fn rename_group(&self, me: i64, id: i64, name: &str) -> Result<ContactGroup> {
-        let name = one_line(name, "group name", MAX_GROUP_NAME_CHARS, false)?;
+        let name = text::line(name, "group name", MAX_GROUP_NAME_CHARS, false)?;
         group_result(self.store.rename_group(me, id, &name).await?, &name)?;
         self.presence.emit(Event::Groups(me));
         Ok(ContactGroup { id, name })

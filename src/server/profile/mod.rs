@@ -5,14 +5,16 @@
 pub mod pictures;
 
 use super::{
+    bots::personas,
     error::{AppError, Result},
     hub::{Control, Fanout},
     presence::PresenceHub,
-    store::{ContactStore, Profile, ProfileStore},
+    store::{ContactStore, Profile, ProfileStore, UserStore},
+    text,
 };
 use crate::protocol::{
     http::{Me, UpdateMe},
-    one_line, ServerFrame, Status, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
+    ServerFrame, Status, Username, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
 };
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{
@@ -22,6 +24,8 @@ use tokio::{
 
 pub struct Profiles {
     pub store: Arc<dyn ProfileStore>,
+    /// Usernames, so a display name cannot pass for someone else's.
+    pub users: Arc<dyn UserStore>,
     pub contacts: Arc<dyn ContactStore>,
     pub presence: Arc<PresenceHub>,
     pub fanout: Arc<dyn Fanout>,
@@ -58,12 +62,14 @@ impl From<Profile> for Me {
 impl Profiles {
     pub fn new(
         store: Arc<dyn ProfileStore>,
+        users: Arc<dyn UserStore>,
         contacts: Arc<dyn ContactStore>,
         presence: Arc<PresenceHub>,
         fanout: Arc<dyn Fanout>,
     ) -> Self {
         Self {
             store,
+            users,
             contacts,
             presence,
             fanout,
@@ -84,11 +90,14 @@ impl Profiles {
     pub async fn update(&self, user: i64, change: UpdateMe) -> Result<Me> {
         let display_name = change
             .display_name
-            .map(|n| one_line(&n, "display name", MAX_DISPLAY_NAME_CHARS, false))
+            .map(|n| text::line(&n, "display name", MAX_DISPLAY_NAME_CHARS, false))
             .transpose()?;
+        if let Some(name) = &display_name {
+            self.not_someone_else(user, name).await?;
+        }
         let personal_message = change
             .personal_message
-            .map(|m| one_line(&m, "personal message", MAX_PERSONAL_MESSAGE_CHARS, true))
+            .map(|m| text::line(&m, "personal message", MAX_PERSONAL_MESSAGE_CHARS, true))
             .transpose()?;
         let p = self
             .store_change(
@@ -99,6 +108,43 @@ impl Profiles {
             )
             .await?;
         Ok(Me::from(p))
+    }
+
+    /// Refuses a display name that looks like an AI contact's name or handle, or like
+    /// another user's username (their own is fine).
+    async fn not_someone_else(&self, user: i64, name: &str) -> Result<()> {
+        let key = text::look_alike_key(name);
+        if let Some(bot) = personas::ALL.iter().find(|p| {
+            text::look_alike_key(p.display_name) == key || text::look_alike_key(p.handle) == key
+        }) {
+            if self
+                .users
+                .user_by_username(bot.handle)
+                .await?
+                .map(|u| u.summary.id)
+                != Some(user)
+            {
+                return Err(AppError::Invalid(format!(
+                    "That name looks like the AI contact {}; choose another.",
+                    bot.display_name
+                )));
+            }
+        }
+        // Usernames are ASCII letters, digits, '_' and '.': a name whose look-alike form is
+        // one may be impersonating its owner.
+        for candidate in [name.trim().to_owned(), key] {
+            if Username::parse(&candidate).is_err() {
+                continue;
+            }
+            if let Some(owner) = self.users.user_by_username(&candidate).await? {
+                if owner.summary.id != user {
+                    return Err(AppError::Invalid(
+                        "That name looks like another user's username; choose another.".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Chooses a status (from a socket, or the sign-in window's "Sign in as").

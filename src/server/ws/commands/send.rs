@@ -1,8 +1,8 @@
-//! `send`: a text message.
+//! `send`: a text message (made clean first: `server::text`).
 
 use super::{post, Conn};
-use crate::protocol::{Body, ErrorCode};
-use crate::server::store::Content;
+use crate::protocol::ErrorCode;
+use crate::server::{store::Content, text};
 
 pub(super) async fn apply(
     conn: &mut Conn,
@@ -10,7 +10,7 @@ pub(super) async fn apply(
     client_id: String,
     body: String,
 ) -> anyhow::Result<()> {
-    match Body::parse(&body) {
+    match text::body(&body) {
         Ok(body) => post(conn, conv, client_id, Content::Text(body)).await,
         Err(e) => {
             let code = ErrorCode::InvalidBody;
