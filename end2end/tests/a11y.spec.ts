@@ -1,4 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { test, expect } from './fixtures';
 import AxeBuilder from '@axe-core/playwright';
 import { Messenger } from '../server';
 import { closeContexts, conversation, signUpInUi, startChat } from './helpers';

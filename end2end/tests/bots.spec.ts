@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { Messenger } from '../server';
 import {
   befriendInUi, closeContexts, contactEntry, conversation, groupConversation, sayIn, signUpInUi, startChat,

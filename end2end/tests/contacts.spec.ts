@@ -1,4 +1,5 @@
-import { test, expect, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { Messenger } from '../server';
 import { closeContexts, contactEntry, signInInUi, signUpInUi, waitOnline } from './helpers';
 

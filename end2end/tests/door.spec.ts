@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import { Messenger } from '../server';
 import { closeContexts, waitOnline } from './helpers';
 

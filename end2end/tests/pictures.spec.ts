@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect } from './fixtures';
 import path from 'node:path';
 import { Messenger } from '../server';
 import { befriendInUi, closeContexts, contactEntry, conversation, signUpInUi, startChat } from './helpers';

@@ -31,6 +31,7 @@ use leptos_router::{
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    provide_page_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -83,6 +84,23 @@ fn MainPage() -> impl IntoView {
 fn has_islands() -> bool {
     use_context::<http::request::Parts>().is_none_or(|p| p.uri.path().starts_with("/app"))
 }
+
+/// The nonce the security layer chose for this page (its Content-Security-Policy allows
+/// inline scripts carrying it), for Leptos to put on the scripts it writes.
+#[cfg(feature = "ssr")]
+fn provide_page_nonce() {
+    let nonce = use_context::<http::request::Parts>().and_then(|p| {
+        p.extensions
+            .get::<crate::server::http::security::CspNonce>()
+            .map(|n| n.0.clone())
+    });
+    if let Some(n) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(n));
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+fn provide_page_nonce() {}
 
 #[cfg(not(feature = "ssr"))]
 fn has_islands() -> bool {

@@ -224,7 +224,14 @@ impl Application {
                 state.clone(),
                 security::csrf,
             ))
-            .layer(middleware::from_fn(security::headers))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::host,
+            ))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                security::headers,
+            ))
             .layer(middleware::from_fn(error::log_errors))
             .layer(CompressionLayer::new())
             .with_state(state.clone())

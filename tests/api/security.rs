@@ -242,3 +242,140 @@ async fn a_lower_case_bearer_scheme_is_accepted_over_http_and_for_the_socket() {
     let mut ws = Ws::open(req).await.expect("upgrade accepted");
     ws.hello().await;
 }
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_with_a_fresh_nonce_and_personal_answers_are_not_stored() {
+    let app = spawn_app().await;
+    let page = app.http.get(app.url("/")).send().await.expect("get");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    for must in [
+        "script-src 'self' 'nonce-",
+        "'wasm-unsafe-eval'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(must), "{must} in {csp}");
+    }
+    assert!(!csp.contains("'unsafe-eval'"), "{csp}");
+    let scripts = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .expect("script-src");
+    assert!(!scripts.contains("'unsafe-inline'"), "{scripts}");
+    // A fresh nonce per page.
+    let again = app.http.get(app.url("/")).send().await.expect("get");
+    assert_ne!(
+        again.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii"),
+        csp
+    );
+
+    // The main window's inline scripts carry the nonce its policy names.
+    let user = app.guest().await;
+    let res = app
+        .http
+        .get(app.url("/app"))
+        .header("Cookie", format!("messenger_session={}", user.token))
+        .send()
+        .await
+        .expect("get");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a nonce")
+        .to_owned();
+    let html = res.text().await.expect("html");
+    let inline = html.matches("<script").count() - html.matches("<script src").count();
+    assert!(inline > 0, "the islands' loader is inline");
+    let with_nonce = html
+        .split("<script")
+        .skip(1)
+        .filter(|tag| !tag.starts_with(" src") && tag.contains(&format!("nonce=\"{nonce}\"")))
+        .count();
+    assert_eq!(with_nonce, inline, "every inline script carries the nonce");
+    // API answers with personal data are not stored by caches; the bundle keeps its caching.
+    let res = app
+        .http
+        .get(app.url("/api/session"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("default-src 'none'"));
+    assert!(
+        res.headers().get("strict-transport-security").is_none(),
+        "not over http"
+    );
+}
+
+#[tokio::test]
+async fn a_request_for_another_host_is_refused_but_health_answers_any() {
+    let app = spawn_app().await;
+    let res = app
+        .http
+        .get(app.url("/"))
+        .header("Host", "rebound.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 403);
+    let res = app
+        .http
+        .get(app.url("/health"))
+        .header("Host", "lb.internal")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .get(format!("http://localhost:{}/health", app.addr.port()))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn an_https_public_origin_brings_hsts() {
+    let app = spawn_app_with(|c| {
+        c.server.public_origin = vec!["https://chat.example.org".into()];
+    })
+    .await;
+    let res = app.http.get(app.url("/health")).send().await.expect("get");
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    // And the host check answers for the configured name only.
+    let res = app
+        .http
+        .get(app.url("/api/session"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 403);
+    let res = app
+        .http
+        .get(app.url("/api/session"))
+        .header("Host", "chat.example.org")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 401);
+}

@@ -42,10 +42,43 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     }
 }
 
-/// Headers every response carries.
-pub async fn headers(req: Request, next: Next) -> Response {
+/// The nonce of a page's inline scripts (in the request's extensions; the page's shell
+/// gives it to Leptos, which puts it on the scripts it writes, and this layer puts it in
+/// the Content-Security-Policy).
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+/// Headers every response carries: a strict Content-Security-Policy (a fresh nonce per
+/// page), no sniffing or framing, `Cache-Control: no-store` on pages and the API (they carry
+/// personal data; the bundle and public files keep their caching), and HSTS when the public
+/// origin is https.
+pub async fn headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let nonce = {
+        let mut raw = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw)
+    };
+    req.extensions_mut().insert(CspNonce(nonce.clone()));
+    let private = {
+        let path = req.uri().path();
+        path.starts_with("/api/") || path == "/ws" || path == "/" || path.starts_with("/app")
+    };
     let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let csp = if html {
+        page_policy(&state, &nonce)
+    } else {
+        // Nothing else is a document; if one is opened as such, it may do nothing.
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'".into()
+    };
     let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -55,9 +88,103 @@ pub async fn headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-cache"));
+    if private || html {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else {
+        h.entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-cache"));
+    }
+    if state.secure_cookies {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     res
+}
+
+/// A page's policy: scripts from this server or carrying the page's nonce (and WebAssembly
+/// compiled by them), never `unsafe-eval` or inline scripts without it; Cloudflare's
+/// Turnstile when the operator chose it; nothing may frame the page, and no base or plugin.
+fn page_policy(state: &AppState, nonce: &str) -> String {
+    let turnstile = matches!(
+        state.verifier.door(),
+        crate::protocol::http::DoorCheck::Turnstile { .. }
+    );
+    let (script_extra, frame) = if turnstile {
+        (
+            " https://challenges.cloudflare.com",
+            "https://challenges.cloudflare.com",
+        )
+    } else {
+        ("", "'none'")
+    };
+    // `cargo leptos watch` reloads the page through a socket on its own port.
+    let reload = if std::env::var("LEPTOS_WATCH").is_ok() {
+        let o = &state.leptos_options;
+        let port = o.reload_external_port.unwrap_or(o.reload_port);
+        format!(" ws://*:{port} wss://*:{port}")
+    } else {
+        String::new()
+    };
+    format!(
+        "default-src 'self'; \
+         script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'{script_extra}; \
+         style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: blob:; \
+         connect-src 'self'{reload}; \
+         worker-src 'self'; \
+         frame-src {frame}; \
+         object-src 'none'; \
+         base-uri 'none'; \
+         form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// Refuses requests for a host that is not one of the public origins' (`403`): a page
+/// reached under another name (DNS rebinding) must not be served as ours. `/health` answers
+/// whatever the host, for load balancers.
+pub async fn host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == crate::protocol::http::paths::HEALTH {
+        return next.run(req).await;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let known = state.origins.iter().any(|o| {
+        o.split_once("://")
+            .map(|(_, authority)| authority)
+            .is_some_and(|a| {
+                a.eq_ignore_ascii_case(host)
+                    || default_port(o, a) == Some(host.to_ascii_lowercase())
+            })
+    });
+    if known {
+        next.run(req).await
+    } else {
+        AppError::Forbidden(format!(
+            "This server answers for {} only (set --public-origin to add a name).",
+            state.origins.join(", ")
+        ))
+        .into_response()
+    }
+}
+
+/// `host:443` / `host:80` for an origin written without its default port (browsers send
+/// the Host without it, proxies sometimes with it).
+fn default_port(origin: &str, authority: &str) -> Option<String> {
+    if authority.contains(':') {
+        return None;
+    }
+    let port = if origin.starts_with("https://") {
+        443
+    } else {
+        80
+    };
+    Some(format!("{}:{port}", authority.to_ascii_lowercase()))
 }
 
 /// For the pages: resolves the session into the request's extensions (the page components
