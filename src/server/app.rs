@@ -269,6 +269,7 @@ impl Application {
                     bots,
                     chat: state.chat.clone(),
                     profiles: Arc::new(state.store.clone()),
+                    limits: state.stored_limits.clone(),
                 },
                 observed,
             ))

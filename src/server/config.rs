@@ -192,6 +192,24 @@ pub struct BotConfig {
     )]
     pub user_daily: u32,
 
+    /// Bot replies each guest gets per day (UTC): guests cost nothing to make, so they get
+    /// a small allowance of their own.
+    #[arg(
+        long = "bot-guest-daily",
+        env = "MESSENGER_BOT_GUEST_DAILY",
+        default_value_t = 10
+    )]
+    pub guest_daily: u32,
+
+    /// Each user's first bot replies of the day, granted even when everyone's quota is
+    /// spent (they still count in it), so that others never starve a newcomer.
+    #[arg(
+        long = "bot-first-replies",
+        env = "MESSENGER_BOT_FIRST_REPLIES",
+        default_value_t = 3
+    )]
+    pub first_replies: u32,
+
     /// Bot replies everyone together gets per day (UTC).
     #[arg(
         long = "bot-global-daily",
@@ -339,6 +357,16 @@ pub struct LimitsConfig {
     )]
     pub signups_per_address: Allowance,
 
+    /// Bot replies to the users of one address (the address of the socket they wrote
+    /// from), so that no address can spend everyone's quota. Beyond it the bots say they
+    /// are tired.
+    #[arg(
+        long = "bot-replies-per-address",
+        env = "MESSENGER_BOT_REPLIES_PER_ADDRESS",
+        default_value = "100/1d"
+    )]
+    pub bot_replies_per_address: Allowance,
+
     /// Guests one address may create (`429` with `Retry-After` beyond).
     #[arg(
         long = "guests-per-address",
@@ -356,6 +384,7 @@ impl LimitsConfig {
             signin_account: self.signin_per_account,
             signup_address: self.signups_per_address,
             guest_address: self.guests_per_address,
+            bot_address: self.bot_replies_per_address,
         }
     }
 }
@@ -535,6 +564,7 @@ impl Config {
         limits.signin_per_address = Allowance::UNLIMITED;
         limits.signin_per_account_address = Allowance::UNLIMITED;
         limits.signin_per_account = Allowance::UNLIMITED;
+        limits.bot_replies_per_address = Allowance::UNLIMITED;
         // The tests of verification turn it on.
         cfg.verification.kind = Some(VerificationKind::Off);
         cfg

@@ -196,8 +196,10 @@ async fn in_a_group_only_an_exact_mention_gets_an_answer_and_bots_never_answer_b
 #[tokio::test]
 async fn daily_quotas_hold_per_user_and_for_everyone_across_a_restart() {
     let tune = |cfg: &mut messenger::server::config::Config| {
-        cfg.bots.user_daily = 2;
+        // These users are guests; no first replies are kept aside here.
+        cfg.bots.guest_daily = 2;
         cfg.bots.global_daily = 3;
+        cfg.bots.first_replies = 0;
     };
     let mut app = spawn_app_with(tune).await;
     let zen = persona("zen_router");
@@ -250,7 +252,7 @@ async fn quotas_are_counted_atomically_under_concurrent_requests() {
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.take_bot_quota(100, 42, 5, 1000).await })
+            tokio::spawn(async move { store.take_bot_quota(100, 42, 5, 1000, 0).await })
         })
         .collect();
     let mut granted = 0;
@@ -267,7 +269,7 @@ async fn quotas_are_counted_atomically_under_concurrent_requests() {
             tokio::spawn(async move {
                 (
                     50 + i % 6,
-                    store.take_bot_quota(101, 50 + i % 6, 3, 10).await,
+                    store.take_bot_quota(101, 50 + i % 6, 3, 10, 0).await,
                 )
             })
         })
@@ -348,5 +350,139 @@ async fn with_a_model_configured_the_reply_comes_from_it_cleaned() {
         app.state.bots.as_ref().expect("bots").brain.breaker.state(),
         "closed",
         "one failure of five"
+    );
+}
+
+/// A member invited late cannot learn from a bot what was said before they came: what the
+/// bot sends its model starts where every human member's view starts.
+#[tokio::test]
+async fn a_bot_tells_its_model_only_what_every_human_member_could_read() {
+    let model = StandIn::start(Answer::streaming(&["Noted."]))
+        .await
+        .expect("stand-in");
+    let url = model.url.clone();
+    let app = spawn_app_with(move |cfg| cfg.bots.base_url = Some(url)).await;
+    let (ann, bob, carol) = (app.guest().await, app.guest().await, app.guest().await);
+    app.befriend(&ann, &bob).await;
+    app.befriend(&ann, &carol).await;
+    let ada = add_bot(&app, &ann, "ask_ada").await;
+    let res = app
+        .post(
+            "/api/conversations",
+            Some(&ann.token),
+            json!({ "members": [bob.me.id, ada] }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let group: ConversationSummary = res.json().await.expect("a group");
+    let mut ws = app.online(&ann).await;
+    ws.live(group.id).await;
+    ws.send_msg(group.id, "s1", "between us: the door code is 4711")
+        .await;
+    // Before Carol comes, the bot may use it: everyone there read it.
+    let _ = ask(&mut ws, group.id, ada, "s2", "@ask_ada what is the code?").await;
+    let before = model.bodies();
+    assert!(before.last().expect("a model call").contains("4711"));
+
+    let res = app
+        .post(
+            &format!("/api/conversations/{}/invite", group.id),
+            Some(&ann.token),
+            json!({ "user": carol.me.id }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let mut wc = app.online(&carol).await;
+    wc.live(group.id).await;
+    wc.send_msg(group.id, "c1", "@ask_ada repeat everything said here")
+        .await;
+    let _ = reply_of(&mut wc, group.id, ada).await;
+    let asked = model.bodies();
+    assert_eq!(asked.len(), before.len() + 1);
+    let last = asked.last().expect("a model call");
+    assert!(last.contains("repeat everything said here"), "{last}");
+    assert!(
+        !last.contains("4711"),
+        "nothing from before Carol came: {last}"
+    );
+}
+
+/// Guests cost nothing to make: three of them used to spend everyone's daily replies in a
+/// second, and a newcomer's first message then got "batteries are flat".
+#[tokio::test]
+async fn throwaway_guests_cannot_starve_a_newcomer_or_spend_more_than_their_allowance() {
+    let app = spawn_app_with(|cfg| {
+        cfg.bots.global_daily = 3;
+        cfg.bots.guest_daily = 1;
+    })
+    .await;
+    let zen = persona("zen_router");
+    let mut bot = 0;
+    for i in 0..3 {
+        let guest = app.guest().await;
+        bot = add_bot(&app, &guest, "zen_router").await;
+        let conv = dm_with(&app, &guest, "zen_router").await;
+        let mut ws = app.online(&guest).await;
+        ws.live(conv).await;
+        let a = ask(&mut ws, conv, bot, &format!("g{i}"), "hello").await;
+        assert!(!one_of(zen.tired, &a.body), "{}", a.body);
+        // A guest's own allowance is one reply.
+        let a = ask(&mut ws, conv, bot, &format!("g{i}b"), "hello again").await;
+        assert!(one_of(zen.tired, &a.body), "{}", a.body);
+    }
+    // Everyone's three are spent; a newcomer's first message still gets a real answer.
+    let cookie = app
+        .signup_cookie("newcomer", "a long enough password")
+        .await;
+    let token = cookie.split_once('=').expect("pair").1.to_owned();
+    let newcomer = User {
+        token,
+        me: messenger::protocol::UserSummary {
+            id: 0,
+            username: "newcomer".into(),
+            display_name: "newcomer".into(),
+            is_guest: false,
+            is_bot: false,
+        },
+    };
+    add_bot(&app, &newcomer, "zen_router").await;
+    let conv = dm_with(&app, &newcomer, "zen_router").await;
+    let mut ws = app.online(&newcomer).await;
+    ws.live(conv).await;
+    let a = ask(&mut ws, conv, bot, "n0", "hello").await;
+    assert!(
+        !one_of(zen.tired, &a.body),
+        "the newcomer is not starved: {}",
+        a.body
+    );
+}
+
+/// No address can spend everyone's quota: its users together get so many replies.
+#[tokio::test]
+async fn one_address_gets_so_many_bot_replies() {
+    let app = spawn_app_with(|cfg| {
+        cfg.limits.trusted_proxies = vec!["127.0.0.1/32".parse().expect("literal")];
+        cfg.limits.bot_replies_per_address = "2/1d".parse().expect("allowance");
+    })
+    .await;
+    let zen = persona("zen_router");
+    let mut answers = Vec::new();
+    for (i, from) in ["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"]
+        .iter()
+        .enumerate()
+    {
+        let user = app.guest().await;
+        let bot = add_bot(&app, &user, "zen_router").await;
+        let conv = dm_with(&app, &user, "zen_router").await;
+        let mut ws = app.connect_forwarded(&user, from).await;
+        ws.hello().await;
+        ws.live(conv).await;
+        let a = ask(&mut ws, conv, bot, &format!("x{i}"), "hello").await;
+        answers.push(one_of(zen.tired, &a.body));
+    }
+    assert_eq!(
+        answers,
+        [false, false, true, false],
+        "tired only for the third from one address"
     );
 }

@@ -26,6 +26,7 @@ pub mod stand_in;
 use super::{
     chat::{Author, Chat, MembersWatch},
     config::BotConfig,
+    limits::stored::{Scope, StoredLimits},
     presence::PresenceHub,
     profile::pictures::version_of,
     store::{now_ms, BotStore, Content, ProfileStore, Quota, StoreError},
@@ -325,6 +326,17 @@ pub struct Bots {
     /// start, then kept up to date when a one-to-one conversation with a bot is created
     /// and when a bot joins or leaves a group.
     convs: Arc<Mutex<HashMap<i64, BotMembers>>>,
+    /// Who writes from where: each user's address and whether they are a guest, noted when
+    /// their socket opens (messages only come from sockets), for the quotas.
+    senders: Mutex<HashMap<i64, Sender>>,
+}
+
+/// A user as the quotas see them.
+#[derive(Debug, Clone, Copy)]
+struct Sender {
+    address: std::net::IpAddr,
+    guest: bool,
+    at: std::time::Instant,
 }
 
 /// A conversation's kind and the bots in it.
@@ -335,6 +347,33 @@ type BotMembers = (ConversationKind, Vec<i64>);
 pub type Interest = Arc<dyn Fn(i64) -> bool + Send + Sync>;
 
 impl Bots {
+    /// Notes where `user` writes from (their socket just opened).
+    pub fn seen(&self, user: i64, address: std::net::IpAddr, guest: bool) {
+        let now = std::time::Instant::now();
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders.insert(
+            user,
+            Sender {
+                address: crate::server::limits::address_key(address),
+                guest,
+                at: now,
+            },
+        );
+        // A day is longer than any session: older notes are of people long gone.
+        if senders.len() > 100_000 {
+            senders
+                .retain(|_, s| now.duration_since(s.at) < std::time::Duration::from_secs(86_400));
+        }
+    }
+
+    fn sender(&self, user: i64) -> Option<Sender> {
+        self.senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .copied()
+    }
+
     /// The writer's filter: whether a text message of `conv` may concern a bot.
     pub fn interest(&self) -> Interest {
         let convs = self.convs.clone();
@@ -473,6 +512,7 @@ pub async fn start(
         by_user,
         brain,
         convs: Arc::new(Mutex::new(convs)),
+        senders: Mutex::new(HashMap::new()),
     })
 }
 
@@ -540,6 +580,8 @@ pub struct Replier {
     pub bots: Arc<Bots>,
     pub chat: Arc<Chat>,
     pub profiles: Arc<dyn ProfileStore>,
+    /// Bot replies per address.
+    pub limits: Arc<StoredLimits>,
 }
 
 /// Reads committed messages from the log and starts a reply where a bot is triggered.
@@ -588,12 +630,7 @@ async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<(
     let text = if !bots.store.bots_enabled().await? {
         bots.brain.line(p.away)
     } else {
-        let day = now_ms().div_euclid(86_400_000);
-        match bots
-            .store
-            .take_bot_quota(day, m.from, bots.cfg.user_daily, bots.cfg.global_daily)
-            .await?
-        {
+        match take_quota(r, m.from).await? {
             Quota::Granted => {
                 typing(r, bot, m.conv, true);
                 let beat = tokio::spawn(keep_typing(r.clone(), bot, m.conv));
@@ -624,14 +661,52 @@ async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<(
     Ok(())
 }
 
+/// Counts one reply for `user`: against their address's allowance (a stored bucket), then
+/// their own daily quota (a guest's is smaller; someone never seen on a socket counts as a
+/// guest) and everyone's. An address whose allowance is spent gets no more replies, so no
+/// address can spend everyone's quota; a user's first replies of the day are granted even
+/// when everyone's is spent.
+async fn take_quota(r: &Replier, user: i64) -> anyhow::Result<Quota> {
+    let bots = &r.bots;
+    let sender = bots.sender(user);
+    let address = sender.map(|s| s.address.to_string());
+    if let Some(address) = &address {
+        if r.limits.take(Scope::BotAddress, address).await?.is_err() {
+            return Ok(Quota::AllSpent);
+        }
+    }
+    let guest = sender.is_none_or(|s| s.guest);
+    let user_limit = if guest {
+        bots.cfg.guest_daily
+    } else {
+        bots.cfg.user_daily
+    };
+    let day = now_ms().div_euclid(86_400_000);
+    let quota = bots
+        .store
+        .take_bot_quota(
+            day,
+            user,
+            user_limit,
+            bots.cfg.global_daily,
+            bots.cfg.first_replies,
+        )
+        .await?;
+    if quota != Quota::Granted {
+        if let Some(address) = &address {
+            r.limits.give_back(Scope::BotAddress, address).await?;
+        }
+    }
+    Ok(quota)
+}
+
 /// The words of the answer, from the model or the offline engine.
 async fn think(r: &Replier, p: &Persona, bot: i64, m: &MessageView) -> anyhow::Result<String> {
     let bots = &r.bots;
     let history = r
         .chat
-        .history_page(bot, m.conv, Some(m.seq + 1), Some(HISTORY_FOR_MODEL))
-        .await?
-        .messages;
+        .context_for_bot(bot, m.conv, m.seq + 1, HISTORY_FOR_MODEL)
+        .await?;
     let mut turns = vec![Turn {
         role: "system",
         content: format!(

@@ -57,6 +57,8 @@ pub struct StandIn {
     pub url: String,
     answer: Arc<Mutex<Answer>>,
     requests: Arc<AtomicUsize>,
+    /// The body of every request, in order (what the server told the model).
+    bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl StandIn {
@@ -65,18 +67,20 @@ impl StandIn {
         let url = format!("http://{}/v1", listener.local_addr()?);
         let answer = Arc::new(Mutex::new(first));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (a, n) = (answer.clone(), requests.clone());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (a, n, b) = (answer.clone(), requests.clone(), bodies.clone());
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 n.fetch_add(1, Ordering::SeqCst);
                 let now = a.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                tokio::spawn(serve(sock, now));
+                tokio::spawn(serve(sock, now, b.clone()));
             }
         });
         Ok(Self {
             url,
             answer,
             requests,
+            bodies,
         })
     }
 
@@ -89,9 +93,17 @@ impl StandIn {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// The bodies of the requests received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
-async fn serve(mut sock: tokio::net::TcpStream, answer: Answer) {
+async fn serve(mut sock: tokio::net::TcpStream, answer: Answer, bodies: Arc<Mutex<Vec<String>>>) {
     // Read the request: its head, then as much body as Content-Length says.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -111,6 +123,8 @@ async fn serve(mut sock: tokio::net::TcpStream, answer: Answer) {
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
             if buf.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+                bodies.lock().unwrap_or_else(|e| e.into_inner()).push(body);
                 break;
             }
         }

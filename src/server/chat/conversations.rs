@@ -143,6 +143,29 @@ impl Chat {
         Ok(HistoryPage { messages, has_more })
     }
 
+    /// What an AI contact may pass to its model: the newest messages before `before` that
+    /// the bot can read and that every human member can read too, since all of them read
+    /// its answer (a late invitee must not learn from the bot what was said before them).
+    pub async fn context_for_bot(
+        &self,
+        bot: i64,
+        conv: i64,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::protocol::MessageView>> {
+        let Some(own) = self.convs.member_view(conv, bot).await? else {
+            return Err(AppError::Forbidden(
+                "You are not in that conversation.".into(),
+            ));
+        };
+        let floor = own.max(self.convs.shared_view(conv).await?);
+        let (messages, _) = self
+            .messages
+            .messages_before(conv, floor, Some(before), limit)
+            .await?;
+        Ok(messages)
+    }
+
     /// Starts a group conversation of `me` and `others` (1 to [`MAX_GROUP_MEMBERS`] - 1 of
     /// their contacts); everyone's open tabs learn of it, and it opens with a join line for
     /// each invited member.

@@ -1,6 +1,6 @@
 //! The limits with long windows, kept in the store so that they hold across restarts:
 //! failed sign-ins (per address, per account from one address, per account), accounts and
-//! guests created per address. Each is a token bucket given as an [`Allowance`].
+//! guests created per address, bot replies per address. Each is a token bucket given as an [`Allowance`].
 
 use crate::server::store::{now_ms, BucketRate, LimitStore, Result};
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
@@ -86,6 +86,8 @@ pub enum Scope {
     SignUpAddress,
     /// Guests created from one address.
     GuestAddress,
+    /// Bot replies to the users of one address.
+    BotAddress,
 }
 
 impl Scope {
@@ -96,6 +98,7 @@ impl Scope {
             Self::SignInAccount => "signin_account",
             Self::SignUpAddress => "signup_address",
             Self::GuestAddress => "guest_address",
+            Self::BotAddress => "bot_address",
         }
     }
 }
@@ -108,6 +111,7 @@ pub struct Allowances {
     pub signin_account: Allowance,
     pub signup_address: Allowance,
     pub guest_address: Allowance,
+    pub bot_address: Allowance,
 }
 
 impl Allowances {
@@ -118,6 +122,7 @@ impl Allowances {
             Scope::SignInAccount => self.signin_account,
             Scope::SignUpAddress => self.signup_address,
             Scope::GuestAddress => self.guest_address,
+            Scope::BotAddress => self.bot_address,
         }
     }
 }

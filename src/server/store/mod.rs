@@ -154,6 +154,9 @@ pub enum AddMember {
 
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
+    /// Where the view that every human member of `conv` shares starts: the latest of
+    /// their `visible_after` (a bot must not tell anyone what they could not read).
+    async fn shared_view(&self, conv: i64) -> Result<i64>;
     /// Every conversation `user` belongs to, titled for them.
     async fn conversations_for_user(&self, user: i64) -> Result<Vec<ConversationSummary>>;
     /// One conversation as `viewer` sees it, if they are a member.
@@ -498,14 +501,17 @@ pub trait BotStore: Send + Sync {
     async fn bots_enabled(&self) -> Result<bool>;
     async fn set_bots_enabled(&self, on: bool) -> Result<()>;
     /// Counts one reply for `user` on `day` if both the user's and the global count are under
-    /// their limits; otherwise counts nothing. A limit is never exceeded, also under
-    /// concurrent takers and across restarts.
+    /// their limits; otherwise counts nothing. The user's first `first_replies` of the day
+    /// are granted even when the global count is spent (and counted in it), so that others
+    /// can never starve a newcomer. A limit is never exceeded, also under concurrent takers
+    /// and across restarts.
     async fn take_bot_quota(
         &self,
         day: i64,
         user: i64,
         user_limit: u32,
         global_limit: u32,
+        first_replies: u32,
     ) -> Result<Quota>;
 }
 

@@ -113,6 +113,10 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
     // close frame (a browser sees nothing of a refused handshake but "1006").
     let ip = client::of(&state, req.extensions(), req.headers());
     let slot = state.sockets.take(current.session.user.id, ip);
+    if let (Ok(_), Some(bots)) = (&slot, &state.bots) {
+        // The bots' quotas count by where people write from.
+        bots.seen(current.session.user.id, ip, current.session.user.is_guest);
+    }
     let session = Box::new(current.session);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {

@@ -97,41 +97,45 @@ impl BotStore for SqliteStore {
         user: i64,
         user_limit: u32,
         global_limit: u32,
+        first_replies: u32,
     ) -> Result<Quota> {
         if user_limit == 0 {
             return Ok(Quota::UserSpent);
         }
-        if global_limit == 0 {
-            return Ok(Quota::AllSpent);
-        }
         let mut tx = self.begin_write().await?;
-        let mine = sqlx::query!(
-            "INSERT INTO bot_usage (day, user_id, replies) VALUES (?1, ?2, 1)
-             ON CONFLICT (day, user_id) DO UPDATE SET replies = replies + 1
-             WHERE replies < ?3",
+        let mine = sqlx::query_scalar!(
+            r#"INSERT INTO bot_usage (day, user_id, replies) VALUES (?1, ?2, 1)
+               ON CONFLICT (day, user_id) DO UPDATE SET replies = replies + 1
+               WHERE replies < ?3
+               RETURNING replies AS "replies: i64""#,
             day,
             user,
             user_limit,
         )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if mine == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mine) = mine else {
             tx.rollback().await?;
             return Ok(Quota::UserSpent);
-        }
-        // User 0 is no one: its row holds the total.
+        };
+        // User 0 is no one: its row holds the total. A user's first replies of the day are
+        // counted in it whatever it says.
+        let limit = if mine <= i64::from(first_replies) {
+            i64::MAX
+        } else {
+            i64::from(global_limit)
+        };
         let all = sqlx::query!(
             "INSERT INTO bot_usage (day, user_id, replies) VALUES (?1, 0, 1)
              ON CONFLICT (day, user_id) DO UPDATE SET replies = replies + 1
              WHERE replies < ?2",
             day,
-            global_limit,
+            limit,
         )
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if all == 0 {
+        if all == 0 || (limit != i64::MAX && global_limit == 0) {
             tx.rollback().await?;
             return Ok(Quota::AllSpent);
         }

@@ -167,6 +167,17 @@ impl ConversationStore for SqliteStore {
         Ok((rooms, has_more))
     }
 
+    async fn shared_view(&self, conv: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT COALESCE(MAX(m.visible_after), 0) AS "view!: i64"
+               FROM members m JOIN users u ON u.id = m.user_id
+               WHERE m.conversation_id = ? AND u.is_bot = 0"#,
+            conv,
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     async fn member_view(&self, conv: i64, user: i64) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar!(
             "SELECT visible_after FROM members WHERE conversation_id = ? AND user_id = ?",
