@@ -130,6 +130,7 @@ impl Application {
         let lifetimes = Lifetimes {
             idle: cfg.sessions.idle(),
             absolute: cfg.sessions.absolute(),
+            guest_idle: Duration::from_secs(cfg.sessions.guest_idle_hours * 3600),
         };
         let stored_limits = Arc::new(StoredLimits::new(db.clone(), cfg.limits.allowances()));
         let auth = Arc::new(
@@ -437,8 +438,8 @@ async fn sweep_rates(rates: Arc<UserRateRegistry>) {
     }
 }
 
-/// Every ten minutes: forgets sessions that ended more than a day ago, full limit buckets
-/// and expired spent challenges.
+/// Every ten minutes: forgets sessions that ended more than a day ago, deletes guests idle
+/// for longer than allowed, forgets full limit buckets and expired spent challenges.
 async fn housekeeping(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -447,6 +448,11 @@ async fn housekeeping(state: AppState) {
             Ok(n) if n > 0 => tracing::info!(deleted = n, "old sessions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "removing old sessions"),
+        }
+        match state.auth.forget_idle_guests().await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "idle guests deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "deleting idle guests"),
         }
         if let Err(e) = state.stored_limits.forget_full().await {
             tracing::warn!(error = %e, "forgetting full limit buckets");

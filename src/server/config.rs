@@ -99,6 +99,15 @@ pub struct SessionConfig {
     )]
     pub absolute_hours: u64,
 
+    /// Hours after which a guest with no live session is deleted with their data (a guest
+    /// is also deleted when they sign out).
+    #[arg(
+        long = "guest-idle-hours",
+        env = "MESSENGER_GUEST_IDLE_HOURS",
+        default_value_t = 24
+    )]
+    pub guest_idle_hours: u64,
+
     /// Idle timeout in seconds, overriding the minutes above (tests use it for expiry).
     #[arg(
         long = "session-idle-seconds",

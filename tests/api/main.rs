@@ -9,6 +9,7 @@ mod delivery;
 mod door;
 mod errors;
 mod groups;
+mod guests;
 mod helpers;
 mod limits;
 mod migrations;

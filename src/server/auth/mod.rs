@@ -33,6 +33,8 @@ pub struct Lifetimes {
     pub idle: Duration,
     /// In any case.
     pub absolute: Duration,
+    /// How long a guest without a live session is kept.
+    pub guest_idle: Duration,
 }
 
 pub struct Auth {
@@ -299,7 +301,43 @@ impl Auth {
             "signed out",
         );
         tracing::info!(user = session.user.id, "signed out");
+        if session.user.is_guest {
+            // A guest cannot sign in again: nothing of theirs is worth keeping.
+            self.delete_guest(session.user.id).await?;
+        }
         Ok(())
+    }
+
+    /// Deletes a guest with their data (see `UserStore::delete_guest`); the contacts who
+    /// listed them see them go.
+    pub async fn delete_guest(&self, user: i64) -> Result<bool> {
+        let Some(told) = self.users.delete_guest(user, now_ms()).await? else {
+            return Ok(false);
+        };
+        for owner in told {
+            self.profiles
+                .presence
+                .emit(super::presence::Event::Related(user, owner));
+        }
+        tracing::info!(user, "guest deleted");
+        Ok(true)
+    }
+
+    /// Deletes the guests who have had no live session for the configured time; how many.
+    pub async fn forget_idle_guests(&self) -> Result<u64> {
+        let cutoff = now_ms() - self.lifetimes.guest_idle.as_millis() as i64;
+        let mut deleted = 0;
+        loop {
+            let idle = self.users.idle_guests(cutoff, 100).await?;
+            if idle.is_empty() {
+                return Ok(deleted);
+            }
+            for user in idle {
+                if self.delete_guest(user).await? {
+                    deleted += 1;
+                }
+            }
+        }
     }
 
     /// The live session a token carries, its idle expiry slid forward; None for an unknown

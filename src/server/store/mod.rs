@@ -99,6 +99,15 @@ pub trait UserStore: Send + Sync {
     ) -> Result<CreateUser>;
     /// Usernames compare without regard to case.
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>>;
+    /// Deletes a guest and their data in one transaction: sessions, contacts both ways,
+    /// blocks, contact groups, picture, bot usage, memberships, and the conversations no
+    /// other person is in. Messages they wrote where others still are stay, under a
+    /// nameless tombstone of the account; without any, the account row goes too. Returns
+    /// the users who had the guest in their contact list (to tell them), or None if
+    /// `user` is not a guest (or already gone).
+    async fn delete_guest(&self, user: i64, now: i64) -> Result<Option<Vec<i64>>>;
+    /// Guests with no session alive since `cutoff` (created before it), at most `limit`.
+    async fn idle_guests(&self, cutoff: i64, limit: i64) -> Result<Vec<i64>>;
 }
 
 /// A session joined with its user.
