@@ -299,6 +299,7 @@ pub fn sign_in_again(ui: Ui, password: String) {
             password.into(),
             String::new(),
             String::new(),
+            String::new(),
         );
         match again.await {
             Ok(_) => {

@@ -51,6 +51,7 @@ pub async fn sign_in(
     #[server(default)] password: Password,
     #[server(default)] status: String,
     #[server(default)] proof: String,
+    #[server(default)] sign_out_others: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
         client_ip, form_only, proof as check, session_started, state, Window,
@@ -58,7 +59,7 @@ pub async fn sign_in(
     form_only()?;
     let state = state()?;
     let proof = check(&state, &proof).await;
-    let started = state
+    let mut started = state
         .auth
         .sign_in(
             &username,
@@ -68,6 +69,12 @@ pub async fn sign_in(
             proof,
         )
         .await;
+    // "Sign me out everywhere else": a checkbox, so any value but empty means yes.
+    if let (Ok(s), false) = (&started, sign_out_others.is_empty()) {
+        if let Err(e) = state.auth.sign_out_others(&s.session).await {
+            started = Err(e);
+        }
+    }
     session_started(
         &state,
         started,
@@ -111,6 +118,17 @@ pub async fn sign_out() -> Result<(), ApiError> {
 /// `POST /api/token` (JSON): a bearer token for a non-browser client, from a username and
 /// password (and optionally a status), or for a new guest with `{"guest": true}`. No
 /// cookie is set.
+/// Ends every other session of the caller's account (other browsers, devices and tokens);
+/// how many.
+#[server(prefix = "/api", endpoint = "signout-others")]
+pub async fn sign_out_others() -> Result<usize, ApiError> {
+    use crate::server::http::server_fns::{current_session, fail, form_only, state};
+    form_only()?;
+    let state = state()?;
+    let session = current_session(&state).await?;
+    state.auth.sign_out_others(&session).await.map_err(fail)
+}
+
 #[server(prefix = "/api", endpoint = "token", input = Json)]
 pub async fn bearer_token(
     #[server(default)] username: Option<String>,
@@ -174,6 +192,7 @@ mod tests {
             password: "hunter2 secret".to_owned().into(),
             status: String::new(),
             proof: String::new(),
+            sign_out_others: String::new(),
         };
         let up = SignUp {
             username: "ann".into(),

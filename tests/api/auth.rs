@@ -246,3 +246,69 @@ async fn signing_out_ends_the_session_and_closes_its_sockets_only() {
         messenger::protocol::ServerFrame::Synced { .. }
     ));
 }
+
+#[tokio::test]
+async fn signing_in_can_sign_out_every_other_session_and_their_sockets_close() {
+    let app = spawn_app().await;
+    app.signup_cookie("yara", "yara's password").await;
+    let token = |body: serde_json::Value| {
+        let http = app.http.clone();
+        let url = app.url("/api/token");
+        async move {
+            let res = http.post(url).json(&body).send().await.expect("token");
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.expect("json")["token"]
+                .as_str()
+                .expect("token")
+                .to_owned()
+        }
+    };
+    let creds = serde_json::json!({ "username": "yara", "password": "yara's password" });
+    let (laptop, phone) = (token(creds.clone()).await, token(creds.clone()).await);
+    let mut laptop_ws = app.try_connect(Some(&laptop), None).await.expect("upgrade");
+    laptop_ws.hello().await;
+    // A third sign-in, from the window, with the box ticked.
+    let res = app
+        .form(
+            "/api/signin",
+            None,
+            &[
+                ("username", "yara"),
+                ("password", "yara's password"),
+                ("sign_out_others", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        laptop_ws.close_code().await,
+        messenger::protocol::close::SESSION_ENDED
+    );
+    let session = |t: String| {
+        let http = app.http.clone();
+        let url = app.url("/api/session");
+        async move {
+            http.get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .expect("get")
+                .status()
+        }
+    };
+    assert_eq!(session(laptop).await, 401);
+    assert_eq!(session(phone).await, 401);
+    // The endpoint on its own: the caller's session stays.
+    let (a, b) = (token(creds.clone()).await, token(creds).await);
+    let res = app
+        .http
+        .post(app.url("/api/signout-others"))
+        .bearer_auth(&b)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 200);
+    assert!(res.json::<u64>().await.expect("a count") >= 2);
+    assert_eq!(session(a).await, 401);
+    assert_eq!(session(b).await, 200);
+}

@@ -68,6 +68,10 @@ pub fn SignInPage() -> impl IntoView {
                                 <option value=s.as_str()>{s.choice_label()}</option>
                             }).collect_view()}
                         </select>
+                        <label class="check">
+                            <input type="checkbox" name="sign_out_others" value="on"/>
+                            "Sign me out everywhere else"
+                        </label>
                         {sign_in_widget}
                         <button type="submit" class="primary">"Sign in"</button>
                     </ActionForm>

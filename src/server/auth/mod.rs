@@ -308,6 +308,29 @@ impl Auth {
         Ok(())
     }
 
+    /// Ends every other session of this session's user (other browsers, other devices,
+    /// tokens); their sockets close with "session ended". How many.
+    pub async fn sign_out_others(&self, session: &SessionRow) -> Result<usize> {
+        let ended = self
+            .sessions
+            .revoke_other_sessions(session.user.id, session.id)
+            .await?;
+        for id in &ended {
+            self.fanout.end_session(
+                session.user.id,
+                *id,
+                close::SESSION_ENDED,
+                "signed out elsewhere",
+            );
+        }
+        tracing::info!(
+            user = session.user.id,
+            ended = ended.len(),
+            "other sessions signed out"
+        );
+        Ok(ended.len())
+    }
+
     /// Deletes a guest with their data (see `UserStore::delete_guest`); the contacts who
     /// listed them see them go.
     pub async fn delete_guest(&self, user: i64) -> Result<bool> {

@@ -146,6 +146,8 @@ pub trait SessionStore: Send + Sync {
     /// Slides the idle expiry forward (never past the absolute lifetime, never backwards).
     async fn touch_session(&self, id: i64, idle_expires_at: i64) -> Result<()>;
     async fn revoke_session(&self, id: i64) -> Result<()>;
+    /// Revokes every live session of `user` but `keep`; their ids.
+    async fn revoke_other_sessions(&self, user: i64, keep: i64) -> Result<Vec<i64>>;
     /// Removes sessions that ended more than a day before `now`; how many.
     async fn delete_dead_sessions(&self, now: i64) -> Result<u64>;
 }

@@ -119,6 +119,20 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
+    async fn revoke_other_sessions(&self, user: i64, keep: i64) -> Result<Vec<i64>> {
+        let now = now_ms();
+        Ok(sqlx::query_scalar!(
+            r#"UPDATE sessions SET revoked_at = ?
+               WHERE user_id = ? AND id != ? AND revoked_at IS NULL
+               RETURNING id AS "id!""#,
+            now,
+            user,
+            keep,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn delete_dead_sessions(&self, now: i64) -> Result<u64> {
         let day = 24 * 3600 * 1000;
         let before = now - day;
