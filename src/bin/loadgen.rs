@@ -103,6 +103,24 @@ enum Scenario {
         #[arg(long)]
         ramp: bool,
     },
+    /// S senders, each in its own one-to-one conversation with a partner, send R messages/s
+    /// each; then the same while one more user, a contact of all of them, floods the server
+    /// from many sockets with every kind of frame (status changes, typing, read marks,
+    /// garbage). The per-user limits are the server's defaults here: the senders' ack
+    /// latency should not move.
+    Flood {
+        #[arg(long, default_value_t = 16)]
+        senders: usize,
+        /// Messages per second per sender.
+        #[arg(long, default_value_t = 10)]
+        rate: u64,
+        /// Sockets of the flooding user.
+        #[arg(long, default_value_t = 20)]
+        sockets: usize,
+        /// Seconds of each phase.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// S senders, each in its own one-to-one conversation, as fast as acks come back.
     Durable {
         #[arg(long, default_value_t = 16)]
@@ -137,6 +155,15 @@ impl Server {
     /// Starts a fresh server, first seeding `seed_rooms` public rooms titled "Load room N"
     /// with its own administration command; or uses the one given with --url.
     async fn start(cli: &Cli, seed_rooms: Option<usize>) -> Result<Self> {
+        Self::start_with(cli, seed_rooms, &[]).await
+    }
+
+    /// Starts the server with `env` added last (it wins over the defaults below).
+    async fn start_with(
+        cli: &Cli,
+        seed_rooms: Option<usize>,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         if let Some(url) = &cli.url {
             return Ok(Self {
                 url: url.trim_end_matches('/').to_owned(),
@@ -174,6 +201,7 @@ impl Server {
             .env("MESSENGER_GUESTS_PER_ADDRESS", "1000000000/1s")
             .env("MESSENGER_VERIFICATION", "off")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -986,6 +1014,179 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
     Ok(())
 }
 
+async fn flood(cli: &Cli, senders: usize, rate: u64, sockets: usize, secs: u64) -> Result<()> {
+    // The server's own per-user limits (frames, messages, sockets), not the load tool's.
+    let server = Server::start_with(
+        cli,
+        None,
+        &[
+            ("MESSENGER_SEND_RATE", "20"),
+            ("MESSENGER_FRAME_RATE", "100"),
+            ("MESSENGER_MAX_SOCKETS_PER_USER", "20"),
+        ],
+    )
+    .await?;
+    let users = guests(&server.url, senders * 2 + 1).await?;
+    let (flooder, pairs) = users.split_last().context("users")?;
+    // Everyone is the flooder's contact, so each of its presence changes concerns them all.
+    for u in pairs {
+        post(
+            &server.url,
+            "/api/contacts",
+            &flooder.token,
+            json!({ "username": u.username }),
+        )
+        .await?;
+    }
+    let me: Value = reqwest::Client::new()
+        .get(format!("{}/api/session", server.url))
+        .bearer_auth(&flooder.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let flooder_id = me["user"]["id"].as_i64().context("flooder id")?;
+    for u in pairs {
+        post(
+            &server.url,
+            &format!("/api/contacts/{flooder_id}/accept"),
+            &u.token,
+            json!({}),
+        )
+        .await?;
+    }
+    let mut convs = Vec::new();
+    for pair in pairs.chunks(2) {
+        let v = post(
+            &server.url,
+            "/api/dm",
+            &pair[0].token,
+            json!({ "username": pair[1].username }),
+        )
+        .await?;
+        convs.push(v["id"].as_i64().context("conversation id")?);
+    }
+    let tokens: Vec<String> = pairs.iter().map(|u| u.token.clone()).collect();
+    // Every user is online (their contacts' presence goes somewhere); the first of each
+    // pair sends.
+    let mut socks = connect_all(&server.url, &tokens).await?;
+    let mut senders_ws = Vec::new();
+    for (i, ws) in socks.drain(..).enumerate() {
+        if i % 2 == 0 {
+            senders_ws.push(ws);
+        } else {
+            tokio::spawn(drain(ws));
+        }
+    }
+    let mut results = Vec::new();
+    for phase in ["quiet", "flood"] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut flood_tasks = Vec::new();
+        if phase == "flood" {
+            let flooders = connect_all(&server.url, &vec![flooder.token.clone(); sockets]).await?;
+            for (k, ws) in flooders.into_iter().enumerate() {
+                let stop = stop.clone();
+                let conv = convs[k % convs.len()];
+                flood_tasks.push(tokio::spawn(async move {
+                    let statuses = ["busy", "away", "online", "be_right_back"];
+                    let mut n = 0u64;
+                    let (mut tx, mut rx) = ws.split();
+                    let reader = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        n += 1;
+                        let f = match n % 4 {
+                            0 => json!({ "t": "set_status", "status": statuses[(n / 4) as usize % 4] }),
+                            1 => json!({ "t": "typing", "conv": conv, "active": true }),
+                            2 => json!({ "t": "read", "conv": conv, "seq": n }),
+                            _ => json!({ "t": "shout", "n": n }),
+                        };
+                        if tx.send(Message::text(f.to_string())).await.is_err() {
+                            break;
+                        }
+                    }
+                    reader.abort();
+                    n
+                }));
+            }
+        }
+        let started = Instant::now();
+        let tasks: Vec<_> = senders_ws
+            .drain(..)
+            .zip(convs.clone())
+            .enumerate()
+            .map(|(i, (mut ws, conv))| {
+                tokio::spawn(async move {
+                    let mut latency = histogram();
+                    let mut sent_at = std::collections::VecDeque::new();
+                    let every = Duration::from_micros(1_000_000 / rate.max(1));
+                    let end = Instant::now() + Duration::from_secs(secs);
+                    let mut tick = tokio::time::interval(every);
+                    let mut n = 0u64;
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick(), if Instant::now() < end => {
+                                n += 1;
+                                let f = format!(r#"{{"t":"send","conv":{conv},"client_id":"{:010x}-f{i}-{n}","body":"steady {n}"}}"#, micros_now());
+                                ws.send(Message::text(f)).await?;
+                                sent_at.push_back(micros_now());
+                            }
+                            msg = ws.next() => match msg {
+                                Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"{"t":"ack""#) => {
+                                    if let Some(at) = sent_at.pop_front() {
+                                        let _ = latency.record(micros_now().saturating_sub(at).max(1));
+                                    }
+                                }
+                                Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"{"t":"error""#) => {
+                                    bail!("a steady send was refused: {t}");
+                                }
+                                Some(Ok(_)) => {}
+                                _ => bail!("socket closed"),
+                            },
+                        }
+                        if Instant::now() >= end && sent_at.is_empty() {
+                            break;
+                        }
+                    }
+                    anyhow::Ok((ws, latency))
+                })
+            })
+            .collect();
+        let mut latency = histogram();
+        for t in tasks {
+            let (ws, h) = t.await??;
+            senders_ws.push(ws);
+            latency.add(&h)?;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut flood_frames = 0;
+        for t in flood_tasks {
+            flood_frames += t.await.unwrap_or(0);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        println!(
+            "flood {phase}: {senders} senders at {rate}/s, ack latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms; \
+             the flooder wrote {flood_frames} frames over {sockets} sockets ({:.0}/s)",
+            ms(latency.value_at_quantile(0.5)),
+            ms(latency.value_at_quantile(0.99)),
+            ms(latency.max()),
+            flood_frames as f64 / wall,
+        );
+        results.push(latency.value_at_quantile(0.99));
+    }
+    if let [quiet, flooded] = results[..] {
+        println!(
+            "flood: p99 with the flood / without: {:.2}",
+            flooded as f64 / quiet.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Reads a socket until it closes (a user who is online and does not measure anything).
+async fn drain(mut ws: Ws) {
+    while let Some(Ok(_)) = ws.next().await {}
+}
+
 async fn idle(cli: &Cli, conns: usize) -> Result<()> {
     let server = Server::start(cli, None).await?;
     // A user may have many sockets (tabs); 100 per guest keeps set-up short.
@@ -1062,6 +1263,12 @@ fn main() -> Result<()> {
                 inflight,
                 secs,
             } => durable(&cli, senders, inflight, secs).await,
+            Scenario::Flood {
+                senders,
+                rate,
+                sockets,
+                secs,
+            } => flood(&cli, senders, rate, sockets, secs).await,
         }
     })
 }
@@ -1309,6 +1516,7 @@ mod peer {
             Scenario::Durable { .. } => {
                 bail!("the peers store nothing: `durable` is Messenger only")
             }
+            Scenario::Flood { .. } => bail!("`flood` tests Messenger's own limits"),
             Scenario::Fanout {
                 members,
                 senders,

@@ -50,8 +50,9 @@ pub struct CspNonce(pub String);
 
 /// Headers every response carries: a strict Content-Security-Policy (a fresh nonce per
 /// page), no sniffing or framing, `Cache-Control: no-store` on pages and the API (they carry
-/// personal data; the bundle and public files keep their caching), and HSTS when the public
-/// origin is https.
+/// personal data; the bundle and public files keep their caching, and a display picture its
+/// `private` caching: only the viewer's own browser keeps it, by version), and HSTS when the
+/// public origin is https.
 pub async fn headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let nonce = {
         let mut raw = [0u8; 16];
@@ -88,7 +89,11 @@ pub async fn headers(State(state): State<AppState>, mut req: Request, next: Next
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    if private || html {
+    let kept_private = h
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("private"));
+    if (private || html) && !kept_private {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {
         h.entry(header::CACHE_CONTROL)
