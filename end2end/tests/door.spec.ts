@@ -12,6 +12,7 @@ test.beforeEach(async () => {
     MESSENGER_ALTCHA_COST: '50',
     MESSENGER_ALTCHA_MAX_TRIES: '200',
     MESSENGER_GUESTS_PER_ADDRESS: '2/1h',
+    MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT: '1/1h',
   });
 });
 test.afterEach(async ({ browser }) => {
@@ -50,4 +51,32 @@ test('with ALTCHA on, guests and new accounts pass the widget, and an address ma
   await third.goto(server.url);
   await third.getByRole('button', { name: 'Try as guest' }).click();
   await expect(third.getByRole('alert')).toHaveText('Too many attempts. Wait a little, then try again.');
+});
+
+test('after a wrong password the account asks for verification, and a click at once still signs in', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(server.url);
+  await page.getByText('New to Messenger? Create an account').click();
+  await page.getByLabel('New username').fill('wes');
+  await page.getByLabel('Choose a password').fill('wes-password');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(`${server.url}/app`);
+  await waitOnline(page);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(`${server.url}/`);
+
+  // One wrong password spends this account's allowance (1 here)...
+  await page.getByLabel('Username', { exact: true }).fill('wes');
+  await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
+  // ... so the right one is asked for verification, never made to wait.
+  await page.getByLabel('Password', { exact: true }).fill('wes-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page).toHaveURL(`${server.url}/?mode=signin&username=wes&error=verification_needed`);
+  // Clicking at once, before the widget has done anything, sends the form once it has.
+  await page.getByLabel('Password', { exact: true }).fill('wes-password');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(page).toHaveURL(`${server.url}/app`);
+  await waitOnline(page);
 });

@@ -13,7 +13,9 @@
 //!   (compared by UTS #39 skeleton, so Cyrillic `а` counts as Latin `a`).
 
 use crate::protocol::{one_line, Body, Invalid};
-use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+use unicode_normalization::{
+    char::is_combining_mark, is_nfc_quick, IsNormalized, UnicodeNormalization,
+};
 
 /// Bidirectional formatting characters: the marks, embeddings, overrides and isolates.
 fn is_bidi_control(c: char) -> bool {
@@ -73,6 +75,17 @@ pub fn line(raw: &str, what: &str, max: usize, allow_empty: bool) -> Result<Stri
             "The {what} cannot be only invisible characters."
         )));
     }
+    // A mark with nothing under it (a stray accent) is no name.
+    if text.chars().next().is_some_and(is_combining_mark)
+        || (!text.is_empty()
+            && text
+                .chars()
+                .all(|c| is_combining_mark(c) || c.is_whitespace()))
+    {
+        return Err(Invalid(format!(
+            "The {what} cannot begin with an accent or other combining mark."
+        )));
+    }
     Ok(text)
 }
 
@@ -91,11 +104,15 @@ pub fn body(raw: &str) -> Result<Body, Invalid> {
     Ok(body)
 }
 
-/// The form two names are compared in: the UTS #39 skeleton of the lower-cased name,
-/// lower-cased again (the skeleton's prototypes have both cases), without whitespace.
+/// The form two names are compared in, without case or whitespace: the skeleton (UTS #39)
+/// of the name, lower-cased, and its skeleton again. The first skeleton comes before
+/// lower-casing so that a capital `I` is the `l` it passes for (lower-cased first it would be
+/// an `i`); the second, after it, so that `M` and `m` meet (`m` looks like `rn`).
 pub fn look_alike_key(s: &str) -> String {
-    let lower = s.to_lowercase();
-    unicode_security::skeleton(&lower)
+    let once: String = unicode_security::skeleton(s)
+        .flat_map(char::to_lowercase)
+        .collect();
+    unicode_security::skeleton(&once)
         .flat_map(char::to_lowercase)
         .filter(|c| !c.is_whitespace())
         .collect()
@@ -120,6 +137,8 @@ mod tests {
         assert!(name("\u{FEFF}Bob").is_err(), "byte-order mark");
         assert!(name("\u{3164}").is_err(), "Hangul filler only");
         assert!(name("\u{200D}\u{200C}").is_err(), "joiners only");
+        assert!(name("\u{0301}\u{0301}").is_err(), "marks only");
+        assert!(name("\u{0301}Bob").is_err(), "a mark with nothing under it");
         // Emoji sequences and scripts that need joiners keep them.
         assert!(name("Family 👨\u{200D}👩\u{200D}👧").is_ok());
         assert!(name("क्\u{200D}ष").is_ok());
@@ -156,6 +175,12 @@ mod tests {
         assert_eq!(look_alike_key("Аlеx"), look_alike_key("alex"));
         assert_eq!(look_alike_key("  Mia "), look_alike_key("mia"));
         assert_eq!(look_alike_key("Ask  Ada"), look_alike_key("askada"));
+        // A capital I passes for an l.
+        assert_eq!(
+            look_alike_key("DiaI-Up Dave"),
+            look_alike_key("Dial-Up Dave")
+        );
+        assert_eq!(look_alike_key("walkaIice"), look_alike_key("walkalice"));
         assert_ne!(look_alike_key("mia"), look_alike_key("max"));
     }
 }

@@ -28,7 +28,10 @@ async fn display_names_cannot_hide_reorder_or_pass_for_a_bot_or_another_user() {
         "\u{0410}sk \u{0410}da", // Cyrillic А
         "olga",
         "OLGA",
-        "\u{043E}lga", // Cyrillic о
+        "\u{043E}lga",  // Cyrillic о
+        "DiaI-Up Dave", // a capital I for the l
+        "oIga",
+        "\u{0301}\u{0301}",
     ] {
         let (status, body) = set_me(&app, &me, json!({ "display_name": bad })).await;
         assert_eq!(status, 422, "{bad:?}: {body}");

@@ -23,7 +23,7 @@ pub fn SignInPage() -> impl IntoView {
     let sign_in_checked = notice == Some(SignInNotice::VerificationNeeded);
     let door = door_check();
     let sign_in_widget = sign_in_checked
-        .then(|| door_widget(&door, "onload"))
+        .then(|| door_widget(&door, "onsubmit"))
         .flatten();
     let guest_widget = door_widget(&door, "onsubmit");
     let sign_up_widget = door_widget(&door, "onsubmit");

@@ -425,7 +425,8 @@ impl Auth {
 
 /// A wait in words: "40 seconds", "3 minutes", "2 hours".
 fn in_words(d: Duration) -> String {
-    let s = d.as_secs().max(1);
+    // Rounded up, as `Retry-After` is.
+    let s = (d.as_secs_f64().ceil() as u64).max(1);
     let (n, unit) = match s {
         s if s < 90 => (s, "second"),
         s if s < 90 * 60 => (s.div_ceil(60), "minute"),
