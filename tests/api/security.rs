@@ -379,3 +379,30 @@ async fn an_https_public_origin_brings_hsts() {
         .expect("get");
     assert_eq!(res.status(), 401);
 }
+
+/// What a browser cannot send, a script can: a request line naming another host, or two
+/// `Host` headers. Neither gets the site.
+#[tokio::test]
+async fn an_absolute_request_line_or_two_hosts_cannot_name_another_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let ours = format!("127.0.0.1:{}", app.addr.port());
+    for request in [
+        format!("GET http://evil.example/ HTTP/1.1\r\nHost: {ours}\r\nConnection: close\r\n\r\n"),
+        format!(
+            "GET / HTTP/1.1\r\nHost: {ours}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        ),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.expect("read");
+        let status = answer.split(' ').nth(1).unwrap_or_default().to_owned();
+        assert!(
+            status == "403" || status == "400",
+            "{request:?} got {status}"
+        );
+    }
+}

@@ -154,11 +154,18 @@ pub async fn host(State(state): State<AppState>, req: Request, next: Next) -> Re
     if req.uri().path() == crate::protocol::http::paths::HEALTH {
         return next.run(req).await;
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    // An absolute-form request line names the host itself, and wins over `Host` (RFC 9112,
+    // section 3.2.2); two `Host` headers are no request at all.
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let host = match req.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    };
+    let host = if hosts > 1 { "" } else { host };
     let known = state.origins.iter().any(|o| {
         o.split_once("://")
             .map(|(_, authority)| authority)
