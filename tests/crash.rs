@@ -189,6 +189,30 @@ async fn a_burst_of_wrong_passwords_leaves_memory_where_it_was() {
     );
 }
 
+/// A server that cannot start says why in one line and exits with status 1: no backtrace,
+/// even with RUST_BACKTRACE set.
+#[test]
+fn a_failed_start_is_one_clear_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().expect("dir");
+    // The database's folder cannot be made: a file stands where it would go.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").expect("file");
+    let out = Command::new(env!("CARGO_BIN_EXE_messenger"))
+        .env("MESSENGER_ADDR", "127.0.0.1:0")
+        .env("MESSENGER_DATABASE", blocker.join("messenger.db"))
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("ran");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].starts_with("messenger: "), "{stderr}");
+    assert!(lines[0].contains("not-a-folder"), "it names the path: {stderr}");
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+}
+
 /// A server process that is killed when the test ends, passed or not.
 struct Killed(Child);
 
