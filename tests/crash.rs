@@ -209,7 +209,10 @@ fn a_failed_start_is_one_clear_line_and_a_non_zero_exit() {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {stderr}");
     assert!(lines[0].starts_with("messenger: "), "{stderr}");
-    assert!(lines[0].contains("not-a-folder"), "it names the path: {stderr}");
+    assert!(
+        lines[0].contains("not-a-folder"),
+        "it names the path: {stderr}"
+    );
     assert!(!stderr.contains("Stack backtrace"), "{stderr}");
 }
 
