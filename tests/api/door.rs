@@ -9,7 +9,6 @@ use messenger::server::{
     limits::stored::Allowance,
 };
 use serde_json::{json, Value};
-use std::time::Duration;
 
 fn allowance(s: &str) -> Allowance {
     s.parse().expect("a valid allowance")
@@ -324,10 +323,8 @@ async fn turnstile_stand_in() -> (
         seen.lock().expect("lock").push(fields.clone());
         let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         match get("response") {
-            Some("slow") => {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                Ok(Json(json!({ "success": true })))
-            }
+            // Never answers: the server's own timeout must decide.
+            Some("slow") => std::future::pending().await,
             Some("broken") => Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
             Some("good") if get("secret") == Some("the-secret") && get("remoteip").is_some() => {
                 Ok(Json(json!({ "success": true })))

@@ -290,10 +290,20 @@ impl Conn {
 
     /// Counts one client frame against the user's rate, over all their sockets; while the
     /// user has none left, waits (this socket is not read meanwhile, so a flood slows to the
-    /// rate and queues nothing here).
-    pub(super) async fn pace(&self) {
-        while let Err(wait) = self.rates.frame() {
+    /// rate and queues nothing here). Within the rate it takes a lock and no allocation: the
+    /// loop boxes only the wait.
+    pub(super) fn count_frame(&self) -> Result<(), std::time::Duration> {
+        self.rates.frame()
+    }
+
+    /// Waits `wait`, then until the user's rate allows this frame.
+    pub(super) async fn pace(&self, mut wait: std::time::Duration) {
+        loop {
             tokio::time::sleep(wait).await;
+            match self.rates.frame() {
+                Ok(()) => return,
+                Err(more) => wait = more,
+            }
         }
     }
 

@@ -137,7 +137,11 @@ fn run(
         // next write), then out through the mailbox.
         let _ = socket.flush();
         let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, Box::pin(conn.mailbox.flush())).await;
-        conn.state.live_sockets.send_modify(|n| *n -= 1);
+        // The connection (its slot under the sockets' caps among it) is gone before it stops
+        // counting as open: whoever waits for the count may take its place.
+        let state = conn.state.clone();
+        drop(conn);
+        state.live_sockets.send_modify(|n| *n -= 1);
     }
 }
 
@@ -225,7 +229,9 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                 };
                 last_heard = Instant::now();
                 if incoming.is_ok() {
-                    Box::pin(conn.pace()).await;
+                    if let Err(wait) = conn.count_frame() {
+                        Box::pin(conn.pace(wait)).await;
+                    }
                 }
                 match incoming {
                     Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
