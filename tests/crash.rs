@@ -41,20 +41,34 @@ async fn guest_token(http: &reqwest::Client, base: &str) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-/// The server started with a soft descriptor limit of 200 under a hard one of 256.
-fn start_server_with_few_descriptors(port: u16, db: &Path) -> Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 256 && ulimit -Sn 200 && exec \"$0\"")
-        .arg(env!("CARGO_BIN_EXE_messenger"))
-        .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
+/// The server binary on `port` with the database `db`, made to make its users by script
+/// (bot verification off), logging only errors; `env` is added last. `shell` runs it
+/// through `sh -c` first (to set limits with `ulimit`).
+fn server(port: u16, db: &Path, env: &[(&str, &str)], shell: Option<&str>) -> Child {
+    let mut cmd = match shell {
+        Some(script) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{script} && exec \"$0\""))
+                .arg(env!("CARGO_BIN_EXE_messenger"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_messenger")),
+    };
+    cmd.env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
         .env("MESSENGER_DATABASE", db)
         .env("MESSENGER_VERIFICATION", "off")
         .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the server starts")
+}
+
+/// The server started with a soft descriptor limit of 200 under a hard one of 256.
+fn start_server_with_few_descriptors(port: u16, db: &Path) -> Child {
+    server(port, db, &[], Some("ulimit -n 256 && ulimit -Sn 200"))
 }
 
 /// Raising the soft limit to the hard one (256) and keeping a quarter of it back (64) leaves
@@ -135,23 +149,19 @@ async fn a_burst_of_wrong_passwords_leaves_memory_where_it_was() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_messenger"))
-            .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
-            .env("MESSENGER_DATABASE", &db)
-            .env("MESSENGER_VERIFICATION", "off")
-            .env("MESSENGER_SIGNIN_FAILURES_PER_ADDRESS", "1000000/1s")
-            .env(
+    let server = Killed(server(
+        port,
+        &db,
+        &[
+            ("MESSENGER_SIGNIN_FAILURES_PER_ADDRESS", "1000000/1s"),
+            (
                 "MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT_AND_ADDRESS",
                 "1000000/1s",
-            )
-            .env("MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT", "1000000/1s")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server starts"),
-    );
+            ),
+            ("MESSENGER_SIGNIN_FAILURES_PER_ACCOUNT", "1000000/1s"),
+        ],
+        None,
+    ));
     wait_up(&http, &base).await;
     let pid = server.0.id();
     let res = http
@@ -227,18 +237,15 @@ impl Drop for Killed {
 }
 
 fn start_server(port: u16, db: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_messenger"))
-        .env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
-        .env("MESSENGER_DATABASE", db)
-        .env("MESSENGER_SEND_RATE", "100000")
-        .env("MESSENGER_FRAME_RATE", "100000")
-        // Guests are made by script here; bot verification has its own tests.
-        .env("MESSENGER_VERIFICATION", "off")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server starts")
+    server(
+        port,
+        db,
+        &[
+            ("MESSENGER_SEND_RATE", "100000"),
+            ("MESSENGER_FRAME_RATE", "100000"),
+        ],
+        None,
+    )
 }
 
 async fn wait_up(http: &reqwest::Client, base: &str) {
