@@ -55,6 +55,9 @@ pub struct Model {
     pub notice: Option<String>,
     /// Ids for toasts and typing entries.
     pub next_id: u64,
+    /// The store's epoch, from `hello`: the sequence numbers this page holds are only
+    /// comparable with the server's within it.
+    pub epoch: Option<String>,
 }
 
 impl Model {
@@ -75,6 +78,7 @@ impl Model {
             toasts: Vec::new(),
             notice: None,
             next_id: 0,
+            epoch: None,
         }
     }
 
@@ -227,6 +231,16 @@ impl ConvModel {
             nudges: 0,
             notice: None,
         }
+    }
+
+    /// Forgets the messages held (the server's history no longer matches them); what was
+    /// not sent yet stays, to be sent again. The next messages are history being loaded.
+    pub fn forget(&mut self) {
+        self.lines = Arc::default();
+        self.synced_upto = None;
+        self.typing.clear();
+        self.latest = 0;
+        self.loading_older = false;
     }
 
     /// A join or leave line of a group: the member list and the title follow it.

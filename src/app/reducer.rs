@@ -80,8 +80,17 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             groups,
             picture,
             rooms_total,
+            epoch,
             ..
         } => {
+            // Another epoch: the server's history was restored or lost messages, and the
+            // numbers held here may now name other messages.
+            if m.epoch.as_ref().is_some_and(|e| *e != epoch) {
+                for c in &mut m.convs {
+                    c.forget();
+                }
+            }
+            m.epoch = Some(epoch);
             m.display_name = who.display_name;
             m.picture = picture;
             m.status = status;
@@ -162,12 +171,20 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
         ServerFrame::Synced { conv, last_seq } => {
             if let Some(c) = m.conv_mut(conv) {
                 c.synced_upto = Some(last_seq);
+                c.latest = c.latest.max(last_seq);
+            }
+        }
+        ServerFrame::Reset { conv, after } => {
+            if let Some(c) = m.conv_mut(conv) {
+                c.forget();
+                c.has_more = after > c.visible_after;
             }
         }
         ServerFrame::Resync { conv, .. } => {
+            let epoch = m.epoch.clone();
             if let Some(c) = m.conv(conv) {
                 let after = c.synced_upto.unwrap_or(0);
-                fx.push(Effect::Send(ClientFrame::Sync { conv, after }));
+                fx.push(Effect::Send(ClientFrame::Sync { conv, after, epoch }));
             }
         }
         ServerFrame::Ack {
@@ -416,7 +433,8 @@ fn sync(m: &mut Model, conv: i64, last_seq: i64) -> Option<Effect> {
     if c.synced_upto.is_none() {
         c.has_more = after > c.visible_after;
     }
-    Some(Effect::Send(ClientFrame::Sync { conv, after }))
+    let epoch = m.epoch.clone();
+    Some(Effect::Send(ClientFrame::Sync { conv, after, epoch }))
 }
 
 /// "<name> has just signed in", with its sound, when a contact goes from offline to online
@@ -476,7 +494,17 @@ mod tests {
             groups: Vec::new(),
             picture: None,
             rooms_total: 0,
+            epoch: "e1".into(),
         }
+    }
+
+    /// The `sync` a page sends, under the test's epoch.
+    fn sync_frame(conv: i64, after: i64) -> Effect {
+        Effect::Send(ClientFrame::Sync {
+            conv,
+            after,
+            epoch: Some("e1".into()),
+        })
     }
 
     fn msg(conv: i64, seq: i64, from: i64, kind: MessageKind) -> ServerFrame {
@@ -528,13 +556,7 @@ mod tests {
     fn hello_syncs_each_conversation_from_the_last_few_messages_and_counts_unread() {
         let mut m = Model::new(user(1, "Ann"));
         let fx = reduce(&mut m, hello(vec![dm(7, 100, 90), room(3)], Vec::new()));
-        assert_eq!(
-            fx,
-            [
-                Effect::Send(ClientFrame::Sync { conv: 7, after: 70 }),
-                Effect::Send(ClientFrame::Sync { conv: 3, after: 0 }),
-            ]
-        );
+        assert_eq!(fx, [sync_frame(7, 70), sync_frame(3, 0),]);
         let c = m.conv(7).unwrap();
         assert_eq!((c.unread, c.has_more, c.peer), (10, true, Some(2)));
         assert!(m.ready);
@@ -547,13 +569,42 @@ mod tests {
             },
         );
         let fx = reduce(&mut m, hello(vec![dm(7, 120, 100)], Vec::new()));
+        assert_eq!(fx, [sync_frame(7, 100)]);
+    }
+
+    #[test]
+    fn another_epoch_or_a_reset_forgets_the_messages_held_and_syncs_afresh() {
+        let mut m = synced_dm(40);
+        reduce(&mut m, msg(7, 41, 2, MessageKind::Text));
+        assert_eq!(m.conv(7).unwrap().lines.len(), 1);
+        // The server's database was restored: seq 41 may now be another message.
+        let mut restored = hello(vec![dm(7, 30, 30)], Vec::new());
+        if let ServerFrame::Hello { epoch, .. } = &mut restored {
+            *epoch = "e2".into();
+        }
+        let fx = reduce(&mut m, restored);
+        let c = m.conv(7).unwrap();
+        assert!(c.lines.is_empty() && c.synced_upto.is_none());
         assert_eq!(
             fx,
             [Effect::Send(ClientFrame::Sync {
                 conv: 7,
-                after: 100
+                after: 0,
+                epoch: Some("e2".into())
             })]
         );
+        // A reset from the server does the same for one conversation.
+        reduce(
+            &mut m,
+            ServerFrame::Synced {
+                conv: 7,
+                last_seq: 30,
+            },
+        );
+        reduce(&mut m, msg(7, 31, 2, MessageKind::Text));
+        reduce(&mut m, ServerFrame::Reset { conv: 7, after: 10 });
+        let c = m.conv(7).unwrap();
+        assert!(c.lines.is_empty() && c.synced_upto.is_none() && c.has_more);
     }
 
     #[test]
@@ -829,7 +880,14 @@ mod tests {
                 conversation: group,
             },
         );
-        assert_eq!(fx, [Effect::Send(ClientFrame::Sync { conv: 9, after: 0 })]);
+        assert_eq!(
+            fx,
+            [Effect::Send(ClientFrame::Sync {
+                conv: 9,
+                after: 0,
+                epoch: None
+            })]
+        );
         reduce(
             &mut m,
             ServerFrame::Synced {

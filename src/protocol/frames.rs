@@ -54,7 +54,15 @@ pub enum ClientFrame {
         seq: i64,
     },
     /// Replay every message with a sequence number above `after`, then continue live.
-    Sync { conv: i64, after: i64 },
+    /// `epoch` is the `hello` epoch the client's cursor (`after`) was taken under: a cursor
+    /// from another epoch, or beyond the conversation's last message, gets `reset` and the
+    /// conversation again from the start instead of a replay after `after`.
+    Sync {
+        conv: i64,
+        after: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+    },
     /// Choose a status for every tab of this user (and the next sign-in). `offline` is
     /// "Appear Offline": contacts see the user as offline.
     SetStatus { status: Status },
@@ -107,6 +115,12 @@ pub enum ServerFrame {
         /// most [`HELLO_ROOMS_MAX`] others (browse the rest with `GET /api/rooms`).
         #[serde(default)]
         rooms_total: i64,
+        /// The store's epoch. Sequence numbers are only comparable within one epoch: when
+        /// it differs from the one a client's cursors were taken under (the server's
+        /// database was restored, or lost messages), the client drops what it holds and
+        /// syncs afresh.
+        #[serde(default)]
+        epoch: String,
     },
     /// A contact was added or changed (request, acceptance, block, group, presence).
     Contact { contact: Contact },
@@ -149,6 +163,10 @@ pub enum ServerFrame {
     Msg(MessageView),
     /// The replay asked for by `sync` is complete; live messages follow.
     Synced { conv: i64, last_seq: i64 },
+    /// The `sync` cursor does not fit this conversation's history (another epoch, or beyond
+    /// its last message): forget the messages held for it; the replay that follows starts
+    /// after `after`, then `synced`.
+    Reset { conv: i64, after: i64 },
     /// The connection fell behind and messages after `after` were not sent: send
     /// `sync { conv, after }` to get them. Live messages of `conv` pause until then.
     Resync { conv: i64, after: i64 },
@@ -183,6 +201,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not store the message; retry with the same client id.
     Internal,
+    /// The server's storage is full: the message was not stored. Retry later with the same
+    /// client id (the socket stays open; reading works meanwhile).
+    StorageFull,
     /// The message cannot be delivered to that conversation (the other member does not
     /// accept messages from this user).
     Undeliverable,

@@ -24,7 +24,9 @@ use super::{
     },
     presence::{self, PresenceHub, Publisher},
     profile::Profiles,
-    store::{sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog},
+    store::{
+        space::DiskSpace, sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog,
+    },
     ws,
 };
 use crate::app::{shell, App};
@@ -94,8 +96,15 @@ impl Application {
         // Committed messages go to the bots' dispatcher too (bounded; it only filters).
         let (observer, observed) = mpsc::channel(4096);
         let (writer_stop, writer_stop_rx) = watch::channel(false);
+        let space = Arc::new(DiskSpace::new(
+            &cfg.store.database,
+            cfg.store.disk_floor_mb * 1024 * 1024,
+        ));
+        space.check();
         let (writer, writer_task) = Writer::spawn(
             store.writer_connection()?,
+            store.high_water(),
+            space.clone(),
             fanout.clone(),
             cfg.store.max_batch,
             writer_stop_rx,
@@ -170,6 +179,7 @@ impl Application {
                 live_sockets: watch::channel(0).0,
                 sockets,
                 rates,
+                space,
             }),
         };
         Ok(Self {
@@ -254,6 +264,14 @@ impl Application {
         } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let space = state.space.clone();
+        let space_watch = tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::server::store::space::CHECK_EVERY);
+            loop {
+                every.tick().await;
+                space.check();
+            }
+        });
         let sweeper = tokio::spawn(sweep_rates(state.rates.clone()));
         let contacts: Arc<dyn ContactStore> = Arc::new(state.store.clone());
         let publisher = tokio::spawn(presence::run_publisher(
@@ -295,6 +313,7 @@ impl Application {
             );
         }
         housekeeping.abort();
+        space_watch.abort();
         sweeper.abort();
         publisher.abort();
         if let Some(dispatcher) = dispatcher {

@@ -78,6 +78,12 @@ pub struct StoreConfig {
     /// Most messages one group commit writes in a single transaction.
     #[arg(long, env = "MESSENGER_MAX_BATCH", default_value_t = 512)]
     pub max_batch: usize,
+
+    /// Free megabytes on the database's disk below which new messages are refused
+    /// (`storage_full`, retryable) while reads, sign-ins and open sockets go on. Keep it
+    /// above the WAL's size limit (see docs/OPERATIONS.md).
+    #[arg(long, env = "MESSENGER_DISK_FLOOR_MB", default_value_t = 64)]
+    pub disk_floor_mb: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -66,4 +66,6 @@ pub struct Shared {
     pub sockets: Arc<SocketSlots>,
     /// Each user's frame and message rates, shared by their sockets.
     pub rates: Arc<UserRateRegistry>,
+    /// Free space on the database's disk: below its floor, new messages are refused.
+    pub space: Arc<crate::server::store::space::DiskSpace>,
 }

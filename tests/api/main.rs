@@ -8,6 +8,7 @@ mod deletion;
 mod delivery;
 mod door;
 mod errors;
+mod faults;
 mod groups;
 mod guests;
 mod helpers;

@@ -377,7 +377,11 @@ impl Auth {
         if !session.is_live(now) {
             return Ok(None);
         }
-        self.slide(&mut session, now, false).await?;
+        // A session that cannot be slid (a full disk, say) is still live until its expiry:
+        // reading and reconnecting keep working while writes fail.
+        if let Err(e) = self.slide(&mut session, now, false).await {
+            tracing::debug!(session = session.id, error = %e, "sliding a session failed; it stays as it was");
+        }
         Ok(Some(session))
     }
 

@@ -222,6 +222,11 @@ impl Chat {
         self.fanout.publish_ephemeral(conv, frame);
     }
 
+    /// The highest sequence number stored in `conv` (0: none).
+    pub async fn last_seq(&self, conv: i64) -> Result<i64, StoreError> {
+        self.messages.last_seq(conv).await
+    }
+
     /// A page of stored messages for a socket's `sync`: those after `after`, oldest first.
     pub async fn replay_page(
         &self,

@@ -4,6 +4,7 @@
 //! connection; SQLite implements them all today (`sqlite/`), and a second database is a
 //! second implementation of the same traits.
 
+pub mod space;
 pub mod sqlite;
 
 use super::hub::{encode, AckOut, Frame, Inbox};
@@ -230,6 +231,8 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<(Vec<MessageView>, bool)>;
     /// The sender and kind of one message, if it exists.
     async fn message_meta(&self, conv: i64, seq: i64) -> Result<Option<(i64, MessageKind)>>;
+    /// The highest sequence number stored in `conv` (0: none).
+    async fn last_seq(&self, conv: i64) -> Result<i64>;
 }
 
 /// A message to add to a conversation's log.
@@ -285,11 +288,16 @@ pub struct Ack {
     pub at: i64,
 }
 
-/// The log could not store a message (the database failed, or the log is stopping); the
-/// sender may retry with the same client id.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the message could not be stored")]
-pub struct WriteFailed;
+/// The log could not store a message; the sender may retry with the same client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteFailed {
+    /// The database failed, or the log is stopping.
+    #[error("the message could not be stored")]
+    Internal,
+    /// The disk is full, or below the free-space floor (`space.rs`): retry later.
+    #[error("the server's storage is full")]
+    StorageFull,
+}
 
 /// Where a message's acknowledgement goes.
 pub enum Reply {
@@ -356,7 +364,11 @@ impl Owed {
 impl Drop for Owed {
     fn drop(&mut self) {
         if let Some(inbox) = self.inbox.take() {
-            inbox.answer(&[ack_frame(self.conv, &self.client_id, Err(WriteFailed))]);
+            inbox.answer(&[ack_frame(
+                self.conv,
+                &self.client_id,
+                Err(WriteFailed::Internal),
+            )]);
         }
     }
 }
@@ -370,9 +382,17 @@ fn ack_frame(conv: i64, client_id: &str, result: Result<Ack, WriteFailed>) -> Fr
             seq: ack.seq,
             at: ack.at,
         },
-        Err(WriteFailed) => ServerFrame::Error {
+        Err(WriteFailed::Internal) => ServerFrame::Error {
             code: ErrorCode::Internal,
             message: "The message could not be stored; send it again.".to_owned(),
+            conv: Some(conv),
+            client_id: Some(client_id.to_owned()),
+        },
+        Err(WriteFailed::StorageFull) => ServerFrame::Error {
+            code: ErrorCode::StorageFull,
+            message: "The server's storage is full, so the message was not stored; it will be \
+                      sent again when there is room."
+                .to_owned(),
             conv: Some(conv),
             client_id: Some(client_id.to_owned()),
         },

@@ -23,6 +23,11 @@ const REPLAY_PAGE: u32 = 256;
 pub(super) const COALESCE_MAX: usize = 256;
 /// A gap in the live stream larger than this is not filled inline; the client resyncs.
 const GAP_FILL_MAX: i64 = 1024;
+/// Bytes a connection lets wait for its socket while it goes on with its loop; above this
+/// a command waits for the socket to take them (within the stall limit) before it goes on.
+/// Deliveries never add to it (they wait in the mailbox while bytes wait), so this and the
+/// mailbox's capacity bound what a connection whose reader stopped can hold.
+const OUT_SOFT_CAP: usize = 64 * 1024;
 
 /// One WebSocket connection.
 pub(super) struct Conn {
@@ -99,10 +104,26 @@ impl Conn {
         }
     }
 
-    /// Queues a frame and writes everything queued.
+    /// Queues a frame and writes what the socket takes now; the loop writes the rest as the
+    /// socket takes it. Waits (within the stall limit) only when more than
+    /// [`OUT_SOFT_CAP`] bytes wait.
     pub(super) async fn send(&mut self, text: &str) -> io::Result<()> {
         self.mailbox.queue_text(text.as_bytes());
-        self.mailbox.flush().await
+        self.settle().await
+    }
+
+    /// Writes what the socket takes now; waits for it only above [`OUT_SOFT_CAP`].
+    pub(super) async fn settle(&self) -> io::Result<()> {
+        if self.mailbox.try_flush()? || self.mailbox.backlog() <= OUT_SOFT_CAP {
+            return Ok(());
+        }
+        self.mailbox.flush(self.stall_limit()).await
+    }
+
+    /// How long the socket may take none of the bytes waiting for it before the connection
+    /// ends: the heartbeat's three intervals, the same time a silent client is given.
+    pub(super) fn stall_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.state.cfg.sockets.heartbeat_seconds.max(1) * 3)
     }
 
     /// Answers a frame with an `error` (the socket stays open).
@@ -188,7 +209,8 @@ impl Conn {
                 self.mailbox
                     .queue_text(encode(&ServerFrame::Msg(m)).as_bytes());
             }
-            self.mailbox.flush().await?;
+            // Page by page, each written before the next is read: memory stays bounded.
+            self.mailbox.flush(self.stall_limit()).await?;
             if !full {
                 return Ok(last);
             }
@@ -261,8 +283,9 @@ impl Conn {
     }
 
     /// Adds every delivery and acknowledgement that is already waiting (up to a bound, for
-    /// fairness) to the frames queued for the socket, then writes them all with one flush:
-    /// under load a connection gets many frames per system call instead of one.
+    /// fairness) to the frames queued for the socket, then writes them all at once: under
+    /// load a connection gets many frames per system call instead of one. What the socket
+    /// does not take now, the loop writes as it can.
     pub(super) async fn write_ready(&mut self) -> anyhow::Result<()> {
         let mut budget = COALESCE_MAX;
         while budget > 0 {
@@ -272,7 +295,7 @@ impl Conn {
             budget = budget.saturating_sub(items.len().max(1));
             self.deliver_all(items, lagged).await?;
         }
-        self.mailbox.flush().await?;
+        self.mailbox.try_flush()?;
         Ok(())
     }
 
@@ -312,11 +335,11 @@ impl Conn {
         let now = now_ms();
         if now - self.last_slide > 30_000 {
             self.last_slide = now;
-            self.state
-                .auth
-                .slide(&mut self.session, now, true)
-                .await
-                .map_err(|e| anyhow::anyhow!("sliding the session: {e}"))?;
+            // Not fatal: a socket stays open while its session cannot be written (a full
+            // disk), until the session's stored expiry.
+            if let Err(e) = self.state.auth.slide(&mut self.session, now, true).await {
+                tracing::debug!(user = self.me().id, error = %e, "sliding the session failed");
+            }
         }
         Ok(())
     }

@@ -23,12 +23,13 @@ use tungstenite::{
     Message,
 };
 
-/// What tungstenite buffers at most. Frames between [`MAX_FRAME_BYTES`] and this are read in
-/// full and refused with a clean close (1009); beyond it the socket is dropped mid-frame, and
-/// the close frame may not reach the client before the connection resets.
-const HARD_FRAME_LIMIT: usize = 4 * MAX_FRAME_BYTES;
 /// How long the close frame at the end of a connection may take to leave.
 const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(5);
+/// After the server's close frame, how long the client has to answer with its own before
+/// the socket is closed. Reading (and dropping) what the client sends meanwhile is what
+/// lets the close reach it: a socket closed with unread bytes sends a reset, and the
+/// client's system may throw away the close frame it had not read yet.
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 
 /// Builds the connection's state before its future exists, then returns that future: an
 /// `async` block around `run(...)` would hold every argument twice (once captured, once
@@ -47,9 +48,11 @@ pub(super) fn connection(
     let id = state
         .hub
         .register(session.user.id, session.id, mailbox.clone());
+    // A frame longer than the protocol allows is refused from its header, before its body
+    // is read: the loop sends 1009 and drops the rest of it (see `close_gracefully`).
     let config = WebSocketConfig::default()
-        .max_message_size(Some(HARD_FRAME_LIMIT))
-        .max_frame_size(Some(HARD_FRAME_LIMIT))
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
         // tungstenite allocates its read buffer up front for every connection (128 KiB by
         // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
         // still takes several); the buffer grows for a rare large one.
@@ -112,8 +115,9 @@ fn run(
     async move {
         conn.state.live_sockets.send_modify(|n| *n += 1);
         let result = serve(&mut conn, &mut socket).await;
+        // Nothing more comes in: what the mailbox holds is dropped now, and the user is
+        // offline on this socket before its close frame goes out.
         conn.mailbox.shut();
-
         conn.state.hub.unregister(conn.me().id, conn.id);
         conn.state.presence.disconnect(conn.me().id, conn.id);
         for c in conn.joined.keys() {
@@ -122,26 +126,75 @@ fn run(
         let (code, reason) = match result {
             Ok(Some(Closing(code, reason))) => (code, reason),
             Ok(None) => (0, ""),
+            Err(e) if is_stall(&e) => (close::HEARTBEAT_TIMEOUT, "not reading"),
             Err(e) => {
                 tracing::debug!(user = conn.me().id, error = %e, "connection ended with an error");
                 (close::INTERNAL, "internal error")
             }
         };
-        if code != 0 {
-            let _ = socket.close(Some(CloseFrame {
-                code: CloseCode::from(code),
-                reason: tungstenite::Utf8Bytes::from_static(reason),
-            }));
-        }
-        // The close frame, or the answer to the client's (tungstenite holds it until its
-        // next write), then out through the mailbox.
-        let _ = socket.flush();
-        let _ = tokio::time::timeout(CLOSE_WRITE_WAIT, Box::pin(conn.mailbox.flush())).await;
+        close_gracefully(&conn, &mut socket, code, reason).await;
         // The connection (its slot under the sockets' caps among it) is gone before it stops
         // counting as open: whoever waits for the count may take its place.
         let state = conn.state.clone();
         drop(conn);
         state.live_sockets.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Whether the loop ended because its socket took nothing for the stall limit.
+fn is_stall(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+}
+
+/// Ends the connection so that its client sees why: the server's close frame (`code`, when
+/// the server ends it) or the answer to the client's, written within [`CLOSE_WRITE_WAIT`];
+/// then, for a close the server began, what the client sends is read and dropped until its
+/// answer comes or [`CLOSE_ANSWER_WAIT`] passes. A socket that has taken nothing for the
+/// stall limit gets one try: its close frame goes out only if it fits.
+async fn close_gracefully(conn: &Conn, socket: &mut Socket, code: u16, reason: &'static str) {
+    let stalled = conn.mailbox.stalled_for() >= conn.stall_limit();
+    if code != 0 {
+        let _ = socket.close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: tungstenite::Utf8Bytes::from_static(reason),
+        }));
+    }
+    // The close frame, or the answer to the client's (tungstenite holds it until its next
+    // write), then out through the mailbox.
+    let _ = socket.flush();
+    let sent = if stalled {
+        matches!(conn.mailbox.try_flush(), Ok(true))
+    } else {
+        conn.mailbox.flush(CLOSE_WRITE_WAIT).await.is_ok()
+    };
+    if !sent || code == 0 {
+        return;
+    }
+    let Some(tcp) = conn.mailbox.socket() else {
+        return;
+    };
+    let until = Instant::now() + CLOSE_ANSWER_WAIT;
+    if code == close::TOO_BIG {
+        // The rest of the refused frame is still coming, and cannot be parsed: drop bytes
+        // until the client closes its side (after its answer) or the wait ends.
+        let mut sink = [0u8; 4096];
+        while tokio::time::timeout_at(until, tcp.readable()).await.is_ok() {
+            match tcp.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+        return;
+    }
+    while tokio::time::timeout_at(until, tcp.readable()).await.is_ok() {
+        match socket.read() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Ok(Message::Close(_)) | Err(_) => return,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -151,6 +204,7 @@ fn run(
 async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Closing>> {
     let hello = Box::pin(greet(conn)).await?;
     Box::pin(conn.send(&hello)).await?;
+    let stall = conn.stall_limit();
 
     // One timer per connection for both the heartbeat and the session's deadline: each
     // tokio timer is ~100 bytes that every idle connection keeps.
@@ -165,6 +219,10 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
         // Not while MAX_IN_FLIGHT sends wait for their commit (the writer acknowledges them
         // into the socket; the next one wakes this loop with `Mail::Resume`).
         let reading = conn.mailbox.may_read();
+        // Bytes wait for the socket: the loop waits for it to take them, and serves control
+        // messages, the heartbeat and the session's deadline meanwhile. Deliveries wait in
+        // the mailbox (up to its capacity; beyond it the client resyncs).
+        let writing = conn.mailbox.backlog() > 0;
         tokio::select! {
             biased;
             // Control messages come first out of the mailbox; shutdown comes this way too
@@ -174,9 +232,11 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
             // this loop turns once per batch of deliveries): a mailbox never empty for a
             // heartbeat's time is a connection that has fallen behind, and once paused it
             // empties its mailbox quickly.
-            mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX)) => match mail {
+            mail = std::future::poll_fn(|cx| conn.mailbox.poll_recv(cx, COALESCE_MAX, writing)) => match mail {
                 Mail::Closed => return Ok(Some(Closing(close::FELL_BEHIND, "fell behind; reconnect"))),
-                Mail::Flush => Box::pin(conn.mailbox.flush()).await?,
+                Mail::Flush => {
+                    conn.mailbox.try_flush()?;
+                }
                 Mail::Resume => {}
                 Mail::Control(Control::Added(summary)) => {
                     conn.subscribe(&summary);
@@ -200,6 +260,10 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     }).await?;
                 }
             },
+            ready = std::future::poll_fn(|cx| conn.mailbox.poll_writable(cx)), if writing => {
+                ready?;
+                conn.mailbox.try_flush()?;
+            }
             _ = &mut timer => {
                 let now = Instant::now();
                 if now >= session_deadline {
@@ -215,9 +279,12 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     if last_heard.elapsed() > heartbeat_every * 3 {
                         return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "no heartbeat")));
                     }
+                    if conn.mailbox.stalled_for() >= stall {
+                        return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "not reading")));
+                    }
                     next_beat = now + heartbeat_every;
                     socket.send(Message::Ping(Default::default()))?;
-                    Box::pin(conn.mailbox.flush()).await?;
+                    conn.mailbox.try_flush()?;
                 }
                 timer.as_mut().reset(next_beat.min(session_deadline));
             }
@@ -235,6 +302,7 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                 }
                 match incoming {
                     Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
+                    // Refused from the frame's header, before its body was read.
                     Err(tungstenite::Error::Capacity(_)) => {
                         return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
                     }
@@ -263,7 +331,7 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     // tungstenite holds the pong for a ping until its next write.
                     Ok(Message::Ping(_)) => {
                         socket.flush()?;
-                        Box::pin(conn.mailbox.flush()).await?;
+                        conn.mailbox.try_flush()?;
                     }
                     Ok(Message::Pong(_) | Message::Frame(_)) => {}
                 }
@@ -293,6 +361,7 @@ async fn greet(conn: &mut Conn) -> anyhow::Result<crate::server::hub::Frame> {
         conversations,
         rooms,
         rooms_total,
+        epoch: conn.state.store.epoch().to_owned(),
         session_idle_expires_at: conn.session.idle_expires_at,
         status: profile.status,
         personal_message: profile.personal_message,

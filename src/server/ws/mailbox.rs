@@ -16,6 +16,7 @@ use std::{
     io,
     sync::{Mutex, MutexGuard},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 use tokio::net::TcpStream;
 
@@ -55,8 +56,9 @@ pub enum Mail {
     /// The hub closed the mailbox (its control queue overflowed): the connection ends, and
     /// its client reconnects to a `hello` that has everything it missed.
     Closed,
-    /// The publisher wrote to the socket and it did not take everything (or the write
-    /// failed): the connection must wait until it can write the rest ([`Mailbox::flush`]).
+    /// Bytes wait for the socket (the publisher wrote and the socket did not take
+    /// everything), or a write failed: the connection writes the rest as the socket takes
+    /// it, serving control messages, its heartbeat and its session's deadline meanwhile.
     Flush,
     /// The connection had stopped reading its socket with [`MAX_IN_FLIGHT`] sends waiting for
     /// their acknowledgement, and one has gone out: it may read again.
@@ -82,6 +84,9 @@ struct Slots {
     out: Vec<u8>,
     /// A write to the socket failed: it is gone.
     broken: Option<io::ErrorKind>,
+    /// Since when `out` has waited without the socket taking a byte of it (`None` while
+    /// the socket takes what it is given): how a reader that stopped is found.
+    blocked_since: Option<Instant>,
     /// Sends of this connection waiting for their acknowledgement ([`Mailbox::count_send`]).
     in_flight: usize,
     /// The connection stopped reading because `in_flight` reached [`MAX_IN_FLIGHT`]; the next
@@ -108,8 +113,16 @@ impl Slots {
             return;
         }
         match socket.try_write(bytes) {
-            Ok(n) => self.out.extend_from_slice(&bytes[n..]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.out.extend_from_slice(bytes),
+            Ok(n) => {
+                if n < bytes.len() {
+                    self.out.extend_from_slice(&bytes[n..]);
+                    self.blocked_since = Some(Instant::now());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.out.extend_from_slice(bytes);
+                self.blocked_since.get_or_insert_with(Instant::now);
+            }
             Err(e) => self.broken = Some(e.kind()),
         }
     }
@@ -245,7 +258,13 @@ impl Mailbox {
     /// sends still in flight included; the client resends those after reconnecting), so
     /// nothing follows the close frame. The connection's own writes still go out.
     pub fn shut(&self) {
-        self.lock().closed = true;
+        let mut slots = self.lock();
+        slots.closed = true;
+        // What waited for the connection is freed now, not when the last handle goes.
+        slots.items = VecDeque::new();
+        slots.controls = VecDeque::new();
+        slots.lagged = Vec::new();
+        slots.cursors = HashMap::new();
     }
 
     /// Counts a send of this connection as waiting for its acknowledgement.
@@ -358,30 +377,62 @@ impl Mailbox {
             match socket.try_write(&slots.out) {
                 Ok(n) => {
                     slots.out.drain(..n);
+                    slots.blocked_since = Some(Instant::now());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    slots.blocked_since.get_or_insert_with(Instant::now);
+                    return Ok(false);
+                }
                 Err(e) => {
                     slots.broken = Some(e.kind());
                     return Err(e);
                 }
             }
         }
+        slots.blocked_since = None;
         if slots.out.capacity() > OUT_KEEP {
             slots.out = Vec::new();
         }
         Ok(true)
     }
 
-    /// Writes everything queued for the socket, waiting for it to take it.
-    pub async fn flush(&self) -> io::Result<()> {
+    /// Writes everything queued for the socket, waiting for it to take it, but never longer
+    /// than `stall` without it taking a byte: then `TimedOut` (its reader has stopped, and
+    /// the connection ends rather than wait, or buffer, for it).
+    pub async fn flush(&self, stall: Duration) -> io::Result<()> {
         loop {
             if self.try_flush()? {
                 return Ok(());
             }
-            match &self.socket {
-                Some(socket) => socket.writable().await?,
-                None => return Ok(()),
+            let Some(socket) = &self.socket else {
+                return Ok(());
+            };
+            let left = stall.saturating_sub(self.stalled_for());
+            match tokio::time::timeout(left, socket.writable()).await {
+                Ok(ready) => ready?,
+                Err(_) => return Err(io::ErrorKind::TimedOut.into()),
             }
+        }
+    }
+
+    /// How long the socket has taken none of the bytes waiting for it (zero when nothing
+    /// waits, or it takes them).
+    pub fn stalled_for(&self) -> Duration {
+        self.lock()
+            .blocked_since
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// Bytes waiting for the socket to take them.
+    pub fn backlog(&self) -> usize {
+        self.lock().out.len()
+    }
+
+    /// Waits until the socket can take more bytes.
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.socket {
+            Some(socket) => socket.poll_write_ready(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 
@@ -407,8 +458,11 @@ impl Mailbox {
     }
 
     /// Takes what is waiting, without waiting: a control message first, else up to `max`
-    /// deliveries (and the conversations that lagged).
-    pub fn try_recv(&self, max: usize) -> Option<Mail> {
+    /// deliveries (and the conversations that lagged). While bytes wait for the socket,
+    /// deliveries wait too (they pile up to the mailbox's capacity, then lag): the mailbox
+    /// says [`Mail::Flush`] once, and nothing but control messages while `writing` (the
+    /// connection waits for the socket meanwhile).
+    pub fn try_recv(&self, max: usize, writing: bool) -> Option<Mail> {
         let mut slots = self.lock();
         if let Some(c) = slots.controls.pop_front() {
             return Some(Mail::Control(c));
@@ -417,7 +471,7 @@ impl Mailbox {
             return Some(Mail::Closed);
         }
         if !slots.out.is_empty() || slots.broken.is_some() {
-            return Some(Mail::Flush);
+            return (!writing || slots.broken.is_some()).then_some(Mail::Flush);
         }
         if let Some((items, lagged)) = Self::take_deliveries(&mut slots, max) {
             return Some(Mail::Deliveries { items, lagged });
@@ -453,13 +507,13 @@ impl Mailbox {
     }
 
     /// Waits for mail: [`Mailbox::try_recv`], or registers the task to be woken.
-    pub fn poll_recv(&self, cx: &mut Context<'_>, max: usize) -> Poll<Mail> {
-        if let Some(mail) = self.try_recv(max) {
+    pub fn poll_recv(&self, cx: &mut Context<'_>, max: usize, writing: bool) -> Poll<Mail> {
+        if let Some(mail) = self.try_recv(max, writing) {
             return Poll::Ready(mail);
         }
         self.waker.register(cx.waker());
         // Anything queued between the look above and the registration is seen here.
-        match self.try_recv(max) {
+        match self.try_recv(max, writing) {
             Some(mail) => Poll::Ready(mail),
             None => Poll::Pending,
         }
@@ -527,13 +581,13 @@ mod tests {
         hub.subscribe(7, id, mailbox.clone());
         assert_eq!(hub.active_channels(), 1);
         publish1(&hub, 7, delivery(1));
-        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(7, 1)]);
+        assert_eq!(deliveries(mailbox.try_recv(16, false)).0, vec![(7, 1)]);
         hub.unsubscribe(7, id);
         assert_eq!(hub.active_channels(), 0);
         // Publishing to a conversation nobody listens to keeps nothing around.
         publish1(&hub, 8, delivery(1));
         assert_eq!(hub.active_channels(), 0);
-        assert!(mailbox.try_recv(16).is_none());
+        assert!(mailbox.try_recv(16, false).is_none());
     }
 
     #[test]
@@ -547,11 +601,14 @@ mod tests {
             publish1(&hub, 1 + seq % 2, delivery(seq));
         }
         assert_eq!(
-            deliveries(mailbox.try_recv(3)).0,
+            deliveries(mailbox.try_recv(3, false)).0,
             vec![(2, 1), (1, 2), (2, 3)]
         );
-        assert_eq!(deliveries(mailbox.try_recv(3)).0, vec![(1, 4), (2, 5)]);
-        assert!(mailbox.try_recv(3).is_none());
+        assert_eq!(
+            deliveries(mailbox.try_recv(3, false)).0,
+            vec![(1, 4), (2, 5)]
+        );
+        assert!(mailbox.try_recv(3, false).is_none());
     }
 
     #[test]
@@ -574,11 +631,14 @@ mod tests {
             Vec::new(),
         );
         assert_eq!(
-            deliveries(a_box.try_recv(16)).0,
+            deliveries(a_box.try_recv(16, false)).0,
             vec![(1, 1), (1, 2), (2, 1), (2, 2)]
         );
-        assert_eq!(deliveries(b_box.try_recv(16)).0, vec![(2, 1), (2, 2)]);
-        assert!(a_box.try_recv(16).is_none() && b_box.try_recv(16).is_none());
+        assert_eq!(
+            deliveries(b_box.try_recv(16, false)).0,
+            vec![(2, 1), (2, 2)]
+        );
+        assert!(a_box.try_recv(16, false).is_none() && b_box.try_recv(16, false).is_none());
     }
 
     #[test]
@@ -592,12 +652,12 @@ mod tests {
             publish1(&hub, 1, delivery(seq));
         }
         publish1(&hub, 2, delivery(1));
-        let (items, lagged) = deliveries(mailbox.try_recv(16));
+        let (items, lagged) = deliveries(mailbox.try_recv(16, false));
         assert_eq!(items, vec![(1, 1), (1, 2)], "the first ones are kept");
         assert_eq!(lagged, vec![1, 2], "each lagged conversation once");
         publish1(&hub, 1, delivery(6));
         assert_eq!(
-            deliveries(mailbox.try_recv(16)),
+            deliveries(mailbox.try_recv(16, false)),
             (vec![(1, 6)], vec![]),
             "room again once read"
         );
@@ -611,7 +671,7 @@ mod tests {
         hub.subscribe(3, id, mailbox.clone());
         let waiting = tokio::spawn({
             let mailbox = Arc::clone(&mailbox);
-            async move { std::future::poll_fn(|cx| mailbox.poll_recv(cx, 16)).await }
+            async move { std::future::poll_fn(|cx| mailbox.poll_recv(cx, 16, false)).await }
         });
         tokio::task::yield_now().await;
         publish1(&hub, 3, delivery(9));
@@ -669,13 +729,13 @@ mod tests {
 
         // Not synced: nothing is written or kept (the client's sync gets it from the store).
         publish1(&hub, 7, delivery(1));
-        assert!(mailbox.try_recv(16).is_none());
+        assert!(mailbox.try_recv(16, false).is_none());
         assert!(frames_read(&mut client).await.is_empty());
 
         // Syncing: kept for the connection, which sends it after its replay.
         mailbox.set_cursor(7, Cursor::Syncing, None);
         publish1(&hub, 7, delivery(2));
-        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(7, 2)]);
+        assert_eq!(deliveries(mailbox.try_recv(16, false)).0, vec![(7, 2)]);
         assert!(frames_read(&mut client).await.is_empty());
 
         // Live: the next in order goes straight to the socket and moves the cursor; what
@@ -687,7 +747,7 @@ mod tests {
             Vec::new(),
         );
         assert!(
-            mailbox.try_recv(16).is_none(),
+            mailbox.try_recv(16, false).is_none(),
             "nothing left for the connection"
         );
         assert_eq!(mailbox.cursor(7), Cursor::Live { last_sent: 4 });
@@ -700,21 +760,21 @@ mod tests {
         // While anything waits for the connection, later deliveries wait behind it.
         publish1(&hub, 7, delivery(8));
         assert_eq!(
-            deliveries(mailbox.try_recv(16)).0,
+            deliveries(mailbox.try_recv(16, false)).0,
             vec![(7, 6), (7, 7), (7, 8)]
         );
         // Bytes the socket has not taken yet come first too, even before an in-order one.
         mailbox.queue_text(b"{\"ack\":1}");
         publish1(&hub, 7, delivery(5));
-        assert!(matches!(mailbox.try_recv(16), Some(Mail::Flush)));
+        assert!(matches!(mailbox.try_recv(16, false), Some(Mail::Flush)));
         assert!(mailbox.try_flush().expect("flushed"));
-        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(7, 5)]);
+        assert_eq!(deliveries(mailbox.try_recv(16, false)).0, vec![(7, 5)]);
         assert_eq!(frames_read(&mut client).await, vec![r#"{"ack":1}"#]);
 
         // Paused: dropped (the client was told to resync).
         mailbox.set_cursor(7, Cursor::Paused { last_sent: 4 }, None);
         publish1(&hub, 7, delivery(5));
-        assert!(mailbox.try_recv(16).is_none());
+        assert!(mailbox.try_recv(16, false).is_none());
         assert!(frames_read(&mut client).await.is_empty());
     }
 
@@ -753,7 +813,7 @@ mod tests {
             ],
         );
         assert!(
-            a_box.try_recv(16).is_none(),
+            a_box.try_recv(16, false).is_none(),
             "nothing for the sender's task"
         );
         assert_eq!(
@@ -814,7 +874,7 @@ mod tests {
                 ack_out(id, &mailbox, "a2", Some(7)),
             ],
         );
-        let (items, lagged) = deliveries(mailbox.try_recv(16));
+        let (items, lagged) = deliveries(mailbox.try_recv(16, false));
         assert_eq!(items, vec![(7, 1), (0, ACK), (0, ACK)]);
         assert_eq!(lagged, vec![7]);
     }
@@ -843,15 +903,15 @@ mod tests {
         let waker = futures::task::waker(Arc::clone(&woken));
         let mut cx = Context::from_waker(&waker);
         assert!(
-            mailbox.poll_recv(&mut cx, 16).is_pending(),
+            mailbox.poll_recv(&mut cx, 16, false).is_pending(),
             "nothing to do yet"
         );
         mailbox.answer(&[Frame::from_static(r#"{"ack":1}"#)]);
         assert!(woken.0.load(std::sync::atomic::Ordering::SeqCst), "woken");
-        let mail = mailbox.poll_recv(&mut cx, 16);
+        let mail = mailbox.poll_recv(&mut cx, 16, false);
         assert!(matches!(mail, Poll::Ready(Mail::Resume)), "got {mail:?}");
         assert!(mailbox.may_read());
-        assert!(mailbox.try_recv(16).is_none(), "resumed once");
+        assert!(mailbox.try_recv(16, false).is_none(), "resumed once");
         assert_eq!(frames_read(&mut client).await, [r#"{"ack":1}"#]);
     }
 
@@ -864,10 +924,10 @@ mod tests {
         publish1(&hub, 3, delivery(1));
         hub.notify_user(1, Control::Removed(3));
         assert!(matches!(
-            mailbox.try_recv(16),
+            mailbox.try_recv(16, false),
             Some(Mail::Control(Control::Removed(3)))
         ));
-        assert_eq!(deliveries(mailbox.try_recv(16)).0, vec![(3, 1)]);
+        assert_eq!(deliveries(mailbox.try_recv(16, false)).0, vec![(3, 1)]);
     }
 
     #[test]
@@ -878,10 +938,13 @@ mod tests {
         let (_b, b) = register(&hub, cap, 1, 200);
         hub.end_session(1, 100, 4001, "signed out");
         assert!(matches!(
-            a.try_recv(16),
+            a.try_recv(16, false),
             Some(Mail::Control(Control::Close { code: 4001, .. }))
         ));
-        assert!(b.try_recv(16).is_none(), "nothing for the other session");
+        assert!(
+            b.try_recv(16, false).is_none(),
+            "nothing for the other session"
+        );
     }
 
     #[test]
@@ -895,20 +958,20 @@ mod tests {
         }
         hub.close_all(1001, "server restarting");
         assert!(matches!(
-            open.try_recv(16),
+            open.try_recv(16, false),
             Some(Mail::Control(Control::Close { code: 1001, .. }))
         ));
         // The full queue still hands over what it held, then ends.
         for _ in 0..CONTROL_CAPACITY {
             assert!(matches!(
-                full.try_recv(16),
+                full.try_recv(16, false),
                 Some(Mail::Control(Control::Removed(_)))
             ));
         }
-        assert!(matches!(full.try_recv(16), Some(Mail::Closed)));
+        assert!(matches!(full.try_recv(16, false), Some(Mail::Closed)));
         let (_c, late) = register(&hub, cap, 3, 300);
         assert!(matches!(
-            late.try_recv(16),
+            late.try_recv(16, false),
             Some(Mail::Control(Control::Close { code: 1001, .. }))
         ));
     }
@@ -925,11 +988,11 @@ mod tests {
         publish1(&hub, 5, delivery(1));
         for n in 0..CONTROL_CAPACITY {
             assert!(
-                matches!(mailbox.try_recv(16), Some(Mail::Control(Control::Removed(c))) if c == n as i64)
+                matches!(mailbox.try_recv(16, false), Some(Mail::Control(Control::Removed(c))) if c == n as i64)
             );
         }
         assert!(
-            matches!(mailbox.try_recv(16), Some(Mail::Closed)),
+            matches!(mailbox.try_recv(16, false), Some(Mail::Closed)),
             "the mailbox was closed: the connection ends and its client reconnects"
         );
     }

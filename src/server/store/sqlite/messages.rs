@@ -36,6 +36,15 @@ impl From<MessageRecord> for MessageView {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
+    async fn last_seq(&self, conv: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT COALESCE(MAX(seq), 0) AS "last!: i64" FROM messages WHERE conversation_id = ?"#,
+            conv
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     async fn messages_after(&self, conv: i64, after: i64, limit: u32) -> Result<Vec<MessageView>> {
         let rows = sqlx::query_as!(
             MessageRecord,

@@ -7,6 +7,7 @@
 mod bots;
 mod contacts;
 mod conversations;
+pub mod guard;
 mod limits;
 mod messages;
 mod profiles;
@@ -16,11 +17,16 @@ pub mod writer;
 
 use crate::protocol::{ConversationKind, UserSummary};
 use anyhow::Context;
+use guard::{HighWater, Integrity};
 use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
     ConnectOptions, Sqlite, SqlitePool, Transaction,
 };
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+
+/// Longest the quick integrity check at start may run; past it the server starts anyway
+/// and says the check was cut short (a large database takes about a second per GB here).
+const INTEGRITY_BUDGET: Duration = Duration::from_secs(10);
 
 /// WAL size, in pages, at which the writer's commit checkpoints it into the database file
 /// (SQLite's default is 1000 pages, 4 MB). Messages spread over many conversations touch a
@@ -70,14 +76,39 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     pool: SqlitePool,
     options: SqliteConnectOptions,
+    /// The database's epoch (see `guard.rs`).
+    epoch: Arc<str>,
+    /// The high-water record the message writer updates at every commit.
+    high_water: Arc<HighWater>,
+    /// Sequence regressions seen since start: one if opening found acknowledged messages
+    /// lost, and one for each client cursor found beyond its conversation's last message.
+    regressions: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SqliteStore {
-    /// Opens (creating folder and file if needed) and migrates the database.
+    /// Opens (creating folder and file if needed), checks and migrates the database, and
+    /// compares it with its high-water record (see `guard.rs`). A damaged file, or one this
+    /// user may not write, is refused with what to do.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        }
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            match guard::quick_check(path, INTEGRITY_BUDGET)? {
+                Integrity::Ok => {}
+                Integrity::CutShort => tracing::warn!(
+                    database = %path.display(),
+                    budget_seconds = INTEGRITY_BUDGET.as_secs(),
+                    "the integrity check ran out of time; starting without its verdict"
+                ),
+                Integrity::Damaged(problems) => anyhow::bail!(
+                    "the database {} is damaged ({}); stop here, keep the file for inspection, \
+                     and restore the latest backup or recover it (docs/OPERATIONS.md)",
+                    path.display(),
+                    problems.join("; ")
+                ),
+            }
         }
         let options = PRAGMAS.iter().fold(
             SqliteConnectOptions::from_str("sqlite:")
@@ -89,17 +120,103 @@ impl SqliteStore {
         let options = options
             .busy_timeout(BUSY_TIMEOUT)
             .disable_statement_logging();
+        let read_only = |e: &dyn std::fmt::Display| {
+            let text = e.to_string();
+            if text.contains("readonly") || text.contains("read-only") {
+                anyhow::anyhow!(
+                    "the database {} (or its folder, or its -wal and -shm files) is read-only \
+                     for this user: give the server's user write access to them ({text})",
+                    path.display()
+                )
+            } else {
+                anyhow::anyhow!("opening the database {}: {text}", path.display())
+            }
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(options.clone())
             .await
-            .with_context(|| format!("opening the database {}", path.display()))?;
+            .map_err(|e| read_only(&e))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .context("applying database migrations")?;
-        Ok(Self { pool, options })
+            .map_err(|e| read_only(&format!("applying database migrations: {e}")))?;
+        let (high_water, held) = HighWater::open(path)?;
+        let (epoch, regressed) = Self::check_epoch(&pool, path, &high_water, held)
+            .await
+            .map_err(|e| read_only(&format!("{e:#}")))?;
+        Ok(Self {
+            pool,
+            options,
+            epoch: epoch.into(),
+            high_water: Arc::new(high_water),
+            regressions: Arc::new(u64::from(regressed).into()),
+        })
+    }
+
+    /// Reads the epoch and the count of message commits, and compares the count with the
+    /// high-water record: fewer commits than recorded means acknowledged messages are gone,
+    /// and the store takes a new epoch. Writes either way, so a store it may not write is
+    /// found here, at start, not at the first message.
+    async fn check_epoch(
+        pool: &SqlitePool,
+        path: &Path,
+        high_water: &HighWater,
+        held: Option<i64>,
+    ) -> anyhow::Result<(String, bool)> {
+        let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+        let row = sqlx::query!(
+            r#"SELECT epoch, message_commits AS "commits!: i64" FROM store_epoch WHERE id = 1"#
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (mut epoch, commits) = (row.epoch, row.commits);
+        let regressed = held.is_some_and(|h| h > commits);
+        if regressed {
+            let lost = held.unwrap_or(0) - commits;
+            let fresh = guard::new_epoch();
+            tracing::error!(
+                database = %path.display(),
+                commits,
+                recorded = held,
+                lost_commits = lost,
+                old_epoch = %epoch,
+                new_epoch = %fresh,
+                "THE DATABASE LOST ACKNOWLEDGED MESSAGES: it holds fewer message commits than \
+                 the high-water record beside it (a damaged or deleted WAL, or a restored \
+                 backup). Serving it under a new epoch: every client resyncs its \
+                 conversations from the start. See docs/OPERATIONS.md."
+            );
+            epoch = fresh;
+        }
+        sqlx::query!("UPDATE store_epoch SET epoch = ? WHERE id = 1", epoch)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        high_water.record(commits);
+        Ok((epoch, regressed))
+    }
+
+    /// The database's epoch: clients keep it with their cursors.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Sequence regressions seen since start (see the field).
+    pub fn regressions(&self) -> u64 {
+        self.regressions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a sequence regression seen from a client's cursor.
+    pub fn count_regression(&self) {
+        self.regressions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The high-water record, for the message writer.
+    pub fn high_water(&self) -> Arc<HighWater> {
+        Arc::clone(&self.high_water)
     }
 
     pub fn pool(&self) -> &SqlitePool {

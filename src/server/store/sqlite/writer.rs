@@ -10,7 +10,9 @@
 //! (begin, each INSERT, commit), and those hand-offs cost more than the statements at the
 //! rates of the rooms benchmark (docs/BENCHMARKS.md, eleventh round).
 
+use super::guard::HighWater;
 use crate::protocol::{MessageKind, MessageView, ServerFrame};
+use crate::server::store::space::DiskSpace;
 use crate::server::{
     hub::{encode, AckOut, Delivery, Fanout},
     store::{now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed},
@@ -106,6 +108,8 @@ impl Writer {
     /// is dropped.
     pub fn spawn(
         conn: Connection,
+        high_water: Arc<HighWater>,
+        space: Arc<DiskSpace>,
         fanout: Arc<dyn Fanout>,
         max_batch: usize,
         mut stop: watch::Receiver<bool>,
@@ -122,8 +126,13 @@ impl Writer {
                 }
             }
         });
-        let handle =
-            tokio::task::spawn_blocking(move || run(conn, rx, fanout, max_batch.max(1), observer));
+        let handle = tokio::task::spawn_blocking(move || {
+            let guards = Guards {
+                high_water: &high_water,
+                space: &space,
+            };
+            run(conn, guards, rx, fanout, max_batch.max(1), observer)
+        });
         (Self { tx }, handle)
     }
 }
@@ -134,7 +143,7 @@ impl MessageLog for Writer {
         self.tx
             .send(Cmd::Send(Job { msg, reply }))
             .await
-            .map_err(|_| WriteFailed)
+            .map_err(|_| WriteFailed::Internal)
     }
 }
 
@@ -144,8 +153,24 @@ enum Outcome {
     Duplicate(Ack),
 }
 
+/// What the writer answers to besides its queue: the high-water record it keeps, and the
+/// disk's free space.
+struct Guards<'a> {
+    high_water: &'a HighWater,
+    space: &'a DiskSpace,
+}
+
+/// Why a commit failed, as the sender hears it.
+fn failure(e: &rusqlite::Error) -> WriteFailed {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => WriteFailed::StorageFull,
+        _ => WriteFailed::Internal,
+    }
+}
+
 fn run(
     mut conn: Connection,
+    guards: Guards<'_>,
     mut rx: mpsc::Receiver<Cmd>,
     fanout: Arc<dyn Fanout>,
     max_batch: usize,
@@ -169,6 +194,19 @@ fn run(
             return;
         }
     };
+    // Every commit below adds one to the count in the database (`count_commit`); this is
+    // the same count, kept here to write the high-water record (`guard.rs`).
+    let mut commits: i64 = match conn.query_row(
+        "SELECT message_commits FROM store_epoch WHERE id = 1",
+        [],
+        |row| row.get(0),
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the count of message commits; the writer does not run");
+            return;
+        }
+    };
     loop {
         // Whatever queued up while the previous commit ran is the next commit: no waiting
         // for more (a window of 0.3-1 ms was measured: little less CPU, much more latency).
@@ -187,28 +225,58 @@ fn run(
         }
         let started = Instant::now();
         let mut committing = Duration::ZERO;
-        let outcomes = match commit_batch(&mut conn, &batch, &mut seqs, &mut committing) {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) => {
-                // One bad job must not fail its neighbours: retry each on its own, with
-                // sequence numbers read afresh from the database.
-                tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
-                seqs.clear();
-                let mut each = Vec::with_capacity(batch.len());
-                for job in &batch {
-                    each.push(
-                        commit_batch(
+        let outcomes: Vec<Result<Outcome, WriteFailed>> = if guards.space.is_full() {
+            // Below the free-space floor: refused before SQLite meets a full disk.
+            guards.space.refused(batch.len() as u64);
+            batch
+                .iter()
+                .map(|_| Err(WriteFailed::StorageFull))
+                .collect()
+        } else {
+            match commit_batch(&mut conn, &batch, &mut seqs, &mut committing) {
+                Ok(outcomes) => {
+                    commits += 1;
+                    outcomes.into_iter().map(Ok).collect()
+                }
+                Err(e) if failure(&e) == WriteFailed::StorageFull => {
+                    seqs.clear();
+                    guards.space.ran_out();
+                    guards.space.refused(batch.len() as u64);
+                    batch
+                        .iter()
+                        .map(|_| Err(WriteFailed::StorageFull))
+                        .collect()
+                }
+                Err(e) => {
+                    // One bad job must not fail its neighbours: retry each on its own, with
+                    // sequence numbers read afresh from the database.
+                    tracing::warn!(error = %e, size = batch.len(), "group commit failed; retrying one by one");
+                    seqs.clear();
+                    let mut each = Vec::with_capacity(batch.len());
+                    for job in &batch {
+                        let one = commit_batch(
                             &mut conn,
                             std::slice::from_ref(job),
                             &mut seqs,
                             &mut committing,
-                        )
-                        .map(|mut o| o.pop().expect("one outcome per job")),
-                    );
+                        );
+                        each.push(match one {
+                            Ok(mut o) => {
+                                commits += 1;
+                                Ok(o.pop().expect("one outcome per job"))
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, conv = job.msg.conv, "storing a message failed");
+                                Err(failure(&e))
+                            }
+                        });
+                    }
+                    each
                 }
-                each
             }
         };
+        // Durable now: recorded before anything of it is acknowledged.
+        guards.high_water.record(commits);
         slow.record(started.elapsed(), committing, batch.len());
         // The commit's messages are published all at once, so that each connection gets them
         // in one batch, with the acknowledgements owed to the senders' connections; other
@@ -233,10 +301,7 @@ fn run(
                     (Ok(ack), Some(conv))
                 }
                 Ok(Outcome::Duplicate(ack)) => (Ok(ack), None),
-                Err(e) => {
-                    tracing::error!(error = %e, conv = job.msg.conv, "storing a message failed");
-                    (Err(WriteFailed), None)
-                }
+                Err(failed) => (Err(failed), None),
             };
             match job.reply {
                 Reply::Socket(owed) => acks.push(owed.answer(result, follows)),
@@ -428,6 +493,7 @@ fn commit_batch(
         return commit_each(conn, jobs, seqs, now, committing);
     }
     apply_deletes(&tx, jobs)?;
+    count_commit(&tx)?;
     let commit = Instant::now();
     tx.commit()?;
     *committing += commit.elapsed();
@@ -437,6 +503,13 @@ fn commit_batch(
         .zip(assigned)
         .map(|(job, seq)| Outcome::New(view_of(&job.msg, seq, now)))
         .collect())
+}
+
+/// Adds this commit to the database's count of message commits (see `guard.rs`).
+fn count_commit(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE store_epoch SET message_commits = message_commits + 1 WHERE id = 1")?
+        .execute([])?;
+    Ok(())
 }
 
 /// Commits a batch in one transaction, one statement per message: a resend gets the
@@ -469,6 +542,7 @@ fn commit_each(
         outcomes.push(outcome);
     }
     apply_deletes(&tx, jobs)?;
+    count_commit(&tx)?;
     let commit = Instant::now();
     tx.commit()?;
     *committing += commit.elapsed();

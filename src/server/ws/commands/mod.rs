@@ -33,7 +33,7 @@ pub(super) async fn apply(conn: &mut Conn, frame: ClientFrame) -> anyhow::Result
             client_id,
             seq,
         } => delete::apply(conn, conv, client_id, seq).await,
-        ClientFrame::Sync { conv, after } => sync::apply(conn, conv, after).await,
+        ClientFrame::Sync { conv, after, epoch } => sync::apply(conn, conv, after, epoch).await,
         ClientFrame::SetStatus { status } => set_status::apply(conn, status).await,
         ClientFrame::Idle { idle } => {
             idle::apply(conn, idle);
