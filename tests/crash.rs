@@ -5,71 +5,16 @@
 //! exactly once, with the sequence number its ack gave, sequences have no gaps, and SQLite's
 //! integrity check passes.
 
-use futures::{SinkExt, StreamExt};
-use messenger::protocol::ServerFrame;
+use futures::StreamExt;
 use serde_json::{json, Value};
-use std::{
-    collections::HashMap,
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, process::Command, sync::Arc, time::Duration};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+mod process;
+use process::*;
 
 const SENDERS: usize = 4;
 const KILLS: usize = 8;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn guest_token(http: &reqwest::Client, base: &str) -> String {
-    let body: Value = http
-        .post(format!("{base}/api/token"))
-        .json(&json!({ "guest": true }))
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    body["token"].as_str().expect("token").to_owned()
-}
-
-/// The server binary on `port` with the database `db`, made to make its users by script
-/// (bot verification off), logging only errors; `env` is added last. `shell` runs it
-/// through `sh -c` first (to set limits with `ulimit`).
-fn server(port: u16, db: &Path, env: &[(&str, &str)], shell: Option<&str>) -> Child {
-    let mut cmd = match shell {
-        Some(script) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("{script} && exec \"$0\""))
-                .arg(env!("CARGO_BIN_EXE_messenger"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_messenger")),
-    };
-    cmd.env("MESSENGER_ADDR", format!("127.0.0.1:{port}"))
-        .env("MESSENGER_DATABASE", db)
-        .env("MESSENGER_VERIFICATION", "off")
-        .env("RUST_LOG", "error")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server starts")
-}
-
-/// The server started with a soft descriptor limit of 200 under a hard one of 256.
-fn start_server_with_few_descriptors(port: u16, db: &Path) -> Child {
-    server(port, db, &[], Some("ulimit -n 256 && ulimit -Sn 200"))
-}
 
 /// Raising the soft limit to the hard one (256) and keeping a quarter of it back (64) leaves
 /// room for 192 sockets: all of them open (with the soft limit of 200 kept, the process
@@ -224,124 +169,6 @@ fn a_failed_start_is_one_clear_line_and_a_non_zero_exit() {
         "it names the path: {stderr}"
     );
     assert!(!stderr.contains("Stack backtrace"), "{stderr}");
-}
-
-/// A server process that is killed when the test ends, passed or not.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(port: u16, db: &Path) -> Child {
-    server(
-        port,
-        db,
-        &[
-            ("MESSENGER_SEND_RATE", "100000"),
-            ("MESSENGER_FRAME_RATE", "100000"),
-        ],
-        None,
-    )
-}
-
-async fn wait_up(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not come up");
-}
-
-/// What one sender saw acknowledged: client id -> sequence number.
-type Acks = Arc<Mutex<HashMap<String, i64>>>;
-
-/// Sends numbered messages forever, a few in flight; after any disconnect it reconnects and
-/// resends everything not yet acknowledged, with the same ids.
-async fn sender(
-    base: String,
-    token: String,
-    conv: i64,
-    who: usize,
-    acks: Acks,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let mut next = 0u64;
-    let mut unacked: Vec<String> = Vec::new();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut req = format!("{}/ws", base.replace("http", "ws"))
-            .into_client_request()
-            .expect("req");
-        req.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}")).expect("hdr"),
-        );
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        for id in &unacked {
-            let f = json!({ "t": "send", "conv": conv, "client_id": id, "body": format!("body of {id}") });
-            if ws.send(Message::text(f.to_string())).await.is_err() {
-                break;
-            }
-        }
-        loop {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
-            }
-            while unacked.len() < 8 {
-                next += 1;
-                let id = format!("s{who}-{next}");
-                let f = json!({ "t": "send", "conv": conv, "client_id": id, "body": format!("body of {id}") });
-                unacked.push(id);
-                if ws.send(Message::text(f.to_string())).await.is_err() {
-                    break;
-                }
-            }
-            match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    if let Ok(ServerFrame::Ack { client_id, seq, .. }) =
-                        serde_json::from_str(t.as_str())
-                    {
-                        unacked.retain(|u| *u != client_id);
-                        let prev = acks.lock().expect("lock").insert(client_id.clone(), seq);
-                        assert!(
-                            prev.is_none_or(|p| p == seq),
-                            "{client_id} acked with two sequence numbers"
-                        );
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break, // killed: reconnect
-            }
-        }
-    }
-}
-
-fn acked(acks: &[Acks]) -> usize {
-    acks.iter().map(|a| a.lock().expect("lock").len()).sum()
-}
-
-/// Waits until `more` further messages have been acknowledged (bounded).
-async fn progress(acks: &[Acks], more: usize) {
-    let target = acked(acks) + more;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while acked(acks) < target {
-        assert!(Instant::now() < deadline, "no progress after a restart");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,8 @@ pub const TOAST_FOR_MS: u32 = 6000;
 pub const NOTICE_FOR_MS: u32 = 5000;
 /// How long a send refused for a passing reason waits before it is sent again.
 pub const RESEND_AFTER_MS: u32 = 1000;
+/// How long a send refused for a full server disk waits before it is sent again.
+pub const STORAGE_RETRY_MS: u32 = 10_000;
 /// Client ids of nudges start with this (a refused nudge is not retried).
 pub const NUDGE_ID_PREFIX: &str = "nudge-";
 /// Toasts on screen at most: a burst (a whole list signing in) keeps only the latest.
@@ -207,6 +209,16 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                         c.notice = Some(message);
                     }
                     fx.push(Effect::Later(NOTICE_FOR_MS, Later::ClearNotice(conv)));
+                }
+                (ErrorCode::StorageFull, Some((conv, client_id))) => {
+                    // The server reads but stores nothing for now: say so in the window,
+                    // and try again later with the same id (the line stays pending).
+                    if let Some(c) = m.conv_mut(conv) {
+                        c.notice = Some(message);
+                    }
+                    fx.push(Effect::Later(NOTICE_FOR_MS, Later::ClearNotice(conv)));
+                    let resend = Later::Resend { conv, client_id };
+                    fx.push(Effect::Later(STORAGE_RETRY_MS, resend));
                 }
                 (ErrorCode::RateLimited | ErrorCode::Internal, Some((conv, client_id)))
                     if !client_id.starts_with(NUDGE_ID_PREFIX) =>

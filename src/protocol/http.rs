@@ -210,6 +210,8 @@ pub enum ApiErrorCode {
     ChallengeRequired,
     /// 500: nothing more is said; try again.
     Internal,
+    /// 503, with `Retry-After`: the server's disk is full; it reads but stores nothing new.
+    StorageFull,
     /// Never sent by the server: the client could not reach it.
     Unreachable,
 }
@@ -228,6 +230,7 @@ impl ApiErrorCode {
             Self::TooManyRequests => 429,
             Self::ChallengeRequired => 403,
             Self::Internal => 500,
+            Self::StorageFull => 503,
             Self::Unreachable => 0,
         }
     }

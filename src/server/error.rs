@@ -34,13 +34,20 @@ pub enum AppError {
     TooLarge(String),
     #[error("Send a form (application/x-www-form-urlencoded) or JSON (application/json), as the endpoint takes.")]
     UnsupportedMediaType,
+    /// The disk is full: nothing new can be stored now.
+    #[error("The server's storage is full, so nothing new can be saved right now. Please try again later.")]
+    StorageFull,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.into())
+        if e.is_storage_full() {
+            Self::StorageFull
+        } else {
+            Self::Internal(e.into())
+        }
     }
 }
 
@@ -62,6 +69,7 @@ impl AppError {
             Self::ChallengeRequired(_) => ApiErrorCode::ChallengeRequired,
             Self::TooLarge(_) => ApiErrorCode::TooLarge,
             Self::UnsupportedMediaType => ApiErrorCode::UnsupportedMediaType,
+            Self::StorageFull => ApiErrorCode::StorageFull,
             Self::Internal(_) => ApiErrorCode::Internal,
         }
     }
@@ -72,6 +80,7 @@ impl AppError {
             Self::TooMany { retry_after, .. } => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
+            Self::StorageFull => Some(60),
             _ => None,
         }
     }

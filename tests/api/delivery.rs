@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 use tokio::io::AsyncReadExt;
 
-async fn ack_of(ws: &mut Ws, client_id: &str) -> i64 {
+pub(crate) async fn ack_of(ws: &mut Ws, client_id: &str) -> i64 {
     match ws.until(|f| matches!(f, ServerFrame::Ack { client_id: c, .. } | ServerFrame::Error { client_id: Some(c), .. } if c == client_id)).await {
         ServerFrame::Ack { seq, .. } => seq,
         other => panic!("expected an ack for {client_id}, got {other:?}"),

@@ -1,9 +1,10 @@
 //! Faults around the core: readers that stop, closes that must reach the client, frames
 //! too large to read.
 
+use crate::delivery::ack_of;
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, User, Ws, WAIT};
 use futures::SinkExt;
-use messenger::protocol::{close, MAX_FRAME_BYTES};
+use messenger::protocol::{close, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
@@ -180,4 +181,178 @@ async fn a_frame_of_any_length_over_the_limit_gets_the_too_big_close() {
             "{len} bytes"
         );
     }
+}
+
+/// A tmpfs of a few megabytes: a disk that really fills up. Unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn new(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        // The tests run as root here and in CI (the project's machines); a disk that fills
+        // up is what this test is about, so no mount is a failure, not a skip.
+        assert!(mounted.success(), "mounting a tmpfs (the tests need root)");
+        Self { dir }
+    }
+
+    /// Fills the disk to the last byte it takes; returns the filler's path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        for chunk in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
+            let bytes = vec![0u8; chunk];
+            while file
+                .write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .is_ok()
+            {}
+        }
+        path
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        // Lazily: a file still open (a failed test's server) must not leave the mount behind.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Waits until `/readyz` answers `status`.
+async fn readiness(app: &TestApp, status: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = app
+            .http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+            .as_u16();
+        if got == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz answers {got}, not {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A disk that fills up (no floor set, so SQLite meets it): sends get `storage_full` and the
+/// socket stays open, history and reconnects work, a new account is refused rather than
+/// reported made, `/readyz` says so; once space is freed, the same client id goes through.
+#[tokio::test]
+async fn a_full_disk_makes_the_server_read_only_not_broken() {
+    let disk = TinyDisk::new(24);
+    let mut app =
+        crate::helpers::spawn_app_in(tempfile::tempdir_in(disk.dir.path()).expect("dir"), |c| {
+            c.store.disk_floor_mb = 0
+        })
+        .await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
+    wa.send_msg(conv, "before", "before the disk filled").await;
+    assert!(ack_of(&mut wa, "before").await > 0);
+    let users_before = user_count(&app).await;
+
+    let filler = disk.fill();
+    // Enough to need new pages (and WAL frames) whatever the WAL held before.
+    let big = "x".repeat(messenger::protocol::MAX_BODY_CHARS);
+    for i in 0..40 {
+        wa.send_msg(conv, &format!("full-{i}"), &big).await;
+    }
+    let refused = wa
+        .until(|f| {
+            matches!(
+                f,
+                ServerFrame::Error {
+                    code: ErrorCode::StorageFull,
+                    ..
+                }
+            )
+        })
+        .await;
+    let ServerFrame::Error {
+        client_id, message, ..
+    } = refused
+    else {
+        unreachable!()
+    };
+    let client_id = client_id.expect("the refused send's id");
+    assert!(message.contains("storage is full"), "{message}");
+    readiness(&app, 503).await;
+    // Reading goes on: history, and a socket opened now.
+    let page = app.history(conv, &b).await;
+    assert!(page.messages.iter().any(|m| m.client_id == "before"));
+    let mut again = app.online(&b).await;
+    again.live(conv).await;
+    // A new account cannot be stored: refused, not reported made.
+    let res = app
+        .http
+        .post(app.url("/api/token"))
+        .json(&serde_json::json!({ "guest": true }))
+        .send()
+        .await
+        .expect("guest");
+    assert!(res.status().is_server_error(), "{}", res.status());
+
+    std::fs::remove_file(filler).expect("free the space");
+    readiness(&app, 200).await;
+    assert_eq!(
+        user_count(&app).await,
+        users_before,
+        "no account half-made while the disk was full"
+    );
+    wa.send_msg(conv, &client_id, &big).await;
+    assert!(
+        ack_of(&mut wa, &client_id).await > 0,
+        "the same id goes through"
+    );
+    wb.until(|f| matches!(f, ServerFrame::Msg(m) if m.client_id == client_id))
+        .await;
+    app.guest().await;
+    // Its files closed before the disk goes.
+    drop((wa, wb, again));
+    app.stop().await;
+    drop(app);
+}
+
+/// Below the free-space floor the server refuses new messages before SQLite meets a full
+/// disk, and says so at `/readyz`; reading goes on.
+#[tokio::test]
+async fn below_the_disk_floor_sends_are_refused_and_reading_goes_on() {
+    let app = spawn_app_with(|c| c.store.disk_floor_mb = u64::MAX / (1 << 21)).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
+    wa.send_msg(conv, "floor-1", "hello").await;
+    let f = wa
+        .until(|f| matches!(f, ServerFrame::Error { .. } | ServerFrame::Ack { .. }))
+        .await;
+    assert!(
+        matches!(&f, ServerFrame::Error { code: ErrorCode::StorageFull, client_id: Some(id), .. } if id == "floor-1"),
+        "{f:?}"
+    );
+    readiness(&app, 503).await;
+    assert!(app.history(conv, &b).await.messages.is_empty());
+}
+
+async fn user_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut app.db().await)
+        .await
+        .expect("count")
 }

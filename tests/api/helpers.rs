@@ -38,6 +38,11 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     spawn_in(tempfile::tempdir().expect("temp dir"), tune).await
 }
 
+/// Starts the server on the database `messenger.db` in `dir`.
+pub async fn spawn_app_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_in(dir, tune).await
+}
+
 /// Starts the server on the database in `dir`.
 async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = Config::for_tests(dir.path().join("messenger.db"));

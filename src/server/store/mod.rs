@@ -27,6 +27,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database failed for lack of disk space (SQLITE_FULL).
+    pub fn is_storage_full(&self) -> bool {
+        match self.0.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(e)) => e.code().as_deref() == Some("13"),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Milliseconds since the Unix epoch.

@@ -14,6 +14,8 @@ use std::{
 
 /// How often the free space is looked at.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Free bytes a full disk needs again before writes resume (when the floor is lower).
+const RECOVER_ABOVE: u64 = 1024 * 1024;
 /// Refused writes are reported at most this often.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -59,10 +61,18 @@ impl DiskSpace {
         }
     }
 
-    /// Looks at the free space now; returns it (None if it cannot be read).
+    /// Looks at the free space now; returns it (None if it cannot be read). Once full, the
+    /// store takes writes again only with [`RECOVER_ABOVE`] free (or the floor, if higher):
+    /// a disk that filled up with no floor set does not flap on a few freed bytes.
     pub fn check(&self) -> Option<u64> {
         let free = free_bytes(&self.folder)?;
-        let low = free < self.floor;
+        let was_full = self.is_full();
+        let needed = if was_full {
+            self.floor.max(RECOVER_ABOVE)
+        } else {
+            self.floor
+        };
+        let low = free < needed;
         let was = self.full.swap(low, Ordering::Relaxed);
         if low && !was {
             tracing::error!(

@@ -17,7 +17,11 @@ impl BotStore for SqliteStore {
     ) -> Result<Option<i64>> {
         let status = status.as_str();
         let now = now_ms();
-        Ok(sqlx::query_scalar!(
+        // In a transaction whose commit is checked: an autocommit INSERT ... RETURNING hands
+        // its row over before it commits, and a commit that then fails (a full disk) went
+        // unreported.
+        let mut tx = self.begin_write().await?;
+        let id = sqlx::query_scalar!(
             r#"INSERT INTO users (username, display_name, personal_message, status, is_bot, created_at)
                VALUES (?1, ?2, ?3, ?4, 1, ?5)
                ON CONFLICT (username) DO UPDATE
@@ -31,8 +35,10 @@ impl BotStore for SqliteStore {
             status,
             now,
         )
-        .fetch_optional(self.pool())
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     async fn bots_in(&self, conv: i64) -> Result<Option<(ConversationKind, Vec<i64>)>> {

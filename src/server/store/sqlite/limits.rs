@@ -17,6 +17,10 @@ impl LimitStore for SqliteStore {
         let (burst, per_ms) = (rate.burst, rate.per_ms);
         // A new bucket starts full (one token taken); an existing one is refilled for the
         // time since it was last touched, and touched only if a token is there to take.
+        // In a transaction whose commit is checked: an autocommit INSERT ... RETURNING hands
+        // its row over before it commits, and a commit that then fails (a full disk) went
+        // unreported.
+        let mut tx = self.begin_write().await?;
         let taken = sqlx::query_scalar!(
             r#"INSERT INTO rate_limits (scope, key, tokens, updated_at, burst, per_ms)
                VALUES (?1, ?2, ?3 - 1.0, ?4, ?3, ?5)
@@ -31,8 +35,9 @@ impl LimitStore for SqliteStore {
             now,
             per_ms,
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if taken.is_some() {
             return Ok(Ok(()));
         }

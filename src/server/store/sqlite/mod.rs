@@ -34,8 +34,14 @@ const INTEGRITY_BUDGET: Duration = Duration::from_secs(10);
 /// a page written many times to the WAL is copied to the file once per checkpoint, so rarer
 /// checkpoints copy far fewer pages. (Checkpointing beside the writer, on a connection of
 /// its own every 250 ms, was tried: the rooms benchmark's p99 got worse, 100-308 ms against
-/// 49-51 ms, as the two fsyncs contended.)
-const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+/// 49-51 ms, as the two fsyncs contended.) 4096 pages (16 MiB) is the byte budget: the WAL
+/// and what the database file grows by at a checkpoint are the disk headroom a server needs
+/// beyond its database (docs/OPERATIONS.md); it was 10,000 pages (~40 MB) before. The
+/// writer also checkpoints on a time budget (`writer::CHECKPOINT_EVERY`).
+const WAL_AUTOCHECKPOINT_PAGES: &str = "4096";
+/// After a checkpoint, the WAL file is cut back to this many bytes (it would otherwise keep
+/// its largest size on disk).
+const WAL_SIZE_LIMIT: &str = "16777216";
 /// How every transaction that writes begins: with SQLite's write lock taken at once. A
 /// deferred `BEGIN` that reads first and writes later fails at the write with `SQLITE_BUSY`,
 /// not retried by the busy timeout, whenever another connection committed in between (the
@@ -51,13 +57,14 @@ const WRITER_CACHE_KIB: u32 = 64 * 1024;
 /// What every connection to the database is opened with, the pool's and the message
 /// writer's (each applies them in its own way: the pool through sqlx's options, the writer
 /// as statements; a test reads them back from both).
-const PRAGMAS: [(&str, &str); 5] = [
+const PRAGMAS: [(&str, &str); 6] = [
     // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so an
     // acknowledged message survives power loss, not only a process crash.
     ("journal_mode", "WAL"),
     ("synchronous", "FULL"),
     ("foreign_keys", "ON"),
     ("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES),
+    ("journal_size_limit", WAL_SIZE_LIMIT),
     // Temporary files in memory. The one that matters is the statement journal: inside a
     // transaction, each statement that could fail half-way (the writer's multi-row INSERT)
     // copies every page it changes there first, so that it alone can be undone. On disk
@@ -322,7 +329,7 @@ mod tests {
             .fetch_one(&mut *pooled)
             .await
             .unwrap();
-        assert_eq!(checkpoint, 10_000, "pool");
+        assert_eq!(checkpoint, 4096, "pool");
 
         // The message writer's own connection, opened apart from the pool.
         let writer = store.writer_connection().expect("writer");
@@ -345,7 +352,8 @@ mod tests {
             "writer"
         );
         assert_eq!(int("busy_timeout"), 10_000);
-        assert_eq!(int("wal_autocheckpoint"), 10_000);
+        assert_eq!(int("wal_autocheckpoint"), 4096);
+        assert_eq!(int("journal_size_limit"), 16 * 1024 * 1024);
         assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
     }
 }

@@ -47,6 +47,10 @@ impl SessionStore for SqliteStore {
         absolute_expires_at: i64,
     ) -> Result<SessionRow> {
         let now = now_ms();
+        // In a transaction whose commit is checked: an autocommit INSERT ... RETURNING hands
+        // its row over before it commits, and a commit that then fails (a full disk) went
+        // unreported.
+        let mut tx = self.begin_write().await?;
         let id = sqlx::query_scalar!(
             r#"INSERT INTO sessions (token_hash, user_id, created_at, idle_expires_at, absolute_expires_at)
                VALUES (?, ?, ?, ?, ?) RETURNING id AS "id!""#,
@@ -56,8 +60,9 @@ impl SessionStore for SqliteStore {
             idle_expires_at,
             absolute_expires_at,
         )
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         self.session_by_id(id).await?.ok_or_else(|| {
             StoreError::from(Box::<dyn std::error::Error + Send + Sync>::from(
                 "the session just created is missing",

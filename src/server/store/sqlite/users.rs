@@ -15,6 +15,10 @@ impl UserStore for SqliteStore {
         is_guest: bool,
     ) -> Result<CreateUser> {
         let now = now_ms();
+        // In a transaction whose commit is checked: an autocommit INSERT ... RETURNING hands
+        // its row over before it commits, and a commit that then fails (a full disk) went
+        // unreported.
+        let mut tx = self.begin_write().await?;
         let created = sqlx::query_as!(
             UserRecord,
             r#"INSERT INTO users (username, display_name, password_hash, is_guest, created_at)
@@ -27,10 +31,13 @@ impl UserStore for SqliteStore {
             is_guest,
             now,
         )
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await;
         match created {
-            Ok(user) => Ok(CreateUser::Created(user.into())),
+            Ok(user) => {
+                tx.commit().await?;
+                Ok(CreateUser::Created(user.into()))
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(CreateUser::Taken),
             Err(e) => Err(e.into()),
         }

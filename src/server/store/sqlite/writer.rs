@@ -98,6 +98,11 @@ pub struct Writer {
     tx: mpsc::Sender<Cmd>,
 }
 
+/// The time budget of the WAL: a commit this long after the last checkpoint also runs a
+/// passive one (besides the size budget of `WAL_AUTOCHECKPOINT_PAGES`), so a quiet server's
+/// WAL does not sit full of pages the database file lacks.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
 /// Jobs waiting for the writer. Senders wait when it is full, which slows readers of sockets
 /// instead of growing memory.
 const QUEUE: usize = 4096;
@@ -131,7 +136,12 @@ impl Writer {
                 high_water: &high_water,
                 space: &space,
             };
-            run(conn, guards, rx, fanout, max_batch.max(1), observer)
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(conn, guards, rx, fanout, max_batch.max(1), observer)
+            }));
+            if ran.is_err() {
+                engine_failed("writer");
+            }
         });
         (Self { tx }, handle)
     }
@@ -180,13 +190,21 @@ fn run(
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut seqs = Seqs::new();
     let mut slow = SlowCommits::default();
+    let mut last_checkpoint = Instant::now();
     // Publishing runs on a thread of its own, fed in commit order, so that the next commit
     // (and its fsync) overlaps the sends of the previous one: on one thread the two were
     // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
     let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
     let publisher = std::thread::Builder::new()
         .name("publisher".into())
-        .spawn(move || publish(&*fanout, commits));
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                publish(&*fanout, commits)
+            }));
+            if ran.is_err() {
+                engine_failed("publisher");
+            }
+        });
     let publisher = match publisher {
         Ok(thread) => thread,
         Err(e) => {
@@ -277,6 +295,12 @@ fn run(
         };
         // Durable now: recorded before anything of it is acknowledged.
         guards.high_water.record(commits);
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = Instant::now();
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(error = %e, "checkpointing the WAL on its time budget");
+            }
+        }
         slow.record(started.elapsed(), committing, batch.len());
         // The commit's messages are published all at once, so that each connection gets them
         // in one batch, with the acknowledgements owed to the senders' connections; other
@@ -308,6 +332,10 @@ fn run(
                 Reply::Wait(reply) => replies.push((reply, result)),
             }
         }
+        #[cfg(feature = "test-support")]
+        if injected_fault(&published, "fault:panic-writer") {
+            panic!("injected fault: the writer panics after a commit");
+        }
         if to_publisher.send((published, acks, replies)).is_err() {
             tracing::error!("the publisher thread ended; the writer stops");
             break;
@@ -319,6 +347,31 @@ fn run(
         tracing::error!("the publisher thread panicked");
     }
     tracing::info!("message writer stopped");
+}
+
+/// The engine (the writer or its publisher) panicked: the acknowledgements of the commit in
+/// hand are lost and nothing more would be committed or delivered. Rather than limp on,
+/// the process ends at once, loudly; clients reconnect (to this server restarted, or
+/// another node), resend what was not acknowledged with the same ids, and resync. Nothing
+/// acknowledged is lost: acknowledgements go out only after their commit.
+fn engine_failed(thread: &str) -> ! {
+    tracing::error!(
+        thread,
+        "an engine thread panicked; exiting now so that clients reconnect and resync \
+         (status 70; restart the server)"
+    );
+    eprintln!("messenger: the {thread} thread panicked; exiting (status 70)");
+    std::process::exit(70)
+}
+
+/// Test builds only, with `MESSENGER_FAULTS` set: whether a message of the commit carries
+/// `marker` (the tests' way to make an engine thread panic at a chosen point).
+#[cfg(feature = "test-support")]
+fn injected_fault(published: &[(i64, Delivery)], marker: &str) -> bool {
+    std::env::var_os("MESSENGER_FAULTS").is_some()
+        && published
+            .iter()
+            .any(|(_, d)| d.frame.as_str().contains(marker))
 }
 
 /// A commit's messages, the acknowledgements owed to the senders' connections, and the
@@ -348,6 +401,10 @@ fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>) {
             published.extend(p);
             acks.extend(a);
             replies.extend(r);
+        }
+        #[cfg(feature = "test-support")]
+        if injected_fault(&published, "fault:panic-publisher") {
+            panic!("injected fault: the publisher panics");
         }
         fanout.publish(published, acks);
         for (reply, result) in replies {
