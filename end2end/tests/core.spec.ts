@@ -104,7 +104,7 @@ test('signing out in one tab ends the session in the other, which keeps its draf
   await second.getByRole('button', { name: 'Sign out' }).click();
   await expect(second).toHaveURL(`${server.url}/`);
 
-  const dialog = first.getByRole('dialog', { name: 'Your session has ended' });
+  const dialog = first.getByRole('alertdialog', { name: 'Your session has ended' });
   await expect(dialog).toBeVisible();
   await dialog.getByLabel('Password for dave').fill('dave-password');
   await dialog.getByRole('button', { name: 'Sign in again' }).click();

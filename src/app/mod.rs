@@ -12,6 +12,7 @@ mod actions;
 mod components;
 mod emoticons;
 pub mod islands;
+mod keep;
 pub mod model;
 mod net;
 pub mod pages;

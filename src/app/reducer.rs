@@ -272,6 +272,8 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             m.picture = picture;
         }
         ServerFrame::Groups { groups } => m.groups = Arc::new(groups),
+        // The socket's own business (`net::socket`): it shows the connection is alive.
+        ServerFrame::Pong {} => {}
         ServerFrame::Read { conv, seq } => {
             // Read in another tab (or this one): nothing before `seq` is unread any more.
             if let Some(c) = m.conv_mut(conv) {

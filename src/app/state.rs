@@ -44,6 +44,8 @@ pub struct Ui {
     pub muted: RwSignal<bool>,
     /// Why the last sign-in again failed, shown in the session-ended dialog only.
     pub resume_error: RwSignal<Option<String>>,
+    /// Where each conversation window was dragged and how large it was made.
+    pub geometry: RwSignal<HashMap<i64, crate::app::keep::Geometry>>,
     /// The network's own state (socket, timers, throttles); browser values, never sent.
     pub net: StoredValue<Net, LocalStorage>,
 }
@@ -55,6 +57,9 @@ pub struct Net {
     pub socket: Option<SocketHandle>,
     /// Consecutive failed connection attempts, for the backoff.
     pub attempt: u32,
+    /// Bumped by each scheduled reconnect and by "Retry now": a timer whose token is no
+    /// longer the current one does nothing.
+    pub retry_token: u32,
     /// Whether the user did something since the last session refresh.
     pub active: bool,
     /// When the user last did something here (milliseconds since the epoch).
@@ -112,6 +117,7 @@ impl Ui {
             menu: RwSignal::new(None),
             muted: RwSignal::new(false),
             resume_error: RwSignal::new(None),
+            geometry: RwSignal::new(HashMap::new()),
             net: StoredValue::new_local(Default::default()),
         }
     }

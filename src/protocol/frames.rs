@@ -63,6 +63,10 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<String>,
     },
+    /// Are you there? The server answers `pong` at once. Browsers cannot see the
+    /// WebSocket's own pings, so the page sends this when it has heard nothing for a few
+    /// seconds, and gives the connection up when even this goes unanswered.
+    Ping {},
     /// Choose a status for every tab of this user (and the next sign-in). `offline` is
     /// "Appear Offline": contacts see the user as offline.
     SetStatus { status: Status },
@@ -161,6 +165,8 @@ pub enum ServerFrame {
     },
     /// A message of a conversation the connection belongs to.
     Msg(MessageView),
+    /// The answer to `ping`.
+    Pong {},
     /// The replay asked for by `sync` is complete; live messages follow.
     Synced { conv: i64, last_seq: i64 },
     /// The `sync` cursor does not fit this conversation's history (another epoch, or beyond

@@ -643,6 +643,17 @@ async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_stay
     assert!(ack_of(&mut answering, "still-here").await > 0);
 }
 
+/// Browsers cannot see the WebSocket's own pings: the page's heartbeat is a `ping` frame,
+/// answered at once with `pong`.
+#[tokio::test]
+async fn a_ping_frame_is_answered_with_a_pong_frame() {
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let mut ws = app.online(&a).await;
+    ws.send(serde_json::json!({ "t": "ping" })).await;
+    assert_eq!(ws.next().await, ServerFrame::Pong {});
+}
+
 #[tokio::test]
 async fn a_ping_from_the_client_gets_its_pong_and_a_close_gets_its_answer() {
     use futures::SinkExt;

@@ -11,6 +11,10 @@ use crate::app::{
 use crate::protocol::{ContactState, ConversationKind, MessageKind, Status, MAX_BODY_CHARS};
 use leptos::prelude::*;
 
+/// A conversation window's size as the layout makes it (CSS pixels; style/main.css).
+const DEFAULT_WIDTH: i32 = 440;
+const DEFAULT_HEIGHT: i32 = 540;
+
 /// A conversation's unread count, as a badge (nothing at 0).
 #[component]
 pub fn UnreadBadge(ui: Ui, conv: i64) -> impl IntoView {
@@ -63,23 +67,102 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
     let input_id = format!("compose-{id}");
     let last_seq = Memo::new(move |_| lines.with(|l| l.last().map(|x| x.seq)));
     let pending_count = Memo::new(move |_| pending.with(|p| p.len()));
+    // Whether the reader is at the bottom of the history (they follow the talk), and
+    // whether messages arrived below while they were reading further up.
+    let following = StoredValue::new(true);
+    let unseen = RwSignal::new(false);
     let hid = history_id.clone();
-    // Follow new messages to the bottom (prepending older ones does not move the view).
-    Effect::new(move |_| {
-        last_seq.track();
-        pending_count.track();
-        scroll_to_bottom(&hid);
+    // New messages: followed to the bottom while the reader is there, and always after
+    // one's own send; otherwise the reader keeps their place and a marker says what came.
+    // The scroll waits for the next frame, when the new lines are laid out (scrolling at
+    // once went to the bottom of the old height, which is why windows stopped following).
+    // Older messages put above do not move the view.
+    Effect::new(move |prev: Option<(Option<i64>, usize)>| {
+        let now = (last_seq.get(), pending_count.get());
+        let sent = prev.is_some_and(|(_, p)| now.1 > p);
+        if prev.is_none() || following.get_value() || sent {
+            let hid = hid.clone();
+            request_animation_frame(move || scroll_to_bottom(&hid));
+            unseen.set(false);
+        } else if prev.is_some_and(|(seq, _)| now.0 > seq) {
+            unseen.set(true);
+        }
+        now
     });
+    let jump_id = history_id.clone();
     let over_limit = move || draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
+    // Dragged by the title bar (moved from where the layout puts it), resized from its
+    // corner; both kept with the page (`keep`).
+    let geometry = Memo::new(move |_| {
+        ui.geometry
+            .with(|g| g.get(&id).copied().unwrap_or_default())
+    });
+    let drag = StoredValue::new(None::<(i32, i32, i32, i32)>);
+    let on_drag_start = move |ev: leptos::ev::PointerEvent| {
+        use wasm_bindgen::JsCast;
+        let on_button = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|t| t.closest("button").ok().flatten().is_some());
+        if on_button || ev.button() != 0 {
+            return;
+        }
+        let g = geometry.get_untracked();
+        drag.set_value(Some((ev.client_x(), ev.client_y(), g.x, g.y)));
+        if let Some(bar) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        {
+            let _ = bar.set_pointer_capture(ev.pointer_id());
+        }
+    };
+    let on_drag = move |ev: leptos::ev::PointerEvent| {
+        if let Some((px, py, x, y)) = drag.get_value() {
+            let (nx, ny) = (x + ev.client_x() - px, y + ev.client_y() - py);
+            ui.geometry.update(|g| {
+                let e = g.entry(id).or_default();
+                e.x = nx;
+                e.y = ny;
+            });
+        }
+    };
+    let on_drag_end = move |_: leptos::ev::PointerEvent| drag.set_value(None);
+    // A resize from the corner ends with the pointer released over the window.
+    let on_resized = move |ev: leptos::ev::PointerEvent| {
+        use wasm_bindgen::JsCast;
+        let Some(el) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+        else {
+            return;
+        };
+        let now = (el.offset_width(), el.offset_height());
+        let g = geometry.get_untracked();
+        let kept = (g.w, g.h);
+        let untouched = kept == (0, 0) && now == (DEFAULT_WIDTH, DEFAULT_HEIGHT);
+        if now != kept && !untouched {
+            let (w, h) = now;
+            ui.geometry.update(|all| {
+                let e = all.entry(id).or_default();
+                e.w = w;
+                e.h = h;
+            });
+        }
+    };
     view! {
         <section class="window conv-window" class:shaking=move || shaking.get()
+            style:translate=move || { let g = geometry.get(); (g.x != 0 || g.y != 0).then(|| format!("{}px {}px", g.x, g.y)) }
+            style:width=move || { let g = geometry.get(); (g.w > 0).then(|| format!("{}px", g.w)) }
+            style:height=move || { let g = geometry.get(); (g.h > 0).then(|| format!("{}px", g.h)) }
+            on:pointerup=on_resized
             data-nudges=move || nudges.get()
             aria-label=move || if kind == ConversationKind::Group {
                 format!("Group conversation with {}", title.get())
             } else {
                 format!("Conversation with {}", title.get())
             }>
-            <header class="titlebar">
+            <header class="titlebar draggable" on:pointerdown=on_drag_start on:pointermove=on_drag
+                on:pointerup=on_drag_end on:pointercancel=on_drag_end>
                 <span class="titlebar-logo" aria-hidden="true"></span>
                 <span class="conv-title">{move || title.get()}</span>
                 {(kind == ConversationKind::Group).then(|| view! {
@@ -113,7 +196,13 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             </div>
             <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
                 on:scroll=move |ev| {
-                    if event_target::<web_sys::Element>(&ev).scroll_top() < 40 {
+                    let el = event_target::<web_sys::Element>(&ev);
+                    let at_bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 24;
+                    following.set_value(at_bottom);
+                    if at_bottom {
+                        unseen.set(false);
+                    }
+                    if el.scroll_top() < 40 {
                         actions::load_older(ui, id);
                     }
                 }>
@@ -122,6 +211,17 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 <For each=move || lines.get().as_ref().clone() key=|l| (l.seq, l.kind) children=move |l| view! { <HistoryLine ui=ui conv=id line=l/> }/>
                 <For each=move || pending.get().as_ref().clone() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! { <PendingLine ui=ui pending=p/> }/>
             </div>
+            {move || unseen.get().then(|| {
+                let jump_id = jump_id.clone();
+                view! {
+                    <button type="button" class="new-messages"
+                        on:click=move |_| {
+                            following.set_value(true);
+                            unseen.set(false);
+                            scroll_to_bottom(&jump_id);
+                        }>"New messages ↓"</button>
+                }
+            })}
             <p class="typing" role="status" aria-live="polite">{move || typing.get()}</p>
             {move || notice.get().map(|n| view! { <p class="conv-notice" role="alert">{n}</p> })}
             <form class="compose" on:submit=move |ev| {
@@ -196,15 +296,17 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line) -> impl IntoView {
 /// A message sent but not acknowledged yet ("sending…"), or refused for good.
 #[component]
 fn PendingLine(ui: Ui, pending: Pending) -> impl IntoView {
-    let status = pending
-        .failed
-        .map(|f| format!("Not sent: {f}"))
-        .unwrap_or_else(|| "sending…".to_owned());
+    let failed = pending.failed.map(|f| format!("Not sent: {f}"));
+    let status = move || match &failed {
+        Some(f) => f.clone(),
+        None if ui.link.get() == crate::app::state::Link::Online => "sending…".to_owned(),
+        None => "waiting for the connection…".to_owned(),
+    };
     view! {
         <div class="line mine pending">
             <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span>
             <p class="body"><MessageText text=pending.body/></p>
-            <span class="hint">{status}</span>
+            <span class="hint pending-state">{status}</span>
         </div>
     }
 }

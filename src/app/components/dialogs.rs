@@ -1,6 +1,7 @@
 //! What floats over the windows: the notifications in the corner, and the dialog that asks
 //! for the password again when the session ended.
 
+use super::card::focus_later;
 use crate::app::{actions, state::Ui};
 use leptos::prelude::*;
 
@@ -23,19 +24,66 @@ pub fn Toasts(ui: Ui) -> impl IntoView {
 pub fn SessionEnded(ui: Ui) -> impl IntoView {
     let password = RwSignal::new(String::new());
     let me = ui.me.get_value();
+    // Focus goes into the dialog (the password, or the way back for a guest) and stays
+    // there: Tab and Shift+Tab cycle through its own controls.
+    focus_later(if me.is_guest {
+        "#session-ended a".into()
+    } else {
+        "#resume-password".into()
+    });
+    let trap = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() != "Tab" {
+            return;
+        }
+        use wasm_bindgen::JsCast;
+        let Some(dialog) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id("session-ended"))
+        else {
+            return;
+        };
+        let Ok(controls) = dialog.query_selector_all("a[href], button, input") else {
+            return;
+        };
+        let at = |i: u32| {
+            controls
+                .item(i)
+                .and_then(|n| n.dyn_into::<web_sys::HtmlElement>().ok())
+        };
+        let (Some(first), Some(last)) = (at(0), at(controls.length().saturating_sub(1))) else {
+            return;
+        };
+        let active = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.active_element());
+        let on = |el: &web_sys::HtmlElement| {
+            active
+                .as_ref()
+                .is_some_and(|a| a == el.unchecked_ref::<web_sys::Element>())
+        };
+        if ev.shift_key() && on(&first) {
+            ev.prevent_default();
+            let _ = last.focus();
+        } else if !ev.shift_key() && on(&last) {
+            ev.prevent_default();
+            let _ = first.focus();
+        }
+    };
     view! {
         <div class="modal-backdrop">
-            <div class="window dialog" role="dialog" aria-modal="true" aria-labelledby="session-ended-title">
-                <header class="titlebar"><span id="session-ended-title">"Your session has ended"</span></header>
+            <div class="window dialog" id="session-ended" role="alertdialog" aria-modal="true"
+                aria-labelledby="session-ended-title" aria-describedby="session-ended-text"
+                on:keydown=trap>
+                <header class="titlebar"><h2 id="session-ended-title">"Your session has ended"</h2></header>
                 <div class="dialog-body">
                     {if me.is_guest {
                         view! {
-                            <p>"Guest sessions cannot be resumed. Your unsent text is still in its window; copy it if you need it."</p>
+                            <p id="session-ended-text">"Guest sessions cannot be resumed. Your unsent text is still in its window; copy it if you need it."</p>
                             <a class="button primary" href="/">"Back to the sign-in window"</a>
                         }.into_any()
                     } else {
                         view! {
-                            <p>"Sign in again to carry on. Nothing you typed is lost."</p>
+                            <p id="session-ended-text">"Sign in again to carry on. Nothing you typed is lost."</p>
                             <form on:submit=move |ev| {
                                 ev.prevent_default();
                                 actions::sign_in_again(ui, password.get_untracked());

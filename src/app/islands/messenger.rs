@@ -9,7 +9,7 @@ use crate::app::{
         conversation::{ConversationWindow, UnreadBadge},
         dialogs::{SessionEnded, Toasts},
     },
-    net,
+    keep, net,
     state::{Link, Ui},
 };
 use crate::protocol::{ConversationKind, Status, UserSummary};
@@ -21,6 +21,41 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
     Effect::new(move |started: Option<()>| {
         if started.is_none() {
             net::start(ui);
+        }
+    });
+    // Windows, their places and drafts survive a reload (`keep`): restored once the first
+    // `hello` says which conversations exist, kept from then on.
+    let user = ui.me.with_value(|m| m.id);
+    let restored = StoredValue::new(false);
+    Effect::new(move |_| {
+        if !ui.model.with(|m| m.ready) || restored.get_value() {
+            return;
+        }
+        restored.set_value(true);
+        let kept = keep::load(user);
+        untrack(|| {
+            for id in kept.open {
+                if ui.model.with(|m| m.conv(id).is_some()) {
+                    actions::open_window(ui, id);
+                }
+            }
+            ui.drafts.update(|d| d.extend(kept.drafts));
+            ui.geometry.set(kept.geometry);
+        });
+    });
+    Effect::new(move |_| {
+        let open = ui.model.with(|m| m.open.clone());
+        let drafts = ui.drafts.get();
+        let geometry = ui.geometry.get();
+        if restored.get_value() {
+            keep::save(
+                user,
+                &keep::Kept {
+                    open,
+                    drafts,
+                    geometry,
+                },
+            );
         }
     });
     let dm_name = RwSignal::new(String::new());
@@ -42,16 +77,37 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         Link::Ended => "Signed out".to_owned(),
     });
     let link_up = Signal::derive(move || ui.link.get() == Link::Online);
+    // Lost after having been up (not the first connection of the page, nor a sign-out).
+    let link_lost = Signal::derive(move || {
+        let link = ui.link.get();
+        matches!(link, Link::Retrying(_))
+            || (link == Link::Connecting && ui.model.with(|m| m.ready))
+    });
     let notice = Memo::new(move |_| ui.model.with(|m| m.notice.clone()));
     let rooms = Memo::new(move |_| ui.model.with(|m| m.rooms.clone()));
     let rooms_total =
         Memo::new(move |_| ui.model.with(|m| m.rooms_total.max(m.rooms.len() as i64)));
     let open = Memo::new(move |_| ui.model.with(|m| m.open.clone()));
     view! {
-        <div class="desktop">
+        <div class="desktop" class:link-down=move || link_lost.get()>
             <section class="window main-window" aria-labelledby="main-title">
                 <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><span id="main-title">"Messenger"</span></header>
                 <MeCard ui=ui link_text=link_text link_up=link_up/>
+                {move || link_lost.get().then(|| view! {
+                    <div class="link-banner" role="alert">
+                        <span class="link-banner-icon" aria-hidden="true"></span>
+                        <span class="link-banner-text">
+                            <strong>"You are offline."</strong>" "
+                            {move || match ui.link.get() {
+                                Link::Retrying(s) => format!("The connection to the server was lost; reconnecting in {s} s…"),
+                                _ => "Reconnecting…".to_owned(),
+                            }}
+                            " Contacts' status is unknown until then; what you send waits and goes out when it is back."
+                        </span>
+                        <button type="button" on:click=move |_| net::socket::retry_now(ui)
+                            disabled=move || ui.link.get() == Link::Connecting>"Retry now"</button>
+                    </div>
+                })}
                 {move || notice.get().map(|n| view! {
                     <p class="notice" role="alert">{n} " "
                         <button class="link-button" on:click=move |_| ui.model.update(|m| m.notice = None)>"Dismiss"</button>

@@ -99,8 +99,17 @@ pub async fn refresh_session() -> Result<(), Ended> {
 }
 
 /// Whether the session still lives (an unreachable server counts as alive: try again).
+/// Given up after 5 s: on a network that went away without a word, a request can wait for
+/// minutes, and the reconnect waiting on it with it.
 pub async fn session_alive() -> Result<(), Ended> {
-    match send(Request::get(paths::SESSION).build()).await {
+    let abort = web_sys::AbortController::new().ok();
+    let request = Request::get(paths::SESSION)
+        .abort_signal(abort.as_ref().map(|a| a.signal()).as_ref())
+        .build();
+    if let Some(abort) = abort {
+        leptos::prelude::set_timeout(move || abort.abort(), std::time::Duration::from_secs(5));
+    }
+    match send(request).await {
         Err(e) if e.error == ApiErrorCode::Unauthorized => Err(Ended),
         _ => Ok(()),
     }

@@ -99,6 +99,9 @@ async fn refresh_session(ui: Ui) {
 /// The session ended: the socket is closed and the page asks for the password; drafts and
 /// unsent messages stay where they are.
 pub fn session_ended(ui: Ui) {
+    // The dialog starts clean: no earlier notice or failed attempt shows in it.
+    ui.resume_error.set(None);
+    ui.model.update(|m| m.notice = None);
     ui.link.set(super::state::Link::Ended);
     socket::close(ui);
 }

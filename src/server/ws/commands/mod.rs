@@ -41,6 +41,10 @@ pub(super) async fn apply(conn: &mut Conn, frame: ClientFrame) -> anyhow::Result
         }
         ClientFrame::Read { conv, seq } => read::apply(conn, conv, seq).await,
         ClientFrame::Typing { conv, active } => typing::apply(conn, conv, active).await,
+        ClientFrame::Ping {} => {
+            let pong = crate::server::hub::encode(&crate::protocol::ServerFrame::Pong {});
+            Ok(conn.send(&pong).await?)
+        }
     }
 }
 
