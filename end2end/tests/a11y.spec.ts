@@ -2,7 +2,7 @@ import { Page } from '@playwright/test';
 import { test, expect } from './fixtures';
 import AxeBuilder from '@axe-core/playwright';
 import { Messenger } from '../server';
-import { closeContexts, conversation, signUpInUi, startChat } from './helpers';
+import { closeContexts, conversation, signUpInUi, startChat, addContactInUi } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -31,8 +31,7 @@ test('the sign-in window, main window and a conversation window have no serious 
   const bob = await (await browser.newContext()).newPage();
   await signUpInUi(bob, server.url, 'bob', 'bob-password');
   await signUpInUi(page, server.url, 'alice', 'alice-password');
-  await page.getByLabel('Add a contact').fill('bob');
-  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await addContactInUi(page, 'bob');
   await bob.locator('.contact-row[data-user="alice"]').getByRole('button', { name: 'Accept' }).click();
   await expect(page.locator('.contact-row[data-user="bob"]')).toHaveAttribute('data-status', 'online');
   await page.locator('.contact-row[data-user="bob"]').getByRole('button', { name: 'More actions for bob' }).click();

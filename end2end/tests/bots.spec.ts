@@ -19,8 +19,15 @@ test('an AI contact is added, answers one-to-one after typing, and answers an @m
   await signUpInUi(alice, server.url, 'alice', 'alice-password');
   await signUpInUi(bob, server.url, 'bob', 'bob-password');
 
-  await alice.getByText('Add an AI contact').click();
-  await alice.getByRole('button', { name: 'Add Tamagotchi Tina' }).click();
+  await alice.getByRole('toolbar').getByRole('button', { name: 'Add an AI contact' }).click();
+  const list = alice.getByRole('dialog', { name: 'Add an AI contact' });
+  // Each with its picture and a line about it.
+  await expect(list.locator('li')).toHaveCount(7);
+  await expect(list.locator('li img.picture')).toHaveCount(7);
+  await expect(list.getByText('Keeps three virtual pets on keychains')).toBeVisible();
+  await list.getByRole('button', { name: 'Add Tamagotchi Tina' }).click();
+  // The list closes once one is added.
+  await expect(list).toHaveCount(0);
   await expect(alice.getByRole('button', { name: 'AI contacts (1)' })).toBeVisible();
   const tina = contactEntry(alice, 'tina_pet');
   await expect(tina).toHaveAttribute('data-status', 'online');
@@ -40,6 +47,7 @@ test('an AI contact is added, answers one-to-one after typing, and answers an @m
 
   // A group with bob and Dial-Up Dave: only an @mention makes Dave answer.
   await befriendInUi(alice, 'alice', bob, 'bob');
+  await alice.getByRole('toolbar').getByRole('button', { name: 'Add an AI contact' }).click();
   await alice.getByRole('button', { name: 'Add Dial-Up Dave' }).click();
   await expect(contactEntry(alice, 'dialup_dave')).toBeVisible();
   await startChat(alice, 'bob');

@@ -1,7 +1,7 @@
 import { Page } from '@playwright/test';
 import { test, expect } from './fixtures';
 import { Messenger } from '../server';
-import { closeContexts, contactEntry, signInInUi, signUpInUi, waitOnline } from './helpers';
+import { closeContexts, contactEntry, signInInUi, signUpInUi, waitOnline, addContactInUi } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -33,8 +33,7 @@ test('a contact request is accepted, then status, personal message and name chan
   await signUpInUi(alice, server.url, 'alice', 'alice-password');
   await signUpInUi(bob, server.url, 'bob', 'bob-password');
 
-  await alice.getByLabel('Add a contact').fill('bob');
-  await alice.getByRole('button', { name: 'Add', exact: true }).click();
+  await addContactInUi(alice, 'bob');
   await expect(section(alice, 'Waiting for an answer (1)')).toBeVisible();
   await expect(entry(alice, 'bob')).toContainText('Cancel request');
 
@@ -92,8 +91,7 @@ test('signing in as Appear Offline never shows online; signing in shows the toas
   await waitOnline(carol);
   await signInInUi(dave, server.url, 'dave', 'dave-password');
   await waitOnline(dave);
-  await carol.getByLabel('Add a contact').fill('dave');
-  await carol.getByRole('button', { name: 'Add', exact: true }).click();
+  await addContactInUi(carol, 'dave');
   await entry(dave, 'carol').getByRole('button', { name: 'Accept' }).click();
   await expect(entry(carol, 'dave')).toHaveAttribute('data-status', 'online');
 
@@ -128,7 +126,7 @@ test('signing in as Appear Offline never shows online; signing in shows the toas
   await expect(entry(carol, 'dave')).toContainText('(Busy)');
 
   // Groups: create one, move dave into it, fold it away and back.
-  await carol.getByText('Create a group').click();
+  await carol.getByRole('toolbar').getByRole('button', { name: 'Create a group' }).click();
   await carol.getByLabel('New group name').fill('Climbing');
   await carol.getByRole('button', { name: 'Create', exact: true }).click();
   await expect(section(carol, 'Climbing (0/0)')).toBeVisible();

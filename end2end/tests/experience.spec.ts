@@ -1,6 +1,6 @@
 import { test, expect } from './fixtures';
 import { Messenger } from '../server';
-import { closeContexts, conversation, linkState, say, signUpInUi, startChat, waitOnline } from './helpers';
+import { befriendInUi, closeContexts, contactEntry, conversation, linkState, say, searchBox, signUpInUi, startChat, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -53,16 +53,16 @@ test('the session-ended dialog starts clean, takes focus, keeps Tab inside and i
   const alice = await (await browser.newContext()).newPage();
   await signUpInUi(alice, server.url, 'alice', 'alice-password');
   // An earlier notice in the main window.
-  await alice.getByLabel('Start a conversation with').fill('alice');
-  await alice.getByRole('button', { name: 'Chat', exact: true }).click();
-  await expect(alice.getByText('That is you; pick someone else to talk to.')).toBeVisible();
+  await alice.getByRole('searchbox', { name: /Search contacts/ }).fill('nobody_here');
+  await alice.getByRole('button', { name: 'Chat with nobody_here', exact: true }).click();
+  await expect(alice.getByText('There is no user called "nobody_here".')).toBeVisible();
   // The session ends elsewhere (signed out with the same cookie).
   const res = await alice.request.post(`${server.url}/api/signout`, { headers: { origin: server.url } });
   expect(res.status()).toBeLessThan(400);
   const dialog = alice.getByRole('alertdialog', { name: 'Your session has ended' });
   await expect(dialog).toBeVisible();
   await expect(dialog).toHaveAccessibleDescription('Sign in again to carry on. Nothing you typed is lost.');
-  await expect(alice.getByText('That is you; pick someone else to talk to.')).toHaveCount(0);
+  await expect(alice.getByText('There is no user called "nobody_here".')).toHaveCount(0);
   await expect(dialog.getByRole('alert')).toHaveCount(0);
   const password = dialog.getByLabel('Password for alice');
   await expect(password).toBeFocused();
@@ -115,4 +115,71 @@ test('open windows, where they were dragged and unsent drafts survive a reload',
   // Another user in the same tab's storage would not see them: it is kept per user.
   const kept = await alice.evaluate(() => Object.keys(sessionStorage));
   expect(kept.some((k) => k.startsWith('messenger.windows.'))).toBe(true);
+});
+
+test('one search box filters the list and offers to chat with or add a username; adding lives behind the icon bar', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  const carol = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await signUpInUi(carol, server.url, 'carol', 'carol-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  // No form before the list: one search box, and an icon bar.
+  await expect(alice.getByLabel('Add a contact')).toHaveCount(0);
+  const search = searchBox(alice);
+  await expect(search).toBeVisible();
+  await expect(alice.getByRole('toolbar').getByRole('button')).toHaveText(['Add a contact', 'Add an AI contact', 'Create a group']);
+
+  // Typing filters: bob's entry and the Lobby room show only while they match.
+  await search.fill('bo');
+  await expect(contactEntry(alice, 'bob')).toBeVisible();
+  await expect(alice.getByRole('button', { name: /^Lobby/ })).toHaveCount(0);
+  await search.fill('lob');
+  await expect(contactEntry(alice, 'bob')).toHaveCount(0);
+  await expect(alice.getByRole('button', { name: /^Lobby/ })).toBeVisible();
+  // A username in the list: chat only. One not in it: chat, or add.
+  await search.fill('bob');
+  await expect(alice.getByRole('button', { name: 'Chat with bob' })).toBeVisible();
+  await expect(alice.getByRole('button', { name: 'Add bob as a contact' })).toHaveCount(0);
+  await search.fill('carol');
+  await alice.getByRole('button', { name: 'Add carol as a contact' }).click();
+  await expect(search).toHaveValue('');
+  await expect(contactEntry(carol, 'alice').getByRole('button', { name: 'Accept' })).toBeVisible();
+  await search.fill('carol');
+  await alice.getByRole('button', { name: 'Chat with carol' }).click();
+  // The window opens with the cursor in its box.
+  await expect(conversation(alice, 'carol').getByLabel('Message to carol')).toBeFocused();
+  // Escape closes the window the focus is in.
+  await alice.keyboard.press('Escape');
+  await expect(conversation(alice, 'carol')).toHaveCount(0);
+  // The icon bar's panels close with Escape too.
+  await alice.getByRole('toolbar').getByRole('button', { name: 'Create a group' }).click();
+  await expect(alice.getByLabel('New group name')).toBeFocused();
+  await alice.keyboard.press('Escape');
+  await expect(alice.getByLabel('New group name')).toHaveCount(0);
+});
+
+test('the emoticon picker works from the keyboard', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  const window = conversation(alice, 'bob');
+  await window.getByRole('button', { name: 'Emoticons' }).focus();
+  await alice.keyboard.press('Enter');
+  const panel = window.getByRole('group', { name: 'Choose an emoticon' });
+  await expect(panel.getByRole('button').first()).toBeFocused();
+  await alice.keyboard.press('ArrowRight');
+  await expect(panel.getByRole('button').nth(1)).toBeFocused();
+  await alice.keyboard.press('Enter');
+  await expect(window.getByLabel('Message to bob')).toBeFocused();
+  await expect(window.getByLabel('Message to bob')).not.toHaveValue('');
+  // Escape closes the panel, not the window, and goes back to its button.
+  await window.getByRole('button', { name: 'Emoticons' }).click();
+  await alice.keyboard.press('Escape');
+  await expect(panel).toBeHidden();
+  await expect(window).toBeVisible();
+  await expect(window.getByRole('button', { name: 'Emoticons' })).toBeFocused();
 });

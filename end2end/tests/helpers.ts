@@ -47,10 +47,23 @@ export async function sayIn(window: Locator, title: string, text: string) {
   await box.press('Enter');
 }
 
+/** The search box over the list. */
+export function searchBox(page: Page) {
+  return page.getByRole('searchbox', { name: /Search contacts/ });
+}
+
+/** Opens the conversation with `username` from the search box ("Chat with ..."). */
 export async function startChat(page: Page, username: string) {
-  await page.getByLabel('Start a conversation with').fill(username);
-  await page.getByRole('button', { name: 'Chat', exact: true }).click();
+  await searchBox(page).fill(username);
+  await page.getByRole('button', { name: `Chat with ${username}`, exact: true }).click();
   await expect(conversation(page, username)).toBeVisible();
+}
+
+/** Sends a contact request from the icon bar's "Add a contact". */
+export async function addContactInUi(page: Page, username: string) {
+  await page.getByRole('toolbar').getByRole('button', { name: 'Add a contact' }).click();
+  await page.getByLabel('Username of the person to add').fill(username);
+  await page.getByRole('button', { name: 'Send request' }).click();
 }
 
 /** A user's entry in the contact list of `page`. */
@@ -60,8 +73,7 @@ export function contactEntry(page: Page, username: string) {
 
 /** `asker` adds `other` as a contact and `other` accepts; both are online. */
 export async function befriendInUi(asker: Page, askerName: string, other: Page, otherName: string) {
-  await asker.getByLabel('Add a contact').fill(otherName);
-  await asker.getByRole('button', { name: 'Add', exact: true }).click();
+  await addContactInUi(asker, otherName);
   await contactEntry(other, askerName).getByRole('button', { name: 'Accept' }).click();
   await expect(contactEntry(asker, otherName)).toHaveAttribute('data-status', 'online');
 }

@@ -14,8 +14,7 @@ use crate::protocol::{
         paths, AddContact, GroupName, Invite, MoveToGroup, OpenDm, RoomQuery, SignInNotice,
         UpdateMe,
     },
-    ApiError, ApiErrorCode, Body, ClientFrame, ConversationSummary, RoomPage, UserSummary,
-    TYPING_REPEAT_MS,
+    ApiError, ApiErrorCode, Body, ClientFrame, ConversationSummary, RoomPage, TYPING_REPEAT_MS,
 };
 use gloo_net::http::Request;
 use leptos::{prelude::*, task::spawn_local};
@@ -183,12 +182,26 @@ pub fn open_window(ui: Ui, conv: i64) {
     change(ui, |m| reducer::open_window(m, conv));
 }
 
+/// Opens a conversation's window because the user asked to, and puts the cursor in its
+/// message box.
+pub fn open_and_focus(ui: Ui, conv: i64) {
+    open_window(ui, conv);
+    focus_compose(conv);
+}
+
+/// Puts the cursor in a conversation window's message box (once it is drawn).
+pub fn focus_compose(conv: i64) {
+    crate::app::components::card::focus_later(format!("#compose-{conv}"));
+}
+
 pub fn close_window(ui: Ui, conv: i64) {
     ui.model.update(|m| m.open.retain(|o| *o != conv));
 }
 
 fn open_summary(ui: Ui, s: ConversationSummary) {
+    let conv = s.id;
     change(ui, |m| reducer::open_summary(m, &s));
+    focus_compose(conv);
 }
 
 /// Opens the one-to-one conversation with `username`, starting it if new.
@@ -429,7 +442,7 @@ pub fn load_bots(ui: Ui) {
         return;
     }
     spawn_local(async move {
-        match http::get::<Vec<UserSummary>>(paths::BOTS).await {
+        match http::get::<Vec<crate::protocol::http::BotCard>>(paths::BOTS).await {
             Ok(bots) => ui.bots.set(bots),
             Err(e) => refused(ui, e),
         }

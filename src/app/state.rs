@@ -35,11 +35,15 @@ pub struct Ui {
     /// What the user is typing in each conversation (kept when a window closes).
     pub drafts: RwSignal<HashMap<i64, String>>,
     /// The AI contacts anyone can add (loaded when asked for).
-    pub bots: RwSignal<Vec<UserSummary>>,
+    pub bots: RwSignal<Vec<crate::protocol::http::BotCard>>,
     /// Sections of the contact list the user folded away (by their key).
     pub collapsed: RwSignal<HashSet<String>>,
     /// The contact (or group, as a negative id) whose action menu is open.
     pub menu: RwSignal<Option<i64>>,
+    /// The icon bar's open panel, if any.
+    pub panel: RwSignal<Option<crate::app::components::contacts::Panel>>,
+    /// What is typed in the search box over the list.
+    pub query: RwSignal<String>,
     /// Whether sounds are off (kept in the browser's local storage).
     pub muted: RwSignal<bool>,
     /// Why the last sign-in again failed, shown in the session-ended dialog only.
@@ -115,6 +119,8 @@ impl Ui {
             bots: RwSignal::new(Vec::new()),
             collapsed: RwSignal::new(HashSet::new()),
             menu: RwSignal::new(None),
+            panel: RwSignal::new(None),
+            query: RwSignal::new(String::new()),
             muted: RwSignal::new(false),
             resume_error: RwSignal::new(None),
             geometry: RwSignal::new(HashMap::new()),

@@ -115,6 +115,16 @@ impl RoomQuery {
 }
 
 /// `POST /api/contacts`: ask this user to be a contact.
+/// An AI contact anyone can add, as `GET /api/bots` lists them: who it is, one line about
+/// it, and the version of its picture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotCard {
+    pub user: super::UserSummary,
+    pub about: String,
+    #[serde(default)]
+    pub picture: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddContact {
     pub username: String,

@@ -80,10 +80,14 @@ async fn a_bot_answers_every_message_one_to_one_in_character_after_typing() {
         .call(reqwest::Method::GET, "/api/bots", &ann.token, None)
         .await;
     assert_eq!(res.status(), 200);
-    let bots: Vec<messenger::protocol::UserSummary> = res.json().await.expect("bots");
+    let bots: Vec<messenger::protocol::http::BotCard> = res.json().await.expect("bots");
     assert!(bots.len() >= 6);
-    assert!(bots.iter().all(|b| b.is_bot));
-    assert_eq!(bots[0].username, "tina_pet");
+    assert!(bots.iter().all(|b| b.user.is_bot));
+    assert_eq!(bots[0].user.username, "tina_pet");
+    // Each with a line about it and its picture.
+    assert!(bots
+        .iter()
+        .all(|b| !b.about.is_empty() && b.picture.is_some()));
     let mut ws = app.online(&ann).await;
     let tina = persona("tina_pet");
     let bot = add_bot(&app, &ann, "tina_pet").await;

@@ -2,7 +2,7 @@
 //! with its sections (requests, groups with counts, Online and Offline, sent requests,
 //! blocked users), each folding away, and each entry's menu.
 
-use super::card::{status_class, Picture};
+use super::card::{focus_later, status_class, Picture};
 use crate::app::{
     actions::{self, ContactAction},
     model::{sections, shown_name, Section, SectionKind},
@@ -11,64 +11,117 @@ use crate::app::{
 use crate::protocol::{Contact, Status, MAX_GROUP_NAME_CHARS};
 use leptos::prelude::*;
 
-/// Adding a contact and creating a group.
+/// What the main window's icon bar opens: one small panel at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    AddContact,
+    AddBot,
+    NewGroup,
+}
+
+/// The icon bar under the user's card: adding a contact, an AI contact, a contact group.
+/// Each opens a small panel (Escape or the button again closes it).
 #[component]
-pub fn ContactTools(ui: Ui) -> impl IntoView {
-    let username = RwSignal::new(String::new());
-    let group = RwSignal::new(String::new());
+pub fn Toolbar(ui: Ui) -> impl IntoView {
+    let button = move |panel: Panel, label: &'static str, icon: &'static str| {
+        let open = move || ui.panel.get() == Some(panel);
+        view! {
+            <button type="button" class=format!("tool-button {icon}") title=label
+                aria-expanded=move || open().to_string() aria-controls="tool-panel"
+                on:click=move |_| {
+                    let now = (!open()).then_some(panel);
+                    ui.panel.set(now);
+                    if panel == Panel::AddBot && now.is_some() {
+                        actions::load_bots(ui);
+                    }
+                    if now.is_some() {
+                        focus_later("#tool-panel input, #tool-panel button".into());
+                    }
+                }>
+                <span class="tool-icon" aria-hidden="true"></span>
+                <span class="tool-label">{label}</span>
+            </button>
+        }
+    };
     view! {
-        <div class="contact-tools">
-            <form class="add-contact" on:submit=move |ev| {
+        <div class="toolbar" role="toolbar" aria-label="Add contacts and groups">
+            {button(Panel::AddContact, "Add a contact", "add-contact")}
+            {button(Panel::AddBot, "Add an AI contact", "add-bot")}
+            {button(Panel::NewGroup, "Create a group", "new-group")}
+        </div>
+        {move || ui.panel.get().map(|panel| match panel {
+            Panel::AddContact => view! { <AddContactPanel ui=ui/> }.into_any(),
+            Panel::AddBot => view! { <AddBotPanel ui=ui/> }.into_any(),
+            Panel::NewGroup => view! { <NewGroupPanel ui=ui/> }.into_any(),
+        })}
+    }
+}
+
+/// "Add a contact": a username, then a request they accept or decline.
+#[component]
+fn AddContactPanel(ui: Ui) -> impl IntoView {
+    let username = RwSignal::new(String::new());
+    view! {
+        <div class="tool-panel" id="tool-panel" role="dialog" aria-label="Add a contact">
+            <form on:submit=move |ev| {
                 ev.prevent_default();
                 let name = username.get_untracked();
                 if !name.trim().is_empty() {
                     actions::add_contact(ui, name);
-                    username.set(String::new());
+                    ui.panel.set(None);
                 }
             }>
-                <label for="add-contact-username">"Add a contact"</label>
-                <div class="start-chat-row">
+                <label for="add-contact-username">"Username of the person to add"</label>
+                <div class="tool-row">
                     <input id="add-contact-username" placeholder="username" autocomplete="off" bind:value=username/>
-                    <button type="submit">"Add"</button>
+                    <button type="submit" class="primary">"Send request"</button>
                 </div>
+                <p class="hint">"They can accept or decline; you see their status once they accept."</p>
             </form>
-            <AddBot ui=ui/>
-            <details class="new-group">
-                <summary>"Create a group"</summary>
-                <form on:submit=move |ev| {
-                    ev.prevent_default();
-                    let name = group.get_untracked();
-                    if !name.trim().is_empty() {
-                        actions::create_group(ui, name.trim().to_owned());
-                        group.set(String::new());
-                    }
-                }>
-                    <div class="start-chat-row">
-                        <input aria-label="New group name" placeholder="group name" maxlength=MAX_GROUP_NAME_CHARS bind:value=group/>
-                        <button type="submit">"Create"</button>
-                    </div>
-                </form>
-            </details>
         </div>
     }
 }
 
-/// The AI contacts not yet in the list, each with an "Add" button.
+/// "Create a group" of contacts in the list.
 #[component]
-fn AddBot(ui: Ui) -> impl IntoView {
+fn NewGroupPanel(ui: Ui) -> impl IntoView {
+    let group = RwSignal::new(String::new());
+    view! {
+        <div class="tool-panel" id="tool-panel" role="dialog" aria-label="Create a group">
+            <form on:submit=move |ev| {
+                ev.prevent_default();
+                let name = group.get_untracked();
+                if !name.trim().is_empty() {
+                    actions::create_group(ui, name.trim().to_owned());
+                    ui.panel.set(None);
+                }
+            }>
+                <label for="new-group-name">"New group name"</label>
+                <div class="tool-row">
+                    <input id="new-group-name" placeholder="group name" maxlength=MAX_GROUP_NAME_CHARS bind:value=group/>
+                    <button type="submit" class="primary">"Create"</button>
+                </div>
+            </form>
+        </div>
+    }
+}
+
+/// The AI contacts not yet in the list, each with its picture, a line about it and "Add";
+/// the panel closes once one is added.
+#[component]
+fn AddBotPanel(ui: Ui) -> impl IntoView {
     let available = move || {
         ui.bots.with(|bots| {
             ui.contacts.with(|contacts| {
                 bots.iter()
-                    .filter(|b| !contacts.iter().any(|c| c.user.id == b.id))
+                    .filter(|b| !contacts.iter().any(|c| c.user.id == b.user.id))
                     .cloned()
                     .collect::<Vec<_>>()
             })
         })
     };
     view! {
-        <details class="add-bot" on:toggle=move |_| actions::load_bots(ui)>
-            <summary>"Add an AI contact"</summary>
+        <div class="tool-panel" id="tool-panel" role="dialog" aria-label="Add an AI contact">
             {move || {
                 let bots = available();
                 if bots.is_empty() {
@@ -82,12 +135,20 @@ fn AddBot(ui: Ui) -> impl IntoView {
                 view! {
                     <ul class="bot-list">
                         {bots.into_iter().map(|b| {
-                            let handle = b.username.clone();
+                            let handle = b.user.username.clone();
+                            let name = b.user.display_name.clone();
                             view! {
                                 <li>
-                                    <span class="bot-name">{b.display_name.clone()} <span class="hint">" (" {b.username.clone()} ")"</span></span>
-                                    <button on:click=move |_| actions::add_contact(ui, handle.clone())>
-                                        "Add" <span class="visually-hidden">{format!(" {}", b.display_name)}</span>
+                                    <Picture user=b.user.id version=b.picture.clone() status=Status::Online alt=String::new() size="small"/>
+                                    <span class="bot-text">
+                                        <span class="bot-name">{name.clone()} <span class="hint">" (" {handle.clone()} ")"</span></span>
+                                        <span class="bot-about">{b.about.clone()}</span>
+                                    </span>
+                                    <button on:click=move |_| {
+                                        actions::add_contact(ui, handle.clone());
+                                        ui.panel.set(None);
+                                    }>
+                                        "Add" <span class="visually-hidden">{format!(" {name}")}</span>
                                     </button>
                                 </li>
                             }
@@ -95,7 +156,70 @@ fn AddBot(ui: Ui) -> impl IntoView {
                     </ul>
                 }.into_any()
             }}
-        </details>
+        </div>
+    }
+}
+
+/// Whether `query` (already lower case) finds `text`.
+pub fn finds(query: &str, text: &str) -> bool {
+    query.is_empty() || lower(text).contains(query)
+}
+
+/// Lower case, as the browser does it (see `model::sections`).
+pub fn lower(text: &str) -> String {
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    return String::from(js_sys::JsString::from(text).to_lower_case());
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
+    return text.to_lowercase();
+}
+
+/// The search box over the list: it filters contacts, conversations and rooms as one types,
+/// and for a username offers to chat with them or, if they are not in the list yet, to add
+/// them.
+#[component]
+pub fn Search(ui: Ui) -> impl IntoView {
+    let me = ui.me.with_value(|m| m.username.clone());
+    let typed = move || ui.query.with(|q| q.trim().to_owned());
+    let is_contact = move |name: &str| {
+        let name = lower(name);
+        ui.contacts
+            .with(|cs| cs.iter().any(|c| lower(&c.user.username) == name))
+    };
+    view! {
+        <div class="search" role="search">
+            <label class="visually-hidden" for="search-box">"Search contacts, or type a username to chat with or add"</label>
+            <input id="search-box" type="search" placeholder="Search contacts or type a username…"
+                autocomplete="off" bind:value=ui.query
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" {
+                        ui.query.set(String::new());
+                    }
+                }/>
+            {move || {
+                let name = typed();
+                let valid = !name.is_empty() && name.len() <= 32
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                (valid && lower(&name) != lower(&me)).then(|| {
+                    let chat = name.clone();
+                    let add = name.clone();
+                    let known = is_contact(&name);
+                    view! {
+                        <div class="search-offers">
+                            <button type="button" class="offer" on:click=move |_| {
+                                actions::open_dm(ui, chat.clone());
+                                ui.query.set(String::new());
+                            }>{format!("Chat with {name}")}</button>
+                            {(!known).then(|| view! {
+                                <button type="button" class="offer" on:click=move |_| {
+                                    actions::add_contact(ui, add.clone());
+                                    ui.query.set(String::new());
+                                }>{format!("Add {name} as a contact")}</button>
+                            })}
+                        </div>
+                    }
+                })
+            }}
+        </div>
     }
 }
 
@@ -103,7 +227,17 @@ fn AddBot(ui: Ui) -> impl IntoView {
 /// blocked users, each section folding away.
 #[component]
 pub fn ContactList(ui: Ui) -> impl IntoView {
-    let all = Memo::new(move |_| ui.contacts.with(|c| ui.groups.with(|g| sections(c, g))));
+    let all = Memo::new(move |_| {
+        let query = ui.query.with(|q| lower(q.trim()));
+        ui.contacts.with(|c| {
+            let found: Vec<_> = c
+                .iter()
+                .filter(|c| finds(&query, shown_name(c)) || finds(&query, &c.user.username))
+                .cloned()
+                .collect();
+            ui.groups.with(|g| sections(&found, g))
+        })
+    });
     let keys =
         Memo::new(move |_| all.with(|s| s.iter().map(|x| x.key.clone()).collect::<Vec<_>>()));
     view! {
@@ -114,7 +248,7 @@ pub fn ContactList(ui: Ui) -> impl IntoView {
                 view! { <ContactSection ui=ui key=key section=section/> }
             }/>
             {move || ui.contacts.with(|c| c.is_empty()).then(|| view! {
-                <p class="hint">"No contacts yet: add someone by their username above."</p>
+                <p class="hint">"No contacts yet: type a username in the search box above, or use “Add a contact”."</p>
             })}
         </div>
     }

@@ -151,6 +151,12 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
     };
     view! {
         <section class="window conv-window" class:shaking=move || shaking.get()
+            on:keydown=move |ev| {
+                if ev.key() == "Escape" && !ev.default_prevented() {
+                    ev.prevent_default();
+                    actions::close_window(ui, id);
+                }
+            }
             style:translate=move || { let g = geometry.get(); (g.x != 0 || g.y != 0).then(|| format!("{}px {}px", g.x, g.y)) }
             style:width=move || { let g = geometry.get(); (g.w > 0).then(|| format!("{}px", g.w)) }
             style:height=move || { let g = geometry.get(); (g.h > 0).then(|| format!("{}px", g.h)) }
@@ -391,14 +397,50 @@ fn MessageText(text: String) -> impl IntoView {
 fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
     let open = RwSignal::new(false);
     let panel_id = format!("emoticons-{conv}");
+    let toggle_id = format!("emoticons-button-{conv}");
+    let toggle = toggle_id.clone();
+    let first = format!("#{panel_id} button");
     view! {
         <span class="emoticon-picker">
-            <button type="button" class="emoticon-button" aria-label="Emoticons" aria-haspopup="true"
+            <button type="button" class="emoticon-button" id=toggle_id.clone() aria-label="Emoticons" aria-haspopup="true"
                 aria-expanded=move || open.get().to_string() aria-controls=panel_id.clone()
-                on:click=move |_| open.update(|o| *o = !*o)>
+                on:click={
+                    let first = first.clone();
+                    move |_| {
+                        open.update(|o| *o = !*o);
+                        if open.get_untracked() {
+                            focus_later(first.clone());
+                        }
+                    }
+                }>
                 <span aria-hidden="true" inner_html=EMOTICONS[0].svg></span>
             </button>
-            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()>
+            // Arrow keys move between the emoticons, Escape closes the panel (and not the
+            // window) and goes back to the button.
+            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()
+                on:keydown=move |ev| {
+                    use wasm_bindgen::JsCast;
+                    let key = ev.key();
+                    if key == "Escape" {
+                        ev.prevent_default();
+                        open.set(false);
+                        focus_later(format!("#{toggle}"));
+                        return;
+                    }
+                    let forward = matches!(key.as_str(), "ArrowRight" | "ArrowDown");
+                    let back = matches!(key.as_str(), "ArrowLeft" | "ArrowUp");
+                    if !forward && !back {
+                        return;
+                    }
+                    ev.prevent_default();
+                    let Some(current) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+                        return;
+                    };
+                    let next = if forward { current.next_element_sibling() } else { current.previous_element_sibling() };
+                    if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+                        let _ = el.focus();
+                    }
+                }>
                 {EMOTICONS.iter().map(|e| {
                     let input_id = input_id.clone();
                     view! {

@@ -5,7 +5,7 @@ use crate::app::{
     actions,
     components::{
         card::{status_class, MeCard},
-        contacts::{ContactList, ContactTools},
+        contacts::{finds, lower, ContactList, Search, Toolbar},
         conversation::{ConversationWindow, UnreadBadge},
         dialogs::{SessionEnded, Toasts},
     },
@@ -58,13 +58,13 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
             );
         }
     });
-    let dm_name = RwSignal::new(String::new());
     // One-to-one and group conversations (rooms have their own list): id, kind, peer.
     let dms = Memo::new(move |_| {
+        let query = ui.query.with(|q| lower(q.trim()));
         ui.model.with(|m| {
             m.convs
                 .iter()
-                .filter(|c| c.kind != ConversationKind::Room)
+                .filter(|c| c.kind != ConversationKind::Room && finds(&query, &c.title))
                 .map(|c| (c.id, c.kind, c.peer))
                 .collect::<Vec<_>>()
         })
@@ -84,14 +84,38 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
             || (link == Link::Connecting && ui.model.with(|m| m.ready))
     });
     let notice = Memo::new(move |_| ui.model.with(|m| m.notice.clone()));
-    let rooms = Memo::new(move |_| ui.model.with(|m| m.rooms.clone()));
+    let rooms = Memo::new(move |_| {
+        let query = ui.query.with(|q| lower(q.trim()));
+        ui.model.with(|m| {
+            std::sync::Arc::new(
+                m.rooms
+                    .iter()
+                    .filter(|r| finds(&query, &r.title))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        })
+    });
+    // Escape closes what is open: the icon bar's panel, a contact's menu, or (from inside
+    // it) a conversation window (`ConversationWindow` handles that one).
+    let on_escape = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() != "Escape" || ev.default_prevented() {
+            return;
+        }
+        if ui.panel.get_untracked().is_some() {
+            ui.panel.set(None);
+        } else if ui.menu.get_untracked().is_some() {
+            ui.menu.set(None);
+        }
+    };
     let rooms_total =
         Memo::new(move |_| ui.model.with(|m| m.rooms_total.max(m.rooms.len() as i64)));
+    let all_rooms = Memo::new(move |_| ui.model.with(|m| m.rooms.len()));
     let open = Memo::new(move |_| ui.model.with(|m| m.open.clone()));
     view! {
-        <div class="desktop" class:link-down=move || link_lost.get()>
+        <main class="desktop" class:link-down=move || link_lost.get() on:keydown=on_escape>
             <section class="window main-window" aria-labelledby="main-title">
-                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><span id="main-title">"Messenger"</span></header>
+                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><h1 id="main-title">"Messenger"</h1></header>
                 <MeCard ui=ui link_text=link_text link_up=link_up/>
                 {move || link_lost.get().then(|| view! {
                     <div class="link-banner" role="alert">
@@ -113,21 +137,8 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                         <button class="link-button" on:click=move |_| ui.model.update(|m| m.notice = None)>"Dismiss"</button>
                     </p>
                 })}
-                <ContactTools ui=ui/>
-                <form class="start-chat" on:submit=move |ev| {
-                    ev.prevent_default();
-                    let name = dm_name.get_untracked();
-                    if !name.trim().is_empty() {
-                        actions::open_dm(ui, name);
-                        dm_name.set(String::new());
-                    }
-                }>
-                    <label for="start-chat-username">"Start a conversation with"</label>
-                    <div class="start-chat-row">
-                        <input id="start-chat-username" placeholder="username" autocomplete="off" bind:value=dm_name/>
-                        <button type="submit">"Chat"</button>
-                    </div>
-                </form>
+                <Toolbar ui=ui/>
+                <Search ui=ui/>
                 <nav class="contact-list" aria-label="Contacts, conversations and rooms">
                     <ContactList ui=ui/>
                     <h2 class="group-title">"Conversations (" {move || dms.with(Vec::len)} ")"</h2>
@@ -140,7 +151,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                                 .unwrap_or(Status::Offline));
                             view! {
                                 <li>
-                                    <button class="contact" on:click=move |_| actions::open_window(ui, id)>
+                                    <button class="contact" on:click=move |_| actions::open_and_focus(ui, id)>
                                         {if kind == ConversationKind::Group {
                                             view! { <span class="group-icon" aria-hidden="true"></span> }.into_any()
                                         } else {
@@ -153,7 +164,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                             }
                         }/>
                     </ul>
-                    {move || dms.with(Vec::is_empty).then(|| view! { <p class="hint">"No conversations yet: start one above."</p> })}
+                    {move || dms.with(Vec::is_empty).then(|| view! { <p class="hint">{move || if ui.query.with(|q| q.trim().is_empty()) { "No conversations yet: type a username in the search box to start one." } else { "No conversation matches." }}</p> })}
                     <h2 class="group-title">"Rooms (" {move || rooms_total.get()} ")"</h2>
                     <ul>
                         <For each=move || rooms.get().as_ref().clone() key=|r| (r.id, r.joined) children=move |r| {
@@ -171,7 +182,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                             }
                         }/>
                     </ul>
-                    {move || (rooms.with(|r| r.len()) < rooms_total.get() as usize).then(|| view! {
+                    {move || (all_rooms.get() < rooms_total.get() as usize).then(|| view! {
                         <button class="link-button more-rooms" on:click=move |_| actions::more_rooms(ui)>"More rooms…"</button>
                     })}
                 </nav>
@@ -185,6 +196,6 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
             </div>
             <Toasts ui=ui/>
             {move || (ui.link.get() == Link::Ended).then(|| view! { <SessionEnded ui=ui/> })}
-        </div>
+        </main>
     }
 }

@@ -321,6 +321,8 @@ pub struct Bots {
     store: Arc<dyn BotStore>,
     /// User id to persona.
     by_user: HashMap<i64, &'static Persona>,
+    /// The version of each bot's picture.
+    pictures: HashMap<i64, String>,
     pub brain: Brain,
     /// Every conversation with a bot in it: its kind and its bots. Read from the store at
     /// start, then kept up to date when a one-to-one conversation with a bot is created
@@ -419,19 +421,27 @@ impl Bots {
     }
 
     /// Every bot as users see it, in the personas' order.
-    pub fn summaries(&self) -> Vec<UserSummary> {
+    pub fn summaries(&self) -> Vec<crate::protocol::http::BotCard> {
         let mut out: Vec<_> = self
             .by_user
             .iter()
-            .map(|(&id, p)| UserSummary {
-                id,
-                username: p.handle.to_owned(),
-                display_name: p.display_name.to_owned(),
-                is_guest: false,
-                is_bot: true,
+            .map(|(&id, p)| crate::protocol::http::BotCard {
+                user: UserSummary {
+                    id,
+                    username: p.handle.to_owned(),
+                    display_name: p.display_name.to_owned(),
+                    is_guest: false,
+                    is_bot: true,
+                },
+                about: p.about.to_owned(),
+                picture: self.pictures.get(&id).cloned(),
             })
             .collect();
-        out.sort_by_key(|u| personas::ALL.iter().position(|p| p.handle == u.username));
+        out.sort_by_key(|b| {
+            personas::ALL
+                .iter()
+                .position(|p| p.handle == b.user.username)
+        });
         out
     }
 }
@@ -452,6 +462,7 @@ pub async fn start(
     cfg: BotConfig,
 ) -> anyhow::Result<Bots> {
     let mut by_user = HashMap::new();
+    let mut pictures = HashMap::new();
     for p in personas::ALL {
         let Some(id) = store
             .upsert_bot(p.handle, p.display_name, p.personal_message, p.status)
@@ -469,6 +480,7 @@ pub async fn start(
         if current.as_deref() != Some(version.as_str()) {
             profiles.set_picture(id, Some((&version, &png))).await?;
         }
+        pictures.insert(id, version);
         if let Some(profile) = profiles.profile(id).await? {
             // A bot is online for good: one pretend socket that never closes.
             presence.connect(id, u64::MAX - id as u64, profile);
@@ -510,6 +522,7 @@ pub async fn start(
         cfg,
         store,
         by_user,
+        pictures,
         brain,
         convs: Arc::new(Mutex::new(convs)),
         senders: Mutex::new(HashMap::new()),

@@ -5,7 +5,7 @@ use super::extract::{self, Path, Query};
 use super::session::CurrentSession;
 use crate::protocol::{
     http::{paths, Invite, OpenDm, RoomQuery, StartGroup},
-    ConversationSummary, RoomPage, UserSummary,
+    ConversationSummary, RoomPage,
 };
 use crate::server::{error::Result, state::AppState};
 use axum::{
@@ -98,7 +98,10 @@ async fn leave(
 
 /// `GET /api/bots`: the AI contacts anyone can add (kept out of `hello`, which every
 /// connection holds on to).
-async fn bot_list(State(state): State<AppState>, _: CurrentSession) -> Json<Vec<UserSummary>> {
+async fn bot_list(
+    State(state): State<AppState>,
+    _: CurrentSession,
+) -> Json<Vec<crate::protocol::http::BotCard>> {
     Json(
         state
             .bots
