@@ -183,3 +183,119 @@ test('the emoticon picker works from the keyboard', async ({ browser }) => {
   await expect(window).toBeVisible();
   await expect(window.getByRole('button', { name: 'Emoticons' })).toBeFocused();
 });
+
+test('conversation windows group lines under one "says:" with a time, show large pictures, and keep their size', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  await startChat(alice, 'bob');
+  for (const text of ['one', 'two', 'three']) await say(alice, 'bob', text);
+  const atBob = conversation(bob, 'alice');
+  await expect(atBob.getByText('three', { exact: true })).toBeVisible();
+  await say(bob, 'alice', 'four');
+  await expect(atBob.getByText('four', { exact: true })).toBeVisible();
+  // Three lines from alice under one "alice says:", then bob's own group.
+  await expect(atBob.locator('.line .who')).toHaveText([/^alice says:\s*\d\d:\d\d$/, /^bob says:\s*\d\d:\d\d$/]);
+  await expect(atBob.locator('.line').filter({ hasText: 'two' })).toHaveAttribute('title', /\d/);
+  // The pictures, large, at the side: the contact's and one's own.
+  const pictures = atBob.locator('.conv-side img');
+  await expect(pictures).toHaveCount(2);
+  await expect(pictures.first()).toHaveAttribute('alt', 'Display picture of alice');
+  expect((await pictures.first().boundingBox())!.width).toBeGreaterThanOrEqual(90);
+  // Resized from its corner, and still that size after a reload.
+  const before = (await atBob.boundingBox())!;
+  await bob.mouse.move(before.x + before.width - 3, before.y + before.height - 3);
+  await bob.mouse.down();
+  await bob.mouse.move(before.x + before.width + 80, before.y + before.height + 40, { steps: 5 });
+  await bob.mouse.up();
+  const resized = (await atBob.boundingBox())!;
+  expect(resized.width).toBeGreaterThan(before.width + 40);
+  await bob.reload();
+  await waitOnline(bob);
+  const after = (await conversation(bob, 'alice').boundingBox())!;
+  expect(Math.round(after.width)).toBe(Math.round(resized.width));
+  expect(Math.round(after.height)).toBe(Math.round(resized.height));
+});
+
+test('a message in the background toasts with a picture, counts in the title and notifies; an offline contact is said to get it later', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bobContext = await browser.newContext();
+  // The system's notifications, allowed and recorded.
+  await bobContext.addInitScript(() => {
+    const shown: { title: string; body?: string; icon?: string }[] = [];
+    (window as any).__shown = shown;
+    (window as any).Notification = class {
+      static permission = 'granted';
+      static requestPermission() {
+        return Promise.resolve('granted');
+      }
+      constructor(title: string, options?: { body?: string; icon?: string }) {
+        shown.push({ title, body: options?.body, icon: options?.icon });
+      }
+    };
+  });
+  const bob = await bobContext.newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  // The request's answer toasts at alice's, with bob's picture.
+  const accepted = alice.locator('.toast').filter({ hasText: 'bob accepted your request and is now in your list.' });
+  await expect(accepted).toBeVisible();
+  await expect(accepted.locator('img.picture')).toBeVisible();
+  await expect(bob).toHaveTitle('Messenger');
+
+  // Bob's tab goes to the background.
+  await bob.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'are you there?');
+  const toast = bob.locator('.toast').filter({ hasText: 'alice says: are you there?' });
+  await expect(toast).toBeVisible();
+  // Alice has no picture of her own: the default one shows.
+  await expect(toast.locator('img.picture')).toHaveAttribute('src', /picture/);
+  await expect(bob).toHaveTitle('(1) Messenger');
+  const shown = await bob.evaluate(() => (window as any).__shown);
+  expect(shown).toEqual([{ title: 'alice says:', body: 'are you there?', icon: expect.stringMatching(/picture/) }]);
+  // Back in front: the title is plain again.
+  await bob.evaluate(() => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await expect(bob).toHaveTitle('Messenger');
+
+  // Bob goes away: alice is told her messages wait for him.
+  await bobContext.close();
+  await expect(conversation(alice, 'bob').getByText('bob is offline: your messages will be delivered when they sign in.')).toBeVisible();
+});
+
+test('the personal message shows whole, and a guest sees their username whole with a copy button', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  const text = 'Listening to: Daft Punk - Harder, Better, Faster, Stronger (Alive 2007)';
+  const box = alice.getByLabel('Your personal message');
+  await box.fill(text);
+  await box.press('Enter');
+  await expect(box).toHaveAttribute('title', text);
+  const fits = await box.evaluate((el) => el.scrollWidth <= el.clientWidth && el.scrollHeight <= el.clientHeight + 1);
+  expect(fits).toBe(true);
+
+  const context = await browser.newContext();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  const guest = await context.newPage();
+  await guest.goto(server.url);
+  await guest.getByRole('button', { name: 'Try as guest' }).click();
+  await waitOnline(guest);
+  const handle = guest.locator('.my-username .handle');
+  const name = (await handle.textContent())!;
+  expect(name).toMatch(/^guest~[0-9a-f]{10}$/);
+  // On one line, whole.
+  const whole = await handle.evaluate((el) => el.scrollWidth <= el.clientWidth + 1 && el.getClientRects().length === 1);
+  expect(whole).toBe(true);
+  await guest.getByRole('button', { name: 'Copy your username' }).click();
+  await expect(guest.getByRole('button', { name: 'Username copied' })).toBeVisible();
+  expect(await guest.evaluate(() => navigator.clipboard.readText())).toBe(name);
+});

@@ -58,6 +58,11 @@ pub struct Model {
     /// The store's epoch, from `hello`: the sequence numbers this page holds are only
     /// comparable with the server's within it.
     pub epoch: Option<String>,
+    /// Whether the tab is in the background (the page's `visibilitychange`).
+    pub hidden: bool,
+    /// Messages from others that arrived while the tab was in the background (the title
+    /// counts them until the tab is seen again).
+    pub unseen_while_hidden: u32,
 }
 
 impl Model {
@@ -79,6 +84,8 @@ impl Model {
             notice: None,
             next_id: 0,
             epoch: None,
+            hidden: false,
+            unseen_while_hidden: 0,
         }
     }
 
@@ -126,22 +133,52 @@ impl Model {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub seq: i64,
+    pub from: i64,
     pub from_name: String,
     pub body: String,
     pub mine: bool,
     pub kind: MessageKind,
+    /// When it was committed (milliseconds since the epoch).
+    pub at: i64,
 }
 
 impl Line {
     pub fn from_view(m: &MessageView, me: i64) -> Self {
         Self {
             seq: m.seq,
+            from: m.from,
             from_name: m.from_name.clone(),
             body: m.body.clone(),
             mine: m.from == me,
             kind: m.kind,
+            at: m.at,
         }
     }
+}
+
+/// Lines from one sender within this long of each other go under one "X says:".
+pub const GROUP_WITHIN_MS: i64 = 5 * 60 * 1000;
+
+/// Which lines start a group under their own "X says:" (with its time): a text line whose
+/// sender differs from the previous shown line's, or that came more than
+/// [`GROUP_WITHIN_MS`] after it, or that follows a nudge or a join. Lines not shown
+/// (deletions, deleted messages) neither start nor break a group.
+pub fn group_starts(lines: &[Line]) -> Vec<bool> {
+    let mut prev: Option<&Line> = None;
+    lines
+        .iter()
+        .map(|l| {
+            if matches!(l.kind, MessageKind::Delete | MessageKind::Deleted) {
+                return false;
+            }
+            let starts = l.kind != MessageKind::Text
+                || prev.is_none_or(|p| {
+                    p.kind != MessageKind::Text || p.from != l.from || l.at - p.at > GROUP_WITHIN_MS
+                });
+            prev = Some(l);
+            starts
+        })
+        .collect()
 }
 
 /// A message sent but not yet acknowledged (it is resent, with the same id, after reconnects).
@@ -167,6 +204,8 @@ pub struct Typist {
 pub struct Toast {
     pub id: u64,
     pub text: String,
+    /// Whose picture shows beside it: the user and their picture's version.
+    pub picture: Option<(i64, Option<String>)>,
 }
 
 /// One conversation: its list entry and its window.
@@ -469,6 +508,39 @@ pub fn sections(contacts: &[Contact], groups: &[ContactGroup]) -> Vec<Section> {
 
 #[cfg(test)]
 mod tests {
+
+    fn line(seq: i64, from: i64, at: i64, kind: MessageKind) -> Line {
+        Line {
+            seq,
+            from,
+            from_name: format!("user {from}"),
+            body: "hi".into(),
+            mine: from == 1,
+            kind,
+            at,
+        }
+    }
+
+    #[test]
+    fn lines_group_by_sender_and_time_and_nudges_stand_alone() {
+        use MessageKind::*;
+        let min = 60_000;
+        let lines = [
+            line(1, 1, 0, Text),
+            line(2, 1, min, Text),
+            line(3, 2, 2 * min, Text),
+            line(4, 2, 3 * min, Deleted),
+            line(5, 2, 4 * min, Text),
+            line(6, 2, 4 * min, Nudge),
+            line(7, 2, 5 * min, Text),
+            line(8, 2, 11 * min, Text),
+        ];
+        assert_eq!(
+            group_starts(&lines),
+            [true, false, true, false, false, true, true, true]
+        );
+    }
+
     use super::*;
 
     fn contact(

@@ -38,6 +38,14 @@ pub enum Effect {
     MarkRead(i64),
     /// After this many milliseconds, apply [`later`].
     Later(u32, Later),
+    /// Show a notification of the system (if the user allowed them): a message that came
+    /// while the tab was in the background.
+    Notify {
+        title: String,
+        body: String,
+        user: i64,
+        picture: Option<String>,
+    },
 }
 
 /// The sounds the messenger makes.
@@ -161,12 +169,32 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                 fx.push(Effect::Later(SHAKE_FOR_MS, Later::StopShaking(id)));
                 fx.push(Effect::Play(Sound::Nudge));
             } else if news && !mine && msg.kind == MessageKind::Text {
-                fx.push(Effect::Play(Sound::Message));
-                if !open && kind != ConversationKind::Room {
+                // In the background: a toast with the sender's picture (and its sound), the
+                // title's count, and the system's notification (if allowed), as Messenger's
+                // "X says:".
+                let stays_closed = open || kind == ConversationKind::Room;
+                if !open && kind == ConversationKind::Room {
+                    c.unread += 1;
+                }
+                if m.hidden {
+                    m.unseen_while_hidden += 1;
+                    let picture = picture_of(m, msg.from);
+                    let title = format!("{} says:", msg.from_name);
+                    let text = format!("{title} {}", msg.body);
+                    let who = Some((msg.from, picture.clone()));
+                    fx.extend(notify_with(m, text, Sound::Message, who));
+                    fx.push(Effect::Notify {
+                        title,
+                        body: msg.body.clone(),
+                        user: msg.from,
+                        picture,
+                    });
+                } else {
+                    fx.push(Effect::Play(Sound::Message));
+                }
+                if !stays_closed {
                     // A new message opens its window, as in Messenger.
                     fx.extend(open_window(m, id));
-                } else if !open {
-                    c.unread += 1;
                 }
             }
         }
@@ -239,16 +267,34 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
         }
         ServerFrame::Contact { contact } => {
             let name = shown_name(&contact).to_owned();
-            let (state, status, blocked) =
-                (contact.state, contact.presence.status, contact.blocked);
+            let (user, state, status, blocked) = (
+                contact.user.id,
+                contact.state,
+                contact.presence.status,
+                contact.blocked,
+            );
+            let picture = Some((user, contact.presence.picture.clone()));
             match m.upsert_contact(contact) {
                 None if state == ContactState::Incoming && !blocked => {
                     let text = format!("{name} wants to add you as a contact.");
-                    fx.extend(notify(m, text, Sound::Request));
+                    fx.extend(notify_with(m, text, Sound::Request, picture));
+                }
+                // Someone accepted this user's request.
+                Some(b)
+                    if b.state == ContactState::Requested && state == ContactState::Accepted =>
+                {
+                    let text = format!("{name} accepted your request and is now in your list.");
+                    fx.extend(notify_with(m, text, Sound::SignIn, picture));
                 }
                 // Only a contact who was already accepted "signs in" (not one just accepted).
                 Some(b) if b.state == ContactState::Accepted && state == b.state => {
-                    fx.extend(signed_in_news(m, &name, Some(b.presence.status), status));
+                    fx.extend(signed_in_news(
+                        m,
+                        user,
+                        &name,
+                        Some(b.presence.status),
+                        status,
+                    ));
                 }
                 _ => {}
             }
@@ -258,7 +304,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             let name = presence.display_name.clone();
             let status = presence.status;
             let before = m.set_presence(user, presence);
-            fx.extend(signed_in_news(m, &name, before, status));
+            fx.extend(signed_in_news(m, user, &name, before, status));
         }
         ServerFrame::MyStatus {
             status,
@@ -395,8 +441,18 @@ pub fn history(m: &mut Model, conv: i64, page: HistoryPage) {
 
 /// Shows a notification for a few seconds, with its sound.
 pub fn notify(m: &mut Model, text: String, sound: Sound) -> Vec<Effect> {
+    notify_with(m, text, sound, None)
+}
+
+/// A toast with someone's picture beside it.
+pub fn notify_with(
+    m: &mut Model,
+    text: String,
+    sound: Sound,
+    picture: Option<(i64, Option<String>)>,
+) -> Vec<Effect> {
     let id = m.next_id();
-    m.toasts.push(Toast { id, text });
+    m.toasts.push(Toast { id, text, picture });
     let extra = m.toasts.len().saturating_sub(TOASTS_MAX);
     m.toasts.drain(..extra);
     vec![
@@ -453,11 +509,31 @@ fn sync(m: &mut Model, conv: i64, last_seq: i64) -> Option<Effect> {
 
 /// "<name> has just signed in", with its sound, when a contact goes from offline to online
 /// after this page loaded its list.
-fn signed_in_news(m: &mut Model, name: &str, before: Option<Status>, now: Status) -> Vec<Effect> {
+fn signed_in_news(
+    m: &mut Model,
+    user: i64,
+    name: &str,
+    before: Option<Status>,
+    now: Status,
+) -> Vec<Effect> {
     if m.ready && before == Some(Status::Offline) && now != Status::Offline {
-        return notify(m, format!("{name} has just signed in."), Sound::SignIn);
+        let picture = Some((user, picture_of(m, user)));
+        return notify_with(
+            m,
+            format!("{name} has just signed in."),
+            Sound::SignIn,
+            picture,
+        );
     }
     Vec::new()
+}
+
+/// The version of a contact's picture, as this page knows it.
+fn picture_of(m: &Model, user: i64) -> Option<String> {
+    m.contacts
+        .iter()
+        .find(|c| c.user.id == user)
+        .and_then(|c| c.presence.picture.clone())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub fn Picture(
     #[prop(into)] version: Signal<Option<String>>,
     #[prop(into)] status: Signal<Status>,
     #[prop(into)] alt: Signal<String>,
-    /// "large" (the card and conversation windows) or "small" (the contact list).
+    /// "xl" (conversation windows), "large" (the card) or "small" (lists).
     size: &'static str,
 ) -> impl IntoView {
     view! {
@@ -122,8 +122,24 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                     }}
                     {me.is_guest.then(|| view! { <span class="guest-badge">"guest"</span> })}
                 </div>
-                {(me.username != me.display_name || me.is_guest).then(|| view! {
-                    <div class="hint my-username">"Others reach you as " <strong>{me.username.clone()}</strong></div>
+                {(me.username != me.display_name || me.is_guest).then(|| {
+                    let handle = me.username.clone();
+                    let copied = RwSignal::new(false);
+                    view! {
+                        <div class="my-username">
+                            <span class="hint">"Others reach you as "</span>
+                            <code class="handle">{me.username.clone()}</code>
+                            <button type="button" class="copy-button"
+                                aria-label=move || if copied.get() { "Username copied".to_owned() } else { "Copy your username".to_owned() }
+                                on:click=move |_| {
+                                    if let Some(w) = web_sys::window() {
+                                        let _ = w.navigator().clipboard().write_text(&handle);
+                                        copied.set(true);
+                                        set_timeout(move || copied.set(false), std::time::Duration::from_secs(2));
+                                    }
+                                }>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                        </div>
+                    }
                 })}
                 <div class="my-status-row">
                     <span class=move || status_class(status.get()) aria-hidden="true"></span>
@@ -143,8 +159,11 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                         }).collect_view()}
                     </select>
                 </div>
-                <input class="personal-message-input" aria-label="Your personal message"
+                // A box that grows with its text: the whole message shows, and its tooltip
+                // has it too.
+                <textarea class="personal-message-input" aria-label="Your personal message" rows="1"
                     placeholder="Share a quick message" maxlength=MAX_PERSONAL_MESSAGE_CHARS
+                    title=move || personal_message.get()
                     prop:value=move || pm_draft.get()
                     on:input=move |ev| pm_draft.set(event_target_value(&ev))
                     on:keydown=move |ev| match ev.key().as_str() {
@@ -156,23 +175,49 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                     on:blur=move |_| {
                         pm_focused.set(false);
                         save_pm();
-                    }/>
+                    }></textarea>
                 <div class="my-status" class:visually-hidden=move || link_up.get() role="status" aria-label="Connection">
                     {move || link_text.get()}
                 </div>
             </div>
-            <div class="me-actions">
-                <button class="link-button" aria-pressed=move || ui.muted.get().to_string()
-                    on:click=move |_| actions::set_muted(ui, !ui.muted.get_untracked())>
-                    {move || if ui.muted.get() { "Sounds off" } else { "Sounds on" }}
-                </button>
+        </div>
+    }
+}
 
-                // A plain form: the browser posts it to the sign-out server function, which
-                // answers with the sign-in window.
-                <form method="post" action=SignOut::PATH class="signout-form">
-                    <button type="submit" class="link-button">"Sign out"</button>
-                </form>
-            </div>
+/// The main window's own controls, in its title bar: sounds on or off, and signing out.
+#[component]
+pub fn WindowControls(ui: Ui) -> impl IntoView {
+    // Notifications of the system for messages that come while the tab is in the
+    // background: offered until the user answers the browser's question.
+    let asked = RwSignal::new(false);
+    // Looked at once the page runs (an effect: the server's render has no notifications,
+    // and the first render in the browser must match it).
+    let can = RwSignal::new(false);
+    Effect::new(move |_| {
+        asked.track();
+        can.set(web_sys::Notification::permission() == web_sys::NotificationPermission::Default);
+    });
+    let can_ask = move || can.get();
+    view! {
+        <div class="window-controls">
+            {move || can_ask().then(|| view! {
+                <button type="button" class="control-button" title="Show new messages as notifications when this tab is in the background"
+                    on:click=move |_| {
+                        let _ = web_sys::Notification::request_permission();
+                        asked.set(true);
+                    }>"Alerts"</button>
+            })}
+            <button type="button" class="control-button sound-toggle" aria-pressed=move || (!ui.muted.get()).to_string()
+                title=move || if ui.muted.get() { "Sounds are off: turn them on" } else { "Sounds are on: turn them off" }
+                on:click=move |_| actions::set_muted(ui, !ui.muted.get_untracked())>
+                <span class="control-icon" aria-hidden="true"></span>
+                "Sounds"
+            </button>
+            // A plain form: the browser posts it to the sign-out server function, which
+            // answers with the sign-in window.
+            <form method="post" action=SignOut::PATH class="signout-form">
+                <button type="submit" class="control-button">"Sign out"</button>
+            </form>
         </div>
     }
 }

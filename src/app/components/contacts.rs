@@ -424,7 +424,7 @@ fn ContactEntry(ui: Ui, c: Contact) -> impl IntoView {
                         {blocked.then(|| view! { <span class="contact-status">"(blocked)"</span> })}
                     </span>
                     {(!c.presence.personal_message.is_empty()).then(|| view! {
-                        <span class="personal-message">{c.presence.personal_message.clone()}</span>
+                        <span class="personal-message" title=c.presence.personal_message.clone()>{c.presence.personal_message.clone()}</span>
                     })}
                 </span>
             </button>

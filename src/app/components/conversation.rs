@@ -5,7 +5,7 @@ use super::card::{focus_later, status_class, Picture};
 use crate::app::{
     actions,
     emoticons::{split, Piece, ALL as EMOTICONS},
-    model::{shown_name, typing_text, Line, Pending},
+    model::{group_starts, shown_name, typing_text, Line, Pending},
     state::Ui,
 };
 use crate::protocol::{ContactState, ConversationKind, MessageKind, Status, MAX_BODY_CHARS};
@@ -66,6 +66,29 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
     let history_id = format!("history-{id}");
     let input_id = format!("compose-{id}");
     let last_seq = Memo::new(move |_| lines.with(|l| l.last().map(|x| x.seq)));
+    // Each line with whether it starts a group under its own "X says:".
+    let shown = Memo::new(move |_| {
+        lines.with(|l| {
+            let starts = group_starts(l);
+            l.iter().cloned().zip(starts).collect::<Vec<_>>()
+        })
+    });
+    // The pending lines, the first under its own "X says:" unless it continues the
+    // user's own last group.
+    let pending_shown = Memo::new(move |_| {
+        let continues = lines.with(|l| {
+            l.iter()
+                .rev()
+                .find(|x| !matches!(x.kind, MessageKind::Delete | MessageKind::Deleted))
+                .is_some_and(|x| x.mine && x.kind == MessageKind::Text)
+        });
+        pending.with(|p| {
+            p.iter()
+                .enumerate()
+                .map(|(i, p)| (p.clone(), i == 0 && !continues))
+                .collect::<Vec<_>>()
+        })
+    });
     let pending_count = Memo::new(move |_| pending.with(|p| p.len()));
     // Whether the reader is at the bottom of the history (they follow the talk), and
     // whether messages arrived below while they were reading further up.
@@ -178,16 +201,9 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
                     on:click=move |_| actions::close_window(ui, id)>"×"</button>
             </header>
+            <div class="conv-body">
+            <div class="conv-main">
             <div class="conv-to">
-                {peer.map(|peer| {
-                    view! {
-                        <Picture user=peer
-                            version=Signal::derive(move || presence.get().and_then(|p| p.picture))
-                            status=Signal::derive(move || presence.get().map_or(Status::Offline, |p| p.status))
-                            alt=Signal::derive(move || format!("Display picture of {}", title.get()))
-                            size="large"/>
-                    }
-                })}
                 "To: " <strong>{move || title.get()}</strong>
                 {(kind == ConversationKind::Group).then(|| view! {
                     <span class="hint member-count">{move || format!(" ({} members)", members.get())}</span>
@@ -197,7 +213,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     " "
                     <span class=status_class(p.status) aria-hidden="true"></span>
                     <span class="conv-peer-status">{format!(" ({})", p.status.label())}</span>
-                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message">{p.personal_message}</span> })}
+                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message" title=p.personal_message.clone()>{p.personal_message.clone()}</span> })}
                 })}
             </div>
             <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
@@ -214,8 +230,9 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 }>
                 {move || loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
                 {move || at_start.get().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
-                <For each=move || lines.get().as_ref().clone() key=|l| (l.seq, l.kind) children=move |l| view! { <HistoryLine ui=ui conv=id line=l/> }/>
-                <For each=move || pending.get().as_ref().clone() key=|p| (p.client_id.clone(), p.failed.clone()) children=move |p| view! { <PendingLine ui=ui pending=p/> }/>
+                <For each=move || shown.get() key=|(l, starts)| (l.seq, l.kind, *starts) children=move |(l, starts)| view! { <HistoryLine ui=ui conv=id line=l starts=starts/> }/>
+                <For each=move || pending_shown.get() key=|(p, starts)| (p.client_id.clone(), p.failed.clone(), *starts)
+                    children=move |(p, starts)| view! { <PendingLine ui=ui pending=p starts=starts/> }/>
             </div>
             {move || unseen.get().then(|| {
                 let jump_id = jump_id.clone();
@@ -229,6 +246,9 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 }
             })}
             <p class="typing" role="status" aria-live="polite">{move || typing.get()}</p>
+            {move || presence.get().filter(|p| p.status == Status::Offline).map(|_| view! {
+                <p class="offline-note">{format!("{} is offline: your messages will be delivered when they sign in.", title.get())}</p>
+            })}
             {move || notice.get().map(|n| view! { <p class="conv-notice" role="alert">{n}</p> })}
             <form class="compose" on:submit=move |ev| {
                 ev.prevent_default();
@@ -244,8 +264,6 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                         }
                     }></textarea>
                 <div class="compose-bar">
-                    <Picture user=ui.me.with_value(|m| m.id) version=my_picture status=my_status
-                        alt="Your display picture".to_owned() size="small"/>
                     <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", draft.with(|d| d.chars().count()))}</span>
                     <span class="compose-actions">
                         <EmoticonPicker ui=ui conv=id input_id=input_id.clone()/>
@@ -255,13 +273,59 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     </span>
                 </div>
             </form>
+            </div>
+            // The pictures, large, as Messenger showed them: the contact's at the top, the
+            // user's own at the bottom.
+            <aside class="conv-side">
+                {peer.map(|peer| {
+                    view! {
+                        <Picture user=peer
+                            version=Signal::derive(move || presence.get().and_then(|p| p.picture))
+                            status=Signal::derive(move || presence.get().map_or(Status::Offline, |p| p.status))
+                            alt=Signal::derive(move || format!("Display picture of {}", title.get()))
+                            size="xl"/>
+                    }
+                })}
+                <span class="conv-side-gap"></span>
+                <Picture user=ui.me.with_value(|m| m.id) version=my_picture status=my_status
+                    alt="Your display picture".to_owned() size="xl"/>
+            </aside>
+            </div>
         </section>
     }
 }
 
-/// One committed message of the history.
+/// A time of day as the user's clock shows it ("14:05"); empty where there is no browser.
+fn clock(at: i64) -> String {
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    {
+        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+        format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+    }
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
+    {
+        let _ = at;
+        String::new()
+    }
+}
+
+/// The date and time of a message, for its tooltip.
+fn stamp(at: i64) -> String {
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
+    {
+        let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+        String::from(d.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+    }
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
+    {
+        let _ = at;
+        String::new()
+    }
+}
+
+/// One committed message of the history; `starts` puts "X says:" and the time over it.
 #[component]
-fn HistoryLine(ui: Ui, conv: i64, line: Line) -> impl IntoView {
+fn HistoryLine(ui: Ui, conv: i64, line: Line, starts: bool) -> impl IntoView {
     let l = line;
     match l.kind {
         MessageKind::Nudge => view! {
@@ -273,8 +337,10 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line) -> impl IntoView {
         MessageKind::Text => {
             let seq = l.seq;
             view! {
-                <div class="line" class:mine=l.mine data-seq=l.seq>
-                    <span class="who">{l.from_name} " says:"</span>
+                <div class="line" class:mine=l.mine class:continued=!starts data-seq=l.seq title=stamp(l.at)>
+                    {starts.then(|| view! {
+                        <span class="who">{l.from_name.clone()} " says:" <time class="said-at">{clock(l.at)}</time></span>
+                    })}
                     {l.mine.then(|| view! {
                         <button class="delete-button" title="Delete this message for everyone"
                             aria-label="Delete this message"
@@ -301,7 +367,7 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line) -> impl IntoView {
 
 /// A message sent but not acknowledged yet ("sending…"), or refused for good.
 #[component]
-fn PendingLine(ui: Ui, pending: Pending) -> impl IntoView {
+fn PendingLine(ui: Ui, pending: Pending, starts: bool) -> impl IntoView {
     let failed = pending.failed.map(|f| format!("Not sent: {f}"));
     let status = move || match &failed {
         Some(f) => f.clone(),
@@ -309,8 +375,8 @@ fn PendingLine(ui: Ui, pending: Pending) -> impl IntoView {
         None => "waiting for the connection…".to_owned(),
     };
     view! {
-        <div class="line mine pending">
-            <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span>
+        <div class="line mine pending" class:continued=!starts>
+            {starts.then(|| view! { <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span> })}
             <p class="body"><MessageText text=pending.body/></p>
             <span class="hint pending-state">{status}</span>
         </div>

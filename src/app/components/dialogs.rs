@@ -1,7 +1,7 @@
 //! What floats over the windows: the notifications in the corner, and the dialog that asks
 //! for the password again when the session ended.
 
-use super::card::focus_later;
+use super::card::{focus_later, Picture};
 use crate::app::{actions, state::Ui};
 use leptos::prelude::*;
 
@@ -12,7 +12,15 @@ pub fn Toasts(ui: Ui) -> impl IntoView {
     view! {
         <div class="toasts" role="status" aria-label="Notifications">
             <For each=move || toasts.get() key=|t| t.id children=|t| view! {
-                <div class="toast"><span class="titlebar-logo" aria-hidden="true"></span>{t.text}</div>
+                <div class="toast">
+                    {match t.picture {
+                        Some((user, version)) => view! {
+                            <Picture user=user version=version status=crate::protocol::Status::Online alt=String::new() size="large"/>
+                        }.into_any(),
+                        None => view! { <span class="titlebar-logo" aria-hidden="true"></span> }.into_any(),
+                    }}
+                    <span class="toast-text">{t.text}</span>
+                </div>
             }/>
         </div>
     }

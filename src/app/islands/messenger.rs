@@ -4,7 +4,7 @@
 use crate::app::{
     actions,
     components::{
-        card::{status_class, MeCard},
+        card::{status_class, MeCard, WindowControls},
         contacts::{finds, lower, ContactList, Search, Toolbar},
         conversation::{ConversationWindow, UnreadBadge},
         dialogs::{SessionEnded, Toasts},
@@ -59,6 +59,22 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         }
     });
     // One-to-one and group conversations (rooms have their own list): id, kind, peer.
+    // The tab's title counts what is unread: messages in closed windows, and everything
+    // from others while the tab was in the background.
+    let unread_total = Memo::new(move |_| {
+        ui.model
+            .with(|m| m.unseen_while_hidden + m.convs.iter().map(|c| c.unread).sum::<u32>())
+    });
+    Effect::new(move |_| {
+        let n = unread_total.get();
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title(&if n > 0 {
+                format!("({n}) Messenger")
+            } else {
+                "Messenger".to_owned()
+            });
+        }
+    });
     let dms = Memo::new(move |_| {
         let query = ui.query.with(|q| lower(q.trim()));
         ui.model.with(|m| {
@@ -115,7 +131,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
     view! {
         <main class="desktop" class:link-down=move || link_lost.get() on:keydown=on_escape>
             <section class="window main-window" aria-labelledby="main-title">
-                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><h1 id="main-title">"Messenger"</h1></header>
+                <header class="titlebar"><span class="titlebar-logo" aria-hidden="true"></span><h1 id="main-title">"Messenger"</h1><WindowControls ui=ui/></header>
                 <MeCard ui=ui link_text=link_text link_up=link_up/>
                 {move || link_lost.get().then(|| view! {
                     <div class="link-banner" role="alert">
@@ -128,8 +144,7 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
                             }}
                             " Contacts' status is unknown until then; what you send waits and goes out when it is back."
                         </span>
-                        <button type="button" on:click=move |_| net::socket::retry_now(ui)
-                            disabled=move || ui.link.get() == Link::Connecting>"Retry now"</button>
+                        <button type="button" on:click=move |_| net::socket::retry_now(ui)>"Retry now"</button>
                     </div>
                 })}
                 {move || notice.get().map(|n| view! {

@@ -45,6 +45,28 @@ pub fn start(ui: Ui) {
         }
     }
     let _ = set_interval_with_handle(move || check_idle(ui), IDLE_CHECK_EVERY);
+    // Whether the tab is in the background: messages then also toast, count in the title
+    // and (if allowed) show a notification of the system.
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        let seen = move || {
+            let hidden = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| d.hidden());
+            ui.model.update(|m| {
+                m.hidden = hidden;
+                if !hidden {
+                    m.unseen_while_hidden = 0;
+                }
+            });
+        };
+        seen();
+        let on_change = Closure::<dyn FnMut(JsValue)>::new(move |_| seen());
+        let _ = doc.add_event_listener_with_callback(
+            "visibilitychange",
+            on_change.as_ref().unchecked_ref(),
+        );
+        on_change.forget(); // lives as long as the page
+    }
     if let Some(window) = web_sys::window() {
         let flush = Closure::<dyn FnMut(JsValue)>::new(move |_| flush_reads(ui));
         let _ = window.add_event_listener_with_callback("pagehide", flush.as_ref().unchecked_ref());
@@ -115,6 +137,12 @@ pub fn run(ui: Ui, effects: Vec<Effect>) {
             }
             Effect::Play(s) => play(ui, s),
             Effect::MarkRead(conv) => mark_read(ui, conv),
+            Effect::Notify {
+                title,
+                body,
+                user,
+                picture,
+            } => notify_system(&title, &body, user, picture.as_deref()),
             Effect::Later(ms, what) => set_timeout(
                 move || {
                     let more = ui
@@ -127,6 +155,19 @@ pub fn run(ui: Ui, effects: Vec<Effect>) {
             ),
         }
     }
+}
+
+/// A notification of the system, if the user allowed them (see `WindowControls`).
+fn notify_system(title: &str, body: &str, user: i64, picture: Option<&str>) {
+    if web_sys::Notification::permission() != web_sys::NotificationPermission::Granted {
+        return;
+    }
+    let options = web_sys::NotificationOptions::new();
+    options.set_body(body);
+    options.set_icon(&crate::protocol::picture_url(user, picture));
+    // One per conversation partner: a new message replaces their previous one.
+    options.set_tag(&format!("messenger-{user}"));
+    let _ = web_sys::Notification::new_with_options(title, &options);
 }
 
 /// Plays a sound unless the user muted them.
