@@ -34,6 +34,16 @@ for f in external/altcha.min.js:altcha.js external/altcha.css:altcha.css workers
   fi
 done
 
+# Open Sans (OFL-1.1; by the designer of Segoe UI, with close metrics), Latin, regular and
+# semibold, served from /fonts/ for machines without Segoe UI (style/main.css).
+for w in 400 600; do
+  from=node_modules/@fontsource/open-sans/files/open-sans-latin-$w-normal.woff2
+  to=public/fonts/open-sans-latin-$w.woff2
+  if ! cmp -s "$from" "$to" 2>/dev/null; then
+    mkdir -p public/fonts && cp "$from" "$to"
+  fi
+done
+
 if [ "${1:-}" = --cargo-leptos ] && [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
   step "installing cargo-leptos $CARGO_LEPTOS_VERSION for 'cargo leptos watch' (first time only, ~30 min on 2 cores)"
   cargo install --locked cargo-leptos --version "$CARGO_LEPTOS_VERSION"

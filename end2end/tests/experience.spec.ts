@@ -1,6 +1,6 @@
 import { test, expect } from './fixtures';
 import { Messenger } from '../server';
-import { befriendInUi, closeContexts, contactEntry, conversation, linkState, say, searchBox, signUpInUi, startChat, waitOnline } from './helpers';
+import { befriendInUi, closeContexts, contactEntry, conversation, linkState, myStatus, say, searchBox, signUpInUi, startChat, waitOnline } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -298,4 +298,63 @@ test('the personal message shows whole, and a guest sees their username whole wi
   await guest.getByRole('button', { name: 'Copy your username' }).click();
   await expect(guest.getByRole('button', { name: 'Username copied' })).toBeVisible();
   expect(await guest.evaluate(() => navigator.clipboard.readText())).toBe(name);
+});
+
+test('names and personal messages draw emoticons, a renamed contact renames their windows, and the status menu works from the keyboard', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  await startChat(alice, 'bob');
+  // Bob renames himself and writes a personal message with emoticons, old and new codes.
+  await bob.getByRole('button', { name: /Your display name: bob/ }).click();
+  await bob.getByLabel('Your display name').fill('Bobby :)');
+  await bob.getByLabel('Your display name').press('Enter');
+  const pm = bob.getByLabel('Your personal message');
+  await pm.fill('(A) or (6)? :| (K)');
+  await pm.press('Enter');
+  const entry = contactEntry(alice, 'bob');
+  await expect(entry.getByRole('img', { name: 'smile' })).toBeVisible();
+  for (const name of ['angel', 'devil', 'disappointed', 'kiss']) {
+    await expect(entry.locator('.personal-message').getByRole('img', { name })).toBeVisible();
+  }
+  // The open window follows the new name: its title, its "To:" line, the list.
+  await expect(conversation(alice, 'Bobby :)')).toBeVisible();
+  await expect(conversation(alice, 'Bobby :)').locator('.conv-to strong').getByRole('img', { name: 'smile' })).toBeVisible();
+  await expect(alice.locator('.contact-list').getByRole('button', { name: /^Bobby :\)/ }).first()).toBeVisible();
+
+  // The status menu: icons, arrows, Enter, Escape.
+  const button = myStatus(alice);
+  await button.focus();
+  await alice.keyboard.press('Enter');
+  const menu = alice.getByRole('menu', { name: 'Your status' });
+  await expect(menu.getByRole('menuitemradio', { name: 'Online' })).toBeFocused();
+  await expect(menu.locator('.status-dot')).toHaveCount(7);
+  await alice.keyboard.press('ArrowDown');
+  await expect(menu.getByRole('menuitemradio', { name: 'Busy' })).toBeFocused();
+  await alice.keyboard.press('Enter');
+  await expect(button).toHaveAccessibleName('Your status: Busy');
+  await expect(menu).toBeHidden();
+  await expect(entry).toHaveCount(1);
+  await expect(contactEntry(bob, 'alice')).toContainText('(Busy)');
+  await button.click();
+  await alice.keyboard.press('Escape');
+  await expect(menu).toBeHidden();
+  await expect(button).toBeFocused();
+});
+
+test('a room shows who is in it and offers no nudge', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await bob.getByRole('button', { name: /^Lobby/ }).click();
+  await alice.getByRole('button', { name: /^Lobby/ }).click();
+  const room = alice.getByRole('region', { name: 'Conversation with Lobby' });
+  await expect(room).toBeVisible();
+  const members = room.getByRole('list', { name: 'Members of this room' });
+  await expect(room.getByText('In this room (2)')).toBeVisible();
+  await expect(members.getByRole('listitem')).toHaveText(['alice', 'bob']);
+  await expect(room.getByRole('button', { name: 'Nudge' })).toHaveCount(0);
 });

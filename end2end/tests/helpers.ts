@@ -47,6 +47,18 @@ export async function sayIn(window: Locator, title: string, text: string) {
   await box.press('Enter');
 }
 
+/** Chooses a status from the card's status menu ("Busy", "Appear Offline", ...). */
+export async function setStatus(page: Page, label: string) {
+  await page.getByRole('button', { name: /^Your status:/ }).click();
+  await page.getByRole('menuitemradio', { name: label, exact: true }).click();
+  await expect(page.getByRole('button', { name: `Your status: ${label}` })).toBeVisible();
+}
+
+/** The status the card's menu shows. */
+export function myStatus(page: Page) {
+  return page.getByRole('button', { name: /^Your status:/ });
+}
+
 /** The search box over the list. */
 export function searchBox(page: Page) {
   return page.getByRole('searchbox', { name: /Search contacts/ });

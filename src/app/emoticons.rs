@@ -115,6 +115,29 @@ pub const ALL: &[Emoticon] = &[
         ),
     },
     Emoticon {
+        codes: &[":|", ":-|"],
+        name: "disappointed",
+        svg: face!(
+            r##"<circle cx="7" cy="8" r="1.3" fill="#4a3000"/><circle cx="13" cy="8" r="1.3" fill="#4a3000"/>"##,
+            r##"<path d="M6 13.2h8" stroke="#4a3000" stroke-width="1.4" stroke-linecap="round"/>"##
+        ),
+    },
+    Emoticon {
+        codes: &["(A)"],
+        name: "angel",
+        svg: r##"<svg viewBox="0 0 20 20" width="19" height="19" aria-hidden="true"><ellipse cx="10" cy="2.6" rx="5" ry="1.6" fill="none" stroke="#e6a817" stroke-width="1.3"/><circle cx="10" cy="11" r="8" fill="#ffd43b" stroke="#c98a00" stroke-width="1"/><circle cx="7.2" cy="9.5" r="1.2" fill="#4a3000"/><circle cx="12.8" cy="9.5" r="1.2" fill="#4a3000"/><path d="M6.5 13q3.5 3.5 7 0" fill="none" stroke="#4a3000" stroke-width="1.3" stroke-linecap="round"/></svg>"##,
+    },
+    Emoticon {
+        codes: &["(6)"],
+        name: "devil",
+        svg: r##"<svg viewBox="0 0 20 20" width="19" height="19" aria-hidden="true"><path d="M3.2 6.5 2.5 1.8l4 2.8M16.8 6.5l.7-4.7-4 2.8" fill="#c0392b"/><circle cx="10" cy="11" r="8" fill="#d9412b" stroke="#8e2417" stroke-width="1"/><path d="M5.8 8.5l2.6 1.2M14.2 8.5l-2.6 1.2" stroke="#3b0a05" stroke-width="1.3" stroke-linecap="round"/><path d="M6 13q4 3.5 8 0" fill="none" stroke="#3b0a05" stroke-width="1.4" stroke-linecap="round"/></svg>"##,
+    },
+    Emoticon {
+        codes: &["(K)"],
+        name: "kiss",
+        svg: r##"<svg viewBox="0 0 20 20" width="19" height="19" aria-hidden="true"><path d="M2.5 10q3.5-4.5 7.5-1.5 4-3 7.5 1.5-3.5 5-7.5 5t-7.5-5z" fill="#e63950" stroke="#9e1328" stroke-width="1"/><path d="M3.5 10.2q6.5 1.6 13 0" fill="none" stroke="#9e1328" stroke-width="1"/></svg>"##,
+    },
+    Emoticon {
         codes: &["(L)"],
         name: "heart",
         svg: r##"<svg viewBox="0 0 20 20" width="19" height="19" aria-hidden="true"><path d="M10 17.5 3 10.5a4.2 4.2 0 0 1 7-4.6 4.2 4.2 0 0 1 7 4.6z" fill="#e63950" stroke="#9e1328" stroke-width="1"/><path d="M5.5 8.5a2 2 0 0 1 2.5-1.5" stroke="#ffb3bf" stroke-width="1.2" fill="none" stroke-linecap="round"/></svg>"##,
@@ -233,6 +256,24 @@ mod tests {
             ["cool", "' '", "tongue out", "' '", "big grin"]
         );
         assert_eq!(names(":'( and :("), ["crying", "' and '", "sad"]);
+        assert_eq!(
+            names(":| (A) (6) (K) :-| (a) (k)"),
+            [
+                "disappointed",
+                "' '",
+                "angel",
+                "' '",
+                "devil",
+                "' '",
+                "kiss",
+                "' '",
+                "disappointed",
+                "' '",
+                "angel",
+                "' '",
+                "kiss"
+            ]
+        );
         assert_eq!(names("no emoticons here"), ["'no emoticons here'"]);
         assert_eq!(
             names("(unclosed and : alone ;"),

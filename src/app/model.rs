@@ -119,6 +119,24 @@ impl Model {
         }
     }
 
+    /// Someone's display name changed: the conversations they are in take it (members,
+    /// and the titles made of them: windows, their "To:" lines, the list).
+    pub fn renamed(&mut self, user: i64, name: &str) {
+        let me = self.me.id;
+        for c in &mut self.convs {
+            if c.kind == crate::protocol::ConversationKind::Room {
+                continue;
+            }
+            let Some(member) = c.members.iter_mut().find(|u| u.id == user) else {
+                continue;
+            };
+            if member.display_name != name {
+                member.display_name = name.to_owned();
+                c.title = conversation_title(&c.members, me);
+            }
+        }
+    }
+
     /// A contact's new presence; returns the status it had before (None: not in the list).
     pub fn set_presence(&mut self, user: i64, presence: Presence) -> Option<Status> {
         let at = self.contacts.iter().position(|c| c.user.id == user)?;

@@ -274,6 +274,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                 contact.blocked,
             );
             let picture = Some((user, contact.presence.picture.clone()));
+            m.renamed(user, &contact.presence.display_name);
             match m.upsert_contact(contact) {
                 None if state == ContactState::Incoming && !blocked => {
                     let text = format!("{name} wants to add you as a contact.");
@@ -303,6 +304,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
         ServerFrame::Presence { user, presence } => {
             let name = presence.display_name.clone();
             let status = presence.status;
+            m.renamed(user, &name);
             let before = m.set_presence(user, presence);
             fx.extend(signed_in_news(m, user, &name, before, status));
         }
@@ -660,6 +662,22 @@ mod tests {
         );
         let fx = reduce(&mut m, hello(vec![dm(7, 120, 100)], Vec::new()));
         assert_eq!(fx, [sync_frame(7, 100)]);
+    }
+
+    #[test]
+    fn a_contact_renamed_renames_the_conversations_they_are_in() {
+        let mut m = synced_dm(3);
+        assert_eq!(m.conv(7).unwrap().title, "Bob");
+        let mut renamed = bob(Status::Online).presence;
+        renamed.display_name = "Robert".into();
+        reduce(
+            &mut m,
+            ServerFrame::Presence {
+                user: 2,
+                presence: renamed,
+            },
+        );
+        assert_eq!(m.conv(7).unwrap().title, "Robert");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod paths {
     pub const DM: &str = "/api/dm";
     pub const ROOMS: &str = "/api/rooms";
     pub const ROOM_JOIN: &str = "/api/rooms/{id}/join";
+    pub const ROOM_MEMBERS: &str = "/api/rooms/{id}/members";
     pub const CONVERSATIONS: &str = "/api/conversations";
     pub const INVITE: &str = "/api/conversations/{id}/invite";
     pub const LEAVE: &str = "/api/conversations/{id}/leave";
@@ -115,6 +116,16 @@ impl RoomQuery {
 }
 
 /// `POST /api/contacts`: ask this user to be a contact.
+/// Who is in a room: how many, and the latest to join (at most [`ROOM_MEMBERS_SHOWN`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomMembers {
+    pub count: i64,
+    pub members: Vec<super::UserSummary>,
+}
+
+/// Most members `GET /api/rooms/{id}/members` lists.
+pub const ROOM_MEMBERS_SHOWN: i64 = 100;
+
 /// An AI contact anyone can add, as `GET /api/bots` lists them: who it is, one line about
 /// it, and the version of its picture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -443,6 +443,46 @@ async fn a_one_to_one_conversation_is_unique_and_both_sides_learn_of_it_live() {
 }
 
 #[tokio::test]
+async fn a_rooms_members_see_who_is_in_it_and_others_do_not() {
+    let app = spawn_app().await;
+    let (a, b, c) = (app.guest().await, app.guest().await, app.guest().await);
+    let lobby = 1;
+    for u in [&a, &b] {
+        let res = app
+            .post(
+                &format!("/api/rooms/{lobby}/join"),
+                Some(&u.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{lobby}/members"),
+            &a.token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let found: messenger::protocol::http::RoomMembers = res.json().await.expect("members");
+    assert_eq!(found.count, 2);
+    // The latest to join first.
+    let ids: Vec<i64> = found.members.iter().map(|u| u.id).collect();
+    assert_eq!(ids, [b.me.id, a.me.id]);
+    let outsider = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/rooms/{lobby}/members"),
+            &c.token,
+            None,
+        )
+        .await;
+    assert_eq!(outsider.status(), 404);
+}
+
+#[tokio::test]
 async fn rooms_exist_from_the_start_and_joining_one_subscribes_the_open_sockets() {
     let app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);

@@ -2,7 +2,12 @@
 //! connection line, sounds and sign-out; and the pieces other views share (pictures,
 //! status dots).
 
-use crate::app::{actions, server_fns::SignOut, state::Ui};
+use crate::app::{
+    actions,
+    emoticons::{split, Piece},
+    server_fns::SignOut,
+    state::Ui,
+};
 use crate::protocol::{
     http::UpdateMe, picture_url, Status, MAX_DISPLAY_NAME_CHARS, MAX_PERSONAL_MESSAGE_CHARS,
 };
@@ -142,22 +147,7 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                     }
                 })}
                 <div class="my-status-row">
-                    <span class=move || status_class(status.get()) aria-hidden="true"></span>
-                    <select class="status-select" aria-label="Your status"
-                        prop:value=move || status.get().as_str()
-                        on:change=move |ev| {
-                            if let Some(s) = Status::parse(&event_target_value(&ev)) {
-                                let change = UpdateMe {
-                                    status: Some(s),
-                                    ..UpdateMe::default()
-                                };
-                                actions::update_me(ui, change);
-                            }
-                        }>
-                        {Status::ALL.into_iter().map(|s| view! {
-                            <option value=s.as_str()>{s.choice_label()}</option>
-                        }).collect_view()}
-                    </select>
+                    <StatusMenu ui=ui status=status/>
                 </div>
                 // A box that grows with its text: the whole message shows, and its tooltip
                 // has it too.
@@ -181,6 +171,81 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
                 </div>
             </div>
         </div>
+    }
+}
+
+/// The user's status as a menu with the status icons, as Messenger had it: the button shows
+/// the current one; in the menu, arrows move, Enter or Space chooses, Escape closes.
+#[component]
+fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let choose = move |s: Status| {
+        open.set(false);
+        focus_later("#status-button".into());
+        if s != status.get_untracked() {
+            let change = UpdateMe {
+                status: Some(s),
+                ..UpdateMe::default()
+            };
+            actions::update_me(ui, change);
+        }
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        use wasm_bindgen::JsCast;
+        let key = ev.key();
+        if key == "Escape" {
+            ev.prevent_default();
+            open.set(false);
+            focus_later("#status-button".into());
+            return;
+        }
+        let forward = key == "ArrowDown";
+        if !forward && key != "ArrowUp" {
+            return;
+        }
+        ev.prevent_default();
+        let Some(current) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
+            return;
+        };
+        let next = if forward {
+            current.next_element_sibling()
+        } else {
+            current.previous_element_sibling()
+        };
+        if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+            let _ = el.focus();
+        }
+    };
+    view! {
+        <span class="status-menu">
+            <button type="button" id="status-button" class="status-button" aria-haspopup="menu"
+                aria-expanded=move || open.get().to_string() aria-controls="status-choices"
+                aria-label=move || format!("Your status: {}", status.get().choice_label())
+                on:click=move |_| {
+                    open.update(|o| *o = !*o);
+                    if open.get_untracked() {
+                        focus_later("#status-choices [aria-checked=\"true\"]".into());
+                    }
+                }>
+                <span class=move || status_class(status.get()) aria-hidden="true"></span>
+                <span>{move || status.get().choice_label()}</span>
+                <span class="caret" aria-hidden="true">"▾"</span>
+            </button>
+            <div role="menu" id="status-choices" class="status-choices" aria-label="Your status"
+                hidden=move || !open.get() on:keydown=on_key>
+                {Status::ALL.into_iter().map(|s| view! {
+                    <button type="button" role="menuitemradio" class="status-choice"
+                        aria-checked=move || (status.get() == s).to_string()
+                        on:click=move |_| choose(s)>
+                        <span class=status_class(s) aria-hidden="true"></span>
+                        {s.choice_label()}
+                    </button>
+                }).collect_view()}
+            </div>
+        </span>
     }
 }
 
@@ -220,6 +285,22 @@ pub fn WindowControls(ui: Ui) -> impl IntoView {
             </form>
         </div>
     }
+}
+
+/// Text with its emoticon shortcuts drawn as pictures (the text itself is kept: copying it
+/// copies what was typed): messages, display names, personal messages.
+#[component]
+pub fn EmoticonText(#[prop(into)] text: String) -> impl IntoView {
+    split(&text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Emoticon(e) => view! {
+                <span class="emoticon" role="img" aria-label=e.name title=e.codes[0] inner_html=e.svg></span>
+            }
+            .into_any(),
+        })
+        .collect_view()
 }
 
 /// Focuses the first element matching `selector` once the view has rendered it.

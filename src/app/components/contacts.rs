@@ -2,7 +2,7 @@
 //! with its sections (requests, groups with counts, Online and Offline, sent requests,
 //! blocked users), each folding away, and each entry's menu.
 
-use super::card::{focus_later, status_class, Picture};
+use super::card::{focus_later, status_class, EmoticonText, Picture};
 use crate::app::{
     actions::{self, ContactAction},
     model::{sections, shown_name, Section, SectionKind},
@@ -416,7 +416,7 @@ fn ContactEntry(ui: Ui, c: Contact) -> impl IntoView {
                 <span class=status_class(status) aria-hidden="true"></span>
                 <span class="contact-text">
                     <span class="contact-name">
-                        {name.clone()}
+                        <EmoticonText text=name.clone()/>
                         " "
                         {status_text.map(|t| view! { <span class="contact-status">{t}</span> })}
                         {(status == Status::Online).then(|| view! { <span class="visually-hidden">"(Online)"</span> })}
@@ -424,7 +424,7 @@ fn ContactEntry(ui: Ui, c: Contact) -> impl IntoView {
                         {blocked.then(|| view! { <span class="contact-status">"(blocked)"</span> })}
                     </span>
                     {(!c.presence.personal_message.is_empty()).then(|| view! {
-                        <span class="personal-message" title=c.presence.personal_message.clone()>{c.presence.personal_message.clone()}</span>
+                        <span class="personal-message" title=c.presence.personal_message.clone()><EmoticonText text=c.presence.personal_message.clone()/></span>
                     })}
                 </span>
             </button>

@@ -1,10 +1,10 @@
 //! A conversation window: the contact header, the history (older messages load on scroll
 //! up), pending lines, the typing line, and the compose box with emoticons, nudge and send.
 
-use super::card::{focus_later, status_class, Picture};
+use super::card::{focus_later, status_class, EmoticonText, Picture};
 use crate::app::{
     actions,
-    emoticons::{split, Piece, ALL as EMOTICONS},
+    emoticons::ALL as EMOTICONS,
     model::{group_starts, shown_name, typing_text, Line, Pending},
     state::Ui,
 };
@@ -62,6 +62,20 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
     let draft = Memo::new(move |_| ui.draft(id));
     // The other member's presence, in a one-to-one conversation.
     let presence = Memo::new(move |_| peer.and_then(|p| ui.presence_of(p)));
+    // Who is in a room (loaded when its window opens, again when someone joins or leaves).
+    let room_members = RwSignal::new(None::<crate::protocol::http::RoomMembers>);
+    let group_members = Memo::new(move |_| {
+        ui.model.with(|m| {
+            m.conv(id)
+                .map(|c| {
+                    c.members
+                        .iter()
+                        .map(|u| u.display_name.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
 
     let history_id = format!("history-{id}");
     let input_id = format!("compose-{id}");
@@ -113,6 +127,29 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
         now
     });
     let jump_id = history_id.clone();
+    if kind == ConversationKind::Room {
+        let comings = Memo::new(move |_| {
+            lines.with(|l| {
+                l.iter()
+                    .filter(|x| matches!(x.kind, MessageKind::Join | MessageKind::Leave))
+                    .count()
+            })
+        });
+        Effect::new(move |_| {
+            comings.track();
+            leptos::task::spawn_local(async move {
+                let path = crate::protocol::http::paths::at(
+                    crate::protocol::http::paths::ROOM_MEMBERS,
+                    id,
+                );
+                if let Ok(found) =
+                    crate::app::net::http::get::<crate::protocol::http::RoomMembers>(&path).await
+                {
+                    room_members.set(Some(found));
+                }
+            });
+        });
+    }
     let over_limit = move || draft.with(|d| d.chars().count() > MAX_BODY_CHARS);
     // Dragged by the title bar (moved from where the layout puts it), resized from its
     // corner; both kept with the page (`keep`).
@@ -204,7 +241,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             <div class="conv-body">
             <div class="conv-main">
             <div class="conv-to">
-                "To: " <strong>{move || title.get()}</strong>
+                "To: " <strong>{move || view! { <EmoticonText text=title.get()/> }}</strong>
                 {(kind == ConversationKind::Group).then(|| view! {
                     <span class="hint member-count">{move || format!(" ({} members)", members.get())}</span>
                 })}
@@ -213,7 +250,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     " "
                     <span class=status_class(p.status) aria-hidden="true"></span>
                     <span class="conv-peer-status">{format!(" ({})", p.status.label())}</span>
-                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message" title=p.personal_message.clone()>{p.personal_message.clone()}</span> })}
+                    {(!p.personal_message.is_empty()).then(|| view! { <span class="personal-message" title=p.personal_message.clone()><EmoticonText text=p.personal_message.clone()/></span> })}
                 })}
             </div>
             <div class="history" id=history_id role="log" aria-label="Messages" tabindex="0"
@@ -267,8 +304,11 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", draft.with(|d| d.chars().count()))}</span>
                     <span class="compose-actions">
                         <EmoticonPicker ui=ui conv=id input_id=input_id.clone()/>
-                        <button type="button" class="nudge-button" title="Shake the window of the others"
-                            on:click=move |_| actions::nudge(ui, id)>"Nudge"</button>
+                        // Nudges fit one-to-one and group conversations, not rooms.
+                        {(kind != ConversationKind::Room).then(|| view! {
+                            <button type="button" class="nudge-button" title="Shake the window of the others"
+                                on:click=move |_| actions::nudge(ui, id)>"Nudge"</button>
+                        })}
                         <button type="submit" class="primary">"Send"</button>
                     </span>
                 </div>
@@ -277,6 +317,20 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             // The pictures, large, as Messenger showed them: the contact's at the top, the
             // user's own at the bottom.
             <aside class="conv-side">
+                {(kind == ConversationKind::Room).then(|| view! {
+                    <h3 class="side-title">{move || room_members.with(|r| r.as_ref().map_or("In this room".to_owned(), |r| format!("In this room ({})", r.count)))}</h3>
+                    <ul class="side-members" aria-label="Members of this room">
+                        {move || room_members.with(|r| r.as_ref().map(|r| r.members.iter().map(|u| view! {
+                            <li><EmoticonText text=u.display_name.clone()/></li>
+                        }).collect_view()))}
+                    </ul>
+                })}
+                {(kind == ConversationKind::Group).then(|| view! {
+                    <h3 class="side-title">{move || format!("Members ({})", group_members.with(Vec::len))}</h3>
+                    <ul class="side-members" aria-label="Members of this conversation">
+                        {move || group_members.get().into_iter().map(|name| view! { <li><EmoticonText text=name/></li> }).collect_view()}
+                    </ul>
+                })}
                 {peer.map(|peer| {
                     view! {
                         <Picture user=peer
@@ -339,14 +393,14 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line, starts: bool) -> impl IntoView {
             view! {
                 <div class="line" class:mine=l.mine class:continued=!starts data-seq=l.seq title=stamp(l.at)>
                     {starts.then(|| view! {
-                        <span class="who">{l.from_name.clone()} " says:" <time class="said-at">{clock(l.at)}</time></span>
+                        <span class="who"><EmoticonText text=l.from_name.clone()/> " says:" <time class="said-at">{clock(l.at)}</time></span>
                     })}
                     {l.mine.then(|| view! {
                         <button class="delete-button" title="Delete this message for everyone"
                             aria-label="Delete this message"
                             on:click=move |_| actions::delete_message(ui, conv, seq)>"Delete"</button>
                     })}
-                    <p class="body"><MessageText text=l.body/></p>
+                    <p class="body"><EmoticonText text=l.body/></p>
                 </div>
             }
             .into_any()
@@ -377,7 +431,7 @@ fn PendingLine(ui: Ui, pending: Pending, starts: bool) -> impl IntoView {
     view! {
         <div class="line mine pending" class:continued=!starts>
             {starts.then(|| view! { <span class="who">{ui.me.with_value(|m| m.display_name.clone())} " says:"</span> })}
-            <p class="body"><MessageText text=pending.body/></p>
+            <p class="body"><EmoticonText text=pending.body/></p>
             <span class="hint pending-state">{status}</span>
         </div>
     }
@@ -440,22 +494,6 @@ fn InviteForm(ui: Ui, conv: i64) -> impl IntoView {
             })}
         </span>
     }
-}
-
-/// A message's text with its emoticon shortcuts drawn as pictures (the text itself is kept:
-/// copying a message copies what was typed).
-#[component]
-fn MessageText(text: String) -> impl IntoView {
-    split(&text)
-        .into_iter()
-        .map(|piece| match piece {
-            Piece::Text(t) => t.to_owned().into_any(),
-            Piece::Emoticon(e) => view! {
-                <span class="emoticon" role="img" aria-label=e.name title=e.codes[0] inner_html=e.svg></span>
-            }
-            .into_any(),
-        })
-        .collect_view()
 }
 
 /// The emoticon picker of a conversation window: inserts a shortcut into the draft.

@@ -12,6 +12,16 @@ use crate::protocol::{
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+/// The CSS class of a status dot (as `card::status_class`; this page has no island code).
+fn status_dot(s: Status) -> &'static str {
+    match s {
+        Status::Online => "status-dot online",
+        Status::Busy | Status::OnThePhone => "status-dot busy",
+        Status::Away | Status::BeRightBack | Status::OutToLunch => "status-dot away",
+        Status::Offline => "status-dot offline",
+    }
+}
+
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
@@ -61,13 +71,34 @@ pub fn SignInPage() -> impl IntoView {
                         <input id="signin-username" name="username" autocomplete="username" required value=signin_name/>
                         <label for="signin-password">"Password"</label>
                         <input id="signin-password" name="password" type="password" autocomplete="current-password" required/>
-                        <label for="signin-status">"Sign in as"</label>
-                        <select id="signin-status" name="status">
-                            <option value="" selected>"Same status as last time"</option>
-                            {Status::ALL.into_iter().map(|s| view! {
-                                <option value=s.as_str()>{s.choice_label()}</option>
-                            }).collect_view()}
-                        </select>
+                        // A menu of radio buttons with the status icons: it works without
+                        // script (the summary shows the choice through CSS alone).
+                        <details class="status-picker">
+                            <summary>
+                                "Sign in as: "
+                                <span class="chosen chosen-same">"Same status as last time"</span>
+                                {Status::ALL.into_iter().map(|s| view! {
+                                    <span class=format!("chosen chosen-{}", s.as_str())>
+                                        <span class=status_dot(s) aria-hidden="true"></span>{s.choice_label()}
+                                    </span>
+                                }).collect_view()}
+                            </summary>
+                            <fieldset class="status-options">
+                                <legend class="visually-hidden">"Sign in as"</legend>
+                                <label class="status-option">
+                                    <input type="radio" name="status" value="" checked/>
+                                    <span class="status-dot same" aria-hidden="true"></span>
+                                    "Same status as last time"
+                                </label>
+                                {Status::ALL.into_iter().map(|s| view! {
+                                    <label class="status-option">
+                                        <input type="radio" name="status" value=s.as_str()/>
+                                        <span class=status_dot(s) aria-hidden="true"></span>
+                                        {s.choice_label()}
+                                    </label>
+                                }).collect_view()}
+                            </fieldset>
+                        </details>
                         <label class="check">
                             <input type="checkbox" name="sign_out_others" value="on"/>
                             "Sign me out everywhere else"

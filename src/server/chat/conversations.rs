@@ -85,6 +85,24 @@ impl Chat {
     }
 
     /// Joins a public room; the user's open connections learn of it.
+    /// Who is in a room, for one of its members (others get 404, as for its messages).
+    pub async fn room_members(
+        &self,
+        me: &UserSummary,
+        room: i64,
+    ) -> Result<crate::protocol::http::RoomMembers> {
+        let is_room = matches!(
+            self.convs.conversation_kind(room).await?,
+            Some((ConversationKind::Room, _))
+        );
+        if !is_room || self.convs.member_view(room, me.id).await?.is_none() {
+            return Err(AppError::NotFound("You are not in that room.".into()));
+        }
+        let shown = crate::protocol::http::ROOM_MEMBERS_SHOWN;
+        let (count, members) = self.convs.members_page(room, shown).await?;
+        Ok(crate::protocol::http::RoomMembers { count, members })
+    }
+
     pub async fn join_room(&self, me: &UserSummary, room: i64) -> Result<ConversationSummary> {
         match self.convs.join_room(room, me.id).await? {
             None => Err(AppError::NotFound("There is no such room.".into())),

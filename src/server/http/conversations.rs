@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::DM, post(open_dm))
         .route(paths::ROOMS, get(room_directory))
         .route(paths::ROOM_JOIN, post(join_room))
+        .route(paths::ROOM_MEMBERS, get(room_members))
         .route(paths::CONVERSATIONS, post(start_group))
         .route(paths::INVITE, post(invite))
         .route(paths::LEAVE, post(leave))
@@ -45,6 +46,17 @@ async fn join_room(
     Path(id): Path<i64>,
 ) -> Result<Json<ConversationSummary>> {
     Ok(Json(state.chat.join_room(&current.session.user, id).await?))
+}
+
+/// `GET /api/rooms/{id}/members`: who is in a room the user joined.
+async fn room_members(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Path(id): Path<i64>,
+) -> Result<Json<crate::protocol::http::RoomMembers>> {
+    Ok(Json(
+        state.chat.room_members(&current.session.user, id).await?,
+    ))
 }
 
 /// `GET /api/rooms?after=<id>&q=<text>&limit=<n>`: the public rooms, a page at a time.

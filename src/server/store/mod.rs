@@ -214,6 +214,9 @@ pub trait ConversationStore: Send + Sync {
     async fn remove_member(&self, conv: i64, user: i64) -> Result<bool>;
     /// Joins a public room. `None`: no such room. `Some(true)`: newly joined.
     async fn join_room(&self, room: i64, user: i64) -> Result<Option<bool>>;
+    /// How many members a conversation has, and up to `limit` of them, the latest to join
+    /// first.
+    async fn members_page(&self, conv: i64, limit: i64) -> Result<(i64, Vec<UserSummary>)>;
     /// The one-to-one conversation of two users, created with both as members if it is new;
     /// its id and whether it was created now.
     async fn get_or_create_dm(&self, a: i64, b: i64) -> Result<(i64, bool)>;

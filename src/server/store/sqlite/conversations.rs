@@ -271,6 +271,32 @@ impl ConversationStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn members_page(
+        &self,
+        conv: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<crate::protocol::UserSummary>)> {
+        let count = sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!: i64" FROM members WHERE conversation_id = ?"#,
+            conv
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let rows = sqlx::query_as!(
+            UserRecord,
+            r#"SELECT u.id AS "id!", u.username, u.display_name,
+                   u.is_guest AS "is_guest: bool", u.is_bot AS "is_bot: bool"
+               FROM members m JOIN users u ON u.id = m.user_id
+               WHERE m.conversation_id = ?
+               ORDER BY m.joined_at DESC, u.id DESC LIMIT ?"#,
+            conv,
+            limit,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok((count, rows.into_iter().map(Into::into).collect()))
+    }
+
     async fn join_room(&self, room: i64, user: i64) -> Result<Option<bool>> {
         let is_room = sqlx::query_scalar!(
             r#"SELECT 1 AS "one!: i64" FROM conversations WHERE id = ? AND kind = 'room'"#,
