@@ -12,7 +12,7 @@ export LEPTOS_OUTPUT_NAME := messenger
 # A backtrace on every missing tool buries the one line that matters.
 unexport RUST_BACKTRACE
 
-.PHONY: run release build tools test-tools test fmt-check clippy sqlx-check sqlx-prepare rust-tests e2e dev bench bench-peers clean help
+.PHONY: run release build tools test-tools test fmt-check clippy sqlx-check sqlx-prepare rust-tests e2e dev bench bench-peers screenshots clean help
 
 help:
 	@echo "make run    build (release) and serve Messenger on http://127.0.0.1:3000"
@@ -21,6 +21,7 @@ help:
 	@echo "make sqlx-prepare  rewrite .sqlx/ after changing a query or a migration"
 	@echo "make bench  release build + load generator scenarios (docs/BENCHMARKS.md)"
 	@echo "make bench-peers  the same scenarios against socket.io, ws and Bun (3 repeats)"
+	@echo "make screenshots  retake docs/screenshots/ (debug build, Playwright)"
 
 run: release
 	@echo "==> serving Messenger on http://127.0.0.1:3000 (database: ./data/messenger.db; Ctrl-C stops)"
@@ -92,6 +93,10 @@ bench-peers: release
 	CARGO_TARGET_DIR=$(LOADGEN_TARGET) cargo build --release --bin loadgen --features loadgen
 	cd benches/peers && npm ci --no-audit --no-fund --loglevel=error
 	LOADGEN=$(LOADGEN_TARGET)/release/loadgen scripts/bench-peers.sh
+
+# The screenshots in docs/screenshots/ (the debug build, then a Playwright script).
+screenshots: build test-tools
+	cd end2end && npx playwright test --config shots.config.ts
 
 dev:
 	@scripts/ensure-tools.sh --cargo-leptos

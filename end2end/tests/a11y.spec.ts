@@ -2,7 +2,7 @@ import { Page } from '@playwright/test';
 import { test, expect } from './fixtures';
 import AxeBuilder from '@axe-core/playwright';
 import { Messenger } from '../server';
-import { closeContexts, conversation, signUpInUi, startChat, addContactInUi } from './helpers';
+import { befriendInUi, closeContexts, conversation, myStatus, say, searchBox, signUpInUi, startChat, addContactInUi } from './helpers';
 
 let server: Messenger;
 test.beforeEach(async () => {
@@ -40,4 +40,37 @@ test('the sign-in window, main window and a conversation window have no serious 
   await startChat(page, 'bob');
   await conversation(page, 'bob').getByRole('button', { name: 'Emoticons' }).click();
   expect(await seriousViolations(page)).toEqual([]);
+});
+
+/** Every axe violation, whatever its impact. */
+async function violations(page: Page) {
+  const result = await new AxeBuilder({ page }).analyze();
+  return result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+  );
+}
+
+test('the main window and a conversation window with a nudge in it have no accessibility violations at all', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await befriendInUi(alice, 'alice', bob, 'bob');
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'Hello :) (Y)');
+  await conversation(bob, 'alice').getByRole('button', { name: 'Nudge' }).click();
+  const window = conversation(alice, 'bob');
+  await expect(window.getByText('bob sent a nudge.')).toBeVisible();
+  await expect(window).not.toHaveClass(/shaking/);
+  expect(await violations(alice)).toEqual([]);
+  // With the icon bar's panel, the status menu and the search's offers open.
+  await alice.getByRole('toolbar').getByRole('button', { name: 'Add an AI contact' }).click();
+  await expect(alice.getByRole('button', { name: 'Add Tamagotchi Tina' })).toBeVisible();
+  expect(await violations(alice)).toEqual([]);
+  await alice.keyboard.press('Escape');
+  await myStatus(alice).click();
+  expect(await violations(alice)).toEqual([]);
+  await alice.keyboard.press('Escape');
+  await searchBox(alice).fill('carol');
+  expect(await violations(alice)).toEqual([]);
 });

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { test, expect } from './fixtures';
 import { Messenger } from '../server';
-import { befriendInUi, closeContexts, contactEntry, conversation, linkState, say, signUpInUi, startChat } from './helpers';
+import { befriendInUi, closeContexts, contactEntry, conversation, linkState, myStatus, say, signUpInUi, startChat } from './helpers';
 
 /** A TCP proxy in front of the server that can go silent: while frozen it forwards nothing
  * and closes nothing, as a network that went away. Connections it held then stay dead. */
@@ -84,6 +84,8 @@ test('a connection that goes silent is noticed within 15 s, shown, and recovers'
   viaA.freeze();
   await expect(banner).toBeVisible({ timeout: 15_000 });
   await expect(linkState(alice)).not.toHaveText('Connected');
+  // Her own status no longer reads plain Online.
+  await expect(myStatus(alice)).toHaveAccessibleName('Your status: Online (not connected)');
   // Nobody's presence is known meanwhile: the dots grey out.
   await expect(contactEntry(alice, 'bob').locator('.status-dot')).toHaveCSS('filter', 'grayscale(1)');
   // What she sends waits, and says so.
@@ -99,6 +101,7 @@ test('a connection that goes silent is noticed within 15 s, shown, and recovers'
   viaA.thaw();
   await expect(banner).toHaveCount(0, { timeout: 30_000 });
   await expect(linkState(alice)).toHaveText('Connected');
+  await expect(myStatus(alice)).toHaveAccessibleName('Your status: Online');
   await expect(contactEntry(alice, 'bob').locator('.status-dot')).toHaveCSS('filter', 'none');
   await expect(conversation(bob, 'alice').getByText('sent while offline')).toBeVisible();
   await expect(conversation(alice, 'bob').getByText('waiting for the connection…')).toHaveCount(0);

@@ -179,6 +179,20 @@ pub fn MeCard(ui: Ui, link_text: Signal<String>, link_up: Signal<bool>) -> impl 
 #[component]
 fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
     let open = RwSignal::new(false);
+    // While the connection is down, nobody sees the chosen status: the card says so.
+    let cut_off = Signal::derive(move || {
+        let link = ui.link.get();
+        matches!(link, crate::app::state::Link::Retrying(_))
+            || (link == crate::app::state::Link::Connecting && ui.model.with(|m| m.ready))
+    });
+    let shown = move || {
+        let chosen = status.get().choice_label();
+        if cut_off.get() {
+            format!("{chosen} (not connected)")
+        } else {
+            chosen.to_owned()
+        }
+    };
     let choose = move |s: Status| {
         open.set(false);
         focus_later("#status-button".into());
@@ -223,15 +237,15 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
         <span class="status-menu">
             <button type="button" id="status-button" class="status-button" aria-haspopup="menu"
                 aria-expanded=move || open.get().to_string() aria-controls="status-choices"
-                aria-label=move || format!("Your status: {}", status.get().choice_label())
+                aria-label=move || format!("Your status: {}", shown())
                 on:click=move |_| {
                     open.update(|o| *o = !*o);
                     if open.get_untracked() {
                         focus_later("#status-choices [aria-checked=\"true\"]".into());
                     }
                 }>
-                <span class=move || status_class(status.get()) aria-hidden="true"></span>
-                <span>{move || status.get().choice_label()}</span>
+                <span class=move || status_class(if cut_off.get() { Status::Offline } else { status.get() }) aria-hidden="true"></span>
+                <span>{shown}</span>
                 <span class="caret" aria-hidden="true">"▾"</span>
             </button>
             <div role="menu" id="status-choices" class="status-choices" aria-label="Your status"
