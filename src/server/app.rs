@@ -80,7 +80,11 @@ impl Application {
 
         let sockets = socket_slots(&cfg);
         let rates = Arc::new(UserRateRegistry::new(user_rates(&cfg)));
-        let store = SqliteStore::open(&cfg.store.database).await?;
+        let vault = Arc::new(open_vault(&cfg)?);
+        let store = SqliteStore::open(&cfg.store.database)
+            .await?
+            .with_vault(vault.clone())
+            .await?;
         let db = Arc::new(store.clone());
         let hub = Arc::new(LocalHub::new());
         let fanout: Arc<dyn Fanout> = hub.clone();
@@ -103,8 +107,11 @@ impl Application {
         space.check();
         let (writer, writer_task) = Writer::spawn(
             store.writer_connection()?,
-            store.high_water(),
-            space.clone(),
+            crate::server::store::sqlite::writer::Surroundings {
+                high_water: store.high_water(),
+                space: space.clone(),
+                vault: vault.clone(),
+            },
             fanout.clone(),
             cfg.store.max_batch,
             writer_stop_rx,
@@ -454,6 +461,57 @@ async fn sweep_rates(rates: Arc<UserRateRegistry>) {
     loop {
         every.tick().await;
         rates.sweep();
+    }
+}
+
+/// The key ring for message bodies: from `MESSENGER_KEYS`, or the key file (made, with a
+/// new key, at the first start with encryption on, and said so); without either, and with
+/// encryption off, bodies stay plain.
+pub fn open_vault(cfg: &Config) -> anyhow::Result<crate::server::store::vault::Vault> {
+    use crate::server::store::vault::{default_ring_path, RingFile, Vault};
+    let sealing = cfg.store.encryption == crate::server::config::Switch::On;
+    if let Ok(text) = std::env::var("MESSENGER_KEYS") {
+        let ring = RingFile::parse(&text).context("the key ring in MESSENGER_KEYS")?;
+        return Vault::new(&ring, sealing, None);
+    }
+    let path = cfg
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_ring_path(&cfg.store.database));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let ring = RingFile::parse(&text)
+                .with_context(|| format!("the key ring {}", path.display()))?;
+            warn_if_readable(&path);
+            Vault::new(&ring, sealing, Some(path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealing => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the folder of {}", path.display()))?;
+            }
+            let ring = RingFile::fresh();
+            ring.write(&path)?;
+            tracing::info!(
+                key_ring = %path.display(),
+                "created the key ring that encrypts message bodies: back it up apart from the \
+                 database; without it the messages cannot be read"
+            );
+            Vault::new(&ring, sealing, Some(path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vault::plain()),
+        Err(e) => Err(e).with_context(|| format!("reading the key ring {}", path.display())),
+    }
+}
+
+/// Says so when a key ring file can be read by others than its owner.
+fn warn_if_readable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(key_ring = %path.display(), "the key ring can be read by others than its owner: chmod 600 it");
+        }
     }
 }
 

@@ -84,6 +84,24 @@ pub struct StoreConfig {
     /// above the WAL's size limit (see docs/OPERATIONS.md).
     #[arg(long, env = "MESSENGER_DISK_FLOOR_MB", default_value_t = 64)]
     pub disk_floor_mb: u64,
+
+    /// Whether message bodies are stored encrypted (AES-256-GCM). `off` is for benchmarks
+    /// and tests; a key ring is still read, if there is one, to open what was sealed.
+    #[arg(long, env = "MESSENGER_ENCRYPTION", value_enum, default_value_t = Switch::On)]
+    pub encryption: Switch,
+
+    /// The key ring file (made at first start, mode 0600). Default: beside the database, with
+    /// `.keys` added to its name. The `MESSENGER_KEYS` variable, when set, holds the ring
+    /// itself instead (JSON, as in the file) and no file is read or made.
+    #[arg(long, env = "MESSENGER_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Args)]

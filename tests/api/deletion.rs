@@ -1,13 +1,14 @@
 //! Deleting your own message: gone for every member, live and in history, in order; nobody
 //! else's, never twice.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::spawn_app_with;
 use messenger::protocol::{ErrorCode, MessageKind, ServerFrame};
 use serde_json::json;
 
 #[tokio::test]
 async fn a_sender_deletes_their_message_for_every_member_live_and_in_history() {
-    let app = spawn_app().await;
+    // Plain bodies, so the test can look for the deleted text in the database itself.
+    let app = spawn_app_with(|c| c.store.encryption = messenger::server::config::Switch::Off).await;
     let (a, b, c) = (app.guest().await, app.guest().await, app.guest().await);
     let (conv, mut wa, mut wb) = app.dm_live(&a, &b).await;
     wa.send_msg(conv, "m1", "oops, wrong window").await;

@@ -36,7 +36,7 @@ async fn an_ack_arrives_only_after_the_message_is_committed() {
         let seq = ack_of(&mut ws, &cid).await;
         // Read from a separate connection at the moment the ack is in hand.
         let row = sqlx::query(
-            "SELECT body, seq FROM messages WHERE conversation_id = ? AND client_id = ?",
+            "SELECT body, seq, key_id, sealed FROM messages WHERE conversation_id = ? AND client_id = ?",
         )
         .bind(conv)
         .bind(&cid)
@@ -44,7 +44,12 @@ async fn an_ack_arrives_only_after_the_message_is_committed() {
         .await
         .expect("query");
         let row = row.expect("the acknowledged message is committed");
-        assert_eq!(row.get::<String, _>("body"), format!("message {i}"));
+        // Stored sealed (encryption is on by default): no plain text in the row.
+        assert_eq!(row.get::<String, _>("body"), "");
+        assert!(row.get::<Option<String>, _>("key_id").is_some());
+        let sealed: Vec<u8> = row.get("sealed");
+        let plain = format!("message {i}");
+        assert!(!sealed.windows(plain.len()).any(|w| w == plain.as_bytes()));
         assert_eq!(row.get::<i64, _>("seq"), seq);
         assert_eq!(seq, i + 1, "sequence numbers start at 1 and have no gaps");
     }

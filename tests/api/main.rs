@@ -7,6 +7,7 @@ mod bots;
 mod deletion;
 mod delivery;
 mod door;
+mod encryption;
 mod errors;
 mod faults;
 mod groups;

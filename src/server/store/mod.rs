@@ -6,6 +6,7 @@
 
 pub mod space;
 pub mod sqlite;
+pub mod vault;
 
 use super::hub::{encode, AckOut, Frame, Inbox};
 use crate::protocol::{
@@ -23,6 +24,12 @@ pub struct StoreError(#[from] Box<dyn std::error::Error + Send + Sync>);
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+impl From<vault::VaultError> for StoreError {
+    fn from(e: vault::VaultError) -> Self {
         Self(Box::new(e))
     }
 }

@@ -17,20 +17,30 @@ struct MessageRecord {
     body: String,
     created_at: i64,
     kind: String,
+    key_id: Option<String>,
+    sealed: Option<Vec<u8>>,
 }
 
-impl From<MessageRecord> for MessageView {
-    fn from(r: MessageRecord) -> Self {
-        Self {
-            conv: r.conversation_id,
-            seq: r.seq,
-            from: r.sender_id,
-            from_name: r.display_name,
-            client_id: r.client_id,
-            body: r.body,
-            at: r.created_at,
-            kind: MessageKind::parse(&r.kind).unwrap_or_default(),
-        }
+impl MessageRecord {
+    /// The message as clients see it: its body opened if it is sealed (a body that does not
+    /// open is an error, never shown).
+    fn view(self, vault: &crate::server::store::vault::Vault) -> Result<MessageView> {
+        let body = match (&self.key_id, &self.sealed) {
+            (Some(key_id), Some(sealed)) => {
+                vault.open(self.conversation_id, self.seq, key_id, sealed)?
+            }
+            _ => self.body,
+        };
+        Ok(MessageView {
+            conv: self.conversation_id,
+            seq: self.seq,
+            from: self.sender_id,
+            from_name: self.display_name,
+            client_id: self.client_id,
+            body,
+            at: self.created_at,
+            kind: MessageKind::parse(&self.kind).unwrap_or_default(),
+        })
     }
 }
 
@@ -49,7 +59,8 @@ impl MessageStore for SqliteStore {
         let rows = sqlx::query_as!(
             MessageRecord,
             "SELECT m.conversation_id, m.seq, m.sender_id, u.display_name, m.client_id, m.body,
-                 m.created_at, m.kind
+                 m.created_at, m.kind,
+                 m.key_id, m.sealed
              FROM messages m JOIN users u ON u.id = m.sender_id
              WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?",
             conv,
@@ -58,7 +69,8 @@ impl MessageStore for SqliteStore {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(MessageView::from).collect())
+        let vault = self.vault();
+        rows.into_iter().map(|r| r.view(&vault)).collect()
     }
 
     async fn messages_before(
@@ -73,7 +85,8 @@ impl MessageStore for SqliteStore {
         let rows = sqlx::query_as!(
             MessageRecord,
             "SELECT m.conversation_id, m.seq, m.sender_id, u.display_name, m.client_id, m.body,
-                 m.created_at, m.kind
+                 m.created_at, m.kind,
+                 m.key_id, m.sealed
              FROM messages m JOIN users u ON u.id = m.sender_id
              WHERE m.conversation_id = ? AND m.seq > ? AND m.seq < ?
              ORDER BY m.seq DESC LIMIT ?",
@@ -85,11 +98,12 @@ impl MessageStore for SqliteStore {
         .fetch_all(self.pool())
         .await?;
         let has_more = rows.len() > limit as usize;
-        let mut messages: Vec<MessageView> = rows
+        let vault = self.vault();
+        let mut messages = rows
             .into_iter()
             .take(limit as usize)
-            .map(MessageView::from)
-            .collect();
+            .map(|r| r.view(&vault))
+            .collect::<Result<Vec<MessageView>>>()?;
         messages.reverse();
         Ok((messages, has_more))
     }

@@ -90,6 +90,8 @@ pub struct SqliteStore {
     /// Sequence regressions seen since start: one if opening found acknowledged messages
     /// lost, and one for each client cursor found beyond its conversation's last message.
     regressions: Arc<std::sync::atomic::AtomicU64>,
+    /// Seals and opens message bodies (plain until [`SqliteStore::with_vault`]).
+    vault: Arc<super::vault::Vault>,
 }
 
 impl SqliteStore {
@@ -159,6 +161,7 @@ impl SqliteStore {
             epoch: epoch.into(),
             high_water: Arc::new(high_water),
             regressions: Arc::new(u64::from(regressed).into()),
+            vault: Arc::new(super::vault::Vault::plain()),
         })
     }
 
@@ -203,6 +206,30 @@ impl SqliteStore {
         tx.commit().await?;
         high_water.record(commits);
         Ok((epoch, regressed))
+    }
+
+    /// The store with `vault` sealing and opening message bodies. Refused if the database
+    /// holds messages under a key the vault lacks (naming it): it never serves garbage.
+    pub async fn with_vault(mut self, vault: Arc<super::vault::Vault>) -> anyhow::Result<Self> {
+        let used =
+            sqlx::query_scalar!(r#"SELECT key_id AS "key_id!" FROM keys_used ORDER BY key_id"#)
+                .fetch_all(&self.pool)
+                .await?;
+        let have = vault.key_ids();
+        if let Some(missing) = used.iter().find(|id| !have.contains(id)) {
+            anyhow::bail!(
+                "the database {} holds messages sealed with key {missing}, which is not in the \
+                 key ring: start it with the key ring it was written with (nothing was changed)",
+                self.options.get_filename().display()
+            );
+        }
+        self.vault = vault;
+        Ok(self)
+    }
+
+    /// Seals and opens message bodies.
+    pub fn vault(&self) -> Arc<super::vault::Vault> {
+        Arc::clone(&self.vault)
     }
 
     /// The database's epoch: clients keep it with their cursors.

@@ -12,7 +12,7 @@
 
 use super::guard::HighWater;
 use crate::protocol::{MessageKind, MessageView, ServerFrame};
-use crate::server::store::space::DiskSpace;
+use crate::server::store::{space::DiskSpace, vault::Vault};
 use crate::server::{
     hub::{encode, AckOut, Delivery, Fanout},
     store::{now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed},
@@ -32,7 +32,7 @@ fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     for job in jobs {
         if let Content::Delete(seq) = job.msg.content {
             conn.prepare_cached(
-                "UPDATE messages SET kind = 'deleted', body = ''
+                "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
                  WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
             )?
             .execute((job.msg.conv, seq, job.msg.sender))?;
@@ -113,8 +113,7 @@ impl Writer {
     /// is dropped.
     pub fn spawn(
         conn: Connection,
-        high_water: Arc<HighWater>,
-        space: Arc<DiskSpace>,
+        around: Surroundings,
         fanout: Arc<dyn Fanout>,
         max_batch: usize,
         mut stop: watch::Receiver<bool>,
@@ -133,8 +132,9 @@ impl Writer {
         });
         let handle = tokio::task::spawn_blocking(move || {
             let guards = Guards {
-                high_water: &high_water,
-                space: &space,
+                high_water: &around.high_water,
+                space: &around.space,
+                vault: &around.vault,
             };
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run(conn, guards, rx, fanout, max_batch.max(1), observer)
@@ -163,11 +163,21 @@ enum Outcome {
     Duplicate(Ack),
 }
 
+/// What the writer works with besides its connection: the high-water record it keeps
+/// (`guard.rs`), the disk's free space (`space.rs`) and the vault that seals bodies.
+pub struct Surroundings {
+    pub high_water: Arc<HighWater>,
+    pub space: Arc<DiskSpace>,
+    pub vault: Arc<Vault>,
+}
+
 /// What the writer answers to besides its queue: the high-water record it keeps, and the
 /// disk's free space.
 struct Guards<'a> {
     high_water: &'a HighWater,
     space: &'a DiskSpace,
+    /// Seals each body as it is inserted (`vault.rs`).
+    vault: &'a Vault,
 }
 
 /// Why a commit failed, as the sender hears it.
@@ -191,6 +201,7 @@ fn run(
     let mut seqs = Seqs::new();
     let mut slow = SlowCommits::default();
     let mut last_checkpoint = Instant::now();
+    let mut key_recorded: Option<String> = None;
     // Publishing runs on a thread of its own, fed in commit order, so that the next commit
     // (and its fsync) overlaps the sends of the previous one: on one thread the two were
     // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
@@ -241,6 +252,20 @@ fn run(
         if batch.is_empty() {
             continue;
         }
+        // A key is recorded as used (durably) before the first row sealed with it.
+        let active = guards.vault.active_key();
+        if active.is_some() && active != key_recorded {
+            let recorded = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO keys_used (key_id, first_used_at) VALUES (?, ?)",
+                )
+                .and_then(|mut s| s.execute((active.as_deref(), now_ms())));
+            match recorded {
+                Ok(_) => key_recorded = active.clone(),
+                Err(e) => tracing::error!(error = %e, "recording the key in use"),
+            }
+        }
+        let sealing = (active.is_some() && key_recorded == active).then_some(guards.vault);
         let started = Instant::now();
         let mut committing = Duration::ZERO;
         let outcomes: Vec<Result<Outcome, WriteFailed>> = if guards.space.is_full() {
@@ -251,7 +276,7 @@ fn run(
                 .map(|_| Err(WriteFailed::StorageFull))
                 .collect()
         } else {
-            match commit_batch(&mut conn, &batch, &mut seqs, &mut committing) {
+            match commit_batch(&mut conn, &batch, &mut seqs, &mut committing, sealing) {
                 Ok(outcomes) => {
                     commits += 1;
                     outcomes.into_iter().map(Ok).collect()
@@ -277,6 +302,7 @@ fn run(
                             std::slice::from_ref(job),
                             &mut seqs,
                             &mut committing,
+                            sealing,
                         );
                         each.push(match one {
                             Ok(mut o) => {
@@ -457,7 +483,7 @@ fn stored_last_seq(conn: &Connection, conv: i64) -> rusqlite::Result<i64> {
 }
 
 /// Columns of one message row, in the order of [`insert_sql`].
-const COLUMNS: usize = 7;
+const COLUMNS: usize = 9;
 
 /// The multi-row INSERT for `rows` messages; a resend (same sender and client id in the
 /// conversation) inserts nothing.
@@ -469,34 +495,51 @@ const COLUMNS: usize = 7;
 /// only to undo this one statement: 13% of the writer thread's time in the rooms pattern.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT OR FAIL INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind) VALUES ",
+        "INSERT OR FAIL INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind, key_id, sealed) VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?,?)");
+        sql.push_str("(?,?,?,?,?,?,?,?,?)");
     }
     sql.push_str(" ON CONFLICT (client_id, conversation_id, sender_id) DO NOTHING");
     sql
 }
 
-/// Binds one message's row at `row` (0-based) of a multi-row INSERT.
+/// Binds one message's row at `row` (0-based) of a multi-row INSERT; with a `vault`, the
+/// body is sealed for its place (the plain column stays empty).
 fn bind_row(
     stmt: &mut rusqlite::Statement<'_>,
     row: usize,
     msg: &NewMessage,
     seq: i64,
     now: i64,
+    vault: Option<&Vault>,
 ) -> rusqlite::Result<()> {
     let at = row * COLUMNS;
+    let body = msg.content.body();
+    let sealed = vault
+        .filter(|_| !body.is_empty())
+        .and_then(|v| v.seal(msg.conv, seq, &body));
     stmt.raw_bind_parameter(at + 1, msg.conv)?;
     stmt.raw_bind_parameter(at + 2, seq)?;
     stmt.raw_bind_parameter(at + 3, msg.sender)?;
     stmt.raw_bind_parameter(at + 4, msg.client_id.as_str())?;
-    stmt.raw_bind_parameter(at + 5, &*msg.content.body())?;
     stmt.raw_bind_parameter(at + 6, now)?;
-    stmt.raw_bind_parameter(at + 7, msg.content.kind().as_str())
+    stmt.raw_bind_parameter(at + 7, msg.content.kind().as_str())?;
+    match &sealed {
+        Some(s) => {
+            stmt.raw_bind_parameter(at + 5, "")?;
+            stmt.raw_bind_parameter(at + 8, s.key_id.as_str())?;
+            stmt.raw_bind_parameter(at + 9, s.bytes.as_slice())
+        }
+        None => {
+            stmt.raw_bind_parameter(at + 5, &*body)?;
+            stmt.raw_bind_parameter(at + 8, rusqlite::types::Null)?;
+            stmt.raw_bind_parameter(at + 9, rusqlite::types::Null)
+        }
+    }
 }
 
 /// Commits a batch in one transaction. The common case, every message new, takes one
@@ -508,6 +551,7 @@ fn commit_batch(
     jobs: &[Job],
     seqs: &mut Seqs,
     committing: &mut Duration,
+    vault: Option<&Vault>,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
     // IMMEDIATE, as every writing transaction of the store (`store::BEGIN_WRITE`).
@@ -540,6 +584,7 @@ fn commit_batch(
                 &jobs[start + row].msg,
                 assigned[start + row],
                 now,
+                vault,
             )?;
         }
         inserted += insert.raw_execute()?;
@@ -547,7 +592,7 @@ fn commit_batch(
     }
     if inserted != jobs.len() {
         tx.rollback()?;
-        return commit_each(conn, jobs, seqs, now, committing);
+        return commit_each(conn, jobs, seqs, now, committing, vault);
     }
     apply_deletes(&tx, jobs)?;
     count_commit(&tx)?;
@@ -577,6 +622,7 @@ fn commit_each(
     seqs: &mut Seqs,
     now: i64,
     committing: &mut Duration,
+    vault: Option<&Vault>,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut batch: Seqs = HashMap::new();
@@ -587,7 +633,7 @@ fn commit_each(
             Some(last) => *last,
             None => stored_last_seq(&tx, conv)?,
         };
-        let outcome = write_one(&tx, &job.msg, last + 1, now)?;
+        let outcome = write_one(&tx, &job.msg, last + 1, now, vault)?;
         batch.insert(
             conv,
             if matches!(outcome, Outcome::New(_)) {
@@ -622,9 +668,15 @@ fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
 
 /// Inserts one message as `seq`, unless its client id was already stored (then returns the
 /// stored acknowledgement; `seq` stays free for the next message).
-fn write_one(conn: &Connection, msg: &NewMessage, seq: i64, now: i64) -> rusqlite::Result<Outcome> {
+fn write_one(
+    conn: &Connection,
+    msg: &NewMessage,
+    seq: i64,
+    now: i64,
+    vault: Option<&Vault>,
+) -> rusqlite::Result<Outcome> {
     let mut insert = conn.prepare_cached(&insert_sql(1))?;
-    bind_row(&mut insert, 0, msg, seq, now)?;
+    bind_row(&mut insert, 0, msg, seq, now, vault)?;
     if insert.raw_execute()? == 0 {
         let (seq, at): (i64, i64) = conn
             .prepare_cached(
@@ -707,7 +759,7 @@ mod tests {
             text(missing, 1, "b"),
             text(room, 1, "c"),
         ];
-        let failed = commit_batch(&mut conn, &batch, &mut seqs, &mut committing);
+        let failed = commit_batch(&mut conn, &batch, &mut seqs, &mut committing, None);
         assert!(failed.is_err(), "the missing conversation fails the batch");
         assert!(stored(&conn).is_empty(), "nothing of the batch is stored");
         assert!(seqs.is_empty(), "no sequence number was taken");
@@ -721,6 +773,7 @@ mod tests {
                     std::slice::from_ref(job),
                     &mut seqs,
                     &mut committing,
+                    None,
                 )
                 .is_ok()
             })
@@ -733,7 +786,7 @@ mod tests {
         );
         // A user that does not exist fails at COMMIT as well, and a bad kind at once.
         let stranger = text(room, 99, "d");
-        assert!(commit_batch(&mut conn, &[stranger], &mut seqs, &mut committing).is_err());
+        assert!(commit_batch(&mut conn, &[stranger], &mut seqs, &mut committing, None).is_err());
         let bad_kind = conn.execute(
             "INSERT INTO messages (conversation_id, seq, sender_id, client_id, body, created_at, kind)
              VALUES (?, 9, 1, 'e', '', 0, 'shout')",
