@@ -24,7 +24,8 @@ async fn run() -> anyhow::Result<()> {
     let mut cfg = Config::parse();
     init_tracing(&cfg.server.log);
     if let Some(command) = cfg.command.take() {
-        return messenger::server::admin::run(&cfg.store.database, command).await;
+        let keys = cfg.store.key_file.as_deref();
+        return messenger::server::admin::run(&cfg.store.database, keys, command).await;
     }
     let app = Application::build(cfg).await?;
     tracing::info!("Messenger is listening on http://{}", app.addr());

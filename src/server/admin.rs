@@ -1,11 +1,22 @@
 //! Administration commands (`messenger rooms ...`): they open the database, act and exit.
 
 use super::{
-    config::{BotsCommand, Command, RoomsCommand},
-    store::{sqlite::SqliteStore, BotStore, ConversationStore},
+    config::{BotsCommand, Command, KeysCommand, RoomsCommand},
+    store::{
+        sqlite::SqliteStore,
+        vault::{default_ring_path, RingFile},
+        BotStore, ConversationStore,
+    },
 };
 use anyhow::{bail, Result};
 use std::path::Path;
+
+/// The key ring file, read.
+fn read_ring(path: &Path) -> Result<RingFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the key ring {}: {e}", path.display()))?;
+    RingFile::parse(&text)
+}
 
 /// Longest room title, in characters.
 pub const MAX_ROOM_TITLE: usize = 64;
@@ -29,10 +40,71 @@ pub fn room_titles(titles: &[String], numbered: Option<u32>) -> Result<Vec<Strin
     Ok(out)
 }
 
-/// Runs one administration command against the database at `database`.
-pub async fn run(database: &Path, command: Command) -> Result<()> {
+/// Runs one administration command against the database at `database` (and its key ring:
+/// `key_file`, or beside the database).
+pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> Result<()> {
+    let ring_path = key_file.map_or_else(|| default_ring_path(database), Path::to_path_buf);
+    if let Command::Keys(KeysCommand::Init) = command {
+        if ring_path.exists() {
+            bail!("the key ring {} exists already", ring_path.display());
+        }
+        let ring = RingFile::fresh();
+        ring.write(&ring_path)?;
+        println!(
+            "made {} with key {} (back it up apart from the database)",
+            ring_path.display(),
+            ring.active
+        );
+        return Ok(());
+    }
     let store = SqliteStore::open(database).await?;
     match command {
+        Command::Keys(KeysCommand::Init) => unreachable!("handled above"),
+        Command::Keys(KeysCommand::Rotate) => {
+            let mut ring = read_ring(&ring_path)?;
+            let id = ring.add_active();
+            ring.write(&ring_path)?;
+            println!(
+                "{id} is the active key; a running server takes it within seconds and re-encrypts \
+                 older messages in the background (`messenger keys status` shows how far)"
+            );
+        }
+        Command::Keys(KeysCommand::Status) => {
+            let ring = read_ring(&ring_path)?;
+            let rows = store.rows_per_key().await?;
+            println!("key ring: {}", ring_path.display());
+            for id in ring.keys.keys() {
+                let n = rows
+                    .iter()
+                    .find(|(k, _)| k.as_deref() == Some(id))
+                    .map_or(0, |(_, n)| *n);
+                let active = if *id == ring.active { " (active)" } else { "" };
+                println!("{id}{active}\t{n} messages");
+            }
+            if let Some((_, n)) = rows.iter().find(|(k, _)| k.is_none()) {
+                println!("plain\t{n} messages (sealed by a running server in the background)");
+            }
+        }
+        Command::Keys(KeysCommand::Retire { id }) => {
+            let mut ring = read_ring(&ring_path)?;
+            if !ring.keys.contains_key(&id) {
+                bail!("there is no key {id} in {}", ring_path.display());
+            }
+            if ring.active == id {
+                bail!("{id} is the active key: rotate first");
+            }
+            let rows = store.rows_per_key().await?;
+            if let Some((_, n)) = rows.iter().find(|(k, _)| k.as_deref() == Some(id.as_str())) {
+                bail!(
+                    "{id} still seals {n} messages; a running server re-encrypts them in the \
+                     background (see `messenger keys status`), then retire it"
+                );
+            }
+            ring.keys.remove(&id);
+            ring.write(&ring_path)?;
+            store.forget_key(&id).await?;
+            println!("{id} retired");
+        }
         Command::Rooms(RoomsCommand::List) => {
             for (id, members, title) in store.list_rooms().await? {
                 println!("{id}\t{members}\t{title}");

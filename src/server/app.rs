@@ -271,6 +271,7 @@ impl Application {
         } = self;
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let rekeying = tokio::spawn(rekey(state.clone()));
         let space = state.space.clone();
         let space_watch = tokio::spawn(async move {
             let mut every = tokio::time::interval(crate::server::store::space::CHECK_EVERY);
@@ -320,6 +321,7 @@ impl Application {
             );
         }
         housekeeping.abort();
+        rekeying.abort();
         space_watch.abort();
         sweeper.abort();
         publisher.abort();
@@ -511,6 +513,73 @@ fn warn_if_readable(path: &std::path::Path) {
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(key_ring = %path.display(), "the key ring can be read by others than its owner: chmod 600 it");
+        }
+    }
+}
+
+/// Keeps every message sealed under the active key, in the background: picks up a rotated
+/// key ring (`messenger keys rotate` rewrites the file; it is looked at every 2 s), then
+/// walks the messages in key order, a batch of 256 at a time with a pause between, opening
+/// what another key sealed (or taking what was stored plain) and sealing it again. Short
+/// transactions of its own: the message writer is never blocked for long. A pass that ends
+/// with rows still under another key (sealed by a commit already under way at the
+/// rotation) starts again; one interrupted by a restart starts over, skipping what is done.
+async fn rekey(state: AppState) {
+    const BATCH: i64 = 256;
+    let vault = state.store.vault();
+    let start = (i64::MIN, i64::MIN);
+    let mut done_for: Option<String> = None;
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        match vault.reload_if_changed() {
+            Ok(true) => tracing::info!(active = ?vault.active_key(), "key ring reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the key ring"),
+        }
+        let Some(active) = vault.active_key() else {
+            continue;
+        };
+        if done_for.as_ref() == Some(&active) {
+            continue;
+        }
+        let (mut cursor, mut sealed) = (start, 0u64);
+        let finished = loop {
+            if vault.active_key().as_ref() != Some(&active) {
+                break false; // rotated again: start over with the new key
+            }
+            match state.store.rekey_batch(cursor, BATCH).await {
+                Ok((Some(last), n)) => {
+                    cursor = last;
+                    sealed += n;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok((None, _)) => break true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "re-encrypting messages; trying again shortly");
+                    break false;
+                }
+            }
+        };
+        if !finished {
+            continue;
+        }
+        let left = match state.store.rows_per_key().await {
+            Ok(rows) => rows
+                .iter()
+                .filter(|(k, _)| k.as_ref() != Some(&active))
+                .map(|(_, n)| n)
+                .sum::<i64>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "counting messages per key");
+                continue;
+            }
+        };
+        if sealed > 0 {
+            tracing::info!(sealed, key = %active, "messages re-encrypted under the active key");
+        }
+        if left == 0 {
+            done_for = Some(active);
         }
     }
 }

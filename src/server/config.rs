@@ -553,6 +553,25 @@ pub enum Command {
     /// The AI contacts: switch their replies off or on while the server runs.
     #[command(subcommand)]
     Bots(BotsCommand),
+    /// The key ring that encrypts message bodies (the file, not MESSENGER_KEYS).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Makes the key ring file with one new key (refused if it exists).
+    Init,
+    /// Adds a new key and makes it the active one. A running server picks it up within
+    /// seconds and re-encrypts older messages under it in the background.
+    Rotate,
+    /// The ring's keys, which is active, and how many messages each seals.
+    Status,
+    /// Removes a key from the ring once no message uses it.
+    Retire {
+        /// The key's id (as `status` shows it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

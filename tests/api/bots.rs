@@ -299,7 +299,7 @@ async fn the_admin_switch_stops_replies_without_a_restart() {
     let mut ws = app.online(&ann).await;
     ws.live(conv).await;
     let db = app.dir.path().join("messenger.db");
-    let admin = |c| messenger::server::admin::run(&db, Command::Bots(c));
+    let admin = |c| messenger::server::admin::run(&db, None, Command::Bots(c));
 
     assert!(!one_of(
         eli.away,

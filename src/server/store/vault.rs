@@ -289,19 +289,14 @@ impl Vault {
         }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the key ring {}", path.display()))?;
-        let ring = Ring::from_file(&RingFile::parse(&text)?)?;
-        // Keys are only ever added by a rotation; one that disappeared would leave rows
-        // unreadable, so such a ring is not taken.
+        let mut ring = Ring::from_file(&RingFile::parse(&text)?)?;
+        // A key gone from the file (retired: no row uses it) stays in memory until the next
+        // start, so a row it still sealed, if any, can be read meanwhile.
         if let Some(old) = self.ring() {
-            if let Some(gone) = old
-                .ciphers
-                .keys()
-                .find(|id| !ring.ciphers.contains_key(*id))
-            {
-                anyhow::bail!(
-                    "the key ring {} lost key {gone}; keeping the one loaded",
-                    path.display()
-                );
+            for (id, cipher) in &old.ciphers {
+                ring.ciphers
+                    .entry(id.clone())
+                    .or_insert_with(|| cipher.clone());
             }
         }
         *self.ring.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ring));

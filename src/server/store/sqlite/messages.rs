@@ -119,3 +119,102 @@ impl MessageStore for SqliteStore {
         Ok(row.map(|r| (r.sender_id, MessageKind::parse(&r.kind).unwrap_or_default())))
     }
 }
+
+/// One row as re-encryption reads it.
+struct RekeyRow {
+    conversation_id: i64,
+    seq: i64,
+    body: String,
+    key_id: Option<String>,
+    sealed: Option<Vec<u8>>,
+}
+
+impl SqliteStore {
+    /// Re-encrypts under the vault's active key the next rows after `after` (in key order),
+    /// at most `limit` read; returns the last row looked at (None: the end was reached) and
+    /// how many rows were sealed anew. Plain bodies (written before encryption was on) are
+    /// sealed; bodies under another key are opened and sealed again. Each row is updated only
+    /// if it is still as read (a deletion meanwhile wins), in one short write transaction.
+    pub async fn rekey_batch(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> std::result::Result<(Option<(i64, i64)>, u64), crate::server::store::StoreError> {
+        let vault = self.vault();
+        let Some(active) = vault.active_key() else {
+            return Ok((None, 0));
+        };
+        let rows = sqlx::query_as!(
+            RekeyRow,
+            r#"SELECT conversation_id, seq, body, key_id, sealed FROM messages
+               WHERE (conversation_id, seq) > (?1, ?2)
+               ORDER BY conversation_id, seq LIMIT ?3"#,
+            after.0,
+            after.1,
+            limit,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let last = rows.last().map(|r| (r.conversation_id, r.seq));
+        let mut todo = Vec::new();
+        for r in rows {
+            let plain = match (&r.key_id, &r.sealed) {
+                (Some(k), Some(_)) if *k == active => continue,
+                (Some(k), Some(sealed)) => vault.open(r.conversation_id, r.seq, k, sealed)?,
+                _ if r.body.is_empty() => continue,
+                _ => r.body.clone(),
+            };
+            if let Some(new) = vault.seal(r.conversation_id, r.seq, &plain) {
+                todo.push((r, new));
+            }
+        }
+        let mut done = 0;
+        if !todo.is_empty() {
+            let mut tx = self.begin_write().await?;
+            for (r, new) in &todo {
+                let changed = sqlx::query!(
+                    "UPDATE messages SET body = '', key_id = ?1, sealed = ?2
+                     WHERE conversation_id = ?3 AND seq = ?4
+                       AND key_id IS ?5 AND sealed IS ?6 AND body = ?7",
+                    new.key_id,
+                    new.bytes,
+                    r.conversation_id,
+                    r.seq,
+                    r.key_id,
+                    r.sealed,
+                    r.body,
+                )
+                .execute(&mut *tx)
+                .await?;
+                done += changed.rows_affected();
+            }
+            tx.commit().await?;
+        }
+        Ok((last, done))
+    }
+
+    /// How many messages each key seals (`None`: plain bodies that are not empty).
+    pub async fn rows_per_key(
+        &self,
+    ) -> std::result::Result<Vec<(Option<String>, i64)>, crate::server::store::StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT key_id, COUNT(*) AS "n!: i64" FROM messages
+               WHERE key_id IS NOT NULL OR body != ''
+               GROUP BY key_id ORDER BY key_id"#
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.key_id, r.n)).collect())
+    }
+
+    /// Forgets that the database used `key` (it seals no row any more).
+    pub async fn forget_key(
+        &self,
+        key: &str,
+    ) -> std::result::Result<(), crate::server::store::StoreError> {
+        sqlx::query!("DELETE FROM keys_used WHERE key_id = ?", key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
