@@ -1,7 +1,8 @@
 //! Administration commands (`messenger rooms ...`): they open the database, act and exit.
 
 use super::{
-    config::{BotsCommand, Command, KeysCommand, RoomsCommand},
+    audit::{self, Audit, AuditStore, NewEntry, Verdict},
+    config::{AuditCommand, BotsCommand, Command, KeysCommand, RoomsCommand},
     store::{
         sqlite::SqliteStore,
         vault::{default_ring_path, RingFile},
@@ -58,12 +59,59 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
         return Ok(());
     }
     let store = SqliteStore::open(database).await?;
+    let audit = Audit::new(std::sync::Arc::new(store.clone()), None)?;
+    let admin = |event: &'static str, detail: serde_json::Value| NewEntry {
+        event,
+        user: None,
+        actor: "admin".into(),
+        address: None,
+        detail,
+    };
     match command {
+        Command::Audit(AuditCommand::Verify) => match audit::verify(&store).await? {
+            Verdict::Holds(n) => println!("the audit log holds: {n} entries, each following the one before"),
+            Verdict::BrokenAt(id) => bail!(
+                "the audit log is broken at entry {id}: it does not follow from the one before (edited, inserted or removed)"
+            ),
+        },
+        Command::Audit(AuditCommand::Export { since }) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let mut after = 0;
+            loop {
+                let page = store.entries_after(after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                for e in page.iter().filter(|e| since.is_none_or(|s| e.at >= s)) {
+                    writeln!(out, "{}", serde_json::to_string(e)?)?;
+                }
+            }
+        }
+        Command::Backup { file } => {
+            if file.exists() {
+                bail!("{} exists already; choose a new file", file.display());
+            }
+            let started = std::time::Instant::now();
+            store.backup_to(&file).await?;
+            audit
+                .record(admin("backup", serde_json::json!({ "file": file.display().to_string() })))
+                .await;
+            println!(
+                "backed up {} to {} in {:.1} s (message bodies stay sealed: keep the key ring {} with it)",
+                database.display(),
+                file.display(),
+                started.elapsed().as_secs_f64(),
+                ring_path.display()
+            );
+        }
         Command::Keys(KeysCommand::Init) => unreachable!("handled above"),
         Command::Keys(KeysCommand::Rotate) => {
             let mut ring = read_ring(&ring_path)?;
             let id = ring.add_active();
             ring.write(&ring_path)?;
+            audit
+                .record(admin("key_rotated", serde_json::json!({ "key": id })))
+                .await;
             println!(
                 "{id} is the active key; a running server takes it within seconds and re-encrypts \
                  older messages in the background (`messenger keys status` shows how far)"
@@ -103,6 +151,9 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
             ring.keys.remove(&id);
             ring.write(&ring_path)?;
             store.forget_key(&id).await?;
+            audit
+                .record(admin("key_retired", serde_json::json!({ "key": id })))
+                .await;
             println!("{id} retired");
         }
         Command::Rooms(RoomsCommand::List) => {

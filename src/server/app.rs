@@ -157,6 +157,10 @@ impl Application {
                 fanout.clone(),
                 lifetimes,
                 stored_limits.clone(),
+                Arc::new(crate::server::audit::Audit::new(
+                    db.clone(),
+                    cfg.store.audit_sink.as_deref(),
+                )?),
             )
             .await?,
         );

@@ -95,6 +95,10 @@ pub struct StoreConfig {
     /// itself instead (JSON, as in the file) and no file is read or made.
     #[arg(long, env = "MESSENGER_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+
+    /// Also append every audit log entry to this file, as a JSON line (for log shippers).
+    #[arg(long, env = "MESSENGER_AUDIT_SINK")]
+    pub audit_sink: Option<PathBuf>,
 }
 
 /// On or off.
@@ -556,6 +560,27 @@ pub enum Command {
     /// The key ring that encrypts message bodies (the file, not MESSENGER_KEYS).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log: check its chain, or write it out as JSON lines.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Writes a consistent copy of the database to FILE, while the server runs (restore:
+    /// docs/OPERATIONS.md). Message bodies stay sealed in it: keep the key ring too.
+    Backup {
+        /// Where the copy goes (refused if it exists).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Checks the chain of hashes; names the first broken entry (and fails) if there is one.
+    Verify,
+    /// Writes the entries as JSON lines on standard output.
+    Export {
+        /// Only entries at or after this time (milliseconds since the Unix epoch).
+        #[arg(long)]
+        since: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bots;
 pub mod chat;

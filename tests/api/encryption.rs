@@ -190,3 +190,70 @@ async fn a_plain_database_is_sealed_in_place() {
     let page = app.history(conv, &b).await;
     assert!(page.messages.iter().any(|m| m.body == "plain words 39"));
 }
+
+/// A backup taken while messages flow holds every message acknowledged before it began,
+/// and a server started on it (with the key ring) reads them.
+#[tokio::test]
+async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
+    use messenger::server::config::Command;
+    use std::sync::{Arc, Mutex};
+    let app = crate::helpers::spawn_app_with(fast).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, wa, _wb) = app.dm_live(&a, &b).await;
+    let acked: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = tokio::spawn({
+        let (acked, stop) = (acked.clone(), stop.clone());
+        let mut wa = wa;
+        async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let id = format!("b{i}");
+                wa.send_msg(conv, &id, &format!("backed up {i}")).await;
+                let seq = ack_of(&mut wa, &id).await;
+                acked.lock().expect("lock").push((id, seq));
+            }
+        }
+    });
+    while acked.lock().expect("lock").len() < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let before: Vec<(String, i64)> = acked.lock().expect("lock").clone();
+    let database = app.dir.path().join("messenger.db");
+    let copy_dir = tempfile::tempdir().expect("dir");
+    let copy = copy_dir.path().join("messenger.db");
+    messenger::server::admin::run(&database, None, Command::Backup { file: copy.clone() })
+        .await
+        .expect("backed up");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.await.expect("sender");
+    assert!(
+        acked.lock().expect("lock").len() > before.len(),
+        "messages flowed during the backup"
+    );
+    // Restore: the copy and the key ring, in a new place.
+    std::fs::copy(
+        messenger::server::store::vault::default_ring_path(&database),
+        messenger::server::store::vault::default_ring_path(&copy),
+    )
+    .expect("key ring");
+    let restored = crate::helpers::spawn_app_in(copy_dir, fast).await;
+    let mut db = restored.db().await;
+    for (id, seq) in &before {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM messages WHERE conversation_id = ? AND client_id = ?",
+        )
+        .bind(conv)
+        .bind(id)
+        .fetch_optional(&mut db)
+        .await
+        .expect("query");
+        assert_eq!(found, Some(*seq), "{id} was acknowledged before the backup");
+    }
+    let page = restored.history(conv, &b).await;
+    assert!(page
+        .messages
+        .iter()
+        .all(|m| m.body.starts_with("backed up")));
+}

@@ -406,3 +406,60 @@ async fn an_absolute_request_line_or_two_hosts_cannot_name_another_host() {
         );
     }
 }
+
+/// Sign-ins (with the address) and failed ones land in the audit log; its chain holds, and
+/// an entry edited behind the server's back is named by `audit verify`; the sink file gets
+/// every entry as a JSON line.
+#[tokio::test]
+async fn the_audit_log_records_sign_ins_and_finds_an_edited_entry() {
+    use messenger::server::config::{AuditCommand, Command};
+    let sink_dir = tempfile::tempdir().expect("dir");
+    let sink = sink_dir.path().join("audit.jsonl");
+    let app = spawn_app_with(|c| c.store.audit_sink = Some(sink.clone())).await;
+    let cookie = app.signup_cookie("auditee", "the right password").await;
+    assert!(!cookie.is_empty());
+    for password in ["a wrong one", "the right password"] {
+        let res = app
+            .http
+            .post(app.url("/api/token"))
+            .json(&serde_json::json!({ "username": "auditee", "password": password }))
+            .send()
+            .await
+            .expect("sign-in");
+        assert!(res.status() == 401 || res.status() == 200);
+    }
+    let mut db = app.db().await;
+    let events: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT event, address FROM audit_log ORDER BY id")
+            .fetch_all(&mut db)
+            .await
+            .expect("entries");
+    assert_eq!(
+        events,
+        [
+            ("sign_in_failed".to_owned(), Some("127.0.0.1".to_owned())),
+            ("sign_in".to_owned(), Some("127.0.0.1".to_owned())),
+        ]
+    );
+    let lines = std::fs::read_to_string(&sink).expect("sink");
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    let database = app.dir.path().join("messenger.db");
+    let verify =
+        || messenger::server::admin::run(&database, None, Command::Audit(AuditCommand::Verify));
+    verify().await.expect("the chain holds");
+    // Someone with the file edits the failed attempt away (the triggers stop the server's own
+    // connection; a hand on the file can drop them).
+    sqlx::query("DROP TRIGGER audit_log_append_only_update")
+        .execute(&mut db)
+        .await
+        .expect("drop");
+    sqlx::query("UPDATE audit_log SET detail = '{}' WHERE event = 'sign_in_failed'")
+        .execute(&mut db)
+        .await
+        .expect("edit");
+    let broken = verify().await.expect_err("the edit is found");
+    assert!(
+        format!("{broken:#}").contains("broken at entry 1"),
+        "{broken:#}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct Auth {
     hasher: Hasher,
     lifetimes: Lifetimes,
     limits: Arc<StoredLimits>,
+    /// Where sign-ins, failed ones and revoked sessions are recorded.
+    audit: Arc<crate::server::audit::Audit>,
 }
 
 /// Whether a request carried a solved proof-of-work challenge or a Turnstile pass (checked
@@ -104,6 +106,7 @@ impl Auth {
         fanout: Arc<dyn Fanout>,
         lifetimes: Lifetimes,
         limits: Arc<StoredLimits>,
+        audit: Arc<crate::server::audit::Audit>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             users,
@@ -113,6 +116,7 @@ impl Auth {
             hasher: Hasher::new().await?,
             lifetimes,
             limits,
+            audit,
         })
     }
 
@@ -256,6 +260,15 @@ impl Auth {
         };
         if !self.hasher.verify(hash, password.to_owned()).await? {
             tracing::info!(%address, "a sign-in failed");
+            self.audit
+                .record(crate::server::audit::NewEntry {
+                    event: "sign_in_failed",
+                    user: user_id,
+                    actor: "anonymous".into(),
+                    address: Some(from.to_string()),
+                    detail: serde_json::json!({ "username": account }),
+                })
+                .await;
             return Err(wrong());
         }
         let user_id = user_id.ok_or_else(wrong)?;
@@ -263,7 +276,16 @@ impl Auth {
         if let Some(status) = status {
             self.profiles.set_status(user_id, status).await?;
         }
-        self.start(user_id).await
+        let started = self.start(user_id).await?;
+        self.audit
+            .record(crate::server::audit::by_user(
+                "sign_in",
+                user_id,
+                Some(from.to_string()),
+                serde_json::json!({ "session": started.session.id }),
+            ))
+            .await;
+        Ok(started)
     }
 
     /// A temporary account, clearly marked, whose username can never collide with a real
@@ -301,6 +323,14 @@ impl Auth {
             "signed out",
         );
         tracing::info!(user = session.user.id, "signed out");
+        self.audit
+            .record(crate::server::audit::by_user(
+                "sign_out",
+                session.user.id,
+                None,
+                serde_json::json!({ "session": session.id }),
+            ))
+            .await;
         if session.user.is_guest {
             // A guest cannot sign in again: nothing of theirs is worth keeping.
             self.delete_guest(session.user.id).await?;
@@ -328,6 +358,14 @@ impl Auth {
             ended = ended.len(),
             "other sessions signed out"
         );
+        self.audit
+            .record(crate::server::audit::by_user(
+                "sessions_revoked",
+                session.user.id,
+                None,
+                serde_json::json!({ "kept": session.id, "ended": ended }),
+            ))
+            .await;
         Ok(ended.len())
     }
 

@@ -4,6 +4,7 @@
 //! with no database). Messages are written only by the group-commit writer (`writer.rs`),
 //! on a connection of its own.
 
+mod audit;
 mod bots;
 mod contacts;
 mod conversations;
@@ -274,6 +275,20 @@ impl SqliteStore {
         // and the delete: all stay prepared.
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
+    }
+
+    /// Writes a consistent copy of the database to `file` (SQLite's `VACUUM INTO`: one read
+    /// transaction, so the copy is the database as of one instant; the writer goes on
+    /// meanwhile, as WAL lets it). Everything committed before the copy began is in it.
+    pub async fn backup_to(&self, file: &Path) -> anyhow::Result<()> {
+        let target = file.to_str().context("the backup's path is not UTF-8")?;
+        // A runtime query: sqlx's macros cannot describe VACUUM.
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .with_context(|| format!("writing the backup {}", file.display()))?;
+        Ok(())
     }
 
     /// Checkpoints the WAL into the main file (at shutdown, so a copy of the file is whole).
