@@ -69,7 +69,10 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
     };
     match command {
         Command::Audit(AuditCommand::Verify) => match audit::verify(&store).await? {
-            Verdict::Holds(n) => println!("the audit log holds: {n} entries, each following the one before"),
+            Verdict::Holds(n) => println!(
+                "the audit log holds: {n} {}, each following the one before",
+                if n == 1 { "entry" } else { "entries" }
+            ),
             Verdict::BrokenAt(id) => bail!(
                 "the audit log is broken at entry {id}: it does not follow from the one before (edited, inserted or removed)"
             ),
