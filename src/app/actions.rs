@@ -191,7 +191,21 @@ pub fn open_and_focus(ui: Ui, conv: i64) {
 
 /// Puts the cursor in a conversation window's message box (once it is drawn).
 pub fn focus_compose(conv: i64) {
-    crate::app::components::card::focus_later(format!("#compose-{conv}"));
+    focus_later(format!("#compose-{conv}"));
+}
+
+/// Focuses the first element matching `selector` once the view has rendered it.
+pub fn focus_later(selector: String) {
+    request_animation_frame(move || {
+        use wasm_bindgen::JsCast;
+        if let Some(el) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector(&selector).ok().flatten())
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    });
 }
 
 pub fn close_window(ui: Ui, conv: i64) {

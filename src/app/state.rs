@@ -22,6 +22,14 @@ pub enum Link {
     Ended,
 }
 
+/// What the main window's icon bar opens: one small panel at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    AddContact,
+    AddBot,
+    NewGroup,
+}
+
 /// Everything the island shows. `Copy`: every component and callback holds it.
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -41,7 +49,7 @@ pub struct Ui {
     /// The contact (or group, as a negative id) whose action menu is open.
     pub menu: RwSignal<Option<i64>>,
     /// The icon bar's open panel, if any.
-    pub panel: RwSignal<Option<crate::app::components::contacts::Panel>>,
+    pub panel: RwSignal<Option<Panel>>,
     /// What is typed in the search box over the list.
     pub query: RwSignal<String>,
     /// Whether sounds are off (kept in the browser's local storage).

@@ -317,16 +317,5 @@ pub fn EmoticonText(#[prop(into)] text: String) -> impl IntoView {
         .collect_view()
 }
 
-/// Focuses the first element matching `selector` once the view has rendered it.
-pub fn focus_later(selector: String) {
-    request_animation_frame(move || {
-        use wasm_bindgen::JsCast;
-        if let Some(el) = web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.query_selector(&selector).ok().flatten())
-            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-        {
-            let _ = el.focus();
-        }
-    });
-}
+// Where views put the cursor once they are drawn: `actions` has it, as clicks do too.
+pub use crate::app::actions::focus_later;

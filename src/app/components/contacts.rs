@@ -6,18 +6,10 @@ use super::card::{focus_later, status_class, EmoticonText, Picture};
 use crate::app::{
     actions::{self, ContactAction},
     model::{sections, shown_name, Section, SectionKind},
-    state::Ui,
+    state::{Panel, Ui},
 };
 use crate::protocol::{Contact, Status, MAX_GROUP_NAME_CHARS};
 use leptos::prelude::*;
-
-/// What the main window's icon bar opens: one small panel at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Panel {
-    AddContact,
-    AddBot,
-    NewGroup,
-}
 
 /// The icon bar under the user's card: adding a contact, an AI contact, a contact group.
 /// Each opens a small panel (Escape or the button again closes it).

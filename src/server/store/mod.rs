@@ -4,6 +4,7 @@
 //! connection; SQLite implements them all today (`sqlite/`), and a second database is a
 //! second implementation of the same traits.
 
+pub mod audit;
 pub mod space;
 pub mod sqlite;
 pub mod vault;

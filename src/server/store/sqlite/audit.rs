@@ -1,8 +1,8 @@
-//! The audit log's entries (`server::audit`), appended one at a time in a write
+//! The audit log's entries (`store::audit`), appended one at a time in a write
 //! transaction, so that each follows the last.
 
 use super::{SqliteStore, BEGIN_WRITE};
-use crate::server::audit::{AuditStore, Entry, NewEntry, GENESIS};
+use crate::server::store::audit::{AuditStore, Entry, NewEntry, GENESIS};
 use crate::server::store::StoreError;
 use async_trait::async_trait;
 
