@@ -191,6 +191,7 @@ impl Application {
                 sockets,
                 rates,
                 space,
+                sealed_under: watch::channel(None).0,
             }),
         };
         Ok(Self {
@@ -583,6 +584,7 @@ async fn rekey(state: AppState) {
             tracing::info!(sealed, key = %active, "messages re-encrypted under the active key");
         }
         if left == 0 {
+            state.sealed_under.send_replace(Some(active.clone()));
             done_for = Some(active);
         }
     }

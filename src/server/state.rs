@@ -68,4 +68,7 @@ pub struct Shared {
     pub rates: Arc<UserRateRegistry>,
     /// Free space on the database's disk: below its floor, new messages are refused.
     pub space: Arc<crate::server::store::space::DiskSpace>,
+    /// The key every message is sealed under, once the background re-encryption has
+    /// finished a pass with nothing left under another (None until then).
+    pub sealed_under: watch::Sender<Option<String>>,
 }

@@ -83,20 +83,24 @@ fn fast(c: &mut Config) {
     c.sockets.frame_rate_per_second = 100_000;
 }
 
-/// Waits (bounded) until every message is sealed under `key`.
+/// Waits (bounded) until the server says every message is sealed under `key`, and checks
+/// the database agrees.
 async fn all_under(app: &crate::helpers::TestApp, key: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let rows = app.state.store.rows_per_key().await.expect("rows per key");
-        if rows.iter().all(|(k, _)| k.as_deref() == Some(key)) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still not all under {key}: {rows:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let mut sealed = app.state.sealed_under.subscribe();
+    let reached = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        sealed.wait_for(|k| k.as_deref() == Some(key)),
+    )
+    .await;
+    assert!(
+        matches!(reached, Ok(Ok(_))),
+        "not all under {key} within the wait"
+    );
+    let rows = app.state.store.rows_per_key().await.expect("rows per key");
+    assert!(
+        rows.iter().all(|(k, _)| k.as_deref() == Some(key)),
+        "{rows:?}"
+    );
 }
 
 /// A rotation while messages flow: the new key seals new messages at once, the old ones
@@ -202,6 +206,7 @@ async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
     let (conv, wa, _wb) = app.dm_live(&a, &b).await;
     let acked: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (count, mut counted) = tokio::sync::watch::channel(0usize);
     let sender = tokio::spawn({
         let (acked, stop) = (acked.clone(), stop.clone());
         let mut wa = wa;
@@ -212,13 +217,19 @@ async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
                 let id = format!("b{i}");
                 wa.send_msg(conv, &id, &format!("backed up {i}")).await;
                 let seq = ack_of(&mut wa, &id).await;
-                acked.lock().expect("lock").push((id, seq));
+                let n = {
+                    let mut acked = acked.lock().expect("lock");
+                    acked.push((id, seq));
+                    acked.len()
+                };
+                count.send_replace(n);
             }
         }
     });
-    while acked.lock().expect("lock").len() < 100 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    tokio::time::timeout(crate::helpers::WAIT, counted.wait_for(|n| *n >= 100))
+        .await
+        .expect("100 messages acknowledged")
+        .expect("the sender runs");
     let before: Vec<(String, i64)> = acked.lock().expect("lock").clone();
     let database = app.dir.path().join("messenger.db");
     let copy_dir = tempfile::tempdir().expect("dir");

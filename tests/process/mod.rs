@@ -210,16 +210,20 @@ pub fn signal(child: &Child, signal: &str) {
     assert!(sent.success(), "kill -{signal}");
 }
 
-/// Waits (bounded) for the process to end; its exit status.
+/// Waits for the process to end; its exit status. A process still running after 20 s is
+/// killed (the test then fails on its status) rather than left to hang the suite.
 pub fn exited(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
+    let pid = child.id().to_string();
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if ended.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
+    let status = child.wait().expect("wait");
+    drop(done);
+    let _ = watchdog.join();
+    status
 }
 
 pub type Socket =
