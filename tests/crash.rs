@@ -6,7 +6,7 @@
 //! integrity check passes.
 
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::{collections::HashMap, process::Command, sync::Arc, time::Duration};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
@@ -183,26 +183,11 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
 
     let mut tokens = Vec::new();
     for _ in 0..SENDERS {
-        let body: Value = http
-            .post(format!("{base}/api/token"))
-            .json(&json!({ "guest": true }))
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("json");
-        tokens.push(body["token"].as_str().expect("token").to_owned());
+        tokens.push(guest_token(&http, &base).await);
     }
     let lobby = 1;
     for t in &tokens {
-        let res = http
-            .post(format!("{base}/api/rooms/{lobby}/join"))
-            .bearer_auth(t)
-            .send()
-            .await
-            .expect("join");
-        assert_eq!(res.status(), 200);
+        join(&http, &base, t, lobby).await;
     }
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
