@@ -207,7 +207,7 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         use wasm_bindgen::JsCast;
         let key = ev.key();
-        if key == "Escape" {
+        if key == "Escape" && open.get_untracked() {
             ev.prevent_default();
             open.set(false);
             focus_later("#status-button".into());
@@ -217,13 +217,14 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
         if !forward && key != "ArrowUp" {
             return;
         }
-        ev.prevent_default();
         let Some(current) = ev
             .target()
             .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .filter(|t| t.get_attribute("role").as_deref() == Some("menuitemradio"))
         else {
             return;
         };
+        ev.prevent_default();
         let next = if forward {
             current.next_element_sibling()
         } else {
@@ -234,7 +235,9 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
         }
     };
     view! {
-        <span class="status-menu">
+        // Keys are heard on the whole menu, the button included: an Escape pressed before
+        // the focus has moved into the opened menu still closes it.
+        <span class="status-menu" on:keydown=on_key>
             <button type="button" id="status-button" class="status-button" aria-haspopup="menu"
                 aria-expanded=move || open.get().to_string() aria-controls="status-choices"
                 aria-label=move || format!("Your status: {}", shown())
@@ -249,7 +252,7 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
                 <span class="caret" aria-hidden="true">"▾"</span>
             </button>
             <div role="menu" id="status-choices" class="status-choices" aria-label="Your status"
-                hidden=move || !open.get() on:keydown=on_key>
+                hidden=move || !open.get()>
                 {Status::ALL.into_iter().map(|s| view! {
                     <button type="button" role="menuitemradio" class="status-choice"
                         aria-checked=move || (status.get() == s).to_string()
