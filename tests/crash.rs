@@ -134,7 +134,7 @@ async fn a_burst_of_wrong_passwords_leaves_memory_where_it_was() {
         .await;
     assert!(
         tries.iter().all(|s| *s == 401),
-        "every guess refused as wrong"
+        "every guess refused as wrong: {tries:?}"
     );
     let after = rss_kib(pid);
     let grown_mib = after.saturating_sub(before) / 1024;
