@@ -64,6 +64,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <p class="not-found">"This page does not exist. " <a href="/">"Go to Messenger"</a></p> }>
                 <Route path=StaticSegment("") view=pages::signin::SignInPage/>
                 <Route path=StaticSegment("app") view=MainPage/>
+                <Route path=StaticSegment("account") view=AccountRoute/>
             </Routes>
         </Router>
     }
@@ -74,6 +75,17 @@ pub fn App() -> impl IntoView {
 fn MainPage() -> impl IntoView {
     match current_user() {
         Some(me) => view! { <islands::messenger::MessengerApp me=me/> }.into_any(),
+        None => {
+            view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any()
+        }
+    }
+}
+
+/// `/account`: the signed-in user's account page (the server redirects others to `/`).
+#[component]
+fn AccountRoute() -> impl IntoView {
+    match current_user() {
+        Some(me) => view! { <pages::account::AccountPage me=me/> }.into_any(),
         None => {
             view! { <p class="not-found">"Please " <a href="/">"sign in"</a> "."</p> }.into_any()
         }

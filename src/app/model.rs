@@ -246,6 +246,8 @@ pub struct ConvModel {
     pub synced_upto: Option<i64>,
     /// Whether the server's history says older messages exist before the first line.
     pub has_more: bool,
+    /// The server said messages below this sequence number expired (its retention).
+    pub expired_before: i64,
     pub loading_older: bool,
     /// Members writing a message now.
     pub typing: Vec<Typist>,
@@ -280,6 +282,7 @@ impl ConvModel {
             unread: (s.last_seq - s.last_read).clamp(0, u32::MAX as i64) as u32,
             synced_upto: None,
             has_more: s.last_seq > s.visible_after,
+            expired_before: 0,
             loading_older: false,
             typing: Vec::new(),
             latest: s.last_seq,
@@ -339,7 +342,7 @@ impl ConvModel {
         self.lines
             .first()
             .is_some_and(|f| f.seq == self.visible_after + 1)
-            || (!self.has_more && self.lines.is_empty())
+            || (!self.has_more && (self.lines.is_empty() || self.expired_before > 0))
     }
 }
 

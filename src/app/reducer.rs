@@ -8,7 +8,7 @@ use super::model::{
 };
 use crate::protocol::{
     ClientFrame, ContactState, ConversationKind, ConversationSummary, ErrorCode, HistoryPage,
-    MessageKind, ServerFrame, Status, TYPING_SHOWS_FOR_MS,
+    MessageKind, ServerFrame, Status, ERASE_ALL, TYPING_SHOWS_FOR_MS,
 };
 use std::sync::Arc;
 
@@ -150,7 +150,18 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             // A message ends its sender's "writing" line.
             c.typing.retain(|t| t.user != msg.from);
             if msg.kind == MessageKind::Delete {
-                if let Ok(target) = msg.body.parse::<i64>() {
+                if msg.body == ERASE_ALL {
+                    // The sender's account was deleted: every line of theirs goes.
+                    let erased = |l: &Line| l.from == msg.from && l.kind.is_deletable();
+                    if c.lines.iter().any(erased) {
+                        for l in Arc::make_mut(&mut c.lines).iter_mut() {
+                            if erased(l) {
+                                l.kind = MessageKind::Deleted;
+                                l.body.clear();
+                            }
+                        }
+                    }
+                } else if let Ok(target) = msg.body.parse::<i64>() {
                     if let Some(at) = c.lines.iter().position(|l| l.seq == target) {
                         let l = &mut Arc::make_mut(&mut c.lines)[at];
                         l.kind = MessageKind::Deleted;
@@ -436,6 +447,7 @@ pub fn history(m: &mut Model, conv: i64, page: HistoryPage) {
     let me = m.me.id;
     if let Some(c) = m.conv_mut(conv) {
         c.has_more = page.has_more;
+        c.expired_before = c.expired_before.max(page.expired_before);
         c.loading_older = false;
         c.insert(page.messages.iter().map(|msg| Line::from_view(msg, me)));
     }
@@ -895,6 +907,35 @@ mod tests {
     }
 
     #[test]
+    fn an_erasure_empties_every_line_of_its_sender_and_no_other() {
+        let mut m = synced_dm(4);
+        reduce(&mut m, msg(7, 5, 2, MessageKind::Text));
+        reduce(&mut m, msg(7, 6, 1, MessageKind::Text));
+        reduce(&mut m, msg(7, 7, 2, MessageKind::Nudge));
+        let ServerFrame::Msg(mut erase) = msg(7, 8, 2, MessageKind::Delete) else {
+            unreachable!()
+        };
+        erase.body = ERASE_ALL.into();
+        reduce(&mut m, ServerFrame::Msg(erase));
+        let kinds: Vec<_> = m
+            .conv(7)
+            .unwrap()
+            .lines
+            .iter()
+            .map(|l| (l.seq, l.kind, l.body.is_empty()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (5, MessageKind::Deleted, true),
+                (6, MessageKind::Text, false),
+                (7, MessageKind::Deleted, true),
+                (8, MessageKind::Delete, false),
+            ]
+        );
+    }
+
+    #[test]
     fn typing_shows_until_a_message_or_its_timeout_and_never_for_oneself() {
         let mut m = synced_dm(4);
         let typing = |user, active| ServerFrame::Typing {
@@ -1025,6 +1066,7 @@ mod tests {
                 })
                 .collect(),
             has_more: false,
+            expired_before: 0,
         };
         history(&mut m, 7, page);
         let c = m.conv(7).unwrap();

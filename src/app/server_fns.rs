@@ -1,6 +1,7 @@
 //! The server functions, which are the HTTP endpoints for accounts and history: sign up, sign
 //! in (also to re-enter a password after a session ended), try as a guest, sign out, a bearer
-//! token for non-browser clients, and a page of older messages. Their bodies run on the
+//! token for non-browser clients, a page of older messages; and the account page's: change
+//! the password, list and end sessions, sign out everywhere else, delete the account. Their bodies run on the
 //! server; in the browser each is a typed call to the same path. `docs/PROTOCOL.md` lists
 //! them with their encodings:
 //!
@@ -12,7 +13,12 @@
 //!
 //! Every refusal is an [`ApiError`] with the status of its code.
 
-use crate::protocol::{http::SignedIn, ApiError, HistoryPage, Password};
+#[cfg(feature = "ssr")]
+use crate::protocol::http::AccountNotice;
+use crate::protocol::{
+    http::{SessionView, SignedIn},
+    ApiError, HistoryPage, Password,
+};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 
@@ -24,7 +30,7 @@ pub async fn sign_up(
     #[server(default)] proof: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
     };
     form_only()?;
     let state = state()?;
@@ -33,6 +39,9 @@ pub async fn sign_up(
         .auth
         .sign_up(&username, password.expose(), client_ip(&state), proof)
         .await;
+    if let Ok(s) = &started {
+        describe_session(&state, s.session.id).await;
+    }
     session_started(
         &state,
         started,
@@ -54,7 +63,7 @@ pub async fn sign_in(
     #[server(default)] sign_out_others: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
     };
     form_only()?;
     let state = state()?;
@@ -69,6 +78,9 @@ pub async fn sign_in(
             proof,
         )
         .await;
+    if let Ok(s) = &started {
+        describe_session(&state, s.session.id).await;
+    }
     // "Sign me out everywhere else": a checkbox, so any value but empty means yes.
     if let (Ok(s), false) = (&started, sign_out_others.is_empty()) {
         if let Err(e) = state.auth.sign_out_others(&s.session).await {
@@ -88,12 +100,15 @@ pub async fn sign_in(
 #[server(prefix = "/api", endpoint = "guest")]
 pub async fn try_as_guest(#[server(default)] proof: String) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
     };
     form_only()?;
     let state = state()?;
     let proof = check(&state, &proof).await;
     let started = state.auth.guest(client_ip(&state), proof).await;
+    if let Ok(s) = &started {
+        describe_session(&state, s.session.id).await;
+    }
     session_started(
         &state,
         started,
@@ -115,20 +130,115 @@ pub async fn sign_out() -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/token` (JSON): a bearer token for a non-browser client, from a username and
-/// password (and optionally a status), or for a new guest with `{"guest": true}`. No
-/// cookie is set.
-/// Ends every other session of the caller's account (other browsers, devices and tokens);
-/// how many.
+/// `POST /api/signout-others`: ends every other session of the caller's account (other
+/// browsers, devices and tokens); how many.
 #[server(prefix = "/api", endpoint = "signout-others")]
 pub async fn sign_out_others() -> Result<usize, ApiError> {
-    use crate::server::http::server_fns::{current_session, fail, form_only, state};
+    use crate::server::http::server_fns::{account_answer, current_session, form_only, state};
     form_only()?;
     let state = state()?;
     let session = current_session(&state).await?;
-    state.auth.sign_out_others(&session).await.map_err(fail)
+    account_answer(
+        state.auth.sign_out_others(&session).await,
+        AccountNotice::OthersSignedOut,
+    )
 }
 
+/// `POST /api/change-password`: changes the caller's password (`current_password` is
+/// required) and ends their other sessions; how many ended. A wrong current password
+/// counts as a failed sign-in.
+#[server(prefix = "/api", endpoint = "change-password")]
+pub async fn change_password(
+    #[server(default)] current_password: Password,
+    #[server(default)] new_password: Password,
+) -> Result<usize, ApiError> {
+    use crate::server::http::server_fns::{
+        account_answer, client_ip, current_session, form_only, state,
+    };
+    form_only()?;
+    let state = state()?;
+    let session = current_session(&state).await?;
+    let changed = state
+        .auth
+        .change_password(
+            &session,
+            current_password.expose(),
+            new_password.expose(),
+            client_ip(&state),
+        )
+        .await;
+    account_answer(changed, AccountNotice::PasswordChanged)
+}
+
+/// `GET /api/sessions`: the caller's live sessions, the latest used first.
+#[server(prefix = "/api", endpoint = "sessions", input = GetUrl)]
+pub async fn list_sessions() -> Result<Vec<SessionView>, ApiError> {
+    use crate::server::http::server_fns::{current_session, fail, state};
+    let state = state()?;
+    let session = current_session(&state).await?;
+    let list = state.auth.sessions_of(&session).await.map_err(fail)?;
+    Ok(list
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == session.id,
+            id: s.id,
+            device: s.device,
+            address: s.address,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+        })
+        .collect())
+}
+
+/// `POST /api/end-session`: ends one of the caller's other sessions (`id`, from
+/// `sessions`); its sockets close.
+#[server(prefix = "/api", endpoint = "end-session")]
+pub async fn end_session(#[server(default)] id: i64) -> Result<(), ApiError> {
+    use crate::server::http::server_fns::{account_answer, current_session, form_only, state};
+    form_only()?;
+    let state = state()?;
+    let session = current_session(&state).await?;
+    account_answer(
+        state.auth.end_own_session(&session, id).await,
+        AccountNotice::SessionEnded,
+    )
+}
+
+/// `POST /api/delete-account`: deletes the caller's account (`password` required, except
+/// for a guest; `confirm` must be set), signs it out everywhere and erases what it wrote
+/// (`204`; a browser form goes to the sign-in window).
+#[server(prefix = "/api", endpoint = "delete-account")]
+pub async fn delete_account(
+    #[server(default)] password: Password,
+    #[server(default)] confirm: String,
+) -> Result<(), ApiError> {
+    use crate::server::{
+        error::AppError,
+        http::server_fns::{
+            account_deleted, account_refusal, client_ip, current_session, form_only, state,
+        },
+    };
+    form_only()?;
+    let state = state()?;
+    let session = current_session(&state).await?;
+    if confirm.is_empty() {
+        return Err(account_refusal(
+            AppError::Invalid("Confirm that you want your account deleted.".into()),
+            Some(AccountNotice::NotConfirmed),
+        ));
+    }
+    state
+        .auth
+        .delete_account(&session, password.expose(), client_ip(&state))
+        .await
+        .map_err(|e| account_refusal(e, None))?;
+    account_deleted(&state);
+    Ok(())
+}
+
+/// `POST /api/token` (JSON): a bearer token for a non-browser client, from a username and
+/// password (and optionally a status), or for a new guest with `{"guest": true}`. No
+/// cookie is set.
 #[server(prefix = "/api", endpoint = "token", input = Json)]
 pub async fn bearer_token(
     #[server(default)] username: Option<String>,
@@ -139,7 +249,7 @@ pub async fn bearer_token(
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::{
         accounts::signed_in,
-        server_fns::{client_ip, fail, proof as check, state},
+        server_fns::{client_ip, describe_session, fail, proof as check, state},
     };
     let state = state()?;
     let from = client_ip(&state);
@@ -159,6 +269,7 @@ pub async fn bearer_token(
             .await
     }
     .map_err(fail)?;
+    describe_session(&state, started.session.id).await;
     Ok(signed_in(&started.session, Some(started.token)))
 }
 

@@ -44,6 +44,12 @@ pub mod paths {
     pub const ME: &str = "/api/me";
     pub const MY_PICTURE: &str = "/api/me/picture";
     pub const USER_PICTURE: &str = "/api/users/{id}/picture";
+    /// Everything the server holds about the caller, as one JSON document (`docs/DATA.md`).
+    pub const EXPORT: &str = "/api/me/export";
+    /// An admin deletes an account (`DELETE`), by username.
+    pub const ADMIN_USER: &str = "/api/admin/users/{name}";
+    /// The account page: password, sessions, export, deletion.
+    pub const ACCOUNT: &str = "/account";
 
     /// `pattern` with its `{id}` replaced by `id`.
     pub fn at(pattern: &str, id: i64) -> String {
@@ -279,6 +285,8 @@ pub const PROOF_FIELD: &str = "proof";
 /// say what its author wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInNotice {
+    /// Not a refusal: the account was deleted, as its owner asked.
+    AccountDeleted,
     WrongPassword,
     UsernameTaken,
     BadUsername,
@@ -291,7 +299,8 @@ pub enum SignInNotice {
 }
 
 impl SignInNotice {
-    pub const ALL: [SignInNotice; 9] = [
+    pub const ALL: [SignInNotice; 10] = [
+        Self::AccountDeleted,
         Self::WrongPassword,
         Self::UsernameTaken,
         Self::BadUsername,
@@ -306,6 +315,7 @@ impl SignInNotice {
     /// The code in the window's address.
     pub fn code(self) -> &'static str {
         match self {
+            Self::AccountDeleted => "account_deleted",
             Self::WrongPassword => "wrong_password",
             Self::UsernameTaken => "username_taken",
             Self::BadUsername => "bad_username",
@@ -326,6 +336,9 @@ impl SignInNotice {
     /// What the window says.
     pub fn message(self) -> &'static str {
         match self {
+            Self::AccountDeleted => {
+                "Your account has been deleted, with everything you wrote. Goodbye!"
+            }
             Self::WrongPassword => "Wrong username or password.",
             Self::UsernameTaken => "That username is taken; choose another.",
             Self::BadUsername => {
@@ -341,6 +354,88 @@ impl SignInNotice {
             Self::Failed => "Something went wrong on our side. Please try again.",
         }
     }
+}
+
+/// What the account page says after one of its forms was posted without script: a code
+/// in its address (`done` or `error`), shown as the fixed text that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountNotice {
+    PasswordChanged,
+    SessionEnded,
+    OthersSignedOut,
+    WrongPassword,
+    BadNewPassword,
+    NotConfirmed,
+    TooManyAttempts,
+    Failed,
+}
+
+impl AccountNotice {
+    pub const ALL: [AccountNotice; 8] = [
+        Self::PasswordChanged,
+        Self::SessionEnded,
+        Self::OthersSignedOut,
+        Self::WrongPassword,
+        Self::BadNewPassword,
+        Self::NotConfirmed,
+        Self::TooManyAttempts,
+        Self::Failed,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::SessionEnded => "session_ended",
+            Self::OthersSignedOut => "others_signed_out",
+            Self::WrongPassword => "wrong_password",
+            Self::BadNewPassword => "bad_new_password",
+            Self::NotConfirmed => "not_confirmed",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.code() == code)
+    }
+
+    /// Whether it reports something done (not a refusal).
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            Self::PasswordChanged | Self::SessionEnded | Self::OthersSignedOut
+        )
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => {
+                "Your password was changed, and you were signed out everywhere else."
+            }
+            Self::SessionEnded => "That session was ended.",
+            Self::OthersSignedOut => "You were signed out everywhere else.",
+            Self::WrongPassword => "That is not your password.",
+            Self::BadNewPassword => {
+                "A new password is 8 to 128 characters, not only spaces, and not the one you have now."
+            }
+            Self::NotConfirmed => "Tick the box to confirm that you want your account deleted.",
+            Self::TooManyAttempts => "Too many wrong passwords. Wait a little, then try again.",
+            Self::Failed => "Something went wrong on our side. Please try again.",
+        }
+    }
+}
+
+/// One of the user's live sessions, as the account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: i64,
+    /// "Chrome on Linux", or what the client called itself.
+    pub device: Option<String>,
+    pub address: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    /// The session this request came with.
+    pub current: bool,
 }
 
 /// How server functions carry [`ApiError`]: as its JSON, with the status of its code (set by

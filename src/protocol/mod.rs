@@ -23,6 +23,9 @@ pub const MAX_BODY_CHARS: usize = 2048;
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Longest client-chosen message id.
 pub const MAX_CLIENT_ID_LEN: usize = 64;
+/// The body of a `delete` message that erases every earlier text and nudge of its sender
+/// in the conversation (their account was deleted).
+pub const ERASE_ALL: &str = "all";
 /// Most messages one history page returns.
 pub const HISTORY_PAGE_MAX: u32 = 100;
 /// Sends a connection may have waiting for their commit before the server stops reading it.

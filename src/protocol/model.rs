@@ -12,10 +12,14 @@ pub enum MessageKind {
     Text,
     /// A nudge: shakes the conversation window; its body is empty.
     Nudge,
-    /// The sender deleted the message whose sequence number is this message's body: remove
-    /// it. Not shown itself.
+    /// The sender deleted the message whose sequence number is this message's body, or,
+    /// when the body is [`ERASE_ALL`](crate::protocol::ERASE_ALL), every text and nudge
+    /// of theirs before it (their account was deleted): those become `deleted`. Not shown
+    /// itself.
     Delete,
-    /// A message its sender deleted: its body is empty; not shown.
+    /// A message that was deleted (by its sender, with its sender's account, or the last
+    /// one left when older messages expired): its body is empty; shown as "message
+    /// deleted".
     Deleted,
     /// The sender joined a group conversation (they were invited): "<name> has joined the
     /// conversation." Its body is the inviter's display name.
@@ -313,4 +317,8 @@ pub struct HistoryPage {
     pub messages: Vec<MessageView>,
     /// Whether older messages exist before the first one of this page.
     pub has_more: bool,
+    /// Messages below this sequence number have expired (the conversation's retention):
+    /// when no more are left, the reader is told that earlier ones expired. 0: none has.
+    #[serde(default)]
+    pub expired_before: i64,
 }

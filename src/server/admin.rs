@@ -2,8 +2,9 @@
 
 use super::{
     audit::{self, Audit, AuditStore, NewEntry, Verdict},
-    config::{AuditCommand, BotsCommand, Command, KeysCommand, RoomsCommand},
+    config::{AuditCommand, BotsCommand, Command, KeysCommand, RetentionCommand, RoomsCommand},
     store::{
+        account::AccountStore,
         sqlite::SqliteStore,
         vault::{default_ring_path, RingFile},
         BotStore, ConversationStore,
@@ -158,6 +159,36 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                 .record(admin("key_retired", serde_json::json!({ "key": id })))
                 .await;
             println!("{id} retired");
+        }
+        Command::Retention(RetentionCommand::Set {
+            conversation,
+            period,
+        }) => {
+            let ms = match period.trim() {
+                "off" => None,
+                p => {
+                    let d = super::config::period(p).map_err(|e| anyhow::anyhow!(e))?;
+                    if d.is_zero() {
+                        bail!("a retention period is at least one second (or `off`)");
+                    }
+                    Some(d.as_millis() as i64)
+                }
+            };
+            if !AccountStore::set_retention(&store, conversation, ms).await? {
+                bail!("there is no conversation {conversation}");
+            }
+            audit
+                .record(admin(
+                    "retention_set",
+                    serde_json::json!({ "conversation": conversation, "retention_ms": ms }),
+                ))
+                .await;
+            match ms {
+                Some(_) => println!(
+                    "conversation {conversation} keeps messages for {period}; a running server deletes older ones at its next retention run"
+                ),
+                None => println!("conversation {conversation} follows the server's retention"),
+            }
         }
         Command::Rooms(RoomsCommand::List) => {
             for (id, members, title) in store.list_rooms().await? {

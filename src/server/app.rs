@@ -9,6 +9,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub use super::state::{AppState, Shared};
 use super::{
+    account::Erasure,
     auth::{challenge::Verifier, Auth, Lifetimes},
     bots::{self, Replier},
     chat::{Chat, MembersWatch},
@@ -24,6 +25,7 @@ use super::{
     },
     presence::{self, PresenceHub, Publisher},
     profile::Profiles,
+    retention::Retention,
     store::{
         space::DiskSpace, sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog,
     },
@@ -149,18 +151,33 @@ impl Application {
             guest_idle: Duration::from_secs(cfg.sessions.guest_idle_hours * 3600),
         };
         let stored_limits = Arc::new(StoredLimits::new(db.clone(), cfg.limits.allowances()));
+        let audit = Arc::new(crate::server::audit::Audit::new(
+            db.clone(),
+            cfg.store.audit_sink.as_deref(),
+        )?);
+        let erasure = Arc::new(Erasure::new(
+            db.clone(),
+            chat.clone(),
+            fanout.clone(),
+            presence.clone(),
+            audit.clone(),
+        ));
+        let retention = Arc::new(Retention::new(
+            db.clone(),
+            cfg.store.retention,
+            audit.clone(),
+        ));
         let auth = Arc::new(
             Auth::new(
                 db.clone(),
+                db.clone(),
+                erasure.clone(),
                 db.clone(),
                 profiles.clone(),
                 fanout.clone(),
                 lifetimes,
                 stored_limits.clone(),
-                Arc::new(crate::server::audit::Audit::new(
-                    db.clone(),
-                    cfg.store.audit_sink.as_deref(),
-                )?),
+                audit.clone(),
             )
             .await?,
         );
@@ -181,6 +198,9 @@ impl Application {
                 hub,
                 presence,
                 auth,
+                erasure,
+                audit,
+                retention,
                 verifier,
                 stored_limits,
                 chat,
@@ -277,6 +297,21 @@ impl Application {
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let rekeying = tokio::spawn(rekey(state.clone()));
+        let retaining = tokio::spawn(
+            state
+                .retention
+                .clone()
+                .run_every(state.cfg.store.retention_every),
+        );
+        // An account erasure that a stop interrupted is finished now.
+        let erasing = {
+            let erasure = state.erasure.clone();
+            tokio::spawn(async move {
+                if let Err(e) = erasure.resume().await {
+                    tracing::error!(error = %e, "finishing interrupted account erasures");
+                }
+            })
+        };
         let space = state.space.clone();
         let space_watch = tokio::spawn(async move {
             let mut every = tokio::time::interval(crate::server::store::space::CHECK_EVERY);
@@ -327,6 +362,8 @@ impl Application {
         }
         housekeeping.abort();
         rekeying.abort();
+        retaining.abort();
+        erasing.abort();
         space_watch.abort();
         sweeper.abort();
         publisher.abort();

@@ -42,6 +42,11 @@ pub struct ServerConfig {
     #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
+    /// Usernames of the administrators, comma-separated: signed in, they may delete any
+    /// account (`DELETE /api/admin/users/{name}`).
+    #[arg(long = "admins", env = "MESSENGER_ADMINS", value_delimiter = ',')]
+    pub admins: Vec<String>,
+
     /// Origins allowed to open the WebSocket and to make state-changing calls with a cookie,
     /// comma-separated (e.g. `https://chat.example.org`). Default: http://127.0.0.1:PORT and
     /// http://localhost:PORT for the listening port. An https origin also marks the session
@@ -99,6 +104,17 @@ pub struct StoreConfig {
     /// Also append every audit log entry to this file, as a JSON line (for log shippers).
     #[arg(long, env = "MESSENGER_AUDIT_SINK")]
     pub audit_sink: Option<PathBuf>,
+
+    /// How long messages are kept, as a period (`30d`, `12h`); older ones are deleted by
+    /// a background job and readers are told they expired. Unset: kept for ever. A
+    /// conversation can have a shorter one of its own (`messenger retention set`); the
+    /// shorter wins.
+    #[arg(long, env = "MESSENGER_RETENTION", value_parser = period)]
+    pub retention: Option<Duration>,
+
+    /// How often the retention job runs, as a period.
+    #[arg(long, env = "MESSENGER_RETENTION_EVERY", value_parser = period, default_value = "1h")]
+    pub retention_every: Duration,
 }
 
 /// On or off.
@@ -507,6 +523,27 @@ impl VerificationConfig {
 }
 
 /// An address (`10.0.0.1`, a network of one) or a network (`10.0.0.0/8`).
+/// A period like `90s`, `10m`, `12h` or `30d` (a number and a unit; `h` alone is one hour).
+pub fn period(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a period like 30d, 12h, 10m or 90s");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = if n.is_empty() {
+        1
+    } else {
+        n.parse().map_err(|_| bad())?
+    };
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
 fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()
@@ -563,12 +600,23 @@ pub enum Command {
     /// The audit log: check its chain, or write it out as JSON lines.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// How long one conversation keeps its messages (its own retention; the server's is
+    /// `--retention`, and the shorter wins).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Writes a consistent copy of the database to FILE, while the server runs (restore:
     /// docs/OPERATIONS.md). Message bodies stay sealed in it: keep the key ring too.
     Backup {
         /// Where the copy goes (refused if it exists).
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RetentionCommand {
+    /// Gives conversation ID a retention PERIOD (`30d`, `12h`), or `off` for none of its
+    /// own. A running server applies it at its next retention run.
+    Set { conversation: i64, period: String },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

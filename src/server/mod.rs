@@ -10,6 +10,9 @@
 //! | `http` | axum handlers, the server functions' glue, security layers, error responses |
 //! | `ws` | the WebSocket upgrade, the connection loop, its mailbox, one file per client frame |
 //! | `auth` | accounts, passwords, sessions |
+//! | `account` | deleting an account and erasing what it wrote; the export of a user's data |
+//! | `retention` | expiring old messages |
+//! | `audit` | the tamper-evident log of security events |
 //! | `chat` | conversations and the one way a message is posted |
 //! | `contacts` | the contact list, blocks, contact groups |
 //! | `profile` | status, name, personal message, display pictures |
@@ -21,6 +24,7 @@
 //! | `text` | Unicode hygiene of what users write |
 //! | `admin` | administration commands |
 
+pub mod account;
 pub mod admin;
 pub mod app;
 pub mod audit;
@@ -35,6 +39,7 @@ pub mod hub;
 pub mod limits;
 pub mod presence;
 pub mod profile;
+pub mod retention;
 pub mod state;
 pub mod store;
 pub mod text;

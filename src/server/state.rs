@@ -51,6 +51,12 @@ pub struct Shared {
     pub hub: Arc<LocalHub>,
     pub presence: Arc<PresenceHub>,
     pub auth: Arc<Auth>,
+    /// Deletes accounts and erases what they wrote (`account`).
+    pub erasure: Arc<crate::server::account::Erasure>,
+    /// The audit log (`audit`).
+    pub audit: Arc<crate::server::audit::Audit>,
+    /// The retention job (`retention`).
+    pub retention: Arc<crate::server::retention::Retention>,
     /// Bot verification at the door (ALTCHA, Turnstile or off).
     pub verifier: Arc<Verifier>,
     /// The limits kept in the store (sign-in failures, accounts and guests per address).

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod bots;
+mod data;
 mod deletion;
 mod delivery;
 mod door;

@@ -266,7 +266,8 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
     }
 }
 
-/// The main window's own controls, in its title bar: sounds on or off, and signing out.
+/// The main window's own controls, in its title bar: sounds on or off, the account page,
+/// and signing out.
 #[component]
 pub fn WindowControls(ui: Ui) -> impl IntoView {
     // Notifications of the system for messages that come while the tab is in the
@@ -295,6 +296,7 @@ pub fn WindowControls(ui: Ui) -> impl IntoView {
                 <span class="control-icon" aria-hidden="true"></span>
                 "Sounds"
             </button>
+            <a class="control-button" href="/account" title="Password, sessions, your data, deleting your account">"Account"</a>
             // A plain form: the browser posts it to the sign-out server function, which
             // answers with the sign-in window.
             <form method="post" action=SignOut::PATH class="signout-form">

@@ -56,6 +56,13 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             .with(|m| m.conv(id).is_some_and(|c| c.loading_older))
     });
     let at_start = Memo::new(move |_| ui.model.with(|m| m.conv(id).is_some_and(|c| c.at_start())));
+    // Whether the messages before the first one shown expired (the server's retention).
+    let expired = Memo::new(move |_| {
+        ui.model.with(|m| {
+            m.conv(id)
+                .is_some_and(|c| c.expired_before > c.visible_after + 1)
+        })
+    });
     let members = Memo::new(move |_| ui.model.with(|m| m.conv(id).map_or(0, |c| c.members.len())));
     let my_picture = Memo::new(move |_| ui.model.with(|m| m.picture.clone()));
     let my_status = Memo::new(move |_| ui.model.with(|m| m.status));
@@ -266,7 +273,11 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     }
                 }>
                 {move || loading_older.get().then(|| view! { <p class="hint">"Loading older messages…"</p> })}
-                {move || at_start.get().then(|| view! { <p class="hint">"This is the start of the conversation."</p> })}
+                {move || at_start.get().then(|| if expired.get() {
+                    view! { <p class="hint expired">"Earlier messages have expired: this server keeps messages for a limited time."</p> }.into_any()
+                } else {
+                    view! { <p class="hint">"This is the start of the conversation."</p> }.into_any()
+                })}
                 <For each=move || shown.get() key=|(l, starts)| (l.seq, l.kind, *starts) children=move |(l, starts)| view! { <HistoryLine ui=ui conv=id line=l starts=starts/> }/>
                 <For each=move || pending_shown.get() key=|(p, starts)| (p.client_id.clone(), p.failed.clone(), *starts)
                     children=move |(p, starts)| view! { <PendingLine ui=ui pending=p starts=starts/> }/>
@@ -414,8 +425,14 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line, starts: bool) -> impl IntoView {
             };
             view! { <div class="line event" data-seq=l.seq>{text}</div> }.into_any()
         }
-        // Deleted messages and the deletions themselves are not shown.
-        MessageKind::Delete | MessageKind::Deleted => ().into_any(),
+        // A deleted message leaves its mark; the deletion itself is not shown.
+        MessageKind::Deleted => view! {
+            <div class="line tombstone" data-seq=l.seq>
+                <p class="body">"message deleted"</p>
+            </div>
+        }
+        .into_any(),
+        MessageKind::Delete => ().into_any(),
     }
 }
 

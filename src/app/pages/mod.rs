@@ -1,4 +1,5 @@
 //! The pages: the sign-in window (server-rendered forms, no WASM) and the main window, which
 //! is the one island.
 
+pub mod account;
 pub mod signin;

@@ -28,7 +28,12 @@ pub fn SignInPage() -> impl IntoView {
     let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
     // A code, never text from the address (see `SignInNotice`); an unknown one shows nothing.
     let notice = SignInNotice::parse(&get("error"));
-    let query_error = notice.map(|n| n.message().to_owned());
+    // Not every notice is a refusal: a deleted account says goodbye.
+    let farewell = (notice == Some(SignInNotice::AccountDeleted))
+        .then(|| SignInNotice::AccountDeleted.message());
+    let query_error = notice
+        .filter(|n| *n != SignInNotice::AccountDeleted)
+        .map(|n| n.message().to_owned());
     // The sign-in form carries the verification only once it was asked for.
     let sign_in_checked = notice == Some(SignInNotice::VerificationNeeded);
     let door = door_check();
@@ -65,6 +70,7 @@ pub fn SignInPage() -> impl IntoView {
                         <span class="buddy buddy-blue"></span>
                     </div>
                     <h1 id="signin-title">"Sign in to Messenger"</h1>
+                    {farewell.map(|f| view! { <p class="form-notice" role="status">{f}</p> })}
                     {move || error().map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
                     <ActionForm action=sign_in attr:class="signin-form">
                         <label for="signin-username">"Username"</label>

@@ -7,6 +7,7 @@ pub mod challenge;
 mod password;
 
 use super::{
+    account::{DeletedBy, Erasure},
     error::{AppError, Result},
     hub::Fanout,
     limits::{
@@ -14,7 +15,10 @@ use super::{
         stored::{Scope, StoredLimits},
     },
     profile::Profiles,
-    store::{now_ms, CreateUser, SessionRow, SessionStore, UserStore},
+    store::{
+        account::{AccountStore, SessionInfo},
+        now_ms, CreateUser, SessionRow, SessionStore, UserStore,
+    },
 };
 use crate::protocol::{close, NewPassword, Status, Username, GUEST_PREFIX};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -47,6 +51,10 @@ pub struct Auth {
     limits: Arc<StoredLimits>,
     /// Where sign-ins, failed ones and revoked sessions are recorded.
     audit: Arc<crate::server::audit::Audit>,
+    /// Password changes and the sessions a user is shown.
+    accounts: Arc<dyn AccountStore>,
+    /// Deletes accounts (guests when they leave, anyone who asks).
+    erasure: Arc<Erasure>,
 }
 
 /// Whether a request carried a solved proof-of-work challenge or a Turnstile pass (checked
@@ -99,8 +107,11 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 impl Auth {
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         users: Arc<dyn UserStore>,
+        accounts: Arc<dyn AccountStore>,
+        erasure: Arc<Erasure>,
         sessions: Arc<dyn SessionStore>,
         profiles: Arc<Profiles>,
         fanout: Arc<dyn Fanout>,
@@ -117,6 +128,8 @@ impl Auth {
             lifetimes,
             limits,
             audit,
+            accounts,
+            erasure,
         })
     }
 
@@ -333,7 +346,9 @@ impl Auth {
             .await;
         if session.user.is_guest {
             // A guest cannot sign in again: nothing of theirs is worth keeping.
-            self.delete_guest(session.user.id).await?;
+            self.erasure
+                .delete(session.user.id, DeletedBy::Server("guest signed out"))
+                .await?;
         }
         Ok(())
     }
@@ -369,19 +384,134 @@ impl Auth {
         Ok(ended.len())
     }
 
-    /// Deletes a guest with their data (see `UserStore::delete_guest`); the contacts who
-    /// listed them see them go.
-    pub async fn delete_guest(&self, user: i64) -> Result<bool> {
-        let Some(told) = self.users.delete_guest(user, now_ms()).await? else {
-            return Ok(false);
+    /// Checks the password of the session's user (to change it, or to delete the
+    /// account). Wrong guesses count against the same limit as failed sign-ins to this
+    /// account from this address, so a stolen session cannot try passwords without end.
+    async fn check_password(
+        &self,
+        session: &SessionRow,
+        password: &str,
+        from: IpAddr,
+    ) -> Result<()> {
+        let Some(hash) = self.accounts.password_hash(session.user.id).await? else {
+            return Err(AppError::Invalid(
+                "Guest accounts have no password: they end when you sign out.".into(),
+            ));
         };
-        for owner in told {
-            self.profiles
-                .presence
-                .emit(super::presence::Event::Related(user, owner));
+        let pair = format!(
+            "{} {}",
+            session.user.username.to_lowercase(),
+            address_key(from)
+        );
+        self.within(Scope::SignInAccountAddress, &pair, "wrong passwords")
+            .await?;
+        if !self.hasher.verify(Some(hash), password.to_owned()).await? {
+            self.audit
+                .record(crate::server::audit::by_user(
+                    "password_check_failed",
+                    session.user.id,
+                    Some(from.to_string()),
+                    serde_json::json!({ "session": session.id }),
+                ))
+                .await;
+            return Err(AppError::Unauthorized("That is not your password.".into()));
         }
-        tracing::info!(user, "guest deleted");
-        Ok(true)
+        self.limits
+            .give_back(Scope::SignInAccountAddress, &pair)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the password of the session's user (the current one required), and ends
+    /// every other session of theirs: whoever knew the old password is signed out.
+    pub async fn change_password(
+        &self,
+        session: &SessionRow,
+        current: &str,
+        new: &str,
+        from: IpAddr,
+    ) -> Result<usize> {
+        let new = NewPassword::parse(new)?;
+        self.check_password(session, current, from).await?;
+        if new.expose() == current {
+            return Err(AppError::Invalid(
+                "The new password is the one you have now; choose another.".into(),
+            ));
+        }
+        let hash = self.hasher.hash(new.expose().to_owned()).await?;
+        self.accounts
+            .set_password_hash(session.user.id, &hash)
+            .await?;
+        self.audit
+            .record(crate::server::audit::by_user(
+                "password_changed",
+                session.user.id,
+                Some(from.to_string()),
+                serde_json::json!({ "session": session.id }),
+            ))
+            .await;
+        tracing::info!(user = session.user.id, "password changed");
+        self.sign_out_others(session).await
+    }
+
+    /// Deletes the session's account, its password required (see `account`).
+    pub async fn delete_account(
+        &self,
+        session: &SessionRow,
+        password: &str,
+        from: IpAddr,
+    ) -> Result<()> {
+        if !session.user.is_guest {
+            self.check_password(session, password, from).await?;
+        }
+        self.erasure
+            .delete(session.user.id, DeletedBy::Owner(Some(from.to_string())))
+            .await?;
+        Ok(())
+    }
+
+    /// Notes the device and address a new session came from.
+    pub async fn describe(&self, session: i64, user_agent: &str, from: IpAddr) -> Result<()> {
+        let device = device_of(user_agent);
+        self.accounts
+            .describe_session(session, &device, &from.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// The live sessions of the session's user.
+    pub async fn sessions_of(&self, session: &SessionRow) -> Result<Vec<SessionInfo>> {
+        Ok(self
+            .accounts
+            .live_sessions(session.user.id, now_ms())
+            .await?)
+    }
+
+    /// Ends one of the user's own sessions (another device); its sockets close. Not found
+    /// (or not theirs): an error saying so.
+    pub async fn end_own_session(&self, session: &SessionRow, id: i64) -> Result<()> {
+        if !self
+            .accounts
+            .revoke_own_session(session.user.id, id)
+            .await?
+        {
+            return Err(AppError::NotFound("That session has ended already.".into()));
+        }
+        self.fanout.end_session(
+            session.user.id,
+            id,
+            close::SESSION_ENDED,
+            "signed out from another device",
+        );
+        self.audit
+            .record(crate::server::audit::by_user(
+                "session_revoked",
+                session.user.id,
+                None,
+                serde_json::json!({ "by": session.id, "ended": id }),
+            ))
+            .await;
+        Ok(())
     }
 
     /// Deletes the guests who have had no live session for the configured time; how many.
@@ -394,7 +524,11 @@ impl Auth {
                 return Ok(deleted);
             }
             for user in idle {
-                if self.delete_guest(user).await? {
+                if self
+                    .erasure
+                    .delete(user, DeletedBy::Server("guest idle"))
+                    .await?
+                {
                     deleted += 1;
                 }
             }
@@ -465,6 +599,48 @@ impl Auth {
     }
 }
 
+/// What a session's owner is shown of the device it came from: the browser and the system
+/// named in its `User-Agent` ("Firefox on Windows"), or the start of it for anything else
+/// (a script, the load tool).
+pub fn device_of(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Safari/", "Safari"),
+    ]
+    .into_iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .into_iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| name);
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_owned(),
+        _ => {
+            let short: String = ua.chars().filter(|c| !c.is_control()).take(40).collect();
+            if short.trim().is_empty() {
+                "Unknown device".to_owned()
+            } else {
+                short
+            }
+        }
+    }
+}
+
 /// A wait in words: "40 seconds", "3 minutes", "2 hours".
 fn in_words(d: Duration) -> String {
     // Rounded up, as `Retry-After` is.
@@ -480,6 +656,19 @@ fn in_words(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_named_by_browser_and_system() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert_eq!(device_of(chrome), "Chrome on Linux");
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
+        assert_eq!(device_of(edge), "Edge on Windows");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_of(safari), "Safari on iOS");
+        assert_eq!(device_of("loadgen/0.1"), "loadgen/0.1");
+        assert_eq!(device_of(""), "Unknown device");
+        assert_eq!(device_of("\u{7}\u{7}"), "Unknown device");
+    }
 
     #[test]
     fn waits_are_said_in_words() {

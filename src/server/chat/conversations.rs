@@ -154,11 +154,16 @@ impl Chat {
         let limit = limit
             .unwrap_or(HISTORY_PAGE_DEFAULT)
             .clamp(1, HISTORY_PAGE_MAX);
+        let expired_before = self.convs.expired_before(conv).await?;
         let (messages, has_more) = self
             .messages
-            .messages_before(conv, floor, before, limit)
+            .messages_before(conv, floor.max(expired_before - 1), before, limit)
             .await?;
-        Ok(HistoryPage { messages, has_more })
+        Ok(HistoryPage {
+            messages,
+            has_more,
+            expired_before,
+        })
     }
 
     /// What an AI contact may pass to its model: the newest messages before `before` that

@@ -151,11 +151,15 @@ impl Chat {
             Content::Delete(seq) => self.may_delete(author.id, conv, seq).await?,
             _ => {}
         }
-        // The name as it is now (it may have changed since the socket opened).
-        let sender_name = self
-            .presence
-            .own_view(author.id)
-            .map_or_else(|| author.name.to_owned(), |(name, _)| name);
+        // The name as it is now (it may have changed since the socket opened); an erased
+        // account's line names it as it is now, deleted, whatever presence still holds.
+        let sender_name = match content {
+            Content::EraseAll => author.name.to_owned(),
+            _ => self
+                .presence
+                .own_view(author.id)
+                .map_or_else(|| author.name.to_owned(), |(name, _)| name),
+        };
         let msg = NewMessage {
             conv,
             sender: author.id,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod client;
 pub mod contacts;
 pub mod conversations;
+pub mod data;
 pub mod error;
 pub mod extract;
 pub mod profile;
@@ -26,4 +27,5 @@ pub fn api() -> Router<AppState> {
         .merge(conversations::router())
         .merge(contacts::router())
         .merge(profile::router())
+        .merge(data::router())
 }

@@ -2,6 +2,7 @@
 //! and the session lookup that the server-rendered pages use.
 
 use super::session::{self, TokenSource};
+use crate::protocol::http::paths;
 use crate::server::{error::AppError, state::AppState};
 use axum::{
     extract::{Request, State},
@@ -205,7 +206,7 @@ fn default_port(origin: &str, authority: &str) -> Option<String> {
 /// read it from there), sends signed-in users from `/` to `/app` and others the other way.
 pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if req.method() != Method::GET || !(path == "/" || path == "/app") {
+    if req.method() != Method::GET || !(path == "/" || path == "/app" || path == paths::ACCOUNT) {
         return next.run(req).await;
     }
     let current = match session::authenticate(&state, req.headers()).await {
@@ -215,6 +216,7 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
     match (path, current) {
         ("/", Some(_)) => Redirect::to("/app").into_response(),
         ("/app", None) => Redirect::to("/").into_response(),
+        (paths::ACCOUNT, None) => Redirect::to("/").into_response(),
         (_, current) => {
             if let Some(c) = current {
                 req.extensions_mut().insert(c);

@@ -15,7 +15,7 @@ use super::{
     session::{self, clear_cookie, session_cookie},
 };
 use crate::protocol::{
-    http::{SignInNotice, SignedIn},
+    http::{paths, AccountNotice, SignInNotice, SignedIn},
     ApiError, ApiErrorCode, Username,
 };
 use crate::server::{
@@ -38,6 +38,15 @@ use std::{
     collections::HashSet,
     sync::{Arc, OnceLock},
 };
+
+/// The server functions the account page's forms post to (a refusal sends a browser back
+/// there, not to the sign-in window).
+const ACCOUNT_FORMS: [&str; 4] = [
+    "/change-password",
+    "/delete-account",
+    "/end-session",
+    "/signout-others",
+];
 
 /// Largest error body the layer reads back to find its code.
 const ERROR_BODY_MAX: usize = 16 * 1024;
@@ -247,6 +256,79 @@ fn back_to(window: Window, username: &str, notice: SignInNotice) -> String {
     format!("/?{}", query.append_pair("error", notice.code()).finish())
 }
 
+/// What the account page says about a refusal.
+fn account_notice(api: &ApiError) -> AccountNotice {
+    match api.error {
+        ApiErrorCode::Unauthorized => AccountNotice::WrongPassword,
+        ApiErrorCode::Invalid => AccountNotice::BadNewPassword,
+        ApiErrorCode::TooManyRequests => AccountNotice::TooManyAttempts,
+        _ => AccountNotice::Failed,
+    }
+}
+
+fn account_page(key: &str, notice: AccountNotice) -> String {
+    format!("{}?{key}={}", paths::ACCOUNT, notice.code())
+}
+
+/// Answers a call of one of the account page's forms: the result, or for a browser form a
+/// redirect back to the page saying `done` or what refused it.
+pub fn account_answer<T>(result: Result<T, AppError>, done: AccountNotice) -> Result<T, ApiError> {
+    match result {
+        Ok(v) => {
+            if let Some(res) = use_context::<ResponseOptions>().filter(|_| from_browser_form()) {
+                see_other(&res, &account_page("done", done));
+            }
+            Ok(v)
+        }
+        Err(e) => Err(account_refusal(e, None)),
+    }
+}
+
+/// A refusal of one of the account page's forms; a browser form goes back to the page
+/// saying `notice` (or what the error's code says).
+pub fn account_refusal(e: AppError, notice: Option<AccountNotice>) -> ApiError {
+    let api = fail(e);
+    if let Some(res) = use_context::<ResponseOptions>().filter(|_| from_browser_form()) {
+        let notice = notice.unwrap_or_else(|| account_notice(&api));
+        see_other(&res, &account_page("error", notice));
+    }
+    api
+}
+
+/// Answers an account deletion: the cookie removed, and `204`, or for a browser form a
+/// redirect to the sign-in window saying the account was deleted.
+pub fn account_deleted(state: &AppState) {
+    if let Some(res) = use_context::<ResponseOptions>() {
+        if let Ok(cookie) = HeaderValue::from_str(&clear_cookie(state)) {
+            res.insert_header(header::SET_COOKIE, cookie);
+        }
+        if from_browser_form() {
+            see_other(
+                &res,
+                &format!("/?error={}", SignInNotice::AccountDeleted.code()),
+            );
+        } else {
+            res.set_status(StatusCode::NO_CONTENT);
+        }
+    }
+}
+
+/// Notes the device and address of a session just started (best effort: the session
+/// works without them).
+pub async fn describe_session(state: &AppState, session: i64) {
+    let agent = parts()
+        .and_then(|p| {
+            p.headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if let Err(e) = state.auth.describe(session, &agent, client_ip(state)).await {
+        tracing::warn!(error = %e, "noting where a session came from");
+    }
+}
+
 fn see_other(res: &ResponseOptions, to: &str) {
     if let Ok(location) = HeaderValue::from_str(to) {
         res.set_status(StatusCode::SEE_OTHER);
@@ -301,13 +383,26 @@ pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
     if form {
         // Refused before the function could send the browser back itself.
         let api = api.unwrap_or_else(|| refusal_for(parts.status));
+        let mut back = Response::new(Body::empty());
+        *back.status_mut() = StatusCode::SEE_OTHER;
+        if ACCOUNT_FORMS.iter().any(|p| path.ends_with(p)) {
+            // Signed out meanwhile: to the sign-in window.
+            let to = if api.error == ApiErrorCode::Unauthorized {
+                "/".to_owned()
+            } else {
+                account_page("error", account_notice(&api))
+            };
+            if let Ok(location) = HeaderValue::from_str(&to) {
+                back.headers_mut().insert(header::LOCATION, location);
+            }
+            *back.extensions_mut() = parts.extensions;
+            return back;
+        }
         let window = if path.ends_with("/signup") {
             Window::SignUp
         } else {
             Window::SignIn
         };
-        let mut back = Response::new(Body::empty());
-        *back.status_mut() = StatusCode::SEE_OTHER;
         if let Ok(location) = HeaderValue::from_str(&back_to(window, "", notice(window, "", &api)))
         {
             back.headers_mut().insert(header::LOCATION, location);

@@ -38,21 +38,9 @@ impl FromStr for Allowance {
         };
         let (burst, period) = s.trim().split_once('/').ok_or_else(bad)?;
         let burst: u32 = burst.trim().parse().map_err(|_| bad())?;
-        let period = period.trim();
-        let split = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (n, unit) = period.split_at(split);
-        let n: u64 = if n.is_empty() {
-            1
-        } else {
-            n.parse().map_err(|_| bad())?
-        };
-        let seconds = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
-            _ => return Err(bad()),
-        };
+        let seconds = crate::server::config::period(period)
+            .map_err(|_| bad())?
+            .as_secs();
         if burst == 0 || seconds == 0 {
             return Err(bad());
         }

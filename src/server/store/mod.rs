@@ -4,6 +4,7 @@
 //! connection; SQLite implements them all today (`sqlite/`), and a second database is a
 //! second implementation of the same traits.
 
+pub mod account;
 pub mod audit;
 pub mod space;
 pub mod sqlite;
@@ -118,13 +119,6 @@ pub trait UserStore: Send + Sync {
     ) -> Result<CreateUser>;
     /// Usernames compare without regard to case.
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRow>>;
-    /// Deletes a guest and their data in one transaction: sessions, contacts both ways,
-    /// blocks, contact groups, picture, bot usage, memberships, and the conversations no
-    /// other person is in. Messages they wrote where others still are stay, under a
-    /// nameless tombstone of the account; without any, the account row goes too. Returns
-    /// the users who had the guest in their contact list (to tell them), or None if
-    /// `user` is not a guest (or already gone).
-    async fn delete_guest(&self, user: i64, now: i64) -> Result<Option<Vec<i64>>>;
     /// Guests with no session alive since `cutoff` (created before it), at most `limit`.
     async fn idle_guests(&self, cutoff: i64, limit: i64) -> Result<Vec<i64>>;
 }
@@ -232,6 +226,8 @@ pub trait ConversationStore: Send + Sync {
     async fn add_rooms(&self, titles: &[String]) -> Result<Vec<i64>>;
     /// Every public room: (id, members, title).
     async fn list_rooms(&self) -> Result<Vec<(i64, i64, String)>>;
+    /// The retention watermark of `conv`: messages below it have expired (0: none has).
+    async fn expired_before(&self, conv: i64) -> Result<i64>;
     /// Moves `user`'s read mark in `conv` forward to `seq` (at most the last message); false
     /// if it was already there (or the user is not a member).
     async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<bool>;
@@ -273,6 +269,9 @@ pub enum Content {
     Nudge,
     /// Deletes the message with this sequence number (checked to be the sender's).
     Delete(i64),
+    /// Erases every text and nudge the sender wrote in the conversation before it (their
+    /// account was deleted): stored as `delete` with the body `all`.
+    EraseAll,
     /// The sender joined a group conversation, invited by the one named here.
     Join(String),
     /// The sender left a group conversation.
@@ -286,6 +285,7 @@ impl Content {
             Content::Text(b) => b.as_str().into(),
             Content::Nudge | Content::Leave => "".into(),
             Content::Delete(seq) => seq.to_string().into(),
+            Content::EraseAll => crate::protocol::ERASE_ALL.into(),
             Content::Join(inviter) => inviter.as_str().into(),
         }
     }
@@ -293,7 +293,7 @@ impl Content {
         match self {
             Content::Text(_) => MessageKind::Text,
             Content::Nudge => MessageKind::Nudge,
-            Content::Delete(_) => MessageKind::Delete,
+            Content::Delete(_) | Content::EraseAll => MessageKind::Delete,
             Content::Join(_) => MessageKind::Join,
             Content::Leave => MessageKind::Leave,
         }

@@ -28,6 +28,16 @@ impl From<RoomRecord> for RoomSummary {
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
+    async fn expired_before(&self, conv: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT expired_before AS "e!: i64" FROM conversations WHERE id = ?"#,
+            conv
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(0))
+    }
+
     async fn conversations_for_user(&self, user: i64) -> Result<Vec<ConversationSummary>> {
         let rows = sqlx::query!(
             r#"SELECT c.id AS "id!", c.kind, c.title, m.last_read, m.visible_after,

@@ -4,6 +4,7 @@
 //! with no database). Messages are written only by the group-commit writer (`writer.rs`),
 //! on a connection of its own.
 
+pub mod account;
 mod audit;
 mod bots;
 mod contacts;
@@ -58,7 +59,7 @@ const WRITER_CACHE_KIB: u32 = 64 * 1024;
 /// What every connection to the database is opened with, the pool's and the message
 /// writer's (each applies them in its own way: the pool through sqlx's options, the writer
 /// as statements; a test reads them back from both).
-const PRAGMAS: [(&str, &str); 6] = [
+const PRAGMAS: [(&str, &str); 7] = [
     // WAL lets readers run beside the writer; FULL fsyncs the WAL at every commit, so an
     // acknowledged message survives power loss, not only a process crash.
     ("journal_mode", "WAL"),
@@ -73,6 +74,10 @@ const PRAGMAS: [(&str, &str); 6] = [
     // themselves. It is never needed after a crash (the WAL is what makes a commit
     // durable), so keeping it in memory weakens nothing.
     ("temp_store", "MEMORY"),
+    // What is deleted or overwritten (an erased account's text, expired messages) is
+    // overwritten with zeros in the file, not left in free space for anyone to read.
+    // Messages are only ever added on the hot path, so this costs it nothing.
+    ("secure_delete", "ON"),
 ];
 
 /// How long a connection waits for SQLite's write lock before giving up.
@@ -394,6 +399,7 @@ mod tests {
             "writer"
         );
         assert_eq!(int("busy_timeout"), 10_000);
+        assert_eq!(int("secure_delete"), 1);
         assert_eq!(int("wal_autocheckpoint"), 4096);
         assert_eq!(int("journal_size_limit"), 16 * 1024 * 1024);
         assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));

@@ -101,10 +101,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn touch_session(&self, id: i64, idle_expires_at: i64) -> Result<()> {
+        let now = now_ms();
         sqlx::query!(
-            "UPDATE sessions SET idle_expires_at = MIN(MAX(idle_expires_at, ?), absolute_expires_at)
+            "UPDATE sessions SET idle_expires_at = MIN(MAX(idle_expires_at, ?), absolute_expires_at),
+                 last_seen_at = ?
              WHERE id = ? AND revoked_at IS NULL",
             idle_expires_at,
+            now,
             id,
         )
         .execute(self.pool())

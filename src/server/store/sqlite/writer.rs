@@ -30,12 +30,23 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// the deletion and its announcement commit together.
 fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     for job in jobs {
-        if let Content::Delete(seq) = job.msg.content {
-            conn.prepare_cached(
-                "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
-                 WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
-            )?
-            .execute((job.msg.conv, seq, job.msg.sender))?;
+        match job.msg.content {
+            Content::Delete(seq) => {
+                conn.prepare_cached(
+                    "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
+                     WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+                )?
+                .execute((job.msg.conv, seq, job.msg.sender))?;
+            }
+            // What an account erasure's batches left (what was committed meanwhile): few.
+            Content::EraseAll => {
+                conn.prepare_cached(
+                    "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
+                     WHERE conversation_id = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+                )?
+                .execute((job.msg.conv, job.msg.sender))?;
+            }
+            _ => {}
         }
     }
     Ok(())
