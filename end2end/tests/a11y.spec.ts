@@ -74,3 +74,17 @@ test('the main window and a conversation window with a nudge in it have no acces
   await searchBox(alice).fill('carol');
   expect(await violations(alice)).toEqual([]);
 });
+
+test('the account page has no accessibility violations at all, nor after a refusal', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await signUpInUi(page, server.url, 'dora', 'dora-password');
+  await page.getByRole('link', { name: 'Account' }).click();
+  await expect(page.getByRole('heading', { name: 'Your account: dora' })).toBeVisible();
+  expect(await violations(page)).toEqual([]);
+  const change = page.getByRole('region', { name: 'Change your password' });
+  await change.getByLabel('Current password').fill('not-the-password');
+  await change.getByLabel(/New password/).fill('a-new-password');
+  await change.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert')).toHaveText('That is not your password.');
+  expect(await violations(page)).toEqual([]);
+});
