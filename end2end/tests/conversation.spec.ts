@@ -234,3 +234,31 @@ test('an arriving message redraws only the window it lands in, not the header, t
   await setStatus(bob, 'Busy');
   await expect(atAlice.locator('.conv-peer-status')).toHaveText(' (Busy)');
 });
+
+test('deleting a conversation from your list clears it on your side only, until a new message', async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  const bob = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  await signUpInUi(bob, server.url, 'bob', 'bob-password');
+  await startChat(alice, 'bob');
+  await say(alice, 'bob', 'an old line');
+  const atBob = conversation(bob, 'alice');
+  await expect(atBob.getByText('an old line')).toBeVisible();
+  const list = alice.getByRole('navigation', { name: 'Contacts, conversations and rooms' });
+  await expect(list.getByRole('button', { name: /^bob/ })).toBeVisible();
+
+  await conversation(alice, 'bob').getByRole('button', { name: 'Delete the conversation with bob from your list' }).click();
+  await expect(conversation(alice, 'bob')).toBeHidden();
+  await expect(list.getByRole('button', { name: /^bob/ })).toHaveCount(0);
+  await alice.reload();
+  await waitOnline(alice);
+  await expect(list.getByRole('button', { name: /^bob/ })).toHaveCount(0);
+  await expect(atBob.getByText('an old line')).toBeVisible();
+
+  await atBob.getByLabel('Message to alice').fill('a new line');
+  await atBob.getByLabel('Message to alice').press('Enter');
+  const atAlice = conversation(alice, 'bob');
+  await expect(atAlice.getByText('a new line')).toBeVisible();
+  await expect(atAlice.getByText('an old line')).toBeHidden();
+  await expect(list.getByRole('button', { name: /^bob/ })).toBeVisible();
+});

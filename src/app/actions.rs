@@ -279,6 +279,20 @@ pub fn leave(ui: Ui, conv: i64) {
     call(ui, http::call(Request::post(&path)));
 }
 
+/// Removes a conversation from the list: a group is left; a one-to-one conversation is
+/// cleared on this side (its window closes; a new message brings it back).
+pub fn forget(ui: Ui, conv: i64) {
+    spawn_local(async move {
+        let path = paths::at(paths::FORGET, conv);
+        match http::post::<crate::protocol::http::Forgotten>(&path).await {
+            Ok(f) => ui
+                .model
+                .update(|m| reducer::forgotten(m, conv, f.visible_after)),
+            Err(e) => refused(ui, e),
+        }
+    });
+}
+
 /// Loads the page of history before the first message shown, keeping the view in place.
 pub fn load_older(ui: Ui, conv: i64) {
     let first = ui.model.try_update(|m| {

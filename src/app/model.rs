@@ -337,6 +337,14 @@ impl ConvModel {
         }
     }
 
+    /// Whether the main window lists it: not a one-to-one conversation the user cleared
+    /// from their side, until a message newer than the clearing comes.
+    pub fn listed(&self) -> bool {
+        self.visible_after == 0
+            || self.kind != ConversationKind::Dm
+            || self.latest > self.visible_after
+    }
+
     /// Whether the window shows the conversation's first message (nothing older to load).
     pub fn at_start(&self) -> bool {
         self.lines

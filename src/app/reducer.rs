@@ -442,6 +442,19 @@ pub fn send(m: &mut Model, conv: i64, client_id: String, body: String) -> Vec<Ef
     })]
 }
 
+/// A one-to-one conversation was cleared on this side: its view starts after
+/// `visible_after`, its window closes, and the list leaves it out until a newer message.
+pub fn forgotten(m: &mut Model, conv: i64, visible_after: i64) {
+    m.open.retain(|o| *o != conv);
+    if let Some(c) = m.conv_mut(conv) {
+        c.visible_after = c.visible_after.max(visible_after);
+        c.lines = Arc::default();
+        c.unread = 0;
+        c.has_more = false;
+        c.latest = c.latest.max(visible_after);
+    }
+}
+
 /// A page of older messages arrived.
 pub fn history(m: &mut Model, conv: i64, page: HistoryPage) {
     let me = m.me.id;
@@ -933,6 +946,18 @@ mod tests {
                 (8, MessageKind::Delete, false),
             ]
         );
+    }
+
+    #[test]
+    fn a_forgotten_conversation_leaves_the_list_until_a_newer_message() {
+        let mut m = synced_dm(4);
+        reduce(&mut m, msg(7, 5, 2, MessageKind::Text));
+        m.open = vec![7];
+        forgotten(&mut m, 7, 5);
+        let c = m.conv(7).unwrap();
+        assert!(c.lines.is_empty() && m.open.is_empty() && !c.listed());
+        reduce(&mut m, msg(7, 6, 2, MessageKind::Text));
+        assert!(m.conv(7).unwrap().listed());
     }
 
     #[test]

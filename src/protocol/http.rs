@@ -31,6 +31,9 @@ pub mod paths {
     pub const CONVERSATIONS: &str = "/api/conversations";
     pub const INVITE: &str = "/api/conversations/{id}/invite";
     pub const LEAVE: &str = "/api/conversations/{id}/leave";
+    /// Removes a conversation from the caller's list (a group: leaves it; one-to-one:
+    /// clears it on their side); answers `{"visible_after": n}`.
+    pub const FORGET: &str = "/api/conversations/{id}/forget";
     pub const BOTS: &str = "/api/bots";
     pub const CONTACTS: &str = "/api/contacts";
     pub const CONTACT: &str = "/api/contacts/{id}";
@@ -423,6 +426,12 @@ impl AccountNotice {
             Self::Failed => "Something went wrong on our side. Please try again.",
         }
     }
+}
+
+/// What removing a conversation from one's list did: where one's view of it starts now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    pub visible_after: i64,
 }
 
 /// One of the user's live sessions, as the account page lists it.

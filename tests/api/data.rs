@@ -564,3 +564,53 @@ async fn retention_deletes_exactly_what_is_older_and_readers_are_told() {
             .expect("count");
     assert_eq!(logged, 2);
 }
+
+#[tokio::test]
+async fn a_conversation_deleted_for_oneself_is_cleared_on_that_side_only() {
+    let app = spawn_app().await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
+    wa.send_msg(conv, "one", "before the clearing").await;
+    assert_eq!(ack_of(&mut wa, "one").await, 1);
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/conversations/{conv}/forget"),
+            &a.token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["visible_after"], 1);
+    assert!(
+        app.history(conv, &a).await.messages.is_empty(),
+        "cleared for a"
+    );
+    assert_eq!(app.history(conv, &b).await.messages.len(), 1, "b keeps it");
+    // A new message shows from there on.
+    wa.send_msg(conv, "two", "after the clearing").await;
+    assert_eq!(ack_of(&mut wa, "two").await, 2);
+    let page = app.history(conv, &a).await;
+    let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["after the clearing"]);
+    // Someone else's conversation, and a room, cannot be.
+    let c = app.guest().await;
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/conversations/{conv}/forget"),
+            &c.token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = app
+        .call(
+            reqwest::Method::POST,
+            "/api/conversations/1/forget",
+            &a.token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+}

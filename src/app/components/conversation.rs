@@ -242,6 +242,11 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     <button class="leave-button" title="Leave this group conversation"
                         on:click=move |_| actions::leave(ui, id)>"Leave"</button>
                 })}
+                {(kind == ConversationKind::Dm).then(|| view! {
+                    <button class="leave-button" title="Delete this conversation from your list (the other person keeps theirs; a new message brings it back)"
+                        aria-label=move || format!("Delete the conversation with {} from your list", title.get())
+                        on:click=move |_| actions::forget(ui, id)>"Delete"</button>
+                })}
                 <button class="close-button" aria-label=move || format!("Close the conversation with {}", title.get())
                     on:click=move |_| actions::close_window(ui, id)>"×"</button>
             </header>

@@ -80,7 +80,9 @@ pub fn MessengerApp(me: UserSummary) -> impl IntoView {
         ui.model.with(|m| {
             m.convs
                 .iter()
-                .filter(|c| c.kind != ConversationKind::Room && finds(&query, &c.title))
+                .filter(|c| {
+                    c.kind != ConversationKind::Room && c.listed() && finds(&query, &c.title)
+                })
                 .map(|c| (c.id, c.kind, c.peer))
                 .collect::<Vec<_>>()
         })

@@ -323,6 +323,32 @@ impl Chat {
         Ok(())
     }
 
+    /// Removes a conversation from `me`'s list: a group is left (as `leave`); a one-to-one
+    /// conversation is cleared on their side only (what was said before stays the other
+    /// person's), and comes back when a new message does. Where their view now starts
+    /// (0 for a group, which they are out of).
+    pub async fn forget(&self, me: &UserSummary, conv: i64) -> Result<i64> {
+        match self.convs.conversation_kind(conv).await? {
+            Some((ConversationKind::Group, _)) => {
+                self.leave(me, conv).await?;
+                Ok(0)
+            }
+            Some((ConversationKind::Dm, _)) => {
+                let after = self.convs.forget_dm(conv, me.id).await?.ok_or_else(|| {
+                    AppError::Forbidden("You are not in that conversation.".into())
+                })?;
+                tracing::info!(user = me.id, conv, "cleared a conversation for themselves");
+                Ok(after)
+            }
+            Some((ConversationKind::Room, _)) => Err(AppError::Invalid(
+                "A room stays in the list of rooms; close its window instead.".into(),
+            )),
+            None => Err(AppError::Forbidden(
+                "You are not in that conversation.".into(),
+            )),
+        }
+    }
+
     /// The user `user` as `inviter` may invite them, or why not.
     async fn invitable(&self, inviter: i64, user: i64) -> Result<UserSummary> {
         match self.contacts.contact_of(inviter, user).await? {

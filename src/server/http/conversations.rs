@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::CONVERSATIONS, post(start_group))
         .route(paths::INVITE, post(invite))
         .route(paths::LEAVE, post(leave))
+        .route(paths::FORGET, post(forget))
         .route(paths::BOTS, get(bot_list))
 }
 
@@ -106,6 +107,16 @@ async fn leave(
 ) -> Result<StatusCode> {
     state.chat.leave(&current.session.user, conv).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/conversations/{id}/forget`: out of the caller's list (see `Chat::forget`).
+async fn forget(
+    State(state): State<AppState>,
+    current: CurrentSession,
+    Path(conv): Path<i64>,
+) -> Result<Json<crate::protocol::http::Forgotten>> {
+    let visible_after = state.chat.forget(&current.session.user, conv).await?;
+    Ok(Json(crate::protocol::http::Forgotten { visible_after }))
 }
 
 /// `GET /api/bots`: the AI contacts anyone can add (kept out of `hello`, which every

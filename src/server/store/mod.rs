@@ -226,6 +226,10 @@ pub trait ConversationStore: Send + Sync {
     async fn add_rooms(&self, titles: &[String]) -> Result<Vec<i64>>;
     /// Every public room: (id, members, title).
     async fn list_rooms(&self) -> Result<Vec<(i64, i64, String)>>;
+    /// Clears a one-to-one conversation from `user`'s side: their view starts after its
+    /// last message from now on. The new start, or None if it is not a one-to-one
+    /// conversation of theirs.
+    async fn forget_dm(&self, conv: i64, user: i64) -> Result<Option<i64>>;
     /// The retention watermark of `conv`: messages below it have expired (0: none has).
     async fn expired_before(&self, conv: i64) -> Result<i64>;
     /// Moves `user`'s read mark in `conv` forward to `seq` (at most the last message); false

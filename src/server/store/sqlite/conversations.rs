@@ -28,6 +28,24 @@ impl From<RoomRecord> for RoomSummary {
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
+    async fn forget_dm(&self, conv: i64, user: i64) -> Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let after = sqlx::query_scalar!(
+            r#"UPDATE members
+               SET visible_after = (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?1),
+                   last_read = MAX(last_read, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?1))
+               WHERE conversation_id = ?1 AND user_id = ?2
+                 AND (SELECT kind FROM conversations WHERE id = ?1) = 'dm'
+               RETURNING visible_after AS "after!: i64""#,
+            conv,
+            user
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
     async fn expired_before(&self, conv: i64) -> Result<i64> {
         Ok(sqlx::query_scalar!(
             r#"SELECT expired_before AS "e!: i64" FROM conversations WHERE id = ?"#,
