@@ -121,6 +121,17 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         secs: u64,
     },
+    /// One conversation filled with N messages, then R readers fetch its history pages of
+    /// 100 (newest page, then older ones, round and round) for S seconds: pages read per
+    /// second and their latency (the cost of opening sealed bodies shows here).
+    History {
+        #[arg(long, default_value_t = 20_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 8)]
+        readers: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// S senders, each in its own one-to-one conversation, as fast as acks come back.
     Durable {
         #[arg(long, default_value_t = 16)]
@@ -1014,6 +1025,92 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
     Ok(())
 }
 
+async fn history(cli: &Cli, messages: u64, readers: usize, secs: u64) -> Result<()> {
+    let server = Server::start(cli, None).await?;
+    let users = guests(&server.url, 2).await?;
+    let v = post(
+        &server.url,
+        "/api/dm",
+        &users[0].token,
+        json!({ "username": users[1].username }),
+    )
+    .await?;
+    let conv = v["id"].as_i64().context("conversation id")?;
+    let mut socks = connect_all(&server.url, std::slice::from_ref(&users[0].token)).await?;
+    let mut ws = socks.pop().context("socket")?;
+    // Filled as fast as acks come back, 64 in flight.
+    let (mut sent, mut acked) = (0u64, 0u64);
+    while acked < messages {
+        while sent < messages && sent - acked < 64 {
+            sent += 1;
+            let f = format!(
+                r#"{{"t":"send","conv":{conv},"client_id":"h-{sent}","body":"history line {sent}, long enough to be a typical message"}}"#
+            );
+            ws.feed(Message::text(f)).await?;
+        }
+        ws.flush().await?;
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"{"t":"ack""#) => acked += 1,
+            Some(Ok(_)) => {}
+            _ => bail!("socket closed while filling"),
+        }
+    }
+    let pages = messages.div_ceil(100).max(1);
+    let token = users[1].token.clone();
+    let cpu0 = server.cpu_seconds();
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..readers)
+        .map(|r| {
+            let (url, token) = (server.url.clone(), token.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut latency = histogram();
+                let mut read = 0u64;
+                let mut page = r as u64 % pages;
+                while Instant::now() < end {
+                    // Page `page` from the newest: the messages before `before`.
+                    let before = messages + 1 - page * 100;
+                    let at = micros_now();
+                    let res = http
+                        .get(format!(
+                            "{url}/api/history?conv={conv}&before={before}&limit=100"
+                        ))
+                        .bearer_auth(&token)
+                        .send()
+                        .await?;
+                    if !res.status().is_success() {
+                        bail!("history answered {}", res.status());
+                    }
+                    res.bytes().await?;
+                    let _ = latency.record(micros_now().saturating_sub(at).max(1));
+                    read += 1;
+                    page = (page + 1) % pages;
+                }
+                anyhow::Ok((read, latency))
+            })
+        })
+        .collect();
+    let mut read = 0;
+    let mut latency = histogram();
+    for t in tasks {
+        let (n, h) = t.await??;
+        read += n;
+        latency.add(&h).ok();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    println!(
+        "history messages={messages} readers={readers}: {read} pages of 100 in {wall:.1} s = {:.0} pages/s, \
+         latency p50 {:.2} ms p99 {:.2} ms, server CPU {}",
+        read as f64 / wall,
+        ms(latency.value_at_quantile(0.5)),
+        ms(latency.value_at_quantile(0.99)),
+        cpu.map_or("n/a".into(), |c| format!("{c:.2} s ({:.1} us per page)", c * 1e6 / read.max(1) as f64)),
+    );
+    Ok(())
+}
+
 async fn flood(cli: &Cli, senders: usize, rate: u64, sockets: usize, secs: u64) -> Result<()> {
     // The server's own per-user limits (frames, messages, sockets), not the load tool's.
     let server = Server::start_with(
@@ -1265,6 +1362,11 @@ fn main() -> Result<()> {
                 inflight,
                 secs,
             } => durable(&cli, senders, inflight, secs).await,
+            Scenario::History {
+                messages,
+                readers,
+                secs,
+            } => history(&cli, messages, readers, secs).await,
             Scenario::Flood {
                 senders,
                 rate,
@@ -1515,8 +1617,8 @@ mod peer {
                 drop(socks);
                 return Ok(());
             }
-            Scenario::Durable { .. } => {
-                bail!("the peers store nothing: `durable` is Messenger only")
+            Scenario::Durable { .. } | Scenario::History { .. } => {
+                bail!("the peers store nothing: `durable` and `history` are Messenger only")
             }
             Scenario::Flood { .. } => bail!("`flood` tests Messenger's own limits"),
             Scenario::Fanout {

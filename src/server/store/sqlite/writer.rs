@@ -12,7 +12,10 @@
 
 use super::guard::HighWater;
 use crate::protocol::{MessageKind, MessageView, ServerFrame};
-use crate::server::store::{space::DiskSpace, vault::Vault};
+use crate::server::store::{
+    space::DiskSpace,
+    vault::{Sealer, Vault},
+};
 use crate::server::{
     hub::{encode, AckOut, Delivery, Fanout},
     store::{now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed},
@@ -276,7 +279,9 @@ fn run(
                 Err(e) => tracing::error!(error = %e, "recording the key in use"),
             }
         }
-        let sealing = (active.is_some() && key_recorded == active).then_some(guards.vault);
+        let mut sealer = (active.is_some() && key_recorded == active)
+            .then(|| guards.vault.sealer())
+            .flatten();
         let started = Instant::now();
         let mut committing = Duration::ZERO;
         let outcomes: Vec<Result<Outcome, WriteFailed>> = if guards.space.is_full() {
@@ -287,7 +292,13 @@ fn run(
                 .map(|_| Err(WriteFailed::StorageFull))
                 .collect()
         } else {
-            match commit_batch(&mut conn, &batch, &mut seqs, &mut committing, sealing) {
+            match commit_batch(
+                &mut conn,
+                &batch,
+                &mut seqs,
+                &mut committing,
+                sealer.as_mut(),
+            ) {
                 Ok(outcomes) => {
                     commits += 1;
                     outcomes.into_iter().map(Ok).collect()
@@ -313,7 +324,7 @@ fn run(
                             std::slice::from_ref(job),
                             &mut seqs,
                             &mut committing,
-                            sealing,
+                            sealer.as_mut(),
                         );
                         each.push(match one {
                             Ok(mut o) => {
@@ -518,7 +529,7 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
-/// Binds one message's row at `row` (0-based) of a multi-row INSERT; with a `vault`, the
+/// Binds one message's row at `row` (0-based) of a multi-row INSERT; with a `sealer`, the
 /// body is sealed for its place (the plain column stays empty).
 fn bind_row(
     stmt: &mut rusqlite::Statement<'_>,
@@ -526,24 +537,25 @@ fn bind_row(
     msg: &NewMessage,
     seq: i64,
     now: i64,
-    vault: Option<&Vault>,
+    sealer: Option<&mut Sealer>,
 ) -> rusqlite::Result<()> {
     let at = row * COLUMNS;
     let body = msg.content.body();
-    let sealed = vault
-        .filter(|_| !body.is_empty())
-        .and_then(|v| v.seal(msg.conv, seq, &body));
     stmt.raw_bind_parameter(at + 1, msg.conv)?;
     stmt.raw_bind_parameter(at + 2, seq)?;
     stmt.raw_bind_parameter(at + 3, msg.sender)?;
     stmt.raw_bind_parameter(at + 4, msg.client_id.as_str())?;
     stmt.raw_bind_parameter(at + 6, now)?;
     stmt.raw_bind_parameter(at + 7, msg.content.kind().as_str())?;
-    match &sealed {
-        Some(s) => {
+    // The bytes are copied as they are bound, so the sealer's buffer serves the next row.
+    let sealed = sealer
+        .filter(|_| !body.is_empty())
+        .and_then(|s| s.seal(msg.conv, seq, body.as_bytes()));
+    match sealed {
+        Some((key_id, bytes)) => {
             stmt.raw_bind_parameter(at + 5, "")?;
-            stmt.raw_bind_parameter(at + 8, s.key_id.as_str())?;
-            stmt.raw_bind_parameter(at + 9, s.bytes.as_slice())
+            stmt.raw_bind_parameter(at + 8, key_id)?;
+            stmt.raw_bind_parameter(at + 9, bytes)
         }
         None => {
             stmt.raw_bind_parameter(at + 5, &*body)?;
@@ -562,7 +574,7 @@ fn commit_batch(
     jobs: &[Job],
     seqs: &mut Seqs,
     committing: &mut Duration,
-    vault: Option<&Vault>,
+    mut sealer: Option<&mut Sealer>,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
     // IMMEDIATE, as every writing transaction of the store (`store::BEGIN_WRITE`).
@@ -595,7 +607,7 @@ fn commit_batch(
                 &jobs[start + row].msg,
                 assigned[start + row],
                 now,
-                vault,
+                sealer.as_deref_mut(),
             )?;
         }
         inserted += insert.raw_execute()?;
@@ -603,7 +615,7 @@ fn commit_batch(
     }
     if inserted != jobs.len() {
         tx.rollback()?;
-        return commit_each(conn, jobs, seqs, now, committing, vault);
+        return commit_each(conn, jobs, seqs, now, committing, sealer);
     }
     apply_deletes(&tx, jobs)?;
     count_commit(&tx)?;
@@ -633,7 +645,7 @@ fn commit_each(
     seqs: &mut Seqs,
     now: i64,
     committing: &mut Duration,
-    vault: Option<&Vault>,
+    mut sealer: Option<&mut Sealer>,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut batch: Seqs = HashMap::new();
@@ -644,7 +656,7 @@ fn commit_each(
             Some(last) => *last,
             None => stored_last_seq(&tx, conv)?,
         };
-        let outcome = write_one(&tx, &job.msg, last + 1, now, vault)?;
+        let outcome = write_one(&tx, &job.msg, last + 1, now, sealer.as_deref_mut())?;
         batch.insert(
             conv,
             if matches!(outcome, Outcome::New(_)) {
@@ -684,10 +696,10 @@ fn write_one(
     msg: &NewMessage,
     seq: i64,
     now: i64,
-    vault: Option<&Vault>,
+    sealer: Option<&mut Sealer>,
 ) -> rusqlite::Result<Outcome> {
     let mut insert = conn.prepare_cached(&insert_sql(1))?;
-    bind_row(&mut insert, 0, msg, seq, now, vault)?;
+    bind_row(&mut insert, 0, msg, seq, now, sealer)?;
     if insert.raw_execute()? == 0 {
         let (seq, at): (i64, i64) = conn
             .prepare_cached(
