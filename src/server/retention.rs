@@ -84,9 +84,10 @@ impl Retention {
         Ok(total)
     }
 
-    /// Runs the job every `every`, for ever.
+    /// Runs the job every `every`, for ever, the first time `every` after start (a run at
+    /// once would race what a fresh server does; the tests run it themselves).
     pub async fn run_every(self: Arc<Self>, every: Duration) {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tick.tick().await;
             if let Err(e) = self.run(now_ms()).await {
