@@ -167,7 +167,7 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
             let ms = match period.trim() {
                 "off" => None,
                 p => {
-                    let d = super::config::period(p).map_err(|e| anyhow::anyhow!(e))?;
+                    let d = super::limits::stored::period(p).map_err(|e| anyhow::anyhow!(e))?;
                     if d.is_zero() {
                         bail!("a retention period is at least one second (or `off`)");
                     }

@@ -2,7 +2,7 @@
 //! (the server, the store, sessions, sockets, the AI contacts). Secrets are wrapped so that
 //! no `Debug` print shows them.
 
-use super::limits::stored::{Allowance, Allowances};
+use super::limits::stored::{period, Allowance, Allowances};
 use clap::{Args, Parser};
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
@@ -523,27 +523,6 @@ impl VerificationConfig {
 }
 
 /// An address (`10.0.0.1`, a network of one) or a network (`10.0.0.0/8`).
-/// A period like `90s`, `10m`, `12h` or `30d` (a number and a unit; `h` alone is one hour).
-pub fn period(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not a period like 30d, 12h, 10m or 90s");
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = if n.is_empty() {
-        1
-    } else {
-        n.parse().map_err(|_| bad())?
-    };
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_secs(seconds))
-}
-
 fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()

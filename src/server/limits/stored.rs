@@ -30,17 +30,36 @@ impl Allowance {
     }
 }
 
+/// A period like `90s`, `10m`, `12h` or `30d` (a number and a unit; `h` alone is one hour).
+pub fn period(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a period like 30d, 12h, 10m or 90s");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = if n.is_empty() {
+        1
+    } else {
+        n.parse().map_err(|_| bad())?
+    };
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
 impl FromStr for Allowance {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let bad = || {
             format!("{s:?} is not an allowance like 20/10m (20, and 20 more every 10 minutes; units s, m, h, d)")
         };
-        let (burst, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (burst, every) = s.trim().split_once('/').ok_or_else(bad)?;
         let burst: u32 = burst.trim().parse().map_err(|_| bad())?;
-        let seconds = crate::server::config::period(period)
-            .map_err(|_| bad())?
-            .as_secs();
+        let seconds = period(every).map_err(|_| bad())?.as_secs();
         if burst == 0 || seconds == 0 {
             return Err(bad());
         }
