@@ -2,7 +2,10 @@
 
 use super::{
     audit::{self, Audit, AuditStore, NewEntry, Verdict},
-    config::{AuditCommand, BotsCommand, Command, KeysCommand, RetentionCommand, RoomsCommand},
+    config::{
+        AdminCommand, AuditCommand, BotsCommand, Command, KeysCommand, RetentionCommand,
+        RoomsCommand,
+    },
     store::{
         account::AccountStore,
         sqlite::SqliteStore,
@@ -160,6 +163,15 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                 .await;
             println!("{id} retired");
         }
+        Command::Admin(AdminCommand::List) => {
+            for name in store.admins().await? {
+                println!("{name}");
+            }
+        }
+        Command::Admin(AdminCommand::Grant { user }) => set_admin(&store, &audit, &user, true).await?,
+        Command::Admin(AdminCommand::Revoke { user }) => {
+            set_admin(&store, &audit, &user, false).await?
+        }
         Command::Retention(RetentionCommand::Set {
             conversation,
             period,
@@ -216,6 +228,37 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
         }
     }
     store.pool().close().await;
+    Ok(())
+}
+
+/// Grants or revokes the admin role, and records it.
+async fn set_admin(store: &SqliteStore, audit: &Audit, user: &str, grant: bool) -> Result<()> {
+    match store.set_admin(user.trim(), grant).await? {
+        None => bail!("there is no account {user}"),
+        Some(false) => bail!("{user} is a guest or an AI contact: they cannot be administrators"),
+        Some(true) => {}
+    }
+    audit
+        .record(NewEntry {
+            event: if grant {
+                "admin_granted"
+            } else {
+                "admin_revoked"
+            },
+            user: None,
+            actor: "admin".into(),
+            address: None,
+            detail: serde_json::json!({ "username": user }),
+        })
+        .await;
+    println!(
+        "{user} {} (their open sessions see it at once)",
+        if grant {
+            "is an administrator now"
+        } else {
+            "is no longer an administrator"
+        }
+    );
     Ok(())
 }
 

@@ -42,11 +42,6 @@ pub struct ServerConfig {
     #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// Usernames of the administrators, comma-separated: signed in, they may delete any
-    /// account (`DELETE /api/admin/users/{name}`).
-    #[arg(long = "admins", env = "MESSENGER_ADMINS", value_delimiter = ',')]
-    pub admins: Vec<String>,
-
     /// Origins allowed to open the WebSocket and to make state-changing calls with a cookie,
     /// comma-separated (e.g. `https://chat.example.org`). Default: http://127.0.0.1:PORT and
     /// http://localhost:PORT for the listening port. An https origin also marks the session
@@ -579,6 +574,9 @@ pub enum Command {
     /// The audit log: check its chain, or write it out as JSON lines.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The admin role: who holds it (`list`), and giving or taking it by username.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// How long one conversation keeps its messages (its own retention; the server's is
     /// `--retention`, and the shorter wins).
     #[command(subcommand)]
@@ -589,6 +587,16 @@ pub enum Command {
         /// Where the copy goes (refused if it exists).
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Makes USER an administrator (never a guest).
+    Grant { user: String },
+    /// Takes the role back from USER.
+    Revoke { user: String },
+    /// Lists the administrators.
+    List,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

@@ -4,7 +4,7 @@
 use crate::delivery::ack_of;
 use crate::helpers::*;
 use messenger::protocol::{http::SessionView, HistoryPage, MessageKind, ServerFrame};
-use messenger::server::config::Switch;
+use messenger::server::config::{AdminCommand, Command, Switch};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "a long enough password";
@@ -207,10 +207,33 @@ async fn a_deleted_account_leaves_tombstones_a_reserved_name_and_no_trace_of_its
 
 #[tokio::test]
 async fn an_admin_deletes_an_account_and_nobody_else_can() {
-    let app = spawn_app_with(|c| c.server.admins = vec!["root".into()]).await;
+    let app = spawn_app().await;
     let root = member(&app, "root").await;
     let carol = member(&app, "carol").await;
     let dave = member(&app, "dave").await;
+    let guest = app.guest().await;
+    // The role is given on the command line (to a running server's database).
+    let database = app.dir.path().join("messenger.db");
+    let admin = |c| messenger::server::admin::run(&database, None, Command::Admin(c));
+    admin(AdminCommand::Grant {
+        user: "root".into(),
+    })
+    .await
+    .expect("granted");
+    let refused = admin(AdminCommand::Grant {
+        user: guest.me.username.clone(),
+    })
+    .await
+    .expect_err("a guest is never an admin");
+    assert!(
+        refused.to_string().contains("cannot be administrators"),
+        "{refused}"
+    );
+    assert!(admin(AdminCommand::Grant {
+        user: "nobody".into()
+    })
+    .await
+    .is_err());
     let mut wc = app.online(&carol).await;
     let res = app
         .call(
@@ -257,6 +280,21 @@ async fn an_admin_deletes_an_account_and_nobody_else_can() {
     .await
     .expect("entry");
     assert_eq!(actor, format!("user:{}", root.me.id));
+    // Without the role, no more.
+    admin(AdminCommand::Revoke {
+        user: "root".into(),
+    })
+    .await
+    .expect("revoked");
+    let res = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/admin/users/dave",
+            &root.token,
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 403);
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use crate::server::{
     audit,
     error::{AppError, Result},
     state::AppState,
-    store::UserStore,
+    store::{account::AccountStore, UserStore},
 };
 use axum::{
     body::Body,
@@ -80,7 +80,7 @@ async fn export_mine(State(state): State<AppState>, current: CurrentSession) -> 
     Ok(res)
 }
 
-/// `DELETE /api/admin/users/{name}`: an admin (`--admins`) deletes an account, with the
+/// `DELETE /api/admin/users/{name}`: an admin (`messenger admin grant`) deletes an account, with the
 /// same effect as its owner deleting it (`204`; `404` if there is no such account).
 async fn admin_delete(
     State(state): State<AppState>,
@@ -88,14 +88,7 @@ async fn admin_delete(
     Path(name): Path<String>,
 ) -> Result<Response> {
     let me = &current.session.user;
-    let is_admin = !me.is_guest
-        && state
-            .cfg
-            .server
-            .admins
-            .iter()
-            .any(|a| a.trim().eq_ignore_ascii_case(&me.username));
-    if !is_admin {
+    if !AccountStore::is_admin(&state.store, me.id).await? {
         return Err(AppError::Forbidden(
             "Only an administrator may delete someone else's account.".into(),
         ));

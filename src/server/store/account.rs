@@ -48,6 +48,14 @@ pub trait AccountStore: Send + Sync {
     /// Replaces the password hash of a live account.
     async fn set_password_hash(&self, user: i64, hash: &str) -> Result<()>;
 
+    /// Whether `user` is a live account holding the admin role.
+    async fn is_admin(&self, user: i64) -> Result<bool>;
+    /// Grants or revokes the admin role by username; None if there is no such live
+    /// account, Some(false) if it is a guest or a bot (they never hold it).
+    async fn set_admin(&self, username: &str, admin: bool) -> Result<Option<bool>>;
+    /// The usernames holding the admin role.
+    async fn admins(&self) -> Result<Vec<String>>;
+
     /// Notes what a session was started from.
     async fn describe_session(&self, session: i64, device: &str, address: &str) -> Result<()>;
     /// The live sessions of `user` at `now`, the latest used first.

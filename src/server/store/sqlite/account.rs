@@ -34,6 +34,49 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    async fn is_admin(&self, user: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT is_admin AS "admin: bool" FROM users
+               WHERE id = ? AND deleted_at IS NULL AND is_guest = 0 AND is_bot = 0"#,
+            user
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(false))
+    }
+
+    async fn set_admin(&self, username: &str, admin: bool) -> Result<Option<bool>> {
+        let mut tx = self.begin_write().await?;
+        let found = sqlx::query!(
+            r#"SELECT id AS "id!", is_guest AS "guest: bool", is_bot AS "bot: bool" FROM users
+               WHERE username = ? AND deleted_at IS NULL"#,
+            username
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user) = found else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if user.guest || user.bot {
+            tx.rollback().await?;
+            return Ok(Some(false));
+        }
+        sqlx::query!("UPDATE users SET is_admin = ? WHERE id = ?", admin, user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
+    async fn admins(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar!(
+            "SELECT username FROM users WHERE is_admin = 1 AND deleted_at IS NULL ORDER BY username"
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn describe_session(&self, session: i64, device: &str, address: &str) -> Result<()> {
         let now = crate::server::store::now_ms();
         let mut tx = self.begin_write().await?;
@@ -148,7 +191,7 @@ impl AccountStore for SqliteStore {
         // others keep; everything it said about the person goes.
         sqlx::query!(
             "UPDATE users SET display_name = ?, password_hash = NULL, personal_message = '',
-                 status = 'offline', deleted_at = ? WHERE id = ?",
+                 status = 'offline', is_admin = 0, deleted_at = ? WHERE id = ?",
             DELETED_NAME,
             now,
             user
