@@ -78,8 +78,12 @@ pub async fn sign_in(
             proof,
         )
         .await;
-    if let Ok(s) = &started {
-        describe_session(&state, s.session.id).await;
+    match &started {
+        Ok(s) => describe_session(&state, s.session.id).await,
+        Err(crate::server::error::AppError::Unauthorized(_)) => {
+            state.metrics.signin_failures.inc();
+        }
+        Err(_) => {}
     }
     // "Sign me out everywhere else": a checkbox, so any value but empty means yes.
     if let (Ok(s), false) = (&started, sign_out_others.is_empty()) {
@@ -268,7 +272,12 @@ pub async fn bearer_token(
             )
             .await
     }
-    .map_err(fail)?;
+    .map_err(|e| {
+        if matches!(e, crate::server::error::AppError::Unauthorized(_)) {
+            state.metrics.signin_failures.inc();
+        }
+        fail(e)
+    })?;
     describe_session(&state, started.session.id).await;
     Ok(signed_in(&started.session, Some(started.token)))
 }

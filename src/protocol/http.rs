@@ -18,6 +18,8 @@ use std::fmt;
 pub mod paths {
     pub const WS: &str = "/ws";
     pub const HEALTH: &str = "/health";
+    /// The same, by the name orchestrators expect.
+    pub const HEALTHZ: &str = "/healthz";
     /// Whether the server can take writes (`503` while the disk is below its floor).
     pub const READY: &str = "/readyz";
     /// A proof-of-work challenge (ALTCHA), for sign-up, guests and sign-in after failures.

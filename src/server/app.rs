@@ -107,12 +107,14 @@ impl Application {
             cfg.store.disk_floor_mb * 1024 * 1024,
         ));
         space.check();
+        let metrics = Arc::new(crate::server::metrics::Metrics::new());
         let (writer, writer_task) = Writer::spawn(
             store.writer_connection()?,
             crate::server::store::sqlite::writer::Surroundings {
                 high_water: store.high_water(),
                 space: space.clone(),
                 vault: vault.clone(),
+                metrics: metrics.clone(),
             },
             fanout.clone(),
             cfg.store.max_batch,
@@ -200,6 +202,7 @@ impl Application {
                 auth,
                 erasure,
                 audit,
+                metrics,
                 retention,
                 verifier,
                 stored_limits,
@@ -257,6 +260,12 @@ impl Application {
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             // Picture uploads are the one large body; that router sets its own limit.
             .merge(profile::picture_router())
+            .route(http::ops::METRICS, get(http::ops::metrics))
+            // Counted by route pattern: this wraps each route above, which knows its pattern.
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                http::ops::count_requests,
+            ))
             .layer(middleware::from_fn(server_fns::server_fn_calls))
             .layer(middleware::from_fn(error::plain_refusals))
             .layer(middleware::from_fn_with_state(
@@ -334,6 +343,7 @@ impl Application {
             tokio::spawn(bots::run_dispatcher(
                 Replier {
                     bots,
+                    metrics: state.metrics.clone(),
                     chat: state.chat.clone(),
                     profiles: Arc::new(state.store.clone()),
                     limits: state.stored_limits.clone(),

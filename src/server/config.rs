@@ -42,6 +42,11 @@ pub struct ServerConfig {
     #[arg(long, env = "MESSENGER_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
+    /// A bearer token that opens `/metrics` to callers other than this machine (without it,
+    /// only a loopback caller that no proxy forwarded for may read them).
+    #[arg(long, env = "MESSENGER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Origins allowed to open the WebSocket and to make state-changing calls with a cookie,
     /// comma-separated (e.g. `https://chat.example.org`). Default: http://127.0.0.1:PORT and
     /// http://localhost:PORT for the listening port. An https origin also marks the session

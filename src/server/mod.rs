@@ -13,6 +13,7 @@
 //! | `account` | deleting an account and erasing what it wrote; the export of a user's data |
 //! | `retention` | expiring old messages |
 //! | `audit` | the tamper-evident log of security events |
+//! | `metrics` | the Prometheus metrics (`/metrics`) |
 //! | `chat` | conversations and the one way a message is posted |
 //! | `contacts` | the contact list, blocks, contact groups |
 //! | `profile` | status, name, personal message, display pictures |
@@ -37,6 +38,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod presence;
 pub mod profile;
 pub mod retention;

@@ -55,6 +55,8 @@ pub struct Shared {
     pub erasure: Arc<crate::server::account::Erasure>,
     /// The audit log (`audit`).
     pub audit: Arc<crate::server::audit::Audit>,
+    /// Prometheus metrics (`metrics`).
+    pub metrics: Arc<crate::server::metrics::Metrics>,
     /// The retention job (`retention`).
     pub retention: Arc<crate::server::retention::Retention>,
     /// Bot verification at the door (ALTCHA, Turnstile or off).

@@ -17,6 +17,7 @@ mod helpers;
 mod limits;
 mod migrations;
 mod nudge;
+mod ops;
 mod pictures;
 mod presence;
 mod security;

@@ -591,6 +591,8 @@ pub fn draw_picture(p: &Persona) -> anyhow::Result<Vec<u8>> {
 #[derive(Clone)]
 pub struct Replier {
     pub bots: Arc<Bots>,
+    /// Replies are counted by outcome.
+    pub metrics: Arc<crate::server::metrics::Metrics>,
     pub chat: Arc<Chat>,
     pub profiles: Arc<dyn ProfileStore>,
     /// Bot replies per address.
@@ -640,8 +642,8 @@ async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<(
     let Some(p) = bots.persona(bot) else {
         return Ok(());
     };
-    let text = if !bots.store.bots_enabled().await? {
-        bots.brain.line(p.away)
+    let (text, outcome) = if !bots.store.bots_enabled().await? {
+        (bots.brain.line(p.away), "away")
     } else {
         match take_quota(r, m.from).await? {
             Quota::Granted => {
@@ -651,9 +653,13 @@ async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<(
                 beat.abort();
                 reply?
             }
-            Quota::UserSpent | Quota::AllSpent => bots.brain.line(p.tired),
+            Quota::UserSpent | Quota::AllSpent => (bots.brain.line(p.tired), "quota"),
         }
     };
+    r.metrics
+        .bot_replies
+        .get_or_create(&crate::server::metrics::WhatLabels { what: outcome })
+        .inc();
     let body = Body::parse(&text).map_err(|e| anyhow::anyhow!(e.0))?;
     let client_id =
         ClientId::parse(&format!("bot-{}-{}", bot, m.seq)).map_err(|e| anyhow::anyhow!(e.0))?;
@@ -714,7 +720,13 @@ async fn take_quota(r: &Replier, user: i64) -> anyhow::Result<Quota> {
 }
 
 /// The words of the answer, from the model or the offline engine.
-async fn think(r: &Replier, p: &Persona, bot: i64, m: &MessageView) -> anyhow::Result<String> {
+/// The reply's words, and where they came from (`model`, `offline`, `fallback`, `busy`).
+async fn think(
+    r: &Replier,
+    p: &Persona,
+    bot: i64,
+    m: &MessageView,
+) -> anyhow::Result<(String, &'static str)> {
     let bots = &r.bots;
     let history = r
         .chat
@@ -753,7 +765,13 @@ async fn think(r: &Replier, p: &Persona, bot: i64, m: &MessageView) -> anyhow::R
             "bot answered without the model"
         );
     }
-    Ok(reply.text().to_owned())
+    let outcome = match &reply {
+        Reply::Model(_) => "model",
+        Reply::Offline(_) => "offline",
+        Reply::Fallback(_) => "fallback",
+        Reply::Busy(_) => "busy",
+    };
+    Ok((reply.text().to_owned(), outcome))
 }
 
 /// Repeats the bot's typing indicator while it works.

@@ -22,14 +22,23 @@ pub fn router() -> Router<AppState> {
         .route(paths::SESSION, get(session_info))
         .route(paths::SESSION_REFRESH, post(refresh))
         .route(paths::HEALTH, get(|| async { "ok" }))
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
         .route(paths::READY, get(ready))
         .route(paths::CHALLENGE, get(challenge))
 }
 
-/// `GET /readyz`: `200 ready`, or `503` with what is wrong (the disk below its floor: the
-/// server reads, but refuses new messages).
+/// `GET /readyz`: `200 ready`, or `503` with what is wrong: the message writer is not
+/// running (the server is stopping), or the disk is below its floor (the server reads, but
+/// refuses new messages).
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.space.is_full() {
+    if !state.chat.log.running() {
+        let body = serde_json::json!({
+            "ready": false,
+            "writer": "stopped",
+            "message": "The message writer is not running: the server is stopping.",
+        });
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else if state.space.is_full() {
         let body = serde_json::json!({
             "ready": false,
             "storage": "full",

@@ -149,12 +149,12 @@ fn page_policy(state: &AppState, nonce: &str) -> String {
 }
 
 /// Refuses requests for a host that is not one of the public origins' (`403`): a page
-/// reached under another name (DNS rebinding) must not be served as ours. `/health` and
-/// `/readyz` answer
-/// whatever the host, for load balancers.
+/// reached under another name (DNS rebinding) must not be served as ours (nor `/metrics`
+/// to a page that rebound a name to this machine). `/health`, `/healthz` and `/readyz`
+/// answer whatever the host, for load balancers.
 pub async fn host(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == crate::protocol::http::paths::HEALTH || path == crate::protocol::http::paths::READY {
+    if path == paths::HEALTH || path == paths::HEALTHZ || path == paths::READY {
         return next.run(req).await;
     }
     // An absolute-form request line names the host itself, and wins over `Host` (RFC 9112,

@@ -93,6 +93,11 @@ impl LocalHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// How many users have a connection open.
+    pub fn users_connected(&self) -> usize {
+        self.lock().users.len()
+    }
+
     /// Registers a connection of `user` under `session_id`; returns its id.
     pub fn register(&self, user: i64, session_id: i64, inbox: Arc<dyn Inbox>) -> u64 {
         let mut inner = self.lock();

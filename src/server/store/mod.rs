@@ -342,6 +342,14 @@ pub trait MessageLog: Send + Sync {
     /// Queues a message; its acknowledgement goes where `reply` says once it is committed.
     /// Waits while the log is full (back-pressure); an error means the log is stopping.
     async fn append(&self, msg: NewMessage, reply: Reply) -> Result<(), WriteFailed>;
+    /// Messages waiting to be committed.
+    fn queued(&self) -> usize {
+        0
+    }
+    /// Whether it takes messages (it stops with the server, or when its thread failed).
+    fn running(&self) -> bool {
+        true
+    }
 }
 
 /// Who else hears of committed messages (the bots' dispatcher): a queue, and which

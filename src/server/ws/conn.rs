@@ -275,6 +275,7 @@ impl Conn {
     }
 
     fn pause(&self, conv: i64, last_sent: i64) {
+        self.state.metrics.resyncs.inc();
         let resync = encode(&ServerFrame::Resync {
             conv,
             after: last_sent,

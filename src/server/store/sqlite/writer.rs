@@ -12,6 +12,7 @@
 
 use super::guard::HighWater;
 use crate::protocol::{MessageKind, MessageView, ServerFrame};
+use crate::server::metrics::Metrics;
 use crate::server::store::{
     space::DiskSpace,
     vault::{Sealer, Vault},
@@ -149,6 +150,7 @@ impl Writer {
                 high_water: &around.high_water,
                 space: &around.space,
                 vault: &around.vault,
+                metrics: around.metrics.clone(),
             };
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run(conn, guards, rx, fanout, max_batch.max(1), observer)
@@ -169,6 +171,14 @@ impl MessageLog for Writer {
             .await
             .map_err(|_| WriteFailed::Internal)
     }
+
+    fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    fn running(&self) -> bool {
+        !self.tx.is_closed()
+    }
 }
 
 /// What committing one job produced.
@@ -178,11 +188,13 @@ enum Outcome {
 }
 
 /// What the writer works with besides its connection: the high-water record it keeps
-/// (`guard.rs`), the disk's free space (`space.rs`) and the vault that seals bodies.
+/// (`guard.rs`), the disk's free space (`space.rs`), the vault that seals bodies and the
+/// metrics it counts commits in.
 pub struct Surroundings {
     pub high_water: Arc<HighWater>,
     pub space: Arc<DiskSpace>,
     pub vault: Arc<Vault>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the writer answers to besides its queue: the high-water record it keeps, and the
@@ -192,6 +204,7 @@ struct Guards<'a> {
     space: &'a DiskSpace,
     /// Seals each body as it is inserted (`vault.rs`).
     vault: &'a Vault,
+    metrics: Arc<Metrics>,
 }
 
 /// Why a commit failed, as the sender hears it.
@@ -220,11 +233,12 @@ fn run(
     // (and its fsync) overlaps the sends of the previous one: on one thread the two were
     // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
     let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
+    let metrics = guards.metrics.clone();
     let publisher = std::thread::Builder::new()
         .name("publisher".into())
         .spawn(move || {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                publish(&*fanout, commits)
+                publish(&*fanout, commits, &metrics)
             }));
             if ran.is_err() {
                 engine_failed("publisher");
@@ -380,6 +394,9 @@ fn run(
                 Reply::Wait(reply) => replies.push((reply, result)),
             }
         }
+        if !published.is_empty() {
+            guards.metrics.committed(published.len(), committing);
+        }
         #[cfg(feature = "test-support")]
         if injected_fault(&published, "fault:panic-writer") {
             panic!("injected fault: the writer panics after a commit");
@@ -442,7 +459,7 @@ const PUBLISH_QUEUE: usize = 2;
 /// they were one: each connection then gets their messages in one write. Without this, a
 /// publisher behind a fast writer sent one small commit after another, each to every
 /// member (a thousand writes per message in a fan-out to 1000), and fell further behind.
-fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>) {
+fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>, metrics: &Metrics) {
     while let Ok((mut published, mut acks, mut replies)) = commits.recv() {
         // What is already queued, at most as many commits as the queue holds.
         for (p, a, r) in commits.try_iter().take(PUBLISH_QUEUE) {
@@ -454,7 +471,11 @@ fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>) {
         if injected_fault(&published, "fault:panic-publisher") {
             panic!("injected fault: the publisher panics");
         }
+        let started = Instant::now();
         fanout.publish(published, acks);
+        metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
         for (reply, result) in replies {
             // The sender may have gone; the message is stored all the same.
             let _ = reply.send(result);
@@ -853,7 +874,7 @@ mod tests {
                 .expect("queued");
         }
         drop(to_publisher);
-        publish(&hub, commits);
+        publish(&hub, commits, &Metrics::new());
         let got = inbox.got();
         assert_eq!(&got[..2], [Got::Msg(5, 1), Got::Msg(5, 2)]);
         assert!(

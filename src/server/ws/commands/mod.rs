@@ -68,6 +68,11 @@ async fn post(
         }
     };
     if !conn.take_token() {
+        conn.state
+            .metrics
+            .rate_limited
+            .get_or_create(&crate::server::metrics::WhatLabels { what: "send" })
+            .inc();
         let message = "You are sending too fast; wait a moment.";
         let code = ErrorCode::RateLimited;
         return Ok(conn

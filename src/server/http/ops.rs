@@ -1,0 +1,94 @@
+//! What operators and their tools read: `/metrics` (Prometheus; `crate::server::metrics`),
+//! and the count of every HTTP request by route pattern and status.
+
+use super::client::{ClientIp, Peer};
+use crate::server::{metrics::Now, metrics::RouteLabels, metrics::WhatLabels, state::AppState};
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+/// The path of the metrics page.
+pub const METRICS: &str = "/metrics";
+
+/// `GET /metrics`: from this machine (a loopback peer no proxy forwarded for), or with
+/// `Authorization: Bearer <--metrics-token>`; `403` otherwise.
+pub async fn metrics(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
+    let local =
+        peer.is_some_and(|p| p.0 .0.ip().is_loopback()) && client.0.is_loopback() && !forwarded;
+    let token = state
+        .cfg
+        .server
+        .metrics_token
+        .as_deref()
+        .filter(|t| !t.is_empty());
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let with_token = match (token, bearer) {
+        (Some(t), Some(b)) => constant_time_eq(t.as_bytes(), b.as_bytes()),
+        _ => false,
+    };
+    if !(local || with_token) {
+        return (
+            StatusCode::FORBIDDEN,
+            "The metrics are for this machine, or for a caller with the metrics token.",
+        )
+            .into_response();
+    }
+    let page = state.metrics.render(Now {
+        sockets: *state.live_sockets.borrow(),
+        users_online: state.hub.users_connected(),
+        writer_queue: state.chat.log.queued(),
+    });
+    let mut res = page.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Counts each request by its route's pattern (never the path itself: ids would make a
+/// series each), method and status; a `429` also counts as rate-limited.
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RouteLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
+    if status == 429 {
+        state
+            .metrics
+            .rate_limited
+            .get_or_create(&WhatLabels { what: "http" })
+            .inc();
+    }
+    res
+}
