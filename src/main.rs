@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let mut cfg = Config::parse();
-    init_tracing(&cfg.server.log);
+    init_tracing(&cfg.server.log, cfg.server.log_format);
     if let Some(command) = cfg.command.take() {
         let keys = cfg.store.key_file.as_deref();
         return messenger::server::admin::run(&cfg.store.database, keys, command).await;

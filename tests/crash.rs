@@ -268,3 +268,62 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
         rows.len()
     );
 }
+
+/// With `--log-format json` every log line is one JSON object, and a request's lines carry
+/// its id in their spans: the id the response gave back in `X-Request-Id`, or the one a
+/// proxy sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_the_response_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("messenger.db");
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let _server = Killed(server_logged(
+        port,
+        &db,
+        &[("MESSENGER_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        &log,
+    ));
+    wait_up(&http, &base).await;
+    let refused = |id: Option<&'static str>| {
+        let mut req = http
+            .post(format!("{base}/api/token"))
+            .json(&json!({ "username": "nobody_here", "password": "wrong password" }));
+        if let Some(id) = id {
+            req = req.header("X-Request-Id", id);
+        }
+        req.send()
+    };
+    let mine = refused(None).await.expect("answered");
+    assert_eq!(mine.status(), 401);
+    let made = mine.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(made.len(), 16, "a new id: {made}");
+    let given = refused(Some("edge-7f3a.1")).await.expect("answered");
+    assert_eq!(given.headers()["x-request-id"], "edge-7f3a.1");
+    // A header that is not a plain id is replaced, not echoed.
+    let odd = refused(Some("a b\"<script>")).await.expect("answered");
+    assert_ne!(odd.headers()["x-request-id"], "a b\"<script>");
+
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let failed: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "a sign-in failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{text}");
+    let ids: Vec<&str> = failed
+        .iter()
+        .filter_map(|l| l["spans"][0]["id"].as_str())
+        .collect();
+    assert_eq!(ids[..2], [made.as_str(), "edge-7f3a.1"]);
+    assert_eq!(failed[0]["spans"][0]["path"], "/api/token");
+}

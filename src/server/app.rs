@@ -285,6 +285,8 @@ impl Application {
                 security::headers,
             ))
             .layer(middleware::from_fn(error::log_errors))
+            // Outermost but compression: every log line of a request carries its id.
+            .layer(middleware::from_fn(http::ops::request_span))
             .layer(CompressionLayer::new())
             .with_state(state.clone())
     }
@@ -687,8 +689,18 @@ pub async fn shutdown_signal() {
 }
 
 /// Sets up structured logging once (later calls are ignored, which tests rely on).
-pub fn init_tracing(filter: &str) {
+pub fn init_tracing(filter: &str, format: crate::server::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        crate::server::config::LogFormat::Text => builder.try_init(),
+        // One object per line: the message and fields, the level, the target, and the
+        // spans it happened in (the request's id, the socket's user and session).
+        crate::server::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+    };
 }

@@ -71,6 +71,11 @@ pub struct ServerConfig {
     /// Log filter in `tracing` syntax.
     #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn")]
     pub log: String,
+
+    /// Log lines as text for people, or as JSON objects (one per line, with the request's or
+    /// socket's span and its id) for log shippers.
+    #[arg(long, env = "MESSENGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -592,6 +597,13 @@ pub enum Command {
         /// Where the copy goes (refused if it exists).
         file: PathBuf,
     },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

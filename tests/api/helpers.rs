@@ -48,7 +48,7 @@ async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> Tes
     let mut cfg = Config::for_tests(dir.path().join("messenger.db"));
     cfg.server.log = "warn".into();
     tune(&mut cfg);
-    messenger::server::app::init_tracing(&cfg.server.log);
+    messenger::server::app::init_tracing(&cfg.server.log, cfg.server.log_format);
     let app = Application::build(cfg).await.expect("the app builds");
     let addr = app.addr();
     let state = app.state();

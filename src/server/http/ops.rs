@@ -64,6 +64,43 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The header a request's id comes in (from a proxy that made one) and goes back out in.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The id a request is known by in the log: the one a proxy gave it (`X-Request-Id`, if it
+/// is short and plain), else a new random one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+/// Runs the request inside a span with its id, method and path, so that every log line it
+/// leads to carries them (a socket's lines too: its span is opened inside this one), and
+/// answers with the id in `X-Request-Id`.
+pub async fn request_span(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let id = request_id(req.headers());
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    let mut res = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    res
+}
+
 /// Counts each request by its route's pattern (never the path itself: ids would make a
 /// series each), method and status; a `429` also counts as rate-limited.
 pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -118,25 +118,30 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
         bots.seen(current.session.user.id, ip, current.session.user.is_guest);
     }
     let session = Box::new(current.session);
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => return tracing::debug!(error = %e, "the upgrade did not complete"),
-        };
-        let slot = match slot {
-            Ok(slot) => slot,
-            Err(refusal) => return refuse(upgraded, refusal, session.user.id, ip).await,
-        };
-        // The server serves each connection with hyper's HTTP/1 builder on the plain
-        // `TcpStream` (`startup.rs`), so this is the type it hands back. What hyper had read
-        // past the request is copied out: its `Bytes` would keep hyper's whole read buffer
-        // (8 KiB) alive for as long as the connection lives.
-        let (tcp, read_already) = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
-            Err(_) => return tracing::error!("an upgraded connection is not a TCP stream"),
-        };
-        connection::connection(tcp, read_already, state, *session, slot).await
-    });
+    // The socket's log lines carry who it is, under the span of the request that opened it.
+    let span = tracing::info_span!("socket", user = session.user.id, session = session.id);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "the upgrade did not complete"),
+            };
+            let slot = match slot {
+                Ok(slot) => slot,
+                Err(refusal) => return refuse(upgraded, refusal, session.user.id, ip).await,
+            };
+            // The server serves each connection with hyper's HTTP/1 builder on the plain
+            // `TcpStream` (`startup.rs`), so this is the type it hands back. What hyper had read
+            // past the request is copied out: its `Bytes` would keep hyper's whole read buffer
+            // (8 KiB) alive for as long as the connection lives.
+            let (tcp, read_already) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
+                Err(_) => return tracing::error!("an upgraded connection is not a TCP stream"),
+            };
+            connection::connection(tcp, read_already, state, *session, slot).await
+        },
+        span,
+    ));
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = response.headers_mut();
