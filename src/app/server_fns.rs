@@ -30,7 +30,8 @@ pub async fn sign_up(
     #[server(default)] proof: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, record, session_started, state,
+        Window,
     };
     form_only()?;
     let state = state()?;
@@ -41,6 +42,7 @@ pub async fn sign_up(
         .await;
     if let Ok(s) = &started {
         describe_session(&state, s.session.id).await;
+        record(&state, "signup", "form");
     }
     session_started(
         &state,
@@ -63,7 +65,8 @@ pub async fn sign_in(
     #[server(default)] sign_out_others: String,
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, record, session_started, state,
+        Window,
     };
     form_only()?;
     let state = state()?;
@@ -79,9 +82,13 @@ pub async fn sign_in(
         )
         .await;
     match &started {
-        Ok(s) => describe_session(&state, s.session.id).await,
+        Ok(s) => {
+            describe_session(&state, s.session.id).await;
+            record(&state, "login_success", "form");
+        }
         Err(crate::server::error::AppError::Unauthorized(_)) => {
             state.metrics.signin_failures.inc();
+            record(&state, "login_failure", "form");
         }
         Err(_) => {}
     }
@@ -104,7 +111,8 @@ pub async fn sign_in(
 #[server(prefix = "/api", endpoint = "guest")]
 pub async fn try_as_guest(#[server(default)] proof: String) -> Result<SignedIn, ApiError> {
     use crate::server::http::server_fns::{
-        client_ip, describe_session, form_only, proof as check, session_started, state, Window,
+        client_ip, describe_session, form_only, proof as check, record, session_started, state,
+        Window,
     };
     form_only()?;
     let state = state()?;
@@ -112,6 +120,7 @@ pub async fn try_as_guest(#[server(default)] proof: String) -> Result<SignedIn, 
     let started = state.auth.guest(client_ip(&state), proof).await;
     if let Ok(s) = &started {
         describe_session(&state, s.session.id).await;
+        record(&state, "guest_created", "form");
     }
     session_started(
         &state,
@@ -125,11 +134,22 @@ pub async fn try_as_guest(#[server(default)] proof: String) -> Result<SignedIn, 
 /// `POST /api/signout`: ends the session (`204`); its sockets close with 4001.
 #[server(prefix = "/api", endpoint = "signout")]
 pub async fn sign_out() -> Result<(), ApiError> {
-    use crate::server::http::server_fns::{current_session, fail, form_only, signed_out, state};
+    use crate::server::http::server_fns::{
+        current_session, fail, form_only, record, signed_out, state,
+    };
     form_only()?;
     let state = state()?;
     let session = current_session(&state).await?;
     state.auth.sign_out(&session).await.map_err(fail)?;
+    record(
+        &state,
+        "sign_out",
+        if session.user.is_guest {
+            "guest"
+        } else {
+            "account"
+        },
+    );
     signed_out(&state);
     Ok(())
 }
@@ -253,7 +273,7 @@ pub async fn bearer_token(
 ) -> Result<SignedIn, ApiError> {
     use crate::server::http::{
         accounts::signed_in,
-        server_fns::{client_ip, describe_session, fail, proof as check, state},
+        server_fns::{client_ip, describe_session, fail, proof as check, record, state},
     };
     let state = state()?;
     let from = client_ip(&state);
@@ -275,10 +295,20 @@ pub async fn bearer_token(
     .map_err(|e| {
         if matches!(e, crate::server::error::AppError::Unauthorized(_)) {
             state.metrics.signin_failures.inc();
+            record(&state, "login_failure", "token");
         }
         fail(e)
     })?;
     describe_session(&state, started.session.id).await;
+    record(
+        &state,
+        if guest {
+            "guest_created"
+        } else {
+            "login_success"
+        },
+        "token",
+    );
     Ok(signed_in(&started.session, Some(started.token)))
 }
 

@@ -108,6 +108,22 @@ impl Application {
         ));
         space.check();
         let metrics = Arc::new(crate::server::metrics::Metrics::new());
+        let analytics = match cfg.store.analytics {
+            crate::server::config::Switch::On => {
+                let path =
+                    cfg.store.analytics_database.clone().unwrap_or_else(|| {
+                        crate::server::analytics::default_path(&cfg.store.database)
+                    });
+                crate::server::analytics::Analytics::start(
+                    &path,
+                    cfg.store.analytics_retention,
+                    metrics.clone(),
+                )?
+            }
+            crate::server::config::Switch::Off => {
+                crate::server::analytics::Analytics::off(metrics.clone())
+            }
+        };
         let (writer, writer_task) = Writer::spawn(
             store.writer_connection()?,
             crate::server::store::sqlite::writer::Surroundings {
@@ -202,6 +218,7 @@ impl Application {
                 auth,
                 erasure,
                 audit,
+                analytics,
                 metrics,
                 retention,
                 verifier,
@@ -346,6 +363,7 @@ impl Application {
                 Replier {
                     bots,
                     metrics: state.metrics.clone(),
+                    analytics: state.analytics.clone(),
                     chat: state.chat.clone(),
                     profiles: Arc::new(state.store.clone()),
                     limits: state.stored_limits.clone(),

@@ -110,6 +110,19 @@ pub struct StoreConfig {
     #[arg(long, env = "MESSENGER_AUDIT_SINK")]
     pub audit_sink: Option<PathBuf>,
 
+    /// Record analytics events (sign-ins, messages sent, bot calls, sockets; never a
+    /// message's text nor who wrote it) into their own database for operators' SQL.
+    #[arg(long, env = "MESSENGER_ANALYTICS", value_enum, default_value_t = Switch::On)]
+    pub analytics: Switch,
+
+    /// The analytics database. Default: `analytics.db` beside the message database.
+    #[arg(long, env = "MESSENGER_ANALYTICS_DATABASE")]
+    pub analytics_database: Option<PathBuf>,
+
+    /// How long analytics events are kept, as a period.
+    #[arg(long, env = "MESSENGER_ANALYTICS_RETENTION", value_parser = period, default_value = "90d")]
+    pub analytics_retention: Duration,
+
     /// How long messages are kept, as a period (`30d`, `12h`); older ones are deleted by
     /// a background job and readers are told they expired. Unset: kept for ever. A
     /// conversation can have a shorter one of its own (`messenger retention set`); the

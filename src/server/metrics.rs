@@ -49,6 +49,8 @@ pub struct Metrics {
     pub rate_limited: Family<WhatLabels, Counter>,
     /// Bot replies, by outcome (`model`, `offline`, `fallback`, `busy`, `quota`, `away`).
     pub bot_replies: Family<WhatLabels, Counter>,
+    /// Analytics events dropped because their queue was full.
+    pub analytics_dropped: Counter,
     sockets: Gauge,
     users_online: Gauge,
     writer_queue: Gauge,
@@ -126,6 +128,12 @@ impl Metrics {
             "AI contact replies by outcome",
             bot_replies.clone(),
         );
+        let analytics_dropped = Counter::default();
+        registry.register(
+            "analytics_dropped",
+            "Analytics events dropped because their queue was full (delivery never waits for them)",
+            analytics_dropped.clone(),
+        );
         let sockets = Gauge::default();
         registry.register("sockets", "WebSocket connections open", sockets.clone());
         let users_online = Gauge::default();
@@ -151,6 +159,7 @@ impl Metrics {
             signin_failures,
             rate_limited,
             bot_replies,
+            analytics_dropped,
             sockets,
             users_online,
             writer_queue,

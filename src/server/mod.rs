@@ -14,6 +14,7 @@
 //! | `retention` | expiring old messages |
 //! | `audit` | the tamper-evident log of security events |
 //! | `metrics` | the Prometheus metrics (`/metrics`) |
+//! | `analytics` | analytics events in their own database, off the hot path |
 //! | `chat` | conversations and the one way a message is posted |
 //! | `contacts` | the contact list, blocks, contact groups |
 //! | `profile` | status, name, personal message, display pictures |
@@ -27,6 +28,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod analytics;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -55,6 +55,8 @@ pub struct Shared {
     pub erasure: Arc<crate::server::account::Erasure>,
     /// The audit log (`audit`).
     pub audit: Arc<crate::server::audit::Audit>,
+    /// Analytics events (`analytics`).
+    pub analytics: crate::server::analytics::Analytics,
     /// Prometheus metrics (`metrics`).
     pub metrics: Arc<crate::server::metrics::Metrics>,
     /// The retention job (`retention`).

@@ -2,6 +2,7 @@
 //! real WebSocket connections.
 
 mod admin;
+mod analytics;
 mod auth;
 mod bots;
 mod data;

@@ -593,6 +593,8 @@ pub struct Replier {
     pub bots: Arc<Bots>,
     /// Replies are counted by outcome.
     pub metrics: Arc<crate::server::metrics::Metrics>,
+    /// Each reply is an `ai_invocation` event.
+    pub analytics: crate::server::analytics::Analytics,
     pub chat: Arc<Chat>,
     pub profiles: Arc<dyn ProfileStore>,
     /// Bot replies per address.
@@ -649,11 +651,34 @@ async fn try_respond(r: &Replier, bot: i64, m: &MessageView) -> anyhow::Result<(
             Quota::Granted => {
                 typing(r, bot, m.conv, true);
                 let beat = tokio::spawn(keep_typing(r.clone(), bot, m.conv));
+                let started = std::time::Instant::now();
                 let reply = think(r, p, bot, m).await;
                 beat.abort();
-                reply?
+                let (text, outcome) = reply?;
+                let provider = if bots.brain.provider.is_some() {
+                    "model"
+                } else {
+                    "none"
+                };
+                r.analytics.record(
+                    crate::server::analytics::Event::new("ai_invocation")
+                        .d1(p.handle)
+                        .d2(provider)
+                        .d3(outcome)
+                        .n1(started.elapsed().as_secs_f64() * 1000.0)
+                        .n2(text.chars().count() as f64),
+                );
+                (text, outcome)
             }
-            Quota::UserSpent | Quota::AllSpent => (bots.brain.line(p.tired), "quota"),
+            Quota::UserSpent | Quota::AllSpent => {
+                r.analytics.record(
+                    crate::server::analytics::Event::new("ai_invocation")
+                        .d1(p.handle)
+                        .d2("none")
+                        .d3("quota"),
+                );
+                (bots.brain.line(p.tired), "quota")
+            }
         }
     };
     r.metrics

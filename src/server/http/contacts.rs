@@ -37,7 +37,11 @@ async fn add(
     extract::Json(req): extract::Json<AddContact>,
 ) -> Result<Json<Contact>> {
     let me = current.session.user.id;
-    Ok(Json(state.contacts.add(me, &req.username).await?))
+    let contact = state.contacts.add(me, &req.username).await?;
+    state
+        .analytics
+        .record(crate::server::analytics::Event::new("contact_request"));
+    Ok(Json(contact))
 }
 
 async fn accept(

@@ -126,6 +126,9 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
             .rate_limited
             .get_or_create(&WhatLabels { what: "http" })
             .inc();
+        state
+            .analytics
+            .record(crate::server::analytics::Event::new("rate_limited").d1("http"));
     }
     res
 }

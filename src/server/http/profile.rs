@@ -55,7 +55,12 @@ async fn upload(
         _ => AppError::Invalid(e.body_text()),
     })?;
     let user = current.session.user.id;
-    Ok(Json(state.profiles.set_picture(user, body).await?))
+    let size = body.len();
+    let me = state.profiles.set_picture(user, body).await?;
+    state
+        .analytics
+        .record(crate::server::analytics::Event::new("picture_upload").n1(size as f64));
+    Ok(Json(me))
 }
 
 /// `DELETE /api/me/picture`: back to the default picture.

@@ -313,6 +313,13 @@ pub fn account_deleted(state: &AppState) {
     }
 }
 
+/// Records an analytics event about the door (`how`: `form`, `token`, ...).
+pub fn record(state: &AppState, event: &'static str, how: &str) {
+    state
+        .analytics
+        .record(crate::server::analytics::Event::new(event).d1(how));
+}
+
 /// Notes the device and address of a session just started (best effort: the session
 /// works without them).
 pub async fn describe_session(state: &AppState, session: i64) {

@@ -60,6 +60,8 @@ pub(super) struct Joined {
     pub(super) floor: i64,
     /// When this connection last passed on "typing" here (cleared on "stopped").
     pub(super) typing_sent: Option<Instant>,
+    /// One-to-one, group or room (for the analytics of what is sent where).
+    pub(super) kind: ConversationKind,
 }
 
 impl Conn {
@@ -178,12 +180,18 @@ impl Conn {
                     dm_peer,
                     floor: c.visible_after.max(0),
                     typing_sent: None,
+                    kind: c.kind,
                 });
                 self.state
                     .hub
                     .subscribe(c.id, self.id, self.mailbox.clone());
             }
         }
+    }
+
+    /// The kind of a conversation this connection is in.
+    pub(super) fn kind_of(&self, conv: i64) -> Option<ConversationKind> {
+        self.joined.get(&conv).map(|j| j.kind)
     }
 
     /// Leaves a conversation (`conv_removed`).

@@ -114,6 +114,10 @@ fn run(
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
         conn.state.live_sockets.send_modify(|n| *n += 1);
+        conn.state
+            .analytics
+            .record(crate::server::analytics::Event::new("socket_open"));
+        let opened = Instant::now();
         let result = serve(&mut conn, &mut socket).await;
         // Nothing more comes in: what the mailbox holds is dropped now, and the user is
         // offline on this socket before its close frame goes out.
@@ -133,6 +137,11 @@ fn run(
             }
         };
         close_gracefully(&conn, &mut socket, code, reason).await;
+        conn.state.analytics.record(
+            crate::server::analytics::Event::new("socket_close")
+                .n1(f64::from(code))
+                .n2(opened.elapsed().as_secs_f64()),
+        );
         // The connection (its slot under the sockets' caps among it) is gone before it stops
         // counting as open: whoever waits for the count may take its place.
         let state = conn.state.clone();
@@ -272,7 +281,12 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                             session_deadline = deadline_instant(s.deadline());
                             conn.session = s;
                         }
-                        _ => return Ok(Some(Closing(close::SESSION_ENDED, "session ended"))),
+                        _ => {
+                            conn.state
+                                .analytics
+                                .record(crate::server::analytics::Event::new("session_expired"));
+                            return Ok(Some(Closing(close::SESSION_ENDED, "session ended")));
+                        }
                     }
                 }
                 if now >= next_beat {

@@ -73,6 +73,9 @@ async fn post(
             .rate_limited
             .get_or_create(&crate::server::metrics::WhatLabels { what: "send" })
             .inc();
+        conn.state
+            .analytics
+            .record(crate::server::analytics::Event::new("rate_limited").d1("send"));
         let message = "You are sending too fast; wait a moment.";
         let code = ErrorCode::RateLimited;
         return Ok(conn
@@ -93,8 +96,15 @@ async fn post(
         mailbox.count_send();
         Reply::Socket(Owed::new(mailbox, me, conv, owed_id))
     };
+    let sent = crate::server::analytics::Event::new("message_sent")
+        .d1(content.kind().as_str())
+        .d2(conn.kind_of(conv).map_or("unknown", kind_name))
+        .n1(content.body().chars().count() as f64);
     match conn.state.chat.post(author, conv, id, content, reply).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            conn.state.analytics.record(sent);
+            Ok(())
+        }
         // The log is stopping; the acknowledgement it owed said so already.
         Err(Refusal::Stopping) => Ok(()),
         Err(refusal) => {
@@ -108,5 +118,14 @@ async fn post(
                 .refuse(refusal.code(), &message, Some(conv), Some(client_id))
                 .await?)
         }
+    }
+}
+
+/// The name of a conversation's kind in the analytics.
+fn kind_name(kind: crate::protocol::ConversationKind) -> &'static str {
+    match kind {
+        crate::protocol::ConversationKind::Dm => "dm",
+        crate::protocol::ConversationKind::Group => "group",
+        crate::protocol::ConversationKind::Room => "room",
     }
 }

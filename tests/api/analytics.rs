@@ -1,0 +1,128 @@
+//! Analytics events: they land in their own database, with no text of any message, and
+//! never hold delivery up.
+
+use crate::delivery::ack_of;
+use crate::helpers::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn fast(c: &mut messenger::server::config::Config) {
+    c.sockets.send_rate_per_second = 1_000_000;
+    c.sockets.frame_rate_per_second = 1_000_000;
+}
+
+/// The analytics database of a test server.
+fn analytics(app: &TestApp) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(app.dir.path().join("analytics.db")).expect("open");
+    conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    conn
+}
+
+/// Waits (up to 10 s) until `sql` counts at least `n`; the count.
+async fn count_reaches(app: &TestApp, sql: &str, n: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        every.tick().await;
+        let got: i64 = analytics(app)
+            .query_row(sql, [], |r| r.get(0))
+            .expect("count");
+        if got >= n || Instant::now() > deadline {
+            return got;
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_land_in_their_own_database_without_any_text() {
+    let app = spawn_app_with(fast).await;
+    app.signup_cookie("ines", "a long enough password").await;
+    let res = app
+        .post(
+            "/api/token",
+            None,
+            json!({ "username": "ines", "password": "not it at all" }),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
+    wa.send_msg(conv, "secret", "PLATYPUS-TEXT never leaves the messages")
+        .await;
+    ack_of(&mut wa, "secret").await;
+
+    assert_eq!(
+        count_reaches(&app, "SELECT COUNT(*) FROM messages_sent WHERE conversation_type = 'dm' AND kind = 'text' AND size = 39", 1).await,
+        1
+    );
+    for (event, at_least) in [
+        ("signup", 1),
+        ("login_failure", 1),
+        ("guest_created", 2),
+        ("socket_open", 2),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM events WHERE event = '{event}'");
+        assert!(
+            count_reaches(&app, &sql, at_least).await >= at_least,
+            "{event}"
+        );
+    }
+    let text: String = analytics(&app)
+        .query_row(
+            "SELECT group_concat(coalesce(d1,'') || coalesce(d2,'') || coalesce(d3,''), '|') FROM events",
+            [],
+            |r| r.get(0),
+        )
+        .expect("all");
+    assert!(!text.contains("PLATYPUS"), "{text}");
+    assert!(!text.contains("ines"), "no username: {text}");
+    // Not in the message database either.
+    let mut db = app.db().await;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut db)
+            .await
+            .expect("tables");
+    assert!(!tables.iter().any(|t| t == "events"), "{tables:?}");
+}
+
+#[tokio::test]
+async fn a_stuck_analytics_writer_drops_events_and_delivery_goes_on() {
+    let app = spawn_app_with(fast).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
+    // Someone holds the analytics database's write lock: its writer waits, its queue fills.
+    let holder = analytics(&app);
+    holder
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO events (at, event) VALUES (0, 'held');")
+        .expect("lock");
+    let total = messenger::server::analytics::QUEUE + 2000;
+    for i in 0..total {
+        wa.send_msg(conv, &format!("m{i}"), "flowing").await;
+        if i % 500 == 499 {
+            ack_of(&mut wa, &format!("m{i}")).await;
+        }
+    }
+    assert_eq!(
+        ack_of(&mut wa, &format!("m{}", total - 1)).await,
+        total as i64
+    );
+    assert!(app.state.analytics.dropped() > 0, "the queue overflowed");
+    let page = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.lines()
+            .any(|l| l.starts_with("messenger_analytics_dropped_total ") && !l.ends_with(" 0")),
+        "{page}"
+    );
+    // Once the lock goes, what was kept is written.
+    holder.execute_batch("ROLLBACK").expect("unlock");
+    assert!(count_reaches(&app, "SELECT COUNT(*) FROM messages_sent", 1).await >= 1);
+}
