@@ -46,6 +46,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Only pages with islands load the WASM bundle: the sign-in window is plain
                 // forms, and paints sooner without it.
                 {has_islands().then(|| view! { <HydrationScripts options islands=true/> })}
+                // Web vitals, sent once when the page is hidden (no cookie, no user).
+                <script src="/rum.js" defer></script>
                 <MetaTags/>
             </head>
             <body>

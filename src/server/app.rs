@@ -218,6 +218,7 @@ impl Application {
                 auth,
                 erasure,
                 audit,
+                beacons: Default::default(),
                 analytics,
                 metrics,
                 retention,
@@ -277,6 +278,8 @@ impl Application {
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             // Picture uploads are the one large body; that router sets its own limit.
             .merge(profile::picture_router())
+            // Web-vitals beacons: a body limit of their own.
+            .merge(http::rum::router())
             .route(http::ops::METRICS, get(http::ops::metrics))
             // Counted by route pattern: this wraps each route above, which knows its pattern.
             .layer(middleware::from_fn_with_state(

@@ -126,3 +126,56 @@ async fn a_stuck_analytics_writer_drops_events_and_delivery_goes_on() {
     holder.execute_batch("ROLLBACK").expect("unlock");
     assert!(count_reaches(&app, "SELECT COUNT(*) FROM messages_sent", 1).await >= 1);
 }
+
+#[tokio::test]
+async fn web_vitals_beacons_are_stored_without_anyone_in_them_and_garbage_is_refused() {
+    let app = spawn_app().await;
+    let cookie = app.signup_cookie("jude", "a long enough password").await;
+    let beacon = |body: String| {
+        app.http
+            .post(app.url("/api/rum"))
+            .header("Origin", app.origin())
+            .header("Content-Type", "application/json")
+            .header("Cookie", &cookie)
+            .body(body)
+            .send()
+    };
+    let good = r#"{"page":"/app","device":"mobile","metrics":{"lcp":1234,"inp":88,"cls":0.05,"ttfb":41}}"#;
+    assert_eq!(beacon(good.into()).await.expect("sent").status(), 204);
+    assert_eq!(
+        count_reaches(&app, "SELECT COUNT(*) FROM web_vitals WHERE page = '/app' AND device = 'mobile'", 4).await,
+        4
+    );
+    let (metric, value): (String, f64) = analytics(&app)
+        .query_row(
+            "SELECT metric, value FROM web_vitals WHERE metric = 'lcp'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("lcp");
+    assert_eq!((metric.as_str(), value), ("lcp", 1234.0));
+    let everything: String = analytics(&app)
+        .query_row(
+            "SELECT group_concat(coalesce(d1,'') || coalesce(d2,'') || coalesce(d3,''), '|') FROM events WHERE event = 'web_vital'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("all");
+    assert!(!everything.contains("jude") && !everything.contains("127.0.0.1"));
+
+    for bad in [
+        "not json".to_owned(),
+        r#"{"page":"/app","device":"mobile","metrics":{"lcp":-5}}"#.to_owned(),
+        r#"{"page":"/app","device":"mobile","metrics":{"lcp":5},"user":"jude"}"#.to_owned(),
+    ] {
+        assert_eq!(beacon(bad).await.expect("sent").status(), 400);
+    }
+    let huge = format!(r#"{{"page":"/app","device":"mobile","metrics":{{"lcp":1}},"x":"{}"}}"#, "a".repeat(2000));
+    assert_eq!(beacon(huge).await.expect("sent").status(), 413);
+    // An address gets so many (30 at once, the ones above included).
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(beacon(good.into()).await.expect("sent").status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

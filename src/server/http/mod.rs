@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod ops;
 pub mod profile;
+pub mod rum;
 pub mod security;
 pub mod server_fns;
 pub mod session;
