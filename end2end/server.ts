@@ -1,6 +1,6 @@
 // Starts the real Messenger binary on a free port with a fresh SQLite database, and can stop,
 // kill and restart it on the same port and database.
-import { spawn, ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -87,6 +87,15 @@ export class Messenger {
   async dispose(): Promise<void> {
     await this.stop('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Runs an administration command of the binary on this server's database
+   * (`admin grant alice`, `rooms list`, ...); its standard output. */
+  admin(...args: string[]): string {
+    return execFileSync(binary, args, {
+      env: { ...process.env, MESSENGER_DATABASE: path.join(this.dir, 'messenger.db') },
+      encoding: 'utf8',
+    });
   }
 
   /** Creates an account over the HTTP API (faster than the form when a test needs a user). */

@@ -88,3 +88,13 @@ test('the account page has no accessibility violations at all, nor after a refus
   await expect(page.getByRole('alert')).toHaveText('That is not your password.');
   expect(await violations(page)).toEqual([]);
 });
+
+test('the admin console, with an answer and its chart, has no accessibility violations at all', async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await signUpInUi(page, server.url, 'vera', 'vera-password');
+  server.admin('admin', 'grant', 'vera');
+  await page.goto(`${server.url}/admin`);
+  await page.getByRole('link', { name: 'Logins per hour' }).click();
+  await expect(page.getByRole('status')).toContainText(/row/);
+  expect(await violations(page)).toEqual([]);
+});

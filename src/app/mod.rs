@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=pages::signin::SignInPage/>
                 <Route path=StaticSegment("app") view=MainPage/>
                 <Route path=StaticSegment("account") view=AccountRoute/>
+                <Route path=StaticSegment("admin") view=pages::admin::AdminPage/>
             </Routes>
         </Router>
     }

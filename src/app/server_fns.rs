@@ -16,7 +16,7 @@
 #[cfg(feature = "ssr")]
 use crate::protocol::http::AccountNotice;
 use crate::protocol::{
-    http::{SessionView, SignedIn},
+    http::{Overview, QueryAnswer, SessionView, SignedIn},
     ApiError, HistoryPage, Password,
 };
 use leptos::prelude::*;
@@ -329,6 +329,83 @@ pub async fn load_history(
         .history_page(session.user.id, conv, before, limit)
         .await
         .map_err(fail)
+}
+
+/// `GET /api/admin/overview`: the live numbers of the admin console (admins only).
+#[server(prefix = "/api", endpoint = "admin/overview", input = GetUrl)]
+pub async fn admin_overview() -> Result<Overview, ApiError> {
+    use crate::server::http::server_fns::{require_admin, state};
+    let state = state()?;
+    require_admin(&state).await?;
+    let path = crate::server::analytics::path_of(&state.cfg.store);
+    let minutes = tokio::task::spawn_blocking(move || {
+        crate::server::reports::run(
+            &path,
+            "SELECT strftime('%H:%M', at / 1000, 'unixepoch') AS minute, COUNT(*) FROM events
+             WHERE event = 'message_sent' AND at > (strftime('%s', 'now') - 3600) * 1000
+             GROUP BY minute ORDER BY minute",
+        )
+    })
+    .await
+    .ok()
+    .and_then(Result::ok);
+    let messages_per_minute = minutes
+        .map(|t| {
+            t.rows
+                .into_iter()
+                .filter_map(|r| match (r.first(), r.get(1)) {
+                    (
+                        Some(crate::server::reports::Cell::Text(m)),
+                        Some(crate::server::reports::Cell::Int(n)),
+                    ) => Some((m.clone(), *n)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sockets = *state.live_sockets.borrow() as u64;
+    Ok(Overview {
+        sockets,
+        users_online: state.hub.users_connected() as u64,
+        writer_queue: state.chat.log.queued() as u64,
+        analytics_dropped: state.analytics.dropped(),
+        messages_per_minute,
+    })
+}
+
+/// `GET /api/admin/query?sql=...`: one reading SQL statement over the analytics database
+/// (admins only; `crate::server::reports` says what is refused). `422` with SQLite's or
+/// the console's reason for anything that does not run.
+#[server(prefix = "/api", endpoint = "admin/query", input = GetUrl)]
+pub async fn admin_query(sql: String) -> Result<QueryAnswer, ApiError> {
+    use crate::server::{
+        error::AppError,
+        http::server_fns::{fail, require_admin, state},
+        reports::{self, Cell},
+    };
+    let state = state()?;
+    require_admin(&state).await?;
+    let path = crate::server::analytics::path_of(&state.cfg.store);
+    let table = tokio::task::spawn_blocking(move || reports::run(&path, &sql))
+        .await
+        .map_err(|e| fail(AppError::Internal(e.into())))?
+        .map_err(|refused| fail(AppError::Invalid(refused.to_string())))?;
+    let cell = |c: Cell| match c {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Int(v) => v.into(),
+        Cell::Real(v) => v.into(),
+        Cell::Text(v) => v.into(),
+    };
+    Ok(QueryAnswer {
+        columns: table.columns,
+        rows: table
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(cell).collect())
+            .collect(),
+        truncated: table.truncated,
+        millis: table.millis,
+    })
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub mod paths {
     pub const ADMIN_USER: &str = "/api/admin/users/{name}";
     /// The account page: password, sessions, export, deletion.
     pub const ACCOUNT: &str = "/account";
+    /// The admin console (administrators only).
+    pub const ADMIN: &str = "/admin";
 
     /// `pattern` with its `{id}` replaced by `id`.
     pub fn at(pattern: &str, id: i64) -> String {
@@ -434,6 +436,27 @@ impl AccountNotice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forgotten {
     pub visible_after: i64,
+}
+
+/// What the admin console's overview shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub sockets: u64,
+    pub users_online: u64,
+    pub writer_queue: u64,
+    pub analytics_dropped: u64,
+    /// Messages sent in the last hour, per minute (oldest first), from the analytics.
+    pub messages_per_minute: Vec<(String, i64)>,
+}
+
+/// A query's answer on the SQL page: columns, rows of cells (JSON values), and whether rows
+/// were left out beyond the cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryAnswer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub truncated: bool,
+    pub millis: u64,
 }
 
 /// One of the user's live sessions, as the account page lists it.

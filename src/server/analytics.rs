@@ -119,6 +119,13 @@ pub fn default_path(database: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("analytics.db"), |d| d.join("analytics.db"))
 }
 
+/// Where a server with this configuration keeps its analytics.
+pub fn path_of(cfg: &crate::server::config::StoreConfig) -> PathBuf {
+    cfg.analytics_database
+        .clone()
+        .unwrap_or_else(|| default_path(&cfg.database))
+}
+
 /// Opens (and creates) the analytics database with its schema.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

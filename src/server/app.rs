@@ -110,10 +110,7 @@ impl Application {
         let metrics = Arc::new(crate::server::metrics::Metrics::new());
         let analytics = match cfg.store.analytics {
             crate::server::config::Switch::On => {
-                let path =
-                    cfg.store.analytics_database.clone().unwrap_or_else(|| {
-                        crate::server::analytics::default_path(&cfg.store.database)
-                    });
+                let path = crate::server::analytics::path_of(&cfg.store);
                 crate::server::analytics::Analytics::start(
                     &path,
                     cfg.store.analytics_retention,

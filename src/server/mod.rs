@@ -15,6 +15,7 @@
 //! | `audit` | the tamper-evident log of security events |
 //! | `metrics` | the Prometheus metrics (`/metrics`) |
 //! | `analytics` | analytics events in their own database, off the hot path |
+//! | `reports` | operators' read-only SQL over the analytics database |
 //! | `chat` | conversations and the one way a message is posted |
 //! | `contacts` | the contact list, blocks, contact groups |
 //! | `profile` | status, name, personal message, display pictures |
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod metrics;
 pub mod presence;
 pub mod profile;
+pub mod reports;
 pub mod retention;
 pub mod state;
 pub mod store;

@@ -140,10 +140,16 @@ async fn web_vitals_beacons_are_stored_without_anyone_in_them_and_garbage_is_ref
             .body(body)
             .send()
     };
-    let good = r#"{"page":"/app","device":"mobile","metrics":{"lcp":1234,"inp":88,"cls":0.05,"ttfb":41}}"#;
+    let good =
+        r#"{"page":"/app","device":"mobile","metrics":{"lcp":1234,"inp":88,"cls":0.05,"ttfb":41}}"#;
     assert_eq!(beacon(good.into()).await.expect("sent").status(), 204);
     assert_eq!(
-        count_reaches(&app, "SELECT COUNT(*) FROM web_vitals WHERE page = '/app' AND device = 'mobile'", 4).await,
+        count_reaches(
+            &app,
+            "SELECT COUNT(*) FROM web_vitals WHERE page = '/app' AND device = 'mobile'",
+            4
+        )
+        .await,
         4
     );
     let (metric, value): (String, f64) = analytics(&app)
@@ -170,7 +176,10 @@ async fn web_vitals_beacons_are_stored_without_anyone_in_them_and_garbage_is_ref
     ] {
         assert_eq!(beacon(bad).await.expect("sent").status(), 400);
     }
-    let huge = format!(r#"{{"page":"/app","device":"mobile","metrics":{{"lcp":1}},"x":"{}"}}"#, "a".repeat(2000));
+    let huge = format!(
+        r#"{{"page":"/app","device":"mobile","metrics":{{"lcp":1}},"x":"{}"}}"#,
+        "a".repeat(2000)
+    );
     assert_eq!(beacon(huge).await.expect("sent").status(), 413);
     // An address gets so many (30 at once, the ones above included).
     let mut statuses = Vec::new();

@@ -2,4 +2,5 @@
 //! is the one island.
 
 pub mod account;
+pub mod admin;
 pub mod signin;

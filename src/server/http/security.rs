@@ -206,7 +206,9 @@ fn default_port(origin: &str, authority: &str) -> Option<String> {
 /// read it from there), sends signed-in users from `/` to `/app` and others the other way.
 pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if req.method() != Method::GET || !(path == "/" || path == "/app" || path == paths::ACCOUNT) {
+    if req.method() != Method::GET
+        || !(path == "/" || path == "/app" || path == paths::ACCOUNT || path == paths::ADMIN)
+    {
         return next.run(req).await;
     }
     let current = match session::authenticate(&state, req.headers()).await {
@@ -216,7 +218,14 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
     match (path, current) {
         ("/", Some(_)) => Redirect::to("/app").into_response(),
         ("/app", None) => Redirect::to("/").into_response(),
-        (paths::ACCOUNT, None) => Redirect::to("/").into_response(),
+        (paths::ACCOUNT | paths::ADMIN, None) => Redirect::to("/").into_response(),
+        (paths::ADMIN, Some(c)) if !is_admin(&state, c.session.user.id).await => (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::response::Html(
+                "<!DOCTYPE html><html lang=\"en\"><title>Messenger</title><p>Only administrators may use the admin console. <a href=\"/app\">Back to Messenger</a></p></html>",
+            ),
+        )
+            .into_response(),
         (_, current) => {
             if let Some(c) = current {
                 req.extensions_mut().insert(c);
@@ -224,4 +233,12 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
             next.run(req).await
         }
     }
+}
+
+/// Whether `user` holds the admin role (a store failure says no).
+async fn is_admin(state: &AppState, user: i64) -> bool {
+    use crate::server::store::account::AccountStore;
+    AccountStore::is_admin(&state.store, user)
+        .await
+        .unwrap_or(false)
 }

@@ -313,6 +313,20 @@ pub fn account_deleted(state: &AppState) {
     }
 }
 
+/// The session of the call if its user holds the admin role; `401` without a session,
+/// `403` for anyone else.
+pub async fn require_admin(state: &AppState) -> Result<SessionRow, ApiError> {
+    use crate::server::store::account::AccountStore;
+    let session = current_session(state).await?;
+    match AccountStore::is_admin(&state.store, session.user.id).await {
+        Ok(true) => Ok(session),
+        Ok(false) => Err(fail(AppError::Forbidden(
+            "Only administrators may use the admin console.".into(),
+        ))),
+        Err(e) => Err(fail(e.into())),
+    }
+}
+
 /// Records an analytics event about the door (`how`: `form`, `token`, ...).
 pub fn record(state: &AppState, event: &'static str, how: &str) {
     state

@@ -1,0 +1,44 @@
+import { test, expect } from './fixtures';
+import { Messenger } from '../server';
+import { closeContexts, say, signUpInUi, startChat, conversation } from './helpers';
+
+let server: Messenger;
+test.beforeEach(async () => {
+  server = await Messenger.start();
+});
+test.afterEach(async ({ browser }) => {
+  await closeContexts(browser);
+  await server.dispose();
+});
+
+test('an administrator opens the console and a ready-made query draws a chart; nobody else gets in', async ({ browser }) => {
+  const admin = await (await browser.newContext()).newPage();
+  const user = await (await browser.newContext()).newPage();
+  await signUpInUi(admin, server.url, 'olga', 'olga-password');
+  await signUpInUi(user, server.url, 'pete', 'pete-password');
+  server.admin('admin', 'grant', 'olga');
+  // Some traffic for the analytics.
+  await startChat(user, 'olga');
+  await say(user, 'olga', 'hello there');
+  await expect(conversation(admin, 'pete').getByText('hello there')).toBeVisible();
+
+  // A normal user is refused, page and API alike.
+  const refused = await user.goto(`${server.url}/admin`);
+  expect(refused?.status()).toBe(403);
+  await expect(user.getByText('Only administrators may use the admin console.')).toBeVisible();
+  const api = await user.request.get(`${server.url}/api/admin/query?sql=SELECT%201`);
+  expect(api.status()).toBe(403);
+
+  await admin.goto(`${server.url}/admin`);
+  await expect(admin.getByRole('heading', { name: 'Administration' })).toBeVisible();
+  await expect(admin.getByText('Users online')).toBeVisible();
+  await admin.getByRole('link', { name: 'Messages per minute by conversation type' }).click();
+  await expect(admin.getByRole('status')).toContainText(/\d+ rows? in \d+ ms/);
+  await expect(admin.getByRole('img', { name: "The query's answer over time" })).toBeVisible();
+  await expect(admin.getByRole('columnheader', { name: 'dm' })).toBeVisible();
+
+  // A write is refused with the reason, and changes nothing.
+  await admin.getByRole('textbox', { name: 'Query' }).fill('DELETE FROM events');
+  await admin.getByRole('button', { name: 'Run' }).click();
+  await expect(admin.getByRole('alert')).toContainText('Only reading statements');
+});

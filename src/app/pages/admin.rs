@@ -1,0 +1,252 @@
+//! `/admin`: the admin console (administrators only; the server answers anyone else with
+//! `403` before this renders). The live numbers with a chart of the last hour's messages,
+//! and the SQL page over the analytics database: ready-made queries, a box for one's own,
+//! the answer as a table and, when its first column is a time and the others numbers, a
+//! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only).
+
+use crate::app::server_fns::{admin_overview, admin_query};
+use crate::protocol::http::QueryAnswer;
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+/// The ready-made queries (the same as `server::reports::READY_MADE`, which the browser
+/// build does not have): their titles and SQL.
+#[cfg(feature = "ssr")]
+fn ready_made() -> Vec<(&'static str, &'static str)> {
+    crate::server::reports::READY_MADE.to_vec()
+}
+
+#[cfg(not(feature = "ssr"))]
+fn ready_made() -> Vec<(&'static str, &'static str)> {
+    Vec::new()
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let query = use_query_map();
+    let sql = query.with_untracked(|q| q.get("q")).unwrap_or_default();
+    let overview = Resource::new_blocking(|| (), |_| admin_overview());
+    let asked = sql.clone();
+    let answer = Resource::new_blocking(
+        move || asked.clone(),
+        |sql| async move {
+            if sql.trim().is_empty() {
+                None
+            } else {
+                Some(admin_query(sql).await)
+            }
+        },
+    );
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby="admin-title">
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id="admin-title">"Administration"</h1>
+                </header>
+                <div class="admin-body">
+                    <p><a class="button" href="/app">"Back to Messenger"</a></p>
+                    <section class="account-part" aria-labelledby="overview-title">
+                        <h2 id="overview-title">"Now"</h2>
+                        <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                            {move || Suspend::new(async move {
+                                match overview.await {
+                                    Ok(o) => view! {
+                                        <dl class="admin-numbers">
+                                            <div><dt>"Sockets open"</dt><dd>{o.sockets}</dd></div>
+                                            <div><dt>"Users online"</dt><dd>{o.users_online}</dd></div>
+                                            <div><dt>"Messages waiting for the writer"</dt><dd>{o.writer_queue}</dd></div>
+                                            <div><dt>"Analytics events dropped"</dt><dd>{o.analytics_dropped}</dd></div>
+                                        </dl>
+                                        <h3>"Messages per minute, last hour"</h3>
+                                        {chart(
+                                            "Messages per minute in the last hour",
+                                            o.messages_per_minute.iter().map(|(m, _)| m.clone()).collect(),
+                                            vec![("messages".to_owned(), o.messages_per_minute.iter().map(|(_, n)| *n as f64).collect())],
+                                        )}
+                                    }.into_any(),
+                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                                }
+                            })}
+                        </Suspense>
+                    </section>
+                    <section class="account-part" aria-labelledby="sql-title">
+                        <h2 id="sql-title">"Analytics, in SQL"</h2>
+                        <p class="hint">"One reading statement over the analytics database (docs/ANALYTICS.md): at most 3 seconds and 1,000 rows."</p>
+                        <ul class="ready-made">
+                            {ready_made().into_iter().map(|(title, q)| {
+                                let href = format!("/admin?q={}", encode(q));
+                                view! { <li><a href=href>{title}</a></li> }
+                            }).collect_view()}
+                        </ul>
+                        <form method="get" action="/admin" class="sql-form">
+                            <label for="sql">"Query"</label>
+                            <textarea id="sql" name="q" rows="6" spellcheck="false">{sql.clone()}</textarea>
+                            <button type="submit" class="primary">"Run"</button>
+                        </form>
+                        <Suspense fallback=|| view! { <p>"Running…"</p> }>
+                            {move || Suspend::new(async move {
+                                match answer.await {
+                                    None => ().into_any(),
+                                    Some(Ok(a)) => view! { <Answer answer=a/> }.into_any(),
+                                    Some(Err(e)) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                                }
+                            })}
+                        </Suspense>
+                    </section>
+                </div>
+            </section>
+        </main>
+    }
+}
+
+/// A query string value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[component]
+fn Answer(answer: QueryAnswer) -> impl IntoView {
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // A chart when the first column reads as time and every other column as numbers.
+    let timeline = answer.columns.len() >= 2
+        && !answer.rows.is_empty()
+        && answer.rows.iter().all(|r| {
+            r.first()
+                .and_then(|v| v.as_str())
+                .is_some_and(looks_like_time)
+                && r.iter().skip(1).all(|v| v.is_number() || v.is_null())
+        });
+    let drawn = timeline.then(|| {
+        let labels = answer.rows.iter().map(|r| cell(&r[0])).collect();
+        let series = answer
+            .columns
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, name)| {
+                (
+                    name.clone(),
+                    answer
+                        .rows
+                        .iter()
+                        .map(|r| r.get(i).and_then(|v| v.as_f64()).unwrap_or(0.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        chart("The query's answer over time", labels, series)
+    });
+    let summary = format!(
+        "{} row{} in {} ms{}",
+        answer.rows.len(),
+        if answer.rows.len() == 1 { "" } else { "s" },
+        answer.millis,
+        if answer.truncated {
+            " (more were left out)"
+        } else {
+            ""
+        }
+    );
+    view! {
+        <p class="hint" role="status">{summary}</p>
+        {drawn}
+        <div class="sql-answer">
+            <table>
+                <thead><tr>{answer.columns.iter().map(|c| view! { <th scope="col">{c.clone()}</th> }).collect_view()}</tr></thead>
+                <tbody>
+                    {answer.rows.iter().map(|r| view! {
+                        <tr>{r.iter().map(|v| view! { <td>{cell(v)}</td> }).collect_view()}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// "2026-12-06 14:00", "2026-12-06", "14:05": what the ready-made queries group by.
+fn looks_like_time(s: &str) -> bool {
+    let digits_at = |i: usize| s.as_bytes().get(i).is_some_and(u8::is_ascii_digit);
+    (s.len() >= 10 && digits_at(0) && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-')
+        || (s.len() == 5 && digits_at(0) && s.as_bytes()[2] == b':')
+}
+
+/// A line chart as SVG: one line per series over the labels, with the first and last
+/// label under it and the highest value beside it.
+fn chart(
+    title: &'static str,
+    labels: Vec<String>,
+    series: Vec<(String, Vec<f64>)>,
+) -> impl IntoView {
+    const W: f64 = 520.0;
+    const H: f64 = 160.0;
+    let n = labels.len();
+    let top = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let x = move |i: usize| {
+        if n <= 1 {
+            W / 2.0
+        } else {
+            30.0 + (W - 40.0) * i as f64 / (n - 1) as f64
+        }
+    };
+    let y = move |v: f64| H - 20.0 - (H - 30.0) * v / top;
+    const COLOURS: [&str; 4] = ["#2a7fd4", "#3fa535", "#d4862a", "#8a4fd4"];
+    let lines = series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, values))| {
+            let points = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let colour = COLOURS[k % COLOURS.len()];
+            view! {
+                <polyline points=points fill="none" stroke=colour stroke-width="2">
+                    <title>{name.clone()}</title>
+                </polyline>
+            }
+        })
+        .collect_view();
+    let legend = series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let style = format!("color: {}", COLOURS[k % COLOURS.len()]);
+            view! { <span class="legend-item" style=style>"■ " {name.clone()}</span> }
+        })
+        .collect_view();
+    let first = labels.first().cloned().unwrap_or_default();
+    let last = labels.last().cloned().unwrap_or_default();
+    let view_box = format!("0 0 {W} {H}");
+    view! {
+        <figure class="chart">
+            <svg role="img" aria-label=title viewBox=view_box width="100%">
+                <line x1="30" y1=H - 20.0 x2=W - 10.0 y2=H - 20.0 stroke="#9bb"/>
+                <text x="2" y="14" font-size="11">{format!("{top}")}</text>
+                <text x="30" y=H - 4.0 font-size="11">{first}</text>
+                <text x=W - 10.0 y=H - 4.0 font-size="11" text-anchor="end">{last}</text>
+                {lines}
+            </svg>
+            <figcaption>{legend}</figcaption>
+        </figure>
+    }
+}
