@@ -97,4 +97,7 @@ test('the admin console, with an answer and its chart, has no accessibility viol
   await page.getByRole('link', { name: 'Logins per hour' }).click();
   await expect(page.getByRole('status')).toContainText(/row/);
   expect(await violations(page)).toEqual([]);
+  await page.getByRole('link', { name: 'Users' }).click();
+  await expect(page.getByRole('row', { name: /vera/ })).toBeVisible();
+  expect(await violations(page)).toEqual([]);
 });

@@ -42,3 +42,30 @@ test('an administrator opens the console and a ready-made query draws a chart; n
   await admin.getByRole('button', { name: 'Run' }).click();
   await expect(admin.getByRole('alert')).toContainText('Only reading statements');
 });
+
+test('an administrator disables an account after entering the password again; it is signed out and cannot sign in', async ({ browser }) => {
+  const admin = await (await browser.newContext()).newPage();
+  const user = await (await browser.newContext()).newPage();
+  await signUpInUi(admin, server.url, 'olga', 'olga-password');
+  await signUpInUi(user, server.url, 'pete', 'pete-password');
+  server.admin('admin', 'grant', 'olga');
+  await admin.goto(`${server.url}/admin`);
+  await admin.getByRole('link', { name: 'Users' }).click();
+  await admin.getByLabel('Find accounts').fill('pete');
+  await admin.getByRole('button', { name: 'Search' }).click();
+  await admin.getByRole('button', { name: 'Disable pete' }).click();
+  await expect(admin.getByRole('alert')).toContainText('Enter your password again first');
+  await admin.getByLabel(/Your password/).fill('olga-password');
+  await admin.getByRole('button', { name: 'Confirm' }).click();
+  await expect(admin.getByRole('status')).toContainText('Password confirmed');
+  await admin.getByRole('button', { name: 'Disable pete' }).click();
+  await expect(admin.getByRole('status')).toContainText('The account is disabled');
+  await expect(admin.getByRole('row', { name: /pete/ })).toContainText('disabled');
+  await expect(user.getByRole('alertdialog', { name: 'Your session has ended' })).toBeVisible();
+  const again = await (await browser.newContext()).newPage();
+  await again.goto(server.url);
+  await again.getByLabel('Username', { exact: true }).fill('pete');
+  await again.getByLabel('Password', { exact: true }).fill('pete-password');
+  await again.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await expect(again.getByRole('alert')).toHaveText('This account has been disabled by an administrator.');
+});

@@ -68,6 +68,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("app") view=MainPage/>
                 <Route path=StaticSegment("account") view=AccountRoute/>
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage/>
+                <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::admin::AdminUsersPage/>
             </Routes>
         </Router>
     }

@@ -16,7 +16,7 @@
 #[cfg(feature = "ssr")]
 use crate::protocol::http::AccountNotice;
 use crate::protocol::{
-    http::{Overview, QueryAnswer, SessionView, SignedIn},
+    http::{AccountView, Overview, QueryAnswer, SessionView, SignedIn},
     ApiError, HistoryPage, Password,
 };
 use leptos::prelude::*;
@@ -406,6 +406,129 @@ pub async fn admin_query(sql: String) -> Result<QueryAnswer, ApiError> {
         truncated: table.truncated,
         millis: table.millis,
     })
+}
+
+/// `GET /api/admin/users?search=...`: accounts whose username or display name contains
+/// `search` (at most 50; admins only).
+#[server(prefix = "/api", endpoint = "admin/users", input = GetUrl)]
+pub async fn admin_users(#[server(default)] search: String) -> Result<Vec<AccountView>, ApiError> {
+    use crate::server::{
+        http::server_fns::{fail, require_admin, state},
+        store::account::AccountStore,
+    };
+    let state = state()?;
+    require_admin(&state).await?;
+    let rows = AccountStore::find_accounts(&state.store, search.trim(), 50)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AccountView {
+            username: r.username,
+            display_name: r.display_name,
+            is_guest: r.is_guest,
+            is_admin: r.is_admin,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            sessions: r.sessions,
+        })
+        .collect())
+}
+
+/// `POST /api/admin/reauth`: the administrator enters their password again, which opens
+/// the console's destructive actions for ten minutes (`search` is where the page goes back).
+#[server(prefix = "/api", endpoint = "admin/reauth")]
+pub async fn admin_reauth(
+    #[server(default)] password: Password,
+    #[server(default)] search: String,
+) -> Result<(), ApiError> {
+    use crate::server::http::server_fns::{
+        admin_answer, client_ip, form_only, require_admin, state,
+    };
+    form_only()?;
+    let state = state()?;
+    let session = require_admin(&state).await?;
+    let done = state
+        .auth
+        .reauthenticate(&session, password.expose(), client_ip(&state))
+        .await;
+    admin_answer(done, "reauthenticated", &search)
+}
+
+/// `POST /api/admin/user`: an administrator acts on the account `username`: `action` is
+/// `disable`, `enable`, `sign_out` (everywhere) or `delete`. Each needs the administrator's
+/// password entered again within ten minutes (`admin/reauth`; `403` otherwise), and is
+/// recorded in the audit log and the analytics.
+#[server(prefix = "/api", endpoint = "admin/user")]
+pub async fn admin_user(
+    #[server(default)] username: String,
+    #[server(default)] action: String,
+    #[server(default)] search: String,
+) -> Result<(), ApiError> {
+    use crate::server::{
+        account::DeletedBy,
+        error::AppError,
+        http::server_fns::{admin_answer, form_only, require_admin, state, REAUTH_FOR},
+        store::UserStore,
+    };
+    form_only()?;
+    let state = state()?;
+    let session = require_admin(&state).await?;
+    let result = async {
+        if !state.auth.is_fresh(&session, REAUTH_FOR).await? {
+            return Err(AppError::Forbidden(
+                "Enter your password again first: changes like this ask for it every ten minutes."
+                    .into(),
+            ));
+        }
+        let not_found = || AppError::NotFound(format!("There is no account {username}."));
+        let user = UserStore::user_by_username(&state.store, username.trim())
+            .await?
+            .filter(|u| !u.summary.is_bot)
+            .ok_or_else(not_found)?;
+        let id = user.summary.id;
+        let found = match action.as_str() {
+            "disable" => state.auth.set_disabled(&session, id, true).await?,
+            "enable" => state.auth.set_disabled(&session, id, false).await?,
+            "sign_out" => {
+                state.auth.sign_out_everywhere(&session, id).await?;
+                true
+            }
+            "delete" => {
+                state
+                    .erasure
+                    .delete(id, DeletedBy::Admin(Some(session.user.id)))
+                    .await?
+            }
+            _ => {
+                return Err(AppError::Invalid(
+                    "The action is disable, enable, sign_out or delete.".into(),
+                ))
+            }
+        };
+        if !found {
+            return Err(not_found());
+        }
+        state
+            .analytics
+            .record(crate::server::analytics::Event::new("admin_action").d1(
+                match action.as_str() {
+                    "disable" => "disable",
+                    "enable" => "enable",
+                    "sign_out" => "sign_out",
+                    _ => "delete",
+                },
+            ));
+        Ok(())
+    }
+    .await;
+    let done = match action.as_str() {
+        "disable" => "disabled",
+        "enable" => "enabled",
+        "sign_out" => "signed_out",
+        _ => "deleted",
+    };
+    admin_answer(result, done, &search)
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub mod paths {
     pub const ACCOUNT: &str = "/account";
     /// The admin console (administrators only).
     pub const ADMIN: &str = "/admin";
+    /// Its users page.
+    pub const ADMIN_USERS: &str = "/admin/users";
 
     /// `pattern` with its `{id}` replaced by `id`.
     pub fn at(pattern: &str, id: i64) -> String {
@@ -294,6 +296,8 @@ pub const PROOF_FIELD: &str = "proof";
 pub enum SignInNotice {
     /// Not a refusal: the account was deleted, as its owner asked.
     AccountDeleted,
+    /// An administrator disabled the account.
+    AccountDisabled,
     WrongPassword,
     UsernameTaken,
     BadUsername,
@@ -306,8 +310,9 @@ pub enum SignInNotice {
 }
 
 impl SignInNotice {
-    pub const ALL: [SignInNotice; 10] = [
+    pub const ALL: [SignInNotice; 11] = [
         Self::AccountDeleted,
+        Self::AccountDisabled,
         Self::WrongPassword,
         Self::UsernameTaken,
         Self::BadUsername,
@@ -323,6 +328,7 @@ impl SignInNotice {
     pub fn code(self) -> &'static str {
         match self {
             Self::AccountDeleted => "account_deleted",
+            Self::AccountDisabled => "account_disabled",
             Self::WrongPassword => "wrong_password",
             Self::UsernameTaken => "username_taken",
             Self::BadUsername => "bad_username",
@@ -346,6 +352,7 @@ impl SignInNotice {
             Self::AccountDeleted => {
                 "Your account has been deleted, with everything you wrote. Goodbye!"
             }
+            Self::AccountDisabled => "This account has been disabled by an administrator.",
             Self::WrongPassword => "Wrong username or password.",
             Self::UsernameTaken => "That username is taken; choose another.",
             Self::BadUsername => {
@@ -436,6 +443,18 @@ impl AccountNotice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forgotten {
     pub visible_after: i64,
+}
+
+/// An account as the admin console's users page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub username: String,
+    pub display_name: String,
+    pub is_guest: bool,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub sessions: i64,
 }
 
 /// What the admin console's overview shows.

@@ -652,3 +652,105 @@ async fn a_conversation_deleted_for_oneself_is_cleared_on_that_side_only() {
         .await;
     assert_eq!(res.status(), 422);
 }
+
+#[tokio::test]
+async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_password_again() {
+    let app = spawn_app().await;
+    let root = member(&app, "rootly").await;
+    let kim = member(&app, "kim").await;
+    let database = app.dir.path().join("messenger.db");
+    messenger::server::admin::run(
+        &database,
+        None,
+        Command::Admin(AdminCommand::Grant {
+            user: "rootly".into(),
+        }),
+    )
+    .await
+    .expect("granted");
+    let mut on_kim = app.online(&kim).await;
+    let act = |action: &'static str| {
+        let (app, token) = (&app, root.token.clone());
+        async move {
+            app.form(
+                "/api/admin/user",
+                Some(&token),
+                &[("username", "kim"), ("action", action)],
+            )
+            .await
+        }
+    };
+    // Not without the password entered again.
+    assert_eq!(act("disable").await.status(), 403);
+    let res = app
+        .form(
+            "/api/admin/reauth",
+            Some(&root.token),
+            &[("password", "wrong wrong")],
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let res = app
+        .form(
+            "/api/admin/reauth",
+            Some(&root.token),
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // A non-admin gets nowhere, whatever they type.
+    let res = app
+        .form(
+            "/api/admin/reauth",
+            Some(&kim.token),
+            &[("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let list: Vec<messenger::protocol::http::AccountView> = app
+        .call(
+            reqwest::Method::GET,
+            "/api/admin/users?search=ki",
+            &root.token,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("users");
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].username.as_str(), list[0].sessions), ("kim", 2));
+
+    assert_eq!(act("disable").await.status(), 200);
+    assert_eq!(on_kim.close_code().await, 4001);
+    let res = app
+        .post(
+            "/api/token",
+            None,
+            json!({ "username": "kim", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(res.status(), 403, "disabled: no sign-in");
+    assert_eq!(act("enable").await.status(), 200);
+    let again = sign_in(&app, "kim", PASSWORD, "curl/8").await;
+    let mut on_kim = app.online(&again).await;
+    assert_eq!(act("sign_out").await.status(), 200);
+    assert_eq!(on_kim.close_code().await, 4001);
+    let res = app
+        .form(
+            "/api/admin/user",
+            Some(&root.token),
+            &[("username", "nobody_at_all"), ("action", "disable")],
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event FROM audit_log WHERE user_id = ? ORDER BY id")
+            .bind(kim.me.id)
+            .fetch_all(&mut app.db().await)
+            .await
+            .expect("events");
+    for event in ["account_disabled", "account_enabled", "sessions_revoked"] {
+        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
+    }
+}

@@ -4,9 +4,10 @@
 //! the answer as a table and, when its first column is a time and the others numbers, a
 //! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only).
 
-use crate::app::server_fns::{admin_overview, admin_query};
+use crate::app::server_fns::{admin_overview, admin_query, admin_users, AdminReauth, AdminUser};
 use crate::protocol::http::QueryAnswer;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
 /// The ready-made queries (the same as `server::reports::READY_MADE`, which the browser
@@ -45,7 +46,7 @@ pub fn AdminPage() -> impl IntoView {
                     <h1 id="admin-title">"Administration"</h1>
                 </header>
                 <div class="admin-body">
-                    <p><a class="button" href="/app">"Back to Messenger"</a></p>
+                    <AdminNav/>
                     <section class="account-part" aria-labelledby="overview-title">
                         <h2 id="overview-title">"Now"</h2>
                         <Suspense fallback=|| view! { <p>"Looking…"</p> }>
@@ -248,5 +249,148 @@ fn chart(
             </svg>
             <figcaption>{legend}</figcaption>
         </figure>
+    }
+}
+
+/// The console's pages, and the way back.
+#[component]
+fn AdminNav() -> impl IntoView {
+    view! {
+        <nav class="admin-nav" aria-label="Administration">
+            <a class="button" href="/app">"Back to Messenger"</a>
+            <a href="/admin">"Overview and SQL"</a>
+            <a href="/admin/users">"Users"</a>
+        </nav>
+    }
+}
+
+/// What the users page says after a form came back (fixed texts for the codes in the
+/// address; anything else says nothing).
+fn users_notice(done: &str, error: &str) -> Option<(bool, &'static str)> {
+    let ok = match done {
+        "reauthenticated" => Some("Password confirmed: changes are open for ten minutes."),
+        "disabled" => Some("The account is disabled: it cannot sign in, and its sessions ended."),
+        "enabled" => Some("The account is enabled again."),
+        "signed_out" => Some("Every session of that account ended."),
+        "deleted" => Some("The account was deleted, with everything it wrote."),
+        _ => None,
+    };
+    if let Some(text) = ok {
+        return Some((true, text));
+    }
+    let refused = match error {
+        "reauth_needed" => {
+            Some("Enter your password again first: changes like this ask for it every ten minutes.")
+        }
+        "wrong_password" => Some("That is not your password."),
+        "not_found" => Some("There is no such account."),
+        "too_many_attempts" => Some("Too many wrong passwords. Wait a little, then try again."),
+        "failed" => Some("Something went wrong on our side. Please try again."),
+        _ => None,
+    };
+    refused.map(|text| (false, text))
+}
+
+/// `/admin/users`: find accounts; disable or enable them, sign them out everywhere, delete
+/// them. The changes need the administrator's password entered again within ten minutes.
+#[component]
+pub fn AdminUsersPage() -> impl IntoView {
+    let query = use_query_map();
+    let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
+    let search = get("q");
+    let notice = users_notice(&get("done"), &get("error"));
+    let asked = search.clone();
+    let users = Resource::new_blocking(move || asked.clone(), admin_users);
+    let back = search.clone();
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby="users-title">
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id="users-title">"Administration: users"</h1>
+                </header>
+                <div class="admin-body">
+                    <AdminNav/>
+                    {notice.map(|(ok, text)| if ok {
+                        view! { <p class="form-notice" role="status">{text}</p> }.into_any()
+                    } else {
+                        view! { <p class="form-error" role="alert">{text}</p> }.into_any()
+                    })}
+                    <form method="get" action="/admin/users" class="admin-search">
+                        <label for="user-search">"Find accounts"</label>
+                        <input id="user-search" type="search" name="q" value=search.clone()/>
+                        <button type="submit">"Search"</button>
+                    </form>
+                    <form method="post" action=AdminReauth::PATH class="admin-search">
+                        <label for="reauth-password">"Your password (asked before changes, every ten minutes)"</label>
+                        <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
+                        <input type="hidden" name="search" value=search.clone()/>
+                        <button type="submit">"Confirm"</button>
+                    </form>
+                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                        {move || {
+                            let back = back.clone();
+                            Suspend::new(async move {
+                                match users.await {
+                                    Ok(list) if list.is_empty() => view! { <p class="hint">"No account matches."</p> }.into_any(),
+                                    Ok(list) => view! { <UserTable list=list back=back/> }.into_any(),
+                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                                }
+                            })
+                        }}
+                    </Suspense>
+                </div>
+            </section>
+        </main>
+    }
+}
+
+#[component]
+fn UserTable(list: Vec<crate::protocol::http::AccountView>, back: String) -> impl IntoView {
+    view! {
+        <div class="sql-answer">
+            <table>
+                <caption class="hint">{format!("{} account{}", list.len(), if list.len() == 1 { "" } else { "s" })}</caption>
+                <thead><tr>
+                    <th scope="col">"Username"</th><th scope="col">"Display name"</th>
+                    <th scope="col">"Kind"</th><th scope="col">"Sessions"</th><th scope="col">"Actions"</th>
+                </tr></thead>
+                <tbody>
+                    {list.into_iter().map(|u| {
+                        let kind = match (u.is_guest, u.is_admin, u.disabled) {
+                            (_, _, true) => "disabled",
+                            (true, _, _) => "guest",
+                            (_, true, _) => "administrator",
+                            _ => "account",
+                        };
+                        let act = |action: &'static str, label: &'static str| {
+                            let aria = format!("{label} {}", u.username);
+                            let danger = action == "delete";
+                            view! {
+                                <form method="post" action=AdminUser::PATH class="inline-form">
+                                    <input type="hidden" name="username" value=u.username.clone()/>
+                                    <input type="hidden" name="action" value=action/>
+                                    <input type="hidden" name="search" value=back.clone()/>
+                                    <button type="submit" aria-label=aria class:danger=danger>{label}</button>
+                                </form>
+                            }
+                        };
+                        view! {
+                            <tr>
+                                <td>{u.username.clone()}</td>
+                                <td>{u.display_name.clone()}</td>
+                                <td>{kind}</td>
+                                <td>{u.sessions}</td>
+                                <td class="admin-actions">
+                                    {if u.disabled { act("enable", "Enable") } else { act("disable", "Disable") }}
+                                    {act("sign_out", "Sign out everywhere")}
+                                    {act("delete", "Delete")}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }

@@ -286,6 +286,12 @@ impl Auth {
         }
         let user_id = user_id.ok_or_else(wrong)?;
         give_back(account_taken).await?;
+        // Said only to whoever knows the password.
+        if self.accounts.is_disabled(user_id).await? {
+            return Err(AppError::Forbidden(
+                "This account has been disabled by an administrator.".into(),
+            ));
+        }
         if let Some(status) = status {
             self.profiles.set_status(user_id, status).await?;
         }
@@ -468,6 +474,75 @@ impl Auth {
             .delete(session.user.id, DeletedBy::Owner(Some(from.to_string())))
             .await?;
         Ok(())
+    }
+
+    /// The session's user enters their password again (the admin console asks for it before
+    /// destructive actions); wrong guesses count as failed sign-ins.
+    pub async fn reauthenticate(
+        &self,
+        session: &SessionRow,
+        password: &str,
+        from: IpAddr,
+    ) -> Result<()> {
+        self.check_password(session, password, from).await?;
+        self.accounts.note_reauth(session.id, now_ms()).await?;
+        Ok(())
+    }
+
+    /// Whether the session's user entered their password again within `within`.
+    pub async fn is_fresh(&self, session: &SessionRow, within: Duration) -> Result<bool> {
+        let at = self.accounts.reauth_at(session.id).await?;
+        Ok(at.is_some_and(|at| now_ms() - at <= within.as_millis() as i64))
+    }
+
+    /// An administrator disables (or enables) an account: disabled, it cannot sign in and
+    /// its sessions end now. False if there is no such account.
+    pub async fn set_disabled(&self, by: &SessionRow, user: i64, disabled: bool) -> Result<bool> {
+        let Some(ended) = self.accounts.set_disabled(user, disabled, now_ms()).await? else {
+            return Ok(false);
+        };
+        for id in &ended {
+            self.fanout
+                .end_session(user, *id, close::SESSION_ENDED, "account disabled");
+        }
+        self.audit
+            .record(crate::server::audit::NewEntry {
+                event: if disabled {
+                    "account_disabled"
+                } else {
+                    "account_enabled"
+                },
+                user: Some(user),
+                actor: format!("user:{}", by.user.id),
+                address: None,
+                detail: serde_json::json!({ "sessions_ended": ended.len() }),
+            })
+            .await;
+        Ok(true)
+    }
+
+    /// An administrator signs a user out everywhere; how many sessions ended.
+    pub async fn sign_out_everywhere(&self, by: &SessionRow, user: i64) -> Result<usize> {
+        // Every session: none is kept (-1 is no session's id).
+        let ended = self.sessions.revoke_other_sessions(user, -1).await?;
+        for id in &ended {
+            self.fanout.end_session(
+                user,
+                *id,
+                close::SESSION_ENDED,
+                "signed out by an administrator",
+            );
+        }
+        self.audit
+            .record(crate::server::audit::NewEntry {
+                event: "sessions_revoked",
+                user: Some(user),
+                actor: format!("user:{}", by.user.id),
+                address: None,
+                detail: serde_json::json!({ "ended": ended, "by": "admin" }),
+            })
+            .await;
+        Ok(ended.len())
     }
 
     /// Notes the device and address a new session came from.

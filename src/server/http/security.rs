@@ -207,7 +207,11 @@ fn default_port(origin: &str, authority: &str) -> Option<String> {
 pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if req.method() != Method::GET
-        || !(path == "/" || path == "/app" || path == paths::ACCOUNT || path == paths::ADMIN)
+        || !(path == "/"
+            || path == "/app"
+            || path == paths::ACCOUNT
+            || path == paths::ADMIN
+            || path == paths::ADMIN_USERS)
     {
         return next.run(req).await;
     }
@@ -218,8 +222,10 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
     match (path, current) {
         ("/", Some(_)) => Redirect::to("/app").into_response(),
         ("/app", None) => Redirect::to("/").into_response(),
-        (paths::ACCOUNT | paths::ADMIN, None) => Redirect::to("/").into_response(),
-        (paths::ADMIN, Some(c)) if !is_admin(&state, c.session.user.id).await => (
+        (paths::ACCOUNT | paths::ADMIN | paths::ADMIN_USERS, None) => {
+            Redirect::to("/").into_response()
+        }
+        (paths::ADMIN | paths::ADMIN_USERS, Some(c)) if !is_admin(&state, c.session.user.id).await => (
             axum::http::StatusCode::FORBIDDEN,
             axum::response::Html(
                 "<!DOCTYPE html><html lang=\"en\"><title>Messenger</title><p>Only administrators may use the admin console. <a href=\"/app\">Back to Messenger</a></p></html>",

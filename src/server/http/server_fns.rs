@@ -41,7 +41,9 @@ use std::{
 
 /// The server functions the account page's forms post to (a refusal sends a browser back
 /// there, not to the sign-in window).
-const ACCOUNT_FORMS: [&str; 4] = [
+const ACCOUNT_FORMS: [&str; 6] = [
+    "/admin/reauth",
+    "/admin/user",
     "/change-password",
     "/delete-account",
     "/end-session",
@@ -236,6 +238,7 @@ fn notice(window: Window, username: &str, api: &ApiError) -> SignInNotice {
         }
         ApiErrorCode::Invalid => SignInNotice::BadStatus,
         ApiErrorCode::TooManyRequests => SignInNotice::TooManyAttempts,
+        ApiErrorCode::Forbidden if window == Window::SignIn => SignInNotice::AccountDisabled,
         ApiErrorCode::ChallengeRequired => SignInNotice::VerificationNeeded,
         ApiErrorCode::TooLarge => SignInNotice::TooLarge,
         _ => SignInNotice::Failed,
@@ -327,6 +330,46 @@ pub async fn require_admin(state: &AppState) -> Result<SessionRow, ApiError> {
     }
 }
 
+/// How long a password entered again keeps the admin console's destructive actions open.
+pub const REAUTH_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Answers a form of the admin console's users page: the result, or for a browser form a
+/// redirect back to the page (showing `search`) saying `done` or the refusal's code.
+pub fn admin_answer<T>(
+    result: Result<T, AppError>,
+    done: &str,
+    search: &str,
+) -> Result<T, ApiError> {
+    let back = |key: &str, code: &str| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("q", search).append_pair(key, code);
+        format!("{}?{}", paths::ADMIN_USERS, q.finish())
+    };
+    let res = use_context::<ResponseOptions>().filter(|_| from_browser_form());
+    match result {
+        Ok(v) => {
+            if let Some(res) = res {
+                see_other(&res, &back("done", done));
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let code = match &e {
+                AppError::Unauthorized(_) => "wrong_password",
+                AppError::NotFound(_) => "not_found",
+                AppError::Forbidden(_) => "reauth_needed",
+                AppError::TooMany { .. } => "too_many_attempts",
+                _ => "failed",
+            };
+            let api = fail(e);
+            if let Some(res) = res {
+                see_other(&res, &back("error", code));
+            }
+            Err(api)
+        }
+    }
+}
+
 /// Records an analytics event about the door (`how`: `form`, `token`, ...).
 pub fn record(state: &AppState, event: &'static str, how: &str) {
     state
@@ -410,6 +453,8 @@ pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
             // Signed out meanwhile: to the sign-in window.
             let to = if api.error == ApiErrorCode::Unauthorized {
                 "/".to_owned()
+            } else if path.contains("/admin/") {
+                format!("{}?error=failed", paths::ADMIN_USERS)
             } else {
                 account_page("error", account_notice(&api))
             };

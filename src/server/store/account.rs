@@ -19,6 +19,20 @@ pub struct SessionInfo {
     pub last_seen_at: i64,
 }
 
+/// An account as the admin console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub is_guest: bool,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+    /// Live sessions now.
+    pub sessions: i64,
+}
+
 /// What deleting an account found to tell others about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -55,6 +69,19 @@ pub trait AccountStore: Send + Sync {
     async fn set_admin(&self, username: &str, admin: bool) -> Result<Option<bool>>;
     /// The usernames holding the admin role.
     async fn admins(&self) -> Result<Vec<String>>;
+
+    /// Whether `user` is disabled by an administrator.
+    async fn is_disabled(&self, user: i64) -> Result<bool>;
+    /// Disables (ending every session; their ids) or enables a live account that is not a
+    /// bot; None if there is no such account.
+    async fn set_disabled(&self, user: i64, disabled: bool, now: i64) -> Result<Option<Vec<i64>>>;
+    /// Accounts whose username or display name contains `search` (any case), at most
+    /// `limit`, by username.
+    async fn find_accounts(&self, search: &str, limit: i64) -> Result<Vec<AccountRow>>;
+    /// Notes that the session's user entered their password again now.
+    async fn note_reauth(&self, session: i64, now: i64) -> Result<()>;
+    /// When the session's user last entered their password again.
+    async fn reauth_at(&self, session: i64) -> Result<Option<i64>>;
 
     /// Notes what a session was started from.
     async fn describe_session(&self, session: i64, device: &str, address: &str) -> Result<()>;

@@ -1,7 +1,7 @@
 //! Account security and data protection on SQLite (`store::account`).
 
 use super::SqliteStore;
-use crate::server::store::account::{AccountStore, Deleted, Retained, SessionInfo};
+use crate::server::store::account::{AccountRow, AccountStore, Deleted, Retained, SessionInfo};
 use crate::server::store::Result;
 use async_trait::async_trait;
 
@@ -75,6 +75,97 @@ impl AccountStore for SqliteStore {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+
+    async fn is_disabled(&self, user: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT disabled_at IS NOT NULL AS "d!: bool" FROM users WHERE id = ?"#,
+            user
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(false))
+    }
+
+    async fn set_disabled(&self, user: i64, disabled: bool, now: i64) -> Result<Option<Vec<i64>>> {
+        let mut tx = self.begin_write().await?;
+        let at = disabled.then_some(now);
+        let n = sqlx::query!(
+            "UPDATE users SET disabled_at = ? WHERE id = ? AND deleted_at IS NULL AND is_bot = 0",
+            at,
+            user
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let ended = if disabled {
+            sqlx::query_scalar!(
+                r#"UPDATE sessions SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL
+                   RETURNING id AS "id!""#,
+                now,
+                user
+            )
+            .fetch_all(&mut *tx)
+            .await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(Some(ended))
+    }
+
+    async fn find_accounts(&self, search: &str, limit: i64) -> Result<Vec<AccountRow>> {
+        let now = crate::server::store::now_ms();
+        let pattern = format!(
+            "%{}%",
+            search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        Ok(sqlx::query_as!(
+            AccountRow,
+            r#"SELECT u.id AS "id!", u.username, u.display_name, u.is_guest AS "is_guest: bool",
+                   u.is_admin AS "is_admin: bool", u.disabled_at IS NOT NULL AS "disabled!: bool",
+                   u.created_at,
+                   (SELECT COUNT(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL
+                      AND s.idle_expires_at > ?2 AND s.absolute_expires_at > ?2) AS "sessions!: i64"
+               FROM users u
+               WHERE u.deleted_at IS NULL AND u.is_bot = 0
+                 AND (u.username LIKE ?1 ESCAPE '\' OR u.display_name LIKE ?1 ESCAPE '\')
+               ORDER BY u.username LIMIT ?3"#,
+            pattern,
+            now,
+            limit
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn note_reauth(&self, session: i64, now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query!(
+            "UPDATE sessions SET reauth_at = ? WHERE id = ?",
+            now,
+            session
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reauth_at(&self, session: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar!("SELECT reauth_at FROM sessions WHERE id = ?", session)
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
     }
 
     async fn describe_session(&self, session: i64, device: &str, address: &str) -> Result<()> {
