@@ -100,4 +100,10 @@ test('the admin console, with an answer and its chart, has no accessibility viol
   await page.getByRole('link', { name: 'Users' }).click();
   await expect(page.getByRole('row', { name: /vera/ })).toBeVisible();
   expect(await violations(page)).toEqual([]);
+  await page.getByRole('link', { name: 'AI contacts' }).click();
+  await expect(page.getByText('Circuit breaker')).toBeVisible();
+  expect(await violations(page)).toEqual([]);
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await expect(page.getByText('The chain holds')).toBeVisible();
+  expect(await violations(page)).toEqual([]);
 });

@@ -69,3 +69,17 @@ test('an administrator disables an account after entering the password again; it
   await again.getByRole('button', { name: 'Sign in', exact: true }).click();
   await expect(again.getByRole('alert')).toHaveText('This account has been disabled by an administrator.');
 });
+
+test('an administrator stops the AI contacts and finds it in the audit log, whose chain holds', async ({ browser }) => {
+  const admin = await (await browser.newContext()).newPage();
+  await signUpInUi(admin, server.url, 'olga', 'olga-password');
+  server.admin('admin', 'grant', 'olga');
+  await admin.goto(`${server.url}/admin/bots`);
+  await expect(admin.getByText('Circuit breaker')).toBeVisible();
+  await admin.getByRole('button', { name: 'Stop every AI reply' }).click();
+  await expect(admin.getByText('The AI contacts stopped answering')).toBeVisible();
+  await expect(admin.getByRole('button', { name: 'Let the AI contacts answer' })).toBeVisible();
+  await admin.getByRole('link', { name: 'Audit log' }).click();
+  await expect(admin.getByRole('status')).toContainText('The chain holds');
+  await expect(admin.getByRole('cell', { name: 'bots_off' })).toBeVisible();
+});

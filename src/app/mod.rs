@@ -69,6 +69,8 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("account") view=AccountRoute/>
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage/>
                 <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::admin::AdminUsersPage/>
+                <Route path=(StaticSegment("admin"), StaticSegment("bots")) view=pages::admin::AdminBotsPage/>
+                <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=pages::admin::AdminAuditPage/>
             </Routes>
         </Router>
     }

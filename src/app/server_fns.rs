@@ -16,7 +16,7 @@
 #[cfg(feature = "ssr")]
 use crate::protocol::http::AccountNotice;
 use crate::protocol::{
-    http::{AccountView, Overview, QueryAnswer, SessionView, SignedIn},
+    http::{AccountView, AuditPage, BotsView, Overview, QueryAnswer, SessionView, SignedIn},
     ApiError, HistoryPage, Password,
 };
 use leptos::prelude::*;
@@ -452,7 +452,12 @@ pub async fn admin_reauth(
         .auth
         .reauthenticate(&session, password.expose(), client_ip(&state))
         .await;
-    admin_answer(done, "reauthenticated", &search)
+    admin_answer(
+        done,
+        crate::protocol::http::paths::ADMIN_USERS,
+        "reauthenticated",
+        &search,
+    )
 }
 
 /// `POST /api/admin/user`: an administrator acts on the account `username`: `action` is
@@ -528,7 +533,131 @@ pub async fn admin_user(
         "sign_out" => "signed_out",
         _ => "deleted",
     };
-    admin_answer(result, done, &search)
+    admin_answer(
+        result,
+        crate::protocol::http::paths::ADMIN_USERS,
+        done,
+        &search,
+    )
+}
+
+/// `GET /api/admin/bots`: the AI contacts: on or off, the model and its breaker, today's
+/// replies against the daily limit, and per persona over the last day (admins only).
+#[server(prefix = "/api", endpoint = "admin/bots", input = GetUrl)]
+pub async fn admin_bots() -> Result<BotsView, ApiError> {
+    use crate::server::{
+        http::server_fns::{fail, require_admin, state},
+        store::{account::AccountStore, BotStore},
+    };
+    let state = state()?;
+    require_admin(&state).await?;
+    let enabled = BotStore::bots_enabled(&state.store)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let day = crate::server::store::now_ms().div_euclid(86_400_000);
+    let replies_today = AccountStore::bot_replies_today(&state.store, day)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let (model, breaker) = match &state.bots {
+        Some(b) => (b.brain.has_model(), b.brain.breaker.state().to_owned()),
+        None => (false, "off".to_owned()),
+    };
+    let last_day = admin_query(
+        "SELECT persona, COUNT(*) AS calls, SUM(outcome = 'model') AS model,
+                SUM(outcome = 'offline') AS offline, SUM(outcome = 'fallback') AS fallback,
+                SUM(outcome = 'busy') AS busy, SUM(outcome = 'quota') AS quota,
+                ROUND(AVG(latency_ms)) AS avg_ms
+         FROM ai_invocations
+         WHERE at > (strftime('%s', 'now') - 86400) * 1000
+         GROUP BY persona ORDER BY calls DESC"
+            .to_owned(),
+    )
+    .await?;
+    Ok(BotsView {
+        enabled,
+        model,
+        breaker,
+        replies_today,
+        daily_limit: i64::from(state.cfg.bots.global_daily),
+        last_day,
+    })
+}
+
+/// `POST /api/admin/bots/switch`: `on` (`yes` or anything else) lets the AI contacts answer
+/// or stops them, at once (admins only; in the audit log).
+#[server(prefix = "/api", endpoint = "admin/bots/switch")]
+pub async fn admin_switch_bots(#[server(default)] on: String) -> Result<(), ApiError> {
+    use crate::server::{
+        audit::NewEntry,
+        http::server_fns::{admin_answer, form_only, require_admin, state},
+        store::BotStore,
+    };
+    form_only()?;
+    let state = state()?;
+    let session = require_admin(&state).await?;
+    let on = on == "yes";
+    let done = BotStore::set_bots_enabled(&state.store, on)
+        .await
+        .map_err(Into::into);
+    if done.is_ok() {
+        state
+            .audit
+            .record(NewEntry {
+                event: if on { "bots_on" } else { "bots_off" },
+                user: None,
+                actor: format!("user:{}", session.user.id),
+                address: None,
+                detail: serde_json::json!({}),
+            })
+            .await;
+    }
+    admin_answer(
+        done,
+        "/admin/bots",
+        if on { "bots_on" } else { "bots_off" },
+        "",
+    )
+}
+
+/// `GET /api/admin/audit?before=<id>`: a page of 100 audit log entries below `before` (or
+/// the newest), newest first, and what checking the whole chain found (admins only).
+#[server(prefix = "/api", endpoint = "admin/audit", input = GetUrl)]
+pub async fn admin_audit(#[server(default)] before: Option<i64>) -> Result<AuditPage, ApiError> {
+    use crate::server::{
+        audit::{verify, AuditStore, Verdict},
+        http::server_fns::{fail, require_admin, state},
+    };
+    let state = state()?;
+    require_admin(&state).await?;
+    let entries = AuditStore::entries_before(&state.store, before.unwrap_or(i64::MAX), 100)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let (chain, chain_holds) = match verify(&state.store).await.map_err(|e| fail(e.into()))? {
+        Verdict::Holds(n) => (
+            format!("The chain holds: {n} entries, each following the one before."),
+            true,
+        ),
+        Verdict::BrokenAt(id) => (
+            format!("The chain is broken at entry {id}: it was edited, inserted or removed."),
+            false,
+        ),
+    };
+    Ok(AuditPage {
+        entries: entries
+            .into_iter()
+            .map(|e| crate::protocol::http::AuditView {
+                id: e.id,
+                at: e.at,
+                event: e.event,
+                actor: e.actor,
+                user: e.user,
+                address: e.address,
+                detail: e.detail,
+            })
+            .collect(),
+        chain,
+        chain_holds,
+    })
 }
 
 #[cfg(test)]

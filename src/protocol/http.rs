@@ -457,6 +457,42 @@ pub struct AccountView {
     pub sessions: i64,
 }
 
+/// The AI contacts as the admin console shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BotsView {
+    /// Whether they answer at all (`messenger bots on|off`).
+    pub enabled: bool,
+    /// Whether a language model is configured (else the offline engine answers).
+    pub model: bool,
+    /// The circuit breaker in front of the model: `closed`, `open`, `half-open`.
+    pub breaker: String,
+    pub replies_today: i64,
+    pub daily_limit: i64,
+    /// Per persona over the last 24 hours, from the analytics: calls, by outcome, latency.
+    pub last_day: QueryAnswer,
+}
+
+/// One audit log entry as the admin console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub id: i64,
+    pub at: i64,
+    pub event: String,
+    pub actor: String,
+    pub user: Option<i64>,
+    pub address: Option<String>,
+    pub detail: String,
+}
+
+/// A page of the audit log, newest first, with what checking the whole chain found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditView>,
+    /// "holds: N entries", or the first broken entry.
+    pub chain: String,
+    pub chain_holds: bool,
+}
+
 /// What the admin console's overview shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overview {

@@ -114,3 +114,48 @@ async fn the_metrics_are_for_this_machine_or_the_token_holder() {
         assert_eq!(res.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_non_admin_gets_403_on_every_admin_route_and_page() {
+    let app = spawn_app().await;
+    let cookie = app.signup_cookie("norm", "a long enough password").await;
+    for (method, path) in [
+        ("GET", "/api/admin/overview"),
+        ("GET", "/api/admin/query?sql=SELECT%201"),
+        ("GET", "/api/admin/users"),
+        ("GET", "/api/admin/bots"),
+        ("GET", "/api/admin/audit"),
+        ("POST", "/api/admin/reauth"),
+        ("POST", "/api/admin/user"),
+        ("POST", "/api/admin/bots/switch"),
+        ("DELETE", "/api/admin/users/norm"),
+        ("GET", "/admin"),
+        ("GET", "/admin/users"),
+        ("GET", "/admin/bots"),
+        ("GET", "/admin/audit"),
+    ] {
+        let req = app
+            .http
+            .request(method.parse().expect("method"), app.url(path))
+            .header("Origin", app.origin())
+            .header("Cookie", &cookie)
+            .header("Accept", "application/json");
+        let req = if method == "POST" {
+            req.header("Content-Type", "application/x-www-form-urlencoded")
+                .body("password=a+long+enough+password&on=no&username=norm&action=delete")
+        } else {
+            req
+        };
+        let res = req.send().await.expect("answered");
+        assert_eq!(res.status(), 403, "{method} {path}");
+    }
+    // And nothing happened.
+    let me = app
+        .http
+        .get(app.url("/api/session"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("session");
+    assert_eq!(me.status(), 200);
+}

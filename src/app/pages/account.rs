@@ -17,7 +17,7 @@ use leptos_router::hooks::use_query_map;
 
 /// "3 December 2026, 14:05 UTC": the page is rendered on the server, which knows no time
 /// zone of the reader's.
-fn when(ms: i64) -> String {
+pub fn when(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let (h, m) = (secs.rem_euclid(86_400) / 3600, secs.rem_euclid(3600) / 60);

@@ -4,7 +4,10 @@
 //! the answer as a table and, when its first column is a time and the others numbers, a
 //! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only).
 
-use crate::app::server_fns::{admin_overview, admin_query, admin_users, AdminReauth, AdminUser};
+use crate::app::server_fns::{
+    admin_audit, admin_bots, admin_overview, admin_query, admin_users, AdminReauth,
+    AdminSwitchBots, AdminUser,
+};
 use crate::protocol::http::QueryAnswer;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
@@ -260,6 +263,8 @@ fn AdminNav() -> impl IntoView {
             <a class="button" href="/app">"Back to Messenger"</a>
             <a href="/admin">"Overview and SQL"</a>
             <a href="/admin/users">"Users"</a>
+            <a href="/admin/bots">"AI contacts"</a>
+            <a href="/admin/audit">"Audit log"</a>
         </nav>
     }
 }
@@ -273,6 +278,8 @@ fn users_notice(done: &str, error: &str) -> Option<(bool, &'static str)> {
         "enabled" => Some("The account is enabled again."),
         "signed_out" => Some("Every session of that account ended."),
         "deleted" => Some("The account was deleted, with everything it wrote."),
+        "bots_on" => Some("The AI contacts answer again."),
+        "bots_off" => Some("The AI contacts stopped answering; each says it is away."),
         _ => None,
     };
     if let Some(text) = ok {
@@ -392,5 +399,107 @@ fn UserTable(list: Vec<crate::protocol::http::AccountView>, back: String) -> imp
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// `/admin/bots`: the AI contacts: on or off (switched here at once), the model and its
+/// circuit breaker, today's replies against the daily limit, and each persona's last day.
+#[component]
+pub fn AdminBotsPage() -> impl IntoView {
+    let query = use_query_map();
+    let notice = query.with_untracked(|q| users_notice(&q.get("done").unwrap_or_default(), ""));
+    let bots = Resource::new_blocking(|| (), |_| admin_bots());
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby="bots-title">
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id="bots-title">"Administration: AI contacts"</h1>
+                </header>
+                <div class="admin-body">
+                    <AdminNav/>
+                    {notice.map(|(_, text)| view! { <p class="form-notice" role="status">{text}</p> })}
+                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                        {move || Suspend::new(async move {
+                            match bots.await {
+                                Ok(b) => view! {
+                                    <dl class="admin-numbers">
+                                        <div><dt>"Answering"</dt><dd>{if b.enabled { "yes" } else { "no" }}</dd></div>
+                                        <div><dt>"Language model"</dt><dd>{if b.model { "configured" } else { "offline engine" }}</dd></div>
+                                        <div><dt>"Circuit breaker"</dt><dd>{b.breaker.clone()}</dd></div>
+                                        <div><dt>"Replies today"</dt><dd>{format!("{} of {}", b.replies_today, b.daily_limit)}</dd></div>
+                                    </dl>
+                                    <form method="post" action=AdminSwitchBots::PATH class="admin-search">
+                                        <input type="hidden" name="on" value=if b.enabled { "no" } else { "yes" }/>
+                                        <button type="submit">{if b.enabled { "Stop every AI reply" } else { "Let the AI contacts answer" }}</button>
+                                    </form>
+                                    <h2>"The last 24 hours, by persona"</h2>
+                                    <Answer answer=b.last_day/>
+                                }.into_any(),
+                                Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </div>
+            </section>
+        </main>
+    }
+}
+
+/// `/admin/audit`: the audit log, newest first, a hundred at a time, and whether its chain
+/// of hashes holds.
+#[component]
+pub fn AdminAuditPage() -> impl IntoView {
+    let query = use_query_map();
+    let before = query.with_untracked(|q| q.get("before").and_then(|b| b.parse::<i64>().ok()));
+    let page = Resource::new_blocking(move || before, admin_audit);
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby="audit-title">
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id="audit-title">"Administration: audit log"</h1>
+                </header>
+                <div class="admin-body">
+                    <AdminNav/>
+                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                        {move || Suspend::new(async move {
+                            match page.await {
+                                Ok(p) => {
+                                    let older = p.entries.last().map(|e| format!("/admin/audit?before={}", e.id));
+                                    let class = if p.chain_holds { "form-notice" } else { "form-error" };
+                                    view! {
+                                        <p class=class role="status">{p.chain.clone()}</p>
+                                        <div class="sql-answer">
+                                            <table>
+                                                <thead><tr>
+                                                    <th scope="col">"#"</th><th scope="col">"When (UTC)"</th><th scope="col">"Event"</th>
+                                                    <th scope="col">"Who"</th><th scope="col">"About"</th><th scope="col">"Address"</th><th scope="col">"Detail"</th>
+                                                </tr></thead>
+                                                <tbody>
+                                                    {p.entries.into_iter().map(|e| view! {
+                                                        <tr>
+                                                            <td>{e.id}</td>
+                                                            <td>{super::account::when(e.at)}</td>
+                                                            <td>{e.event}</td>
+                                                            <td>{e.actor}</td>
+                                                            <td>{e.user.map(|u| format!("user:{u}")).unwrap_or_default()}</td>
+                                                            <td>{e.address.unwrap_or_default()}</td>
+                                                            <td><code>{e.detail}</code></td>
+                                                        </tr>
+                                                    }).collect_view()}
+                                                </tbody>
+                                            </table>
+                                        </div>
+                                        {older.map(|href| view! { <p><a href=href>"Older entries"</a></p> })}
+                                    }.into_any()
+                                }
+                                Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
+                </div>
+            </section>
+        </main>
     }
 }

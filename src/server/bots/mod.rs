@@ -87,6 +87,13 @@ pub struct Brain {
 }
 
 impl Brain {
+    /// Whether a language model is configured (else the offline engine answers).
+    pub fn has_model(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+impl Brain {
     pub fn new(
         provider: Option<Arc<dyn Provider>>,
         breaker: Breaker,

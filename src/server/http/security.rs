@@ -207,11 +207,7 @@ fn default_port(origin: &str, authority: &str) -> Option<String> {
 pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if req.method() != Method::GET
-        || !(path == "/"
-            || path == "/app"
-            || path == paths::ACCOUNT
-            || path == paths::ADMIN
-            || path == paths::ADMIN_USERS)
+        || !(path == "/" || path == "/app" || path == paths::ACCOUNT || is_admin_page(path))
     {
         return next.run(req).await;
     }
@@ -222,10 +218,9 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
     match (path, current) {
         ("/", Some(_)) => Redirect::to("/app").into_response(),
         ("/app", None) => Redirect::to("/").into_response(),
-        (paths::ACCOUNT | paths::ADMIN | paths::ADMIN_USERS, None) => {
-            Redirect::to("/").into_response()
-        }
-        (paths::ADMIN | paths::ADMIN_USERS, Some(c)) if !is_admin(&state, c.session.user.id).await => (
+        (paths::ACCOUNT, None) => Redirect::to("/").into_response(),
+        (p, None) if is_admin_page(p) => Redirect::to("/").into_response(),
+        (p, Some(c)) if is_admin_page(p) && !is_admin(&state, c.session.user.id).await => (
             axum::http::StatusCode::FORBIDDEN,
             axum::response::Html(
                 "<!DOCTYPE html><html lang=\"en\"><title>Messenger</title><p>Only administrators may use the admin console. <a href=\"/app\">Back to Messenger</a></p></html>",
@@ -247,4 +242,9 @@ async fn is_admin(state: &AppState, user: i64) -> bool {
     AccountStore::is_admin(&state.store, user)
         .await
         .unwrap_or(false)
+}
+
+/// Whether `path` is one of the admin console's pages.
+fn is_admin_page(path: &str) -> bool {
+    path == paths::ADMIN || path.starts_with("/admin/")
 }

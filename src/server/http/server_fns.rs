@@ -333,17 +333,18 @@ pub async fn require_admin(state: &AppState) -> Result<SessionRow, ApiError> {
 /// How long a password entered again keeps the admin console's destructive actions open.
 pub const REAUTH_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Answers a form of the admin console's users page: the result, or for a browser form a
-/// redirect back to the page (showing `search`) saying `done` or the refusal's code.
+/// Answers a form of one of the admin console's pages: the result, or for a browser form a
+/// redirect back to `page` (showing `search`) saying `done` or the refusal's code.
 pub fn admin_answer<T>(
     result: Result<T, AppError>,
+    page: &str,
     done: &str,
     search: &str,
 ) -> Result<T, ApiError> {
     let back = |key: &str, code: &str| {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair("q", search).append_pair(key, code);
-        format!("{}?{}", paths::ADMIN_USERS, q.finish())
+        format!("{page}?{}", q.finish())
     };
     let res = use_context::<ResponseOptions>().filter(|_| from_browser_form());
     match result {

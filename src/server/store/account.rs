@@ -70,6 +70,8 @@ pub trait AccountStore: Send + Sync {
     /// The usernames holding the admin role.
     async fn admins(&self) -> Result<Vec<String>>;
 
+    /// Bot replies counted today (UTC day) against the quotas, all users together.
+    async fn bot_replies_today(&self, day: i64) -> Result<i64>;
     /// Whether `user` is disabled by an administrator.
     async fn is_disabled(&self, user: i64) -> Result<bool>;
     /// Disables (ending every session; their ids) or enables a live account that is not a

@@ -70,6 +70,8 @@ pub trait AuditStore: Send + Sync {
     async fn append(&self, entry: &NewEntry, at: i64) -> Result<Entry, StoreError>;
     /// Entries with ids above `after`, in order, at most `limit`.
     async fn entries_after(&self, after: i64, limit: i64) -> Result<Vec<Entry>, StoreError>;
+    /// The newest entries with ids below `before`, newest first, at most `limit`.
+    async fn entries_before(&self, before: i64, limit: i64) -> Result<Vec<Entry>, StoreError>;
 }
 
 /// What `verify` found.

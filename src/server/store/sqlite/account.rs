@@ -77,6 +77,15 @@ impl AccountStore for SqliteStore {
         .await?)
     }
 
+    async fn bot_replies_today(&self, day: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT COALESCE(SUM(replies), 0) AS "n!: i64" FROM bot_usage WHERE day = ?"#,
+            day
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     async fn is_disabled(&self, user: i64) -> Result<bool> {
         Ok(sqlx::query_scalar!(
             r#"SELECT disabled_at IS NOT NULL AS "d!: bool" FROM users WHERE id = ?"#,

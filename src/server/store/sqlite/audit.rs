@@ -50,6 +50,19 @@ impl AuditStore for SqliteStore {
         Ok(stored)
     }
 
+    async fn entries_before(&self, before: i64, limit: i64) -> Result<Vec<Entry>, StoreError> {
+        Ok(sqlx::query_as!(
+            Entry,
+            r#"SELECT id AS "id!: i64", at, event, user_id AS "user: i64", actor, address, detail,
+                   prev_hash, hash
+               FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?"#,
+            before,
+            limit,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn entries_after(&self, after: i64, limit: i64) -> Result<Vec<Entry>, StoreError> {
         let rows = sqlx::query_as!(
             Entry,
