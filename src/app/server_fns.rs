@@ -341,7 +341,8 @@ pub async fn admin_overview() -> Result<Overview, ApiError> {
     let minutes = tokio::task::spawn_blocking(move || {
         crate::server::reports::run(
             &path,
-            "SELECT strftime('%H:%M', at / 1000, 'unixepoch') AS minute, COUNT(*) FROM events
+            "SELECT strftime('%H:%M', at / 1000, 'unixepoch') AS minute, CAST(SUM(n2) AS INTEGER)
+             FROM events
              WHERE event = 'message_sent' AND at > (strftime('%s', 'now') - 3600) * 1000
              GROUP BY minute ORDER BY minute",
         )

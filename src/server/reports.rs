@@ -63,7 +63,7 @@ pub const READY_MADE: [(&str, &str); 5] = [
     ),
     (
         "Messages per minute by conversation type",
-        "SELECT strftime('%Y-%m-%d %H:%M', at / 1000, 'unixepoch') AS minute,\n       SUM(conversation_type = 'dm') AS dm, SUM(conversation_type = 'group') AS grp,\n       SUM(conversation_type = 'room') AS room\nFROM messages_sent GROUP BY minute ORDER BY minute",
+        "SELECT strftime('%Y-%m-%d %H:%M', at / 1000, 'unixepoch') AS minute,\n       SUM(messages * (conversation_type = 'dm')) AS dm,\n       SUM(messages * (conversation_type = 'group')) AS grp,\n       SUM(messages * (conversation_type = 'room')) AS room\nFROM messages_sent GROUP BY minute ORDER BY minute",
     ),
     (
         "AI invocations by persona and outcome",

@@ -372,7 +372,7 @@ pub fn admin_answer<T>(
 }
 
 /// Records an analytics event about the door (`how`: `form`, `token`, ...).
-pub fn record(state: &AppState, event: &'static str, how: &str) {
+pub fn record(state: &AppState, event: &'static str, how: &'static str) {
     state
         .analytics
         .record(crate::server::analytics::Event::new(event).d1(how));
