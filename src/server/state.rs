@@ -55,8 +55,8 @@ pub struct Shared {
     pub erasure: Arc<crate::server::account::Erasure>,
     /// The audit log (`audit`).
     pub audit: Arc<crate::server::audit::Audit>,
-    /// What each address may still send of web-vitals beacons (`http::rum`).
-    pub beacons: crate::server::http::rum::Beacons,
+    /// What each address may still send of web-vitals beacons (`http::rum` takes them).
+    pub beacons: crate::server::limits::addresses::AddressBuckets,
     /// Analytics events (`analytics`).
     pub analytics: crate::server::analytics::Analytics,
     /// Prometheus metrics (`metrics`).

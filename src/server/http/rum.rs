@@ -6,7 +6,7 @@
 //! so many a minute (`429` beyond), counted in memory.
 
 use super::client::ClientIp;
-use crate::server::{analytics::Event, limits::rate::Bucket, limits::rate::Rate, state::AppState};
+use crate::server::{analytics::Event, limits::rate::Rate, state::AppState};
 use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, State},
@@ -15,44 +15,20 @@ use axum::{
     Router,
 };
 use serde::Deserialize;
-use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Instant};
 
 pub const PATH: &str = "/api/rum";
 /// Largest beacon body.
 const MAX_BYTES: usize = 1024;
 /// Beacons per address: a burst of 30, then one every two seconds.
-const RATE: Rate = Rate {
+pub const RATE: Rate = Rate {
     per_second: 0.5,
     burst: 30.0,
 };
-/// Addresses remembered at most; beyond, the full buckets are forgotten first.
-const MAX_ADDRESSES: usize = 100_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(PATH, post(beacon))
         .layer(DefaultBodyLimit::max(MAX_BYTES))
-}
-
-/// The beacons each address has left.
-#[derive(Default)]
-pub struct Beacons {
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-impl Beacons {
-    fn take(&self, from: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_ADDRESSES {
-            buckets.retain(|_, b| !b.is_full(RATE, now));
-        }
-        buckets
-            .entry(from)
-            .or_insert_with(|| Bucket::full(RATE, now))
-            .take(RATE, now)
-            .is_ok()
-    }
 }
 
 #[derive(Deserialize)]
@@ -113,7 +89,7 @@ fn events(body: &[u8]) -> Result<Vec<Event>, &'static str> {
 /// `POST /api/rum`: `204`, or `400` for anything but a beacon, `429` past the address's
 /// allowance.
 async fn beacon(State(state): State<AppState>, from: ClientIp, body: Bytes) -> StatusCode {
-    if !state.beacons.take(from.0) {
+    if !state.beacons.take(from.0, RATE) {
         return StatusCode::TOO_MANY_REQUESTS;
     }
     match events(&body) {

@@ -3,6 +3,7 @@
 //! process for what lives only as long as a connection (a socket's slot), and per user
 //! across all their sockets, never per connection.
 
+pub mod addresses;
 pub mod rate;
 pub mod sockets;
 pub mod stored;
