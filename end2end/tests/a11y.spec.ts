@@ -100,6 +100,9 @@ test('the admin console, with an answer and its chart, has no accessibility viol
   await page.getByRole('link', { name: 'Users' }).click();
   await expect(page.getByRole('row', { name: /vera/ })).toBeVisible();
   expect(await violations(page)).toEqual([]);
+  await page.getByRole('link', { name: 'Rooms' }).click();
+  await expect(page.getByRole('row', { name: /Lobby/ })).toBeVisible();
+  expect(await violations(page)).toEqual([]);
   await page.getByRole('link', { name: 'AI contacts' }).click();
   await expect(page.getByText('Circuit breaker')).toBeVisible();
   expect(await violations(page)).toEqual([]);

@@ -83,3 +83,41 @@ test('an administrator stops the AI contacts and finds it in the audit log, whos
   await expect(admin.getByRole('status')).toContainText('The chain holds');
   await expect(admin.getByRole('cell', { name: 'bots_off' })).toBeVisible();
 });
+
+test('an administrator adds, renames and archives a room; a member sees each change at once', async ({ browser }) => {
+  const admin = await (await browser.newContext()).newPage();
+  const user = await (await browser.newContext()).newPage();
+  await signUpInUi(admin, server.url, 'olga', 'olga-password');
+  await signUpInUi(user, server.url, 'pete', 'pete-password');
+  server.admin('admin', 'grant', 'olga');
+  await admin.goto(`${server.url}/admin/rooms`);
+  await admin.getByLabel('New room').fill('Quiz night');
+  await admin.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(admin.getByRole('status')).toContainText('The room was added');
+  await expect(admin.getByRole('row', { name: /Quiz night/ })).toContainText('open');
+
+  // Pete finds it after a reload, joins and writes.
+  await user.reload();
+  await user.getByRole('button', { name: /^Quiz night/ }).click();
+  await say(user, 'Quiz night', 'first question?');
+
+  await admin.getByLabel('New title for Quiz night').fill('Quiz club');
+  await admin.getByRole('button', { name: 'Rename Quiz night' }).click();
+  await expect(admin.getByRole('status')).toContainText('new title');
+  await expect(conversation(user, 'Quiz club')).toBeVisible();
+
+  await admin.getByRole('button', { name: 'Archive Quiz club' }).click();
+  await expect(admin.getByRole('alert')).toContainText('Enter your password again first');
+  await admin.getByLabel(/Your password/).fill('olga-password');
+  await admin.getByRole('button', { name: 'Confirm' }).click();
+  await expect(admin.getByRole('status')).toContainText('Password confirmed');
+  await admin.getByRole('button', { name: 'Archive Quiz club' }).click();
+  await expect(admin.getByRole('status')).toContainText('The room is archived');
+  await expect(admin.getByRole('row', { name: /Quiz club/ })).toContainText('archived');
+  await expect(conversation(user, 'Quiz club')).toHaveCount(0);
+  await expect(user.getByRole('button', { name: /^Quiz club/ })).toHaveCount(0);
+
+  await admin.getByRole('button', { name: 'Restore Quiz club' }).click();
+  await expect(admin.getByRole('status')).toContainText('The room is back');
+  await expect(user.getByRole('button', { name: /^Quiz club/ })).toBeVisible();
+});

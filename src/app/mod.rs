@@ -70,6 +70,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("admin") view=pages::admin::AdminPage/>
                 <Route path=(StaticSegment("admin"), StaticSegment("users")) view=pages::admin::AdminUsersPage/>
                 <Route path=(StaticSegment("admin"), StaticSegment("bots")) view=pages::admin::AdminBotsPage/>
+                <Route path=(StaticSegment("admin"), StaticSegment("rooms")) view=pages::admin::AdminRoomsPage/>
                 <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=pages::admin::AdminAuditPage/>
             </Routes>
         </Router>

@@ -8,7 +8,7 @@ use super::model::{
 };
 use crate::protocol::{
     ClientFrame, ContactState, ConversationKind, ConversationSummary, ErrorCode, HistoryPage,
-    MessageKind, ServerFrame, Status, ERASE_ALL, TYPING_SHOWS_FOR_MS,
+    MessageKind, RoomSummary, ServerFrame, Status, ERASE_ALL, TYPING_SHOWS_FOR_MS,
 };
 use std::sync::Arc;
 
@@ -122,11 +122,32 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
             }
             if let Some(at) = m.rooms.iter().position(|r| r.id == conversation.id) {
                 Arc::make_mut(&mut m.rooms)[at].joined = true;
+            } else if conversation.kind == ConversationKind::Room {
+                // A restored room comes back to the list.
+                Arc::make_mut(&mut m.rooms).push(RoomSummary {
+                    id: conversation.id,
+                    title: conversation.title.clone(),
+                    joined: true,
+                });
+                m.rooms_total += 1;
             }
         }
         ServerFrame::ConvRemoved { conv } => {
             m.open.retain(|o| *o != conv);
             m.convs.retain(|c| c.id != conv);
+            // An archived room leaves the list of rooms too.
+            if let Some(at) = m.rooms.iter().position(|r| r.id == conv) {
+                Arc::make_mut(&mut m.rooms).remove(at);
+                m.rooms_total = (m.rooms_total - 1).max(0);
+            }
+        }
+        ServerFrame::Retitled { conv, title } => {
+            if let Some(c) = m.conv_mut(conv) {
+                c.title = title.clone();
+            }
+            if let Some(at) = m.rooms.iter().position(|r| r.id == conv) {
+                Arc::make_mut(&mut m.rooms)[at].title = title;
+            }
         }
         ServerFrame::Msg(msg) => {
             let open = m.is_open(msg.conv);
@@ -1077,6 +1098,52 @@ mod tests {
         assert_eq!(m.conv(9).unwrap().title, "Bob and Cy");
         reduce(&mut m, ServerFrame::ConvRemoved { conv: 9 });
         assert!(m.conv(9).is_none());
+    }
+
+    #[test]
+    fn a_room_follows_its_new_title_leaves_when_archived_and_comes_back_restored() {
+        let mut m = Model::new(user(1, "Ann"));
+        let room = ConversationSummary {
+            id: 4,
+            kind: ConversationKind::Room,
+            title: "Lobby".into(),
+            last_seq: 0,
+            last_read: 0,
+            members: Vec::new(),
+            visible_after: 0,
+        };
+        m.rooms = Arc::new(vec![RoomSummary {
+            id: 4,
+            title: "Lobby".into(),
+            joined: false,
+        }]);
+        m.rooms_total = 1;
+        reduce(
+            &mut m,
+            ServerFrame::ConvAdded {
+                conversation: room.clone(),
+            },
+        );
+        m.open.push(4);
+        reduce(
+            &mut m,
+            ServerFrame::Retitled {
+                conv: 4,
+                title: "Front hall".into(),
+            },
+        );
+        assert_eq!(m.conv(4).unwrap().title, "Front hall");
+        assert_eq!(m.rooms[0].title, "Front hall");
+        assert!(m.rooms[0].joined);
+        reduce(&mut m, ServerFrame::ConvRemoved { conv: 4 });
+        assert!(m.conv(4).is_none() && m.open.is_empty() && m.rooms.is_empty());
+        assert_eq!(m.rooms_total, 0);
+        reduce(&mut m, ServerFrame::ConvAdded { conversation: room });
+        assert!(m.conv(4).is_some());
+        assert_eq!(
+            (m.rooms.len(), m.rooms[0].joined, m.rooms_total),
+            (1, true, 1)
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@
 #[cfg(feature = "ssr")]
 use crate::protocol::http::AccountNotice;
 use crate::protocol::{
-    http::{AccountView, AuditPage, BotsView, Overview, QueryAnswer, SessionView, SignedIn},
+    http::{
+        AccountView, AuditPage, BotsView, Overview, QueryAnswer, RoomAdminView, SessionView,
+        SignedIn,
+    },
     ApiError, HistoryPage, Password,
 };
 use leptos::prelude::*;
@@ -437,11 +440,13 @@ pub async fn admin_users(#[server(default)] search: String) -> Result<Vec<Accoun
 }
 
 /// `POST /api/admin/reauth`: the administrator enters their password again, which opens
-/// the console's destructive actions for ten minutes (`search` is where the page goes back).
+/// the console's destructive actions for ten minutes (a browser goes back to the users
+/// page, or to the rooms page when `back` is `rooms`, with `search`).
 #[server(prefix = "/api", endpoint = "admin/reauth")]
 pub async fn admin_reauth(
     #[server(default)] password: Password,
     #[server(default)] search: String,
+    #[server(default)] back: String,
 ) -> Result<(), ApiError> {
     use crate::server::http::server_fns::{
         admin_answer, client_ip, form_only, require_admin, state,
@@ -453,12 +458,12 @@ pub async fn admin_reauth(
         .auth
         .reauthenticate(&session, password.expose(), client_ip(&state))
         .await;
-    admin_answer(
-        done,
-        crate::protocol::http::paths::ADMIN_USERS,
-        "reauthenticated",
-        &search,
-    )
+    let page = if back == "rooms" {
+        crate::protocol::http::paths::ADMIN_ROOMS
+    } else {
+        crate::protocol::http::paths::ADMIN_USERS
+    };
+    admin_answer(done, page, "reauthenticated", &search)
 }
 
 /// `POST /api/admin/user`: an administrator acts on the account `username`: `action` is
@@ -537,6 +542,109 @@ pub async fn admin_user(
     admin_answer(
         result,
         crate::protocol::http::paths::ADMIN_USERS,
+        done,
+        &search,
+    )
+}
+
+/// `GET /api/admin/rooms?search=...`: public rooms whose title contains `search`, archived
+/// ones too, by id (at most 200; admins only).
+#[server(prefix = "/api", endpoint = "admin/rooms", input = GetUrl)]
+pub async fn admin_rooms(
+    #[server(default)] search: String,
+) -> Result<Vec<RoomAdminView>, ApiError> {
+    use crate::server::http::server_fns::{fail, require_admin, state};
+    let state = state()?;
+    require_admin(&state).await?;
+    let rows = state.chat.rooms_for_admin(&search).await.map_err(fail)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RoomAdminView {
+            id: r.id,
+            title: r.title,
+            members: r.members,
+            messages: r.last_seq,
+            archived: r.archived,
+        })
+        .collect())
+}
+
+/// `POST /api/admin/room`: an administrator keeps the public rooms: `action` is `add` (a
+/// room titled `title`), `rename` (room `room` to `title`), `archive` or `restore` (room
+/// `room`). Archiving needs the administrator's password entered again within ten minutes
+/// (`admin/reauth`; `403` otherwise). Each is recorded in the audit log and the analytics.
+#[server(prefix = "/api", endpoint = "admin/room")]
+pub async fn admin_room(
+    #[server(default)] action: String,
+    #[server(default)] room: Option<i64>,
+    #[server(default)] title: String,
+    #[server(default)] search: String,
+) -> Result<(), ApiError> {
+    use crate::server::{
+        audit::NewEntry,
+        error::AppError,
+        http::server_fns::{admin_answer, form_only, require_admin, state, REAUTH_FOR},
+    };
+    form_only()?;
+    let state = state()?;
+    let session = require_admin(&state).await?;
+    let result = async {
+        let room = || {
+            room.filter(|id| *id > 0)
+                .ok_or_else(|| AppError::Invalid("Say which room (its number).".into()))
+        };
+        let (event, detail) = match action.as_str() {
+            "add" => {
+                let (id, title) = state.chat.add_room(&title).await?;
+                ("room_added", serde_json::json!({ "room": id, "title": title }))
+            }
+            "rename" => {
+                let id = room()?;
+                let title = state.chat.rename_room(id, &title).await?;
+                ("room_renamed", serde_json::json!({ "room": id, "title": title }))
+            }
+            "archive" | "restore" => {
+                let id = room()?;
+                let archive = action == "archive";
+                if archive && !state.auth.is_fresh(&session, REAUTH_FOR).await? {
+                    return Err(AppError::Forbidden(
+                        "Enter your password again first: changes like this ask for it every ten minutes."
+                            .into(),
+                    ));
+                }
+                state.chat.archive_room(id, archive).await?;
+                let event = if archive { "room_archived" } else { "room_restored" };
+                (event, serde_json::json!({ "room": id }))
+            }
+            _ => {
+                return Err(AppError::Invalid(
+                    "The action is add, rename, archive or restore.".into(),
+                ))
+            }
+        };
+        state
+            .audit
+            .record(NewEntry {
+                event,
+                user: None,
+                actor: format!("user:{}", session.user.id),
+                address: None,
+                detail,
+            })
+            .await;
+        state
+            .analytics
+            .record(crate::server::analytics::Event::new("admin_action").d1(event));
+        Ok(event)
+    }
+    .await;
+    let done = match &result {
+        Ok(event) => *event,
+        Err(_) => "",
+    };
+    admin_answer(
+        result.map(|_| ()),
+        crate::protocol::http::paths::ADMIN_ROOMS,
         done,
         &search,
     )

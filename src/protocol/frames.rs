@@ -178,8 +178,11 @@ pub enum ServerFrame {
     Resync { conv: i64, after: i64 },
     /// The user joined a conversation (or one was started with them, or they were invited).
     ConvAdded { conversation: ConversationSummary },
-    /// The user left a group conversation (from this tab or another): forget it.
+    /// The user left a group conversation (from this tab or another), or an administrator
+    /// archived a room they were in: forget it.
     ConvRemoved { conv: i64 },
+    /// A room was retitled (by an administrator): its members' windows and lists follow.
+    Retitled { conv: i64, title: String },
     /// A request failed; the connection stays open.
     Error {
         code: ErrorCode,

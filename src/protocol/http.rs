@@ -59,6 +59,8 @@ pub mod paths {
     pub const ADMIN: &str = "/admin";
     /// Its users page.
     pub const ADMIN_USERS: &str = "/admin/users";
+    /// Its rooms page.
+    pub const ADMIN_ROOMS: &str = "/admin/rooms";
 
     /// `pattern` with its `{id}` replaced by `id`.
     pub fn at(pattern: &str, id: i64) -> String {
@@ -455,6 +457,17 @@ pub struct AccountView {
     pub disabled: bool,
     pub created_at: i64,
     pub sessions: i64,
+}
+
+/// A public room as the admin console's rooms page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomAdminView {
+    pub id: i64,
+    pub title: String,
+    pub members: i64,
+    /// How many messages it has had (its last sequence number).
+    pub messages: i64,
+    pub archived: bool,
 }
 
 /// The AI contacts as the admin console shows them.

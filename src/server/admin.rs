@@ -203,8 +203,10 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
             }
         }
         Command::Rooms(RoomsCommand::List) => {
-            for (id, members, title) in store.list_rooms().await? {
-                println!("{id}\t{members}\t{title}");
+            for r in store.list_rooms("", i64::MAX).await? {
+                let (id, members, title) = (r.id, r.members, r.title);
+                let archived = if r.archived { "\tarchived" } else { "" };
+                println!("{id}\t{members}\t{title}{archived}");
             }
         }
         Command::Rooms(RoomsCommand::Add { titles, numbered }) => {

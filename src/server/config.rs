@@ -676,7 +676,7 @@ pub enum BotsCommand {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum RoomsCommand {
-    /// Lists the public rooms: id, members, title.
+    /// Lists the public rooms: id, members, title (and "archived" after an archived one).
     List,
     /// Adds public rooms and prints their ids and titles.
     Add {

@@ -754,3 +754,218 @@ async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_passwo
         assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
     }
 }
+
+#[tokio::test]
+async fn admins_add_rename_archive_and_restore_rooms_and_members_follow_at_once() {
+    use messenger::protocol::http::RoomAdminView;
+    let app = spawn_app().await;
+    let root = member(&app, "roomroot").await;
+    let kim = member(&app, "kimroom").await;
+    let database = app.dir.path().join("messenger.db");
+    messenger::server::admin::run(
+        &database,
+        None,
+        Command::Admin(AdminCommand::Grant {
+            user: "roomroot".into(),
+        }),
+    )
+    .await
+    .expect("granted");
+    let act = |fields: Vec<(&'static str, String)>| {
+        let (app, token) = (&app, root.token.clone());
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.form("/api/admin/room", Some(&token), &fields)
+                .await
+                .status()
+        }
+    };
+    let rooms = |search: &'static str| {
+        let (app, token) = (&app, root.token.clone());
+        async move {
+            let res = app
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/admin/rooms?search={search}"),
+                    &token,
+                    None,
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            res.json::<Vec<RoomAdminView>>().await.expect("rooms")
+        }
+    };
+    // Bad titles are refused with 422, and nothing is added.
+    for bad in [
+        String::new(),
+        "   ".into(),
+        "x".repeat(65),
+        "a\u{202E}b".into(),
+    ] {
+        let status = act(vec![("action", "add".into()), ("title", bad.clone())]).await;
+        assert_eq!(status, 422, "{bad:?}");
+    }
+    assert_eq!(
+        act(vec![("action", "fly".into()), ("room", "1".into())]).await,
+        422
+    );
+    assert_eq!(
+        act(vec![("action", "add".into()), ("title", "  Chess ".into())]).await,
+        200
+    );
+    let listed = rooms("Chess").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let chess = listed[0].clone();
+    assert_eq!((chess.title.as_str(), chess.archived), ("Chess", false));
+
+    // Kim joins and talks in it.
+    let res = app
+        .post(
+            &format!("/api/rooms/{}/join", chess.id),
+            Some(&kim.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut ws = app.online(&kim).await;
+    ws.send_msg(chess.id, "r1", "opening move").await;
+    assert!(ack_of(&mut ws, "r1").await > 0);
+
+    // A new title reaches her at once.
+    let rename = |title: &'static str| {
+        vec![
+            ("action", "rename".to_owned()),
+            ("room", chess.id.to_string()),
+            ("title", title.to_owned()),
+        ]
+    };
+    assert_eq!(act(rename("\u{200B}")).await, 422);
+    assert_eq!(act(rename("Chess Club")).await, 200);
+    let frame = ws
+        .until(|f| matches!(f, ServerFrame::Retitled { .. }))
+        .await;
+    assert_eq!(
+        frame,
+        ServerFrame::Retitled {
+            conv: chess.id,
+            title: "Chess Club".into()
+        }
+    );
+    let nowhere = vec![
+        ("action", "rename".to_owned()),
+        ("room", "999999".to_owned()),
+        ("title", "Ghost".to_owned()),
+    ];
+    assert_eq!(act(nowhere).await, 404);
+
+    // Archiving asks for the password again.
+    let archive = |action: &'static str| {
+        vec![
+            ("action", action.to_owned()),
+            ("room", chess.id.to_string()),
+        ]
+    };
+    assert_eq!(act(archive("archive")).await, 403);
+    assert!(!rooms("Chess").await[0].archived);
+    let res = app
+        .form(
+            "/api/admin/reauth",
+            Some(&root.token),
+            &[("password", PASSWORD), ("back", "rooms")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(act(archive("archive")).await, 200);
+    // It leaves her window and her socket: a send to it is refused.
+    let frame = ws
+        .until(|f| matches!(f, ServerFrame::ConvRemoved { .. }))
+        .await;
+    assert_eq!(frame, ServerFrame::ConvRemoved { conv: chess.id });
+    ws.send_msg(chess.id, "r2", "still there?").await;
+    match ws
+        .until(|f| matches!(f, ServerFrame::Error { client_id: Some(c), .. } | ServerFrame::Ack { client_id: c, .. } if c == "r2"))
+        .await
+    {
+        ServerFrame::Error { code, .. } => assert_eq!(code, messenger::protocol::ErrorCode::NotMember),
+        other => panic!("a send to an archived room went through: {other:?}"),
+    }
+    // Nobody joins it; no list shows it; its history stays for its members.
+    let other = app.guest().await;
+    let res = app
+        .post(
+            &format!("/api/rooms/{}/join", chess.id),
+            Some(&other.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let mut fresh = app.connect(&kim).await;
+    let ServerFrame::Hello {
+        rooms: hello_rooms,
+        conversations,
+        ..
+    } = fresh.hello().await
+    else {
+        unreachable!()
+    };
+    assert!(hello_rooms.iter().all(|r| r.id != chess.id));
+    assert!(conversations.iter().all(|c| c.id != chess.id));
+    let directory = app
+        .http
+        .get(app.url("/api/rooms?q=Chess"))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .expect("directory")
+        .json::<messenger::protocol::RoomPage>()
+        .await
+        .expect("a page");
+    assert!(directory.rooms.is_empty(), "{directory:?}");
+    let page = app.history(chess.id, &kim).await;
+    assert_eq!(page.messages.len(), 1);
+    let listed = rooms("Chess").await;
+    assert_eq!(
+        (listed[0].archived, listed[0].messages, listed[0].members),
+        (true, 1, 1)
+    );
+
+    // Restored, it comes back to her, and she can write again.
+    assert_eq!(act(archive("restore")).await, 200);
+    let frame = ws
+        .until(|f| matches!(f, ServerFrame::ConvAdded { .. }))
+        .await;
+    let ServerFrame::ConvAdded { conversation } = frame else {
+        unreachable!()
+    };
+    assert_eq!(
+        (conversation.id, conversation.title.as_str()),
+        (chess.id, "Chess Club")
+    );
+    ws.send_msg(chess.id, "r3", "back again").await;
+    assert_eq!(ack_of(&mut ws, "r3").await, 2);
+
+    // Each change is in the audit log; a non-admin changes nothing.
+    let res = app
+        .form(
+            "/api/admin/room",
+            Some(&kim.token),
+            &[("action", "add"), ("title", "Mine")],
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(rooms("Mine").await.is_empty());
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event FROM audit_log WHERE event LIKE 'room_%' ORDER BY id")
+            .fetch_all(&mut app.db().await)
+            .await
+            .expect("events");
+    assert_eq!(
+        events,
+        [
+            "room_added",
+            "room_renamed",
+            "room_archived",
+            "room_restored"
+        ]
+    );
+}

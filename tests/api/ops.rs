@@ -123,6 +123,8 @@ async fn a_non_admin_gets_403_on_every_admin_route_and_page() {
         ("GET", "/api/admin/overview"),
         ("GET", "/api/admin/query?sql=SELECT%201"),
         ("GET", "/api/admin/users"),
+        ("GET", "/api/admin/rooms"),
+        ("POST", "/api/admin/room"),
         ("GET", "/api/admin/bots"),
         ("GET", "/api/admin/audit"),
         ("POST", "/api/admin/reauth"),
@@ -131,6 +133,7 @@ async fn a_non_admin_gets_403_on_every_admin_route_and_page() {
         ("DELETE", "/api/admin/users/norm"),
         ("GET", "/admin"),
         ("GET", "/admin/users"),
+        ("GET", "/admin/rooms"),
         ("GET", "/admin/bots"),
         ("GET", "/admin/audit"),
     ] {
@@ -142,7 +145,9 @@ async fn a_non_admin_gets_403_on_every_admin_route_and_page() {
             .header("Accept", "application/json");
         let req = if method == "POST" {
             req.header("Content-Type", "application/x-www-form-urlencoded")
-                .body("password=a+long+enough+password&on=no&username=norm&action=delete")
+                .body(
+                    "password=a+long+enough+password&on=no&username=norm&action=delete&title=Mine",
+                )
         } else {
             req
         };

@@ -5,8 +5,8 @@
 //! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only).
 
 use crate::app::server_fns::{
-    admin_audit, admin_bots, admin_overview, admin_query, admin_users, AdminReauth,
-    AdminSwitchBots, AdminUser,
+    admin_audit, admin_bots, admin_overview, admin_query, admin_rooms, admin_users, AdminReauth,
+    AdminRoom, AdminSwitchBots, AdminUser,
 };
 use crate::protocol::http::QueryAnswer;
 use leptos::prelude::*;
@@ -263,6 +263,7 @@ fn AdminNav() -> impl IntoView {
             <a class="button" href="/app">"Back to Messenger"</a>
             <a href="/admin">"Overview and SQL"</a>
             <a href="/admin/users">"Users"</a>
+            <a href="/admin/rooms">"Rooms"</a>
             <a href="/admin/bots">"AI contacts"</a>
             <a href="/admin/audit">"Audit log"</a>
         </nav>
@@ -280,6 +281,12 @@ fn users_notice(done: &str, error: &str) -> Option<(bool, &'static str)> {
         "deleted" => Some("The account was deleted, with everything it wrote."),
         "bots_on" => Some("The AI contacts answer again."),
         "bots_off" => Some("The AI contacts stopped answering; each says it is away."),
+        "room_added" => Some("The room was added: everyone can find it and join."),
+        "room_renamed" => Some("The room has its new title; its members see it at once."),
+        "room_archived" => Some(
+            "The room is archived: it left every list and its members' windows; nobody can join or write. Its history stays.",
+        ),
+        "room_restored" => Some("The room is back, with its members and history."),
         _ => None,
     };
     if let Some(text) = ok {
@@ -292,6 +299,9 @@ fn users_notice(done: &str, error: &str) -> Option<(bool, &'static str)> {
         "wrong_password" => Some("That is not your password."),
         "not_found" => Some("There is no such account."),
         "too_many_attempts" => Some("Too many wrong passwords. Wait a little, then try again."),
+        "invalid" => Some(
+            "A room title is 1 to 64 characters on one line, without invisible or direction characters.",
+        ),
         "failed" => Some("Something went wrong on our side. Please try again."),
         _ => None,
     };
@@ -392,6 +402,119 @@ fn UserTable(list: Vec<crate::protocol::http::AccountView>, back: String) -> imp
                                     {if u.disabled { act("enable", "Enable") } else { act("disable", "Disable") }}
                                     {act("sign_out", "Sign out everywhere")}
                                     {act("delete", "Delete")}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// `/admin/rooms`: the public rooms: add one, retitle one, archive one (which needs the
+/// administrator's password entered again within ten minutes) or restore it.
+#[component]
+pub fn AdminRoomsPage() -> impl IntoView {
+    let query = use_query_map();
+    let get = move |k: &str| query.with_untracked(|q| q.get(k)).unwrap_or_default();
+    let search = get("q");
+    let notice = users_notice(&get("done"), &get("error"));
+    let asked = search.clone();
+    let rooms = Resource::new_blocking(move || asked.clone(), admin_rooms);
+    let back = search.clone();
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby="rooms-title">
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id="rooms-title">"Administration: rooms"</h1>
+                </header>
+                <div class="admin-body">
+                    <AdminNav/>
+                    {notice.map(|(ok, text)| if ok {
+                        view! { <p class="form-notice" role="status">{text}</p> }.into_any()
+                    } else {
+                        view! { <p class="form-error" role="alert">{text}</p> }.into_any()
+                    })}
+                    <form method="post" action=AdminRoom::PATH class="admin-search">
+                        <label for="new-room">"New room"</label>
+                        <input id="new-room" type="text" name="title" maxlength="64" required/>
+                        <input type="hidden" name="action" value="add"/>
+                        <input type="hidden" name="search" value=search.clone()/>
+                        <button type="submit">"Add"</button>
+                    </form>
+                    <form method="get" action="/admin/rooms" class="admin-search">
+                        <label for="room-search">"Find rooms"</label>
+                        <input id="room-search" type="search" name="q" value=search.clone()/>
+                        <button type="submit">"Search"</button>
+                    </form>
+                    <form method="post" action=AdminReauth::PATH class="admin-search">
+                        <label for="reauth-password">"Your password (asked before archiving, every ten minutes)"</label>
+                        <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
+                        <input type="hidden" name="search" value=search.clone()/>
+                        <input type="hidden" name="back" value="rooms"/>
+                        <button type="submit">"Confirm"</button>
+                    </form>
+                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                        {move || {
+                            let back = back.clone();
+                            Suspend::new(async move {
+                                match rooms.await {
+                                    Ok(list) if list.is_empty() => view! { <p class="hint">"No room matches."</p> }.into_any(),
+                                    Ok(list) => view! { <RoomTable list=list back=back/> }.into_any(),
+                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                                }
+                            })
+                        }}
+                    </Suspense>
+                </div>
+            </section>
+        </main>
+    }
+}
+
+#[component]
+fn RoomTable(list: Vec<crate::protocol::http::RoomAdminView>, back: String) -> impl IntoView {
+    view! {
+        <div class="sql-answer">
+            <table>
+                <caption class="hint">{format!("{} room{}", list.len(), if list.len() == 1 { "" } else { "s" })}</caption>
+                <thead><tr>
+                    <th scope="col">"#"</th><th scope="col">"Title"</th><th scope="col">"Members"</th>
+                    <th scope="col">"Messages"</th><th scope="col">"State"</th><th scope="col">"Actions"</th>
+                </tr></thead>
+                <tbody>
+                    {list.into_iter().map(|r| {
+                        let id = r.id.to_string();
+                        let rename_id = format!("rename-{}", r.id);
+                        let rename_label = format!("New title for {}", r.title);
+                        let rename_aria = format!("Rename {}", r.title);
+                        let (action, label) = if r.archived { ("restore", "Restore") } else { ("archive", "Archive") };
+                        let aria = format!("{label} {}", r.title);
+                        let danger = !r.archived;
+                        view! {
+                            <tr>
+                                <td>{r.id}</td>
+                                <td>{r.title.clone()}</td>
+                                <td>{r.members}</td>
+                                <td>{r.messages}</td>
+                                <td>{if r.archived { "archived" } else { "open" }}</td>
+                                <td class="admin-actions">
+                                    <form method="post" action=AdminRoom::PATH class="inline-form">
+                                        <input type="hidden" name="room" value=id.clone()/>
+                                        <input type="hidden" name="action" value="rename"/>
+                                        <input type="hidden" name="search" value=back.clone()/>
+                                        <label class="visually-hidden" for=rename_id.clone()>{rename_label}</label>
+                                        <input id=rename_id type="text" name="title" maxlength="64" required value=r.title.clone()/>
+                                        <button type="submit" aria-label=rename_aria>"Rename"</button>
+                                    </form>
+                                    <form method="post" action=AdminRoom::PATH class="inline-form">
+                                        <input type="hidden" name="room" value=id/>
+                                        <input type="hidden" name="action" value=action/>
+                                        <input type="hidden" name="search" value=back.clone()/>
+                                        <button type="submit" aria-label=aria class:danger=danger>{label}</button>
+                                    </form>
                                 </td>
                             </tr>
                         }

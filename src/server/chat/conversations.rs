@@ -105,7 +105,9 @@ impl Chat {
 
     pub async fn join_room(&self, me: &UserSummary, room: i64) -> Result<ConversationSummary> {
         match self.convs.join_room(room, me.id).await? {
-            None => Err(AppError::NotFound("There is no such room.".into())),
+            None => Err(AppError::NotFound(
+                "There is no such room (or it was archived).".into(),
+            )),
             Some(newly) => {
                 let summary = self.summary_for(room, me.id).await?;
                 if newly {

@@ -5,6 +5,7 @@
 //! sequence number. Typing indicators take the same fan-out path without the log.
 
 mod conversations;
+mod rooms;
 
 use super::{
     hub::{encode, Fanout},

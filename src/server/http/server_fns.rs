@@ -41,8 +41,9 @@ use std::{
 
 /// The server functions the account page's forms post to (a refusal sends a browser back
 /// there, not to the sign-in window).
-const ACCOUNT_FORMS: [&str; 6] = [
+const ACCOUNT_FORMS: [&str; 7] = [
     "/admin/reauth",
+    "/admin/room",
     "/admin/user",
     "/change-password",
     "/delete-account",
@@ -360,6 +361,7 @@ pub fn admin_answer<T>(
                 AppError::NotFound(_) => "not_found",
                 AppError::Forbidden(_) => "reauth_needed",
                 AppError::TooMany { .. } => "too_many_attempts",
+                AppError::Invalid(_) => "invalid",
                 _ => "failed",
             };
             let api = fail(e);
@@ -454,6 +456,8 @@ pub async fn server_fn_calls(mut req: Request, next: Next) -> Response {
             // Signed out meanwhile: to the sign-in window.
             let to = if api.error == ApiErrorCode::Unauthorized {
                 "/".to_owned()
+            } else if path.ends_with("/admin/room") {
+                format!("{}?error=failed", paths::ADMIN_ROOMS)
             } else if path.contains("/admin/") {
                 format!("{}?error=failed", paths::ADMIN_USERS)
             } else {

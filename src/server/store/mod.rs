@@ -167,6 +167,17 @@ pub trait SessionStore: Send + Sync {
 
 // ---- Conversations and messages ---------------------------------------------------------------
 
+/// A public room as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomListing {
+    pub id: i64,
+    pub title: String,
+    pub members: i64,
+    /// Its last sequence number: how many messages it has had.
+    pub last_seq: i64,
+    pub archived: bool,
+}
+
 /// What adding someone to a group conversation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddMember {
@@ -224,8 +235,14 @@ pub trait ConversationStore: Send + Sync {
     async fn get_or_create_dm(&self, a: i64, b: i64) -> Result<(i64, bool)>;
     /// Creates public rooms with these titles in one transaction; their ids.
     async fn add_rooms(&self, titles: &[String]) -> Result<Vec<i64>>;
-    /// Every public room: (id, members, title).
-    async fn list_rooms(&self) -> Result<Vec<(i64, i64, String)>>;
+    /// Public rooms whose title contains `search` (any case), archived ones too, by id; at
+    /// most `limit`.
+    async fn list_rooms(&self, search: &str, limit: i64) -> Result<Vec<RoomListing>>;
+    /// Retitles a public room. Its members, for telling them; None if there is no such room.
+    async fn rename_room(&self, room: i64, title: &str) -> Result<Option<Vec<i64>>>;
+    /// Archives a public room (out of every list, closed to joins and sends; its history
+    /// kept) or restores it. Its members, for telling them; None if there is no such room.
+    async fn set_room_archived(&self, room: i64, archived: bool) -> Result<Option<Vec<i64>>>;
     /// Clears a one-to-one conversation from `user`'s side: their view starts after its
     /// last message from now on. The new start, or None if it is not a one-to-one
     /// conversation of theirs.

@@ -5,7 +5,7 @@ use super::{kind_of, SqliteStore, UserRecord};
 use crate::protocol::{
     conversation_title, ConversationKind, ConversationSummary, RoomSummary, HELLO_ROOMS_MAX,
 };
-use crate::server::store::{now_ms, AddMember, ConversationStore, Result};
+use crate::server::store::{now_ms, AddMember, ConversationStore, Result, RoomListing};
 use async_trait::async_trait;
 
 /// A public room as the queries read it.
@@ -62,7 +62,7 @@ impl ConversationStore for SqliteStore {
                    (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = c.id)
                        AS "last_seq!: i64"
                FROM members m
-               JOIN conversations c ON c.id = m.conversation_id
+               JOIN conversations c ON c.id = m.conversation_id AND c.archived_at IS NULL
                WHERE m.user_id = ? ORDER BY c.id"#,
             user,
         )
@@ -136,9 +136,10 @@ impl ConversationStore for SqliteStore {
                    EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?1)
                        AS "joined!: bool"
                FROM conversations c
-               WHERE c.kind = 'room' AND (
+               WHERE c.kind = 'room' AND c.archived_at IS NULL AND (
                    c.id IN (SELECT m.conversation_id FROM members m WHERE m.user_id = ?1)
-                   OR c.id IN (SELECT id FROM conversations WHERE kind = 'room' ORDER BY id LIMIT ?2))
+                   OR c.id IN (SELECT id FROM conversations
+                               WHERE kind = 'room' AND archived_at IS NULL ORDER BY id LIMIT ?2))
                ORDER BY c.id"#,
             user,
             HELLO_ROOMS_MAX,
@@ -150,7 +151,8 @@ impl ConversationStore for SqliteStore {
 
     async fn count_rooms(&self) -> Result<i64> {
         Ok(sqlx::query_scalar!(
-            r#"SELECT COUNT(*) AS "n!: i64" FROM conversations WHERE kind = 'room'"#
+            r#"SELECT COUNT(*) AS "n!: i64" FROM conversations
+               WHERE kind = 'room' AND archived_at IS NULL"#
         )
         .fetch_one(self.pool())
         .await?)
@@ -163,13 +165,7 @@ impl ConversationStore for SqliteStore {
         search: &str,
         limit: i64,
     ) -> Result<(Vec<RoomSummary>, bool)> {
-        let pattern = format!(
-            "%{}%",
-            search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_pattern(search);
         let fetch = limit + 1;
         let rows = sqlx::query_as!(
             RoomRecord,
@@ -177,7 +173,8 @@ impl ConversationStore for SqliteStore {
                    EXISTS (SELECT 1 FROM members m WHERE m.conversation_id = c.id AND m.user_id = ?1)
                        AS "joined!: bool"
                FROM conversations c
-               WHERE c.kind = 'room' AND c.id > ?2 AND c.title LIKE ?3 ESCAPE '\'
+               WHERE c.kind = 'room' AND c.archived_at IS NULL AND c.id > ?2
+                 AND c.title LIKE ?3 ESCAPE '\'
                ORDER BY c.id LIMIT ?4"#,
             user,
             after,
@@ -326,21 +323,15 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn join_room(&self, room: i64, user: i64) -> Result<Option<bool>> {
-        let is_room = sqlx::query_scalar!(
-            r#"SELECT 1 AS "one!: i64" FROM conversations WHERE id = ? AND kind = 'room'"#,
-            room,
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        if is_room.is_none() {
-            return Ok(None);
-        }
         let now = now_ms();
         // Someone joining a room has read nothing of its past, and owes it nothing either:
-        // its unread count starts at the join.
+        // its unread count starts at the join. One statement, so an archive cannot slip
+        // between the check and the insert.
         let res = sqlx::query!(
             "INSERT INTO members (conversation_id, user_id, joined_at, last_read)
-             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?1))
+             SELECT ?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?1)
+             WHERE EXISTS (SELECT 1 FROM conversations
+                           WHERE id = ?1 AND kind = 'room' AND archived_at IS NULL)
              ON CONFLICT DO NOTHING",
             room,
             user,
@@ -348,7 +339,17 @@ impl ConversationStore for SqliteStore {
         )
         .execute(self.pool())
         .await?;
-        Ok(Some(res.rows_affected() == 1))
+        if res.rows_affected() == 1 {
+            return Ok(Some(true));
+        }
+        let open = sqlx::query_scalar!(
+            r#"SELECT 1 AS "one!: i64" FROM conversations
+               WHERE id = ? AND kind = 'room' AND archived_at IS NULL"#,
+            room,
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(open.map(|_| false))
     }
 
     async fn get_or_create_dm(&self, a: i64, b: i64) -> Result<(i64, bool)> {
@@ -410,18 +411,60 @@ impl ConversationStore for SqliteStore {
         Ok(ids)
     }
 
-    async fn list_rooms(&self) -> Result<Vec<(i64, i64, String)>> {
+    async fn list_rooms(&self, search: &str, limit: i64) -> Result<Vec<RoomListing>> {
+        let pattern = like_pattern(search);
         let rows = sqlx::query!(
-            r#"SELECT c.id AS "id!", c.title,
-                   (SELECT COUNT(*) FROM members m WHERE m.conversation_id = c.id) AS "members!: i64"
-               FROM conversations c WHERE c.kind = 'room' ORDER BY c.id"#
+            r#"SELECT c.id AS "id!", c.title, c.archived_at IS NOT NULL AS "archived!: bool",
+                   (SELECT COUNT(*) FROM members m WHERE m.conversation_id = c.id) AS "members!: i64",
+                   (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = c.id)
+                       AS "last_seq!: i64"
+               FROM conversations c
+               WHERE c.kind = 'room' AND c.title LIKE ?1 ESCAPE '\'
+               ORDER BY c.id LIMIT ?2"#,
+            pattern,
+            limit,
         )
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.id, r.members, r.title.unwrap_or_default()))
+            .map(|r| RoomListing {
+                id: r.id,
+                title: r.title.unwrap_or_default(),
+                members: r.members,
+                last_seq: r.last_seq,
+                archived: r.archived,
+            })
             .collect())
+    }
+
+    async fn rename_room(&self, room: i64, title: &str) -> Result<Option<Vec<i64>>> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query!(
+            "UPDATE conversations SET title = ? WHERE id = ? AND kind = 'room'",
+            title,
+            room,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let members = room_members(&mut tx, room, done.rows_affected()).await?;
+        tx.commit().await?;
+        Ok(members)
+    }
+
+    async fn set_room_archived(&self, room: i64, archived: bool) -> Result<Option<Vec<i64>>> {
+        let at = archived.then(now_ms);
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query!(
+            "UPDATE conversations SET archived_at = ? WHERE id = ? AND kind = 'room'",
+            at,
+            room,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let members = room_members(&mut tx, room, done.rows_affected()).await?;
+        tx.commit().await?;
+        Ok(members)
     }
 
     async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<bool> {
@@ -438,4 +481,33 @@ impl ConversationStore for SqliteStore {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A `LIKE ... ESCAPE '\'` pattern for titles containing `search`.
+fn like_pattern(search: &str) -> String {
+    format!(
+        "%{}%",
+        search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// The members of a room an update just touched (`changed` rows); None if it touched none.
+async fn room_members(
+    tx: &mut sqlx::SqliteConnection,
+    room: i64,
+    changed: u64,
+) -> Result<Option<Vec<i64>>> {
+    if changed == 0 {
+        return Ok(None);
+    }
+    let ids = sqlx::query_scalar!(
+        r#"SELECT user_id AS "id!" FROM members WHERE conversation_id = ?"#,
+        room
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(Some(ids))
 }
