@@ -37,6 +37,14 @@ test('an administrator opens the console and a ready-made query draws a chart; n
   await expect(admin.getByRole('img', { name: "The query's answer over time" })).toBeVisible();
   await expect(admin.getByRole('columnheader', { name: 'dm' })).toBeVisible();
 
+  // The numbers follow the server without a reload: a new user's socket shows.
+  await admin.goto(`${server.url}/admin`);
+  const sockets = admin.locator('[data-live="sockets"]');
+  const before = Number(await sockets.textContent());
+  const third = await (await browser.newContext()).newPage();
+  await signUpInUi(third, server.url, 'quin', 'quin-password');
+  await expect(sockets).toHaveText(String(before + 1), { timeout: 15_000 });
+
   // A write is refused with the reason, and changes nothing.
   await admin.getByRole('textbox', { name: 'Query' }).fill('DELETE FROM events');
   await admin.getByRole('button', { name: 'Run' }).click();

@@ -2,7 +2,8 @@
 //! `403` before this renders). The live numbers with a chart of the last hour's messages,
 //! and the SQL page over the analytics database: ready-made queries, a box for one's own,
 //! the answer as a table and, when its first column is a time and the others numbers, a
-//! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only).
+//! chart. Server-rendered without WASM: the query is a plain `GET` form (reading only); the
+//! overview's numbers and chart follow the server every five seconds (`public/admin-live.js`).
 
 use crate::app::server_fns::{
     admin_audit, admin_bots, admin_overview, admin_query, admin_rooms, admin_users, AdminReauth,
@@ -57,17 +58,21 @@ pub fn AdminPage() -> impl IntoView {
                                 match overview.await {
                                     Ok(o) => view! {
                                         <dl class="admin-numbers">
-                                            <div><dt>"Sockets open"</dt><dd>{o.sockets}</dd></div>
-                                            <div><dt>"Users online"</dt><dd>{o.users_online}</dd></div>
-                                            <div><dt>"Messages waiting for the writer"</dt><dd>{o.writer_queue}</dd></div>
-                                            <div><dt>"Analytics events dropped"</dt><dd>{o.analytics_dropped}</dd></div>
+                                            <div><dt>"Sockets open"</dt><dd data-live="sockets">{o.sockets}</dd></div>
+                                            <div><dt>"Users online"</dt><dd data-live="users_online">{o.users_online}</dd></div>
+                                            <div><dt>"Messages waiting for the writer"</dt><dd data-live="writer_queue">{o.writer_queue}</dd></div>
+                                            <div><dt>"Analytics events dropped"</dt><dd data-live="analytics_dropped">{o.analytics_dropped}</dd></div>
                                         </dl>
                                         <h3>"Messages per minute, last hour"</h3>
-                                        {chart(
-                                            "Messages per minute in the last hour",
-                                            o.messages_per_minute.iter().map(|(m, _)| m.clone()).collect(),
-                                            vec![("messages".to_owned(), o.messages_per_minute.iter().map(|(_, n)| *n as f64).collect())],
-                                        )}
+                                        <div data-live-chart="">
+                                            {chart(
+                                                "Messages per minute in the last hour",
+                                                o.messages_per_minute.iter().map(|(m, _)| m.clone()).collect(),
+                                                vec![("messages".to_owned(), o.messages_per_minute.iter().map(|(_, n)| *n as f64).collect())],
+                                            )}
+                                        </div>
+                                        <p class="hint">"These follow the server every five seconds."</p>
+                                        <script src="/admin-live.js" defer></script>
                                     }.into_any(),
                                     Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
                                 }
