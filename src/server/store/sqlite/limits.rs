@@ -20,14 +20,17 @@ impl LimitStore for SqliteStore {
         // In a transaction whose commit is checked: an autocommit INSERT ... RETURNING hands
         // its row over before it commits, and a commit that then fails (a full disk) went
         // unreported.
+        // Concurrent takes read the clock before they queue for the write lock, so one may
+        // commit with an earlier `now` than the bucket's last touch: time never runs
+        // backwards here (a negative refill took tokens away; at a high rate, all of them).
         let mut tx = self.begin_write().await?;
         let taken = sqlx::query_scalar!(
             r#"INSERT INTO rate_limits (scope, key, tokens, updated_at, burst, per_ms)
                VALUES (?1, ?2, ?3 - 1.0, ?4, ?3, ?5)
                ON CONFLICT (scope, key) DO UPDATE SET
-                   tokens = min(?3, tokens + (?4 - updated_at) * ?5) - 1.0,
-                   updated_at = ?4, burst = ?3, per_ms = ?5
-               WHERE min(?3, tokens + (?4 - updated_at) * ?5) >= 1.0
+                   tokens = min(?3, tokens + max(0, ?4 - updated_at) * ?5) - 1.0,
+                   updated_at = max(updated_at, ?4), burst = ?3, per_ms = ?5
+               WHERE min(?3, tokens + max(0, ?4 - updated_at) * ?5) >= 1.0
                RETURNING tokens AS "tokens: f64""#,
             scope,
             key,
@@ -51,7 +54,8 @@ impl LimitStore for SqliteStore {
         .await?;
         let wait = match row {
             Some(r) => {
-                let now_tokens = (r.tokens + (now - r.updated_at) as f64 * per_ms).min(burst);
+                let now_tokens =
+                    (r.tokens + (now - r.updated_at).max(0) as f64 * per_ms).min(burst);
                 ((1.0 - now_tokens) / per_ms).ceil().max(1.0) as i64
             }
             None => 1,
@@ -116,5 +120,49 @@ impl ChallengeStore for SqliteStore {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two takes read the clock, then queue for the write lock: the later reading may
+    /// commit first. The earlier one must not see time run backwards (at a high rate a
+    /// negative refill took every token: guests refused under load with room to spare).
+    #[tokio::test]
+    async fn a_take_that_commits_after_a_later_one_is_not_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("l.db"))
+            .await
+            .expect("open");
+        let rate = BucketRate {
+            burst: 1e9,
+            per_ms: 1e6,
+        };
+        let now = 1_000_000;
+        assert_eq!(
+            store.take_token("s", "k", rate, now + 5).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(store.take_token("s", "k", rate, now).await.unwrap(), Ok(()));
+        // Slow buckets keep their exact count whatever the order.
+        let slow = BucketRate {
+            burst: 2.0,
+            per_ms: 1e-9,
+        };
+        assert_eq!(
+            store.take_token("s", "slow", slow, now + 5).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            store.take_token("s", "slow", slow, now).await.unwrap(),
+            Ok(())
+        );
+        assert!(store
+            .take_token("s", "slow", slow, now + 6)
+            .await
+            .unwrap()
+            .is_err());
     }
 }
