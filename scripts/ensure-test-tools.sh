@@ -24,3 +24,13 @@ if [ ! -d end2end/node_modules/@playwright/test ] || ! cmp -s end2end/package-lo
   step "npm ci in end2end/ (@playwright/test; no browser download)"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# An S3-compatible server for the media store's tests (moto's server mode, from PyPI),
+# in a virtual environment of its own under target/.
+MOTO_VERSION=5.2.6
+if [ "$(target/moto/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
+  step "installing moto $MOTO_VERSION (an S3 stand-in for the media tests) in target/moto"
+  rm -rf target/moto
+  python3 -m venv target/moto
+  target/moto/bin/pip install -q "moto[s3,server]==$MOTO_VERSION"
+fi

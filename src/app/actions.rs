@@ -64,7 +64,7 @@ pub fn set_muted(ui: Ui, muted: bool) {
 /// The time first (milliseconds in hex: 11 digits until the year 2527, so the ids sort by
 /// time), then 64 random bits: the server's idempotency index is ordered by client id, and
 /// ids that grow with time are added at its end (migrations/0012).
-fn new_client_id() -> String {
+pub(crate) fn new_client_id() -> String {
     let now = js_sys::Date::now() as u64;
     let a = (js_sys::Math::random() * 4_294_967_296.0) as u64;
     let b = (js_sys::Math::random() * 4_294_967_296.0) as u64;

@@ -200,7 +200,7 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                 fx.extend(open_window(m, id));
                 fx.push(Effect::Later(SHAKE_FOR_MS, Later::StopShaking(id)));
                 fx.push(Effect::Play(Sound::Nudge));
-            } else if news && !mine && msg.kind == MessageKind::Text {
+            } else if news && !mine && matches!(msg.kind, MessageKind::Text | MessageKind::File) {
                 // In the background: a toast with the sender's picture (and its sound), the
                 // title's count, and the system's notification (if allowed), as Messenger's
                 // "X says:".
@@ -212,12 +212,13 @@ pub fn reduce(m: &mut Model, frame: ServerFrame) -> Vec<Effect> {
                     m.unseen_while_hidden += 1;
                     let picture = picture_of(m, msg.from);
                     let title = format!("{} says:", msg.from_name);
-                    let text = format!("{title} {}", msg.body);
+                    let said = said(&msg);
+                    let text = format!("{title} {said}");
                     let who = Some((msg.from, picture.clone()));
                     fx.extend(notify_with(m, text, Sound::Message, who));
                     fx.push(Effect::Notify {
                         title,
-                        body: msg.body.clone(),
+                        body: said,
                         user: msg.from,
                         picture,
                     });
@@ -539,6 +540,18 @@ fn ensure_conv(m: &mut Model, s: &ConversationSummary) -> bool {
             m.convs.push(ConvModel::new(s, me));
             false
         }
+    }
+}
+
+/// What a message says in a toast or notification: its text, or what was shared.
+fn said(msg: &crate::protocol::MessageView) -> String {
+    if msg.kind != MessageKind::File {
+        return msg.body.clone();
+    }
+    match serde_json::from_str::<crate::protocol::SharedFile>(&msg.body) {
+        Ok(f) if f.picture.is_some() => format!("(sent a photo: {})", f.name),
+        Ok(f) => format!("(sent a file: {})", f.name),
+        Err(_) => "(sent a file)".to_owned(),
     }
 }
 

@@ -51,6 +51,12 @@ pub mod paths {
     pub const USER_PICTURE: &str = "/api/users/{id}/picture";
     /// Everything the server holds about the caller, as one JSON document (`docs/DATA.md`).
     pub const EXPORT: &str = "/api/me/export";
+    /// Share a file into a conversation (`POST`; the body is the file).
+    pub const FILES_UPLOAD: &str = "/api/conversations/{id}/files";
+    /// A shared file (as an attachment), and a picture's view copy and thumbnail.
+    pub const FILE: &str = "/api/files/{id}";
+    pub const FILE_VIEW: &str = "/api/files/{id}/view";
+    pub const FILE_THUMB: &str = "/api/files/{id}/thumb";
     /// An admin deletes an account (`DELETE`), by username.
     pub const ADMIN_USER: &str = "/api/admin/users/{name}";
     /// The account page: password, sessions, export, deletion.
@@ -242,6 +248,9 @@ pub enum ApiErrorCode {
     TooLarge,
     /// 415: a body in an encoding the endpoint does not take.
     UnsupportedMediaType,
+    /// 416: a byte range outside the file (`Content-Range: bytes */<length>` says its
+    /// length).
+    RangeNotSatisfiable,
     /// 429, with `Retry-After` (seconds) when the server knows when to try again.
     TooManyRequests,
     /// 403: the request must carry a solved proof-of-work challenge (`GET /api/challenge`).
@@ -265,6 +274,7 @@ impl ApiErrorCode {
             Self::Conflict => 409,
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
+            Self::RangeNotSatisfiable => 416,
             Self::TooManyRequests => 429,
             Self::ChallengeRequired => 403,
             Self::Internal => 500,

@@ -26,6 +26,8 @@ pub enum MessageKind {
     Join,
     /// The sender left a group conversation: "<name> has left the conversation."
     Leave,
+    /// A file or photo the sender shared: its body is a [`SharedFile`] as JSON.
+    File,
 }
 
 impl MessageKind {
@@ -41,6 +43,7 @@ impl MessageKind {
             MessageKind::Deleted => "deleted",
             MessageKind::Join => "join",
             MessageKind::Leave => "leave",
+            MessageKind::File => "file",
         }
     }
     pub fn parse(s: &str) -> Option<MessageKind> {
@@ -51,14 +54,35 @@ impl MessageKind {
             MessageKind::Deleted,
             MessageKind::Join,
             MessageKind::Leave,
+            MessageKind::File,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
     }
-    /// Whether its sender may delete it (text and nudges; not joins and leaves).
+    /// Whether its sender may delete it (text, nudges and files; not joins and leaves).
     pub fn is_deletable(self) -> bool {
-        matches!(self, MessageKind::Text | MessageKind::Nudge)
+        matches!(
+            self,
+            MessageKind::Text | MessageKind::Nudge | MessageKind::File
+        )
     }
+}
+
+/// A shared file, as the body of a `file` message names it (`docs/PROTOCOL.md`): download
+/// it from `/api/files/{id}` (and, for a picture, `/api/files/{id}/thumb` and `/view`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFile {
+    pub id: i64,
+    /// The name it was sent with (a file name, never a path).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its type, read from its bytes (`application/octet-stream` when not known).
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// For a picture: its width and height in pixels (it has a thumbnail and a view copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<(u32, u32)>,
 }
 
 /// A committed message as the server sends it.

@@ -8,6 +8,7 @@ use super::{
     },
     store::{
         account::AccountStore,
+        files::FileStore,
         sqlite::SqliteStore,
         vault::{default_ring_path, RingFile},
         BotStore, ConversationStore,
@@ -153,6 +154,13 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                 bail!(
                     "{id} still seals {n} messages; a running server re-encrypts them in the \
                      background (see `messenger keys status`), then retire it"
+                );
+            }
+            let files = store.files_sealed_with(&id).await?;
+            if files > 0 {
+                bail!(
+                    "{id} still seals {files} shared files, which are not re-encrypted in place; \
+                     keep it in the ring until they are deleted or expire"
                 );
             }
             ring.keys.remove(&id);

@@ -154,6 +154,20 @@ impl Application {
             fanout.clone(),
             watch,
         ));
+        let objects = match &cfg.media.store {
+            Some(url) => crate::server::media::objects::Objects::s3(url)?,
+            None => crate::server::media::objects::Objects::local(
+                &crate::server::media::objects::default_dir(&cfg.store.database),
+            )?,
+        };
+        tracing::info!(store = %objects.describe, "shared files");
+        let media = Arc::new(crate::server::media::Media::new(
+            objects,
+            db.clone(),
+            vault.clone(),
+            chat.clone(),
+            cfg.media.limits(),
+        ));
         let contacts = Arc::new(Contacts {
             store: db.clone(),
             users: db.clone(),
@@ -222,6 +236,7 @@ impl Application {
                 verifier,
                 stored_limits,
                 chat,
+                media,
                 contacts,
                 profiles,
                 bots,
@@ -275,6 +290,7 @@ impl Application {
             .layer(RequestBodyLimitLayer::new(MAX_BODY))
             // Picture uploads are the one large body; that router sets its own limit.
             .merge(profile::picture_router())
+            .merge(crate::server::http::files::router())
             // Web-vitals beacons: a body limit of their own.
             .merge(http::rum::router())
             .route(http::ops::METRICS, get(http::ops::metrics))
@@ -325,6 +341,7 @@ impl Application {
         let router = Self::router(&state);
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
         let rekeying = tokio::spawn(rekey(state.clone()));
+        let collecting = tokio::spawn(state.media.clone().run_collector());
         let retaining = tokio::spawn(
             state
                 .retention
@@ -392,6 +409,7 @@ impl Application {
         }
         housekeeping.abort();
         rekeying.abort();
+        collecting.abort();
         retaining.abort();
         erasing.abort();
         space_watch.abort();

@@ -29,10 +29,68 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[command(flatten)]
     pub verification: VerificationConfig,
+    #[command(flatten)]
+    pub media: MediaConfig,
 
     /// An administration command to run on the database instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Shared files")]
+pub struct MediaConfig {
+    /// Where shared files are kept: a directory (default: `<database>.media` beside the
+    /// database) or an S3-compatible bucket, `s3://bucket/prefix` (credentials, region and
+    /// endpoint from the usual `AWS_*` variables).
+    #[arg(long = "media-store", env = "MESSENGER_MEDIA_STORE")]
+    pub store: Option<String>,
+
+    /// Largest file one may share, in megabytes.
+    #[arg(
+        long = "media-max-mb",
+        env = "MESSENGER_MEDIA_MAX_MB",
+        default_value_t = 25
+    )]
+    pub max_mb: u64,
+
+    /// Most megabytes one user's shared files may take (their thumbnails and view copies
+    /// count).
+    #[arg(
+        long = "media-quota-mb",
+        env = "MESSENGER_MEDIA_QUOTA_MB",
+        default_value_t = 1000
+    )]
+    pub quota_mb: u64,
+
+    /// Free megabytes a local media directory's disk keeps: an upload that would go below
+    /// is refused (503 storage_full) before the disk fills.
+    #[arg(
+        long = "media-floor-mb",
+        env = "MESSENGER_MEDIA_FLOOR_MB",
+        default_value_t = 512
+    )]
+    pub floor_mb: u64,
+
+    /// How often the collector removes files no message shares any more.
+    #[arg(long = "media-collect-every", env = "MESSENGER_MEDIA_COLLECT_EVERY", value_parser = period, default_value = "10m")]
+    pub collect_every: Duration,
+
+    /// How long an upload may wait for its message before the collector removes it.
+    #[arg(long = "media-grace", env = "MESSENGER_MEDIA_GRACE", value_parser = period, default_value = "1h")]
+    pub grace: Duration,
+}
+
+impl MediaConfig {
+    pub fn limits(&self) -> crate::server::media::MediaLimits {
+        crate::server::media::MediaLimits {
+            max_file: self.max_mb * 1_000_000,
+            quota: self.quota_mb * 1_000_000,
+            floor: self.floor_mb * 1024 * 1024,
+            collect_every: self.collect_every,
+            grace: self.grace,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -438,6 +496,15 @@ pub struct LimitsConfig {
     )]
     pub bot_replies_per_address: Allowance,
 
+    /// Files one user may share (`429` with `Retry-After` beyond): a burst, and that many
+    /// more per period.
+    #[arg(
+        long = "uploads-per-user",
+        env = "MESSENGER_UPLOADS_PER_USER",
+        default_value = "60/1h"
+    )]
+    pub uploads_per_user: Allowance,
+
     /// Guests one address may create (`429` with `Retry-After` beyond).
     #[arg(
         long = "guests-per-address",
@@ -456,6 +523,7 @@ impl LimitsConfig {
             signup_address: self.signups_per_address,
             guest_address: self.guests_per_address,
             bot_address: self.bot_replies_per_address,
+            upload_user: self.uploads_per_user,
         }
     }
 }
@@ -707,6 +775,7 @@ impl Config {
         limits.signin_per_account_address = Allowance::UNLIMITED;
         limits.signin_per_account = Allowance::UNLIMITED;
         limits.bot_replies_per_address = Allowance::UNLIMITED;
+        limits.uploads_per_user = Allowance::UNLIMITED;
         // The tests of verification turn it on.
         cfg.verification.kind = Some(VerificationKind::Off);
         cfg

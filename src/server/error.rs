@@ -34,6 +34,9 @@ pub enum AppError {
     TooLarge(String),
     #[error("Send a form (application/x-www-form-urlencoded) or JSON (application/json), as the endpoint takes.")]
     UnsupportedMediaType,
+    /// A byte range that is not within the file (its length).
+    #[error("That range is not within the file ({0} bytes).")]
+    RangeNotSatisfiable(u64),
     /// The disk is full: nothing new can be stored now.
     #[error("The server's storage is full, so nothing new can be saved right now. Please try again later.")]
     StorageFull,
@@ -69,6 +72,7 @@ impl AppError {
             Self::ChallengeRequired(_) => ApiErrorCode::ChallengeRequired,
             Self::TooLarge(_) => ApiErrorCode::TooLarge,
             Self::UnsupportedMediaType => ApiErrorCode::UnsupportedMediaType,
+            Self::RangeNotSatisfiable(_) => ApiErrorCode::RangeNotSatisfiable,
             Self::StorageFull => ApiErrorCode::StorageFull,
             Self::Internal(_) => ApiErrorCode::Internal,
         }

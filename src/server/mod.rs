@@ -41,6 +41,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod presence;
 pub mod profile;

@@ -68,6 +68,8 @@ pub struct Shared {
     /// The limits kept in the store (sign-in failures, accounts and guests per address).
     pub stored_limits: Arc<StoredLimits>,
     pub chat: Arc<Chat>,
+    /// Shared files (`media`).
+    pub media: Arc<crate::server::media::Media>,
     pub contacts: Arc<Contacts>,
     pub profiles: Arc<Profiles>,
     /// The AI contacts; None when the server runs without them (`--bots false`).

@@ -12,6 +12,7 @@ mod door;
 mod encryption;
 mod errors;
 mod faults;
+mod files;
 mod groups;
 mod guests;
 mod helpers;

@@ -2,6 +2,7 @@
 //! up), pending lines, the typing line, and the compose box with emoticons, nudge and send.
 
 use super::card::{focus_later, status_class, EmoticonText, Picture};
+use super::files::{send_files, AttachButton, FileBody, UploadList, Uploads};
 use crate::app::{
     actions,
     emoticons::ALL as EMOTICONS,
@@ -84,6 +85,8 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
         })
     });
 
+    // Files on their way (sent by the button, a drop on the window or a pasted image).
+    let uploads: Uploads = RwSignal::new_local(Vec::new());
     let history_id = format!("history-{id}");
     let input_id = format!("compose-{id}");
     let last_seq = Memo::new(move |_| lines.with(|l| l.last().map(|x| x.seq)));
@@ -228,6 +231,11 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
             style:width=move || { let g = geometry.get(); (g.w > 0).then(|| format!("{}px", g.w)) }
             style:height=move || { let g = geometry.get(); (g.h > 0).then(|| format!("{}px", g.h)) }
             on:pointerup=on_resized
+            on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
+            on:drop=move |ev: leptos::ev::DragEvent| {
+                ev.prevent_default();
+                send_files(uploads, id, ev.data_transfer().and_then(|d| d.files()));
+            }
             data-nudges=move || nudges.get()
             aria-label=move || if kind == ConversationKind::Group {
                 format!("Group conversation with {}", title.get())
@@ -287,6 +295,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 <For each=move || pending_shown.get() key=|(p, starts)| (p.client_id.clone(), p.failed.clone(), *starts)
                     children=move |(p, starts)| view! { <PendingLine ui=ui pending=p starts=starts/> }/>
             </div>
+            <UploadList uploads=uploads conv=id/>
             {move || unseen.get().then(|| {
                 let jump_id = jump_id.clone();
                 view! {
@@ -310,6 +319,14 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                 <label class="visually-hidden" for=input_id.clone()>{move || format!("Message to {}", title.get())}</label>
                 <textarea id=input_id.clone() rows="3" prop:value=move || draft.get()
                     on:input=move |ev| actions::typed(ui, id, event_target_value(&ev))
+                    on:paste=move |ev: leptos::ev::ClipboardEvent| {
+                        // A pasted picture (or file) is sent; pasted text goes in the box.
+                        let files = ev.clipboard_data().and_then(|d| d.files()).filter(|f| f.length() > 0);
+                        if files.is_some() {
+                            ev.prevent_default();
+                            send_files(uploads, id, files);
+                        }
+                    }
                     on:keydown=move |ev| {
                         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                             ev.prevent_default();
@@ -320,6 +337,7 @@ pub fn ConversationWindow(ui: Ui, id: i64) -> impl IntoView {
                     <span class="hint" class:form-error=over_limit>{move || format!("{} / {MAX_BODY_CHARS}", draft.with(|d| d.chars().count()))}</span>
                     <span class="compose-actions">
                         <EmoticonPicker ui=ui conv=id input_id=input_id.clone()/>
+                        <AttachButton uploads=uploads conv=id/>
                         // Nudges fit one-to-one and group conversations, not rooms.
                         {(kind != ConversationKind::Room).then(|| view! {
                             <button type="button" class="nudge-button" title="Shake the window of the others"
@@ -417,6 +435,23 @@ fn HistoryLine(ui: Ui, conv: i64, line: Line, starts: bool) -> impl IntoView {
                             on:click=move |_| actions::delete_message(ui, conv, seq)>"Delete"</button>
                     })}
                     <p class="body"><EmoticonText text=l.body/></p>
+                </div>
+            }
+            .into_any()
+        }
+        MessageKind::File => {
+            let (seq, mine, at, from_name) = (l.seq, l.mine, l.at, l.from_name.clone());
+            view! {
+                <div class="line" class:mine=mine class:continued=!starts data-seq=seq title=stamp(at)>
+                    {starts.then(|| view! {
+                        <span class="who"><EmoticonText text=from_name/> " says:" <time class="said-at">{clock(at)}</time></span>
+                    })}
+                    {mine.then(|| view! {
+                        <button class="delete-button" title="Delete this file for everyone"
+                            aria-label="Delete this file"
+                            on:click=move |_| actions::delete_message(ui, conv, seq)>"Delete"</button>
+                    })}
+                    <FileBody line=l/>
                 </div>
             }
             .into_any()

@@ -6,3 +6,4 @@ pub mod card;
 pub mod contacts;
 pub mod conversation;
 pub mod dialogs;
+pub mod files;

@@ -130,6 +130,8 @@ impl Erasure {
                 .map_err(|r| anyhow::anyhow!("an erasure line was refused: {r:?}"))?;
         }
         self.store.finish_erasure(user).await?;
+        // The files it shared go with their messages, now rather than at the next pass.
+        self.chat.file_deleted.notify_one();
         Ok(())
     }
 

@@ -44,6 +44,8 @@ pub struct Chat {
     /// The bots, when the server has them.
     pub watch: Option<Arc<dyn MembersWatch>>,
     nudges: NudgeLimit,
+    /// Told when a shared file's message is deleted (the media collector waits on it).
+    pub file_deleted: tokio::sync::Notify,
 }
 
 /// Who posts, as the caller knows them.
@@ -122,6 +124,7 @@ impl Chat {
             fanout,
             watch,
             nudges: NudgeLimit::default(),
+            file_deleted: tokio::sync::Notify::new(),
         }
     }
 
@@ -143,13 +146,16 @@ impl Chat {
         {
             return Err(Refusal::Undeliverable);
         }
+        let mut deletes_file = false;
         match content {
             Content::Nudge if !self.nudges.allow(conv, author.id) => {
                 return Err(Refusal::NudgeLimited)
             }
             // Checked here, and again inside the commit (a second deletion of the same
             // message in flight changes nothing there).
-            Content::Delete(seq) => self.may_delete(author.id, conv, seq).await?,
+            Content::Delete(seq) => {
+                deletes_file = self.may_delete(author.id, conv, seq).await? == MessageKind::File;
+            }
             _ => {}
         }
         // The name as it is now (it may have changed since the socket opened); an erased
@@ -171,7 +177,11 @@ impl Chat {
         self.log
             .append(msg, reply())
             .await
-            .map_err(|_| Refusal::Stopping)
+            .map_err(|_| Refusal::Stopping)?;
+        if deletes_file {
+            self.file_deleted.notify_one();
+        }
+        Ok(())
     }
 
     /// [`Chat::post`], then waits for the commit (bots, join and leave lines).
@@ -195,7 +205,8 @@ impl Chat {
             .map_err(|_| Refusal::Failed)
     }
 
-    async fn may_delete(&self, user: i64, conv: i64, seq: i64) -> Result<(), Refusal> {
+    /// The kind of the message `user` may delete, or why not.
+    async fn may_delete(&self, user: i64, conv: i64, seq: i64) -> Result<MessageKind, Refusal> {
         let meta = self.messages.message_meta(conv, seq).await.map_err(|e| {
             tracing::error!(error = %e, conv, seq, "reading a message to delete");
             Refusal::Failed
@@ -211,7 +222,7 @@ impl Chat {
             Some((_, kind)) if !kind.is_deletable() => {
                 Err(Refusal::CannotDelete("That message cannot be deleted."))
             }
-            Some(_) => Ok(()),
+            Some((_, kind)) => Ok(kind),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod data;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod ops;
 pub mod profile;
 pub mod rum;

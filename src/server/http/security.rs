@@ -78,7 +78,9 @@ pub async fn headers(State(state): State<AppState>, mut req: Request, next: Next
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'".into()
     };
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
+    // A handler's own policy for what it sends stays (shared files are sandboxed).
+    let own = !html && h.contains_key(header::CONTENT_SECURITY_POLICY);
+    if let (false, Ok(v)) = (own, HeaderValue::from_str(&csp)) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(

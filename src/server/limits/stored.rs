@@ -95,6 +95,8 @@ pub enum Scope {
     GuestAddress,
     /// Bot replies to the users of one address.
     BotAddress,
+    /// Files one user shares.
+    UploadUser,
 }
 
 impl Scope {
@@ -106,6 +108,7 @@ impl Scope {
             Self::SignUpAddress => "signup_address",
             Self::GuestAddress => "guest_address",
             Self::BotAddress => "bot_address",
+            Self::UploadUser => "upload_user",
         }
     }
 }
@@ -119,6 +122,7 @@ pub struct Allowances {
     pub signup_address: Allowance,
     pub guest_address: Allowance,
     pub bot_address: Allowance,
+    pub upload_user: Allowance,
 }
 
 impl Allowances {
@@ -130,6 +134,7 @@ impl Allowances {
             Scope::SignUpAddress => self.signup_address,
             Scope::GuestAddress => self.guest_address,
             Scope::BotAddress => self.bot_address,
+            Scope::UploadUser => self.upload_user,
         }
     }
 }

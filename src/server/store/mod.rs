@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod files;
 pub mod space;
 pub mod sqlite;
 pub mod vault;
@@ -297,6 +298,8 @@ pub enum Content {
     Join(String),
     /// The sender left a group conversation.
     Leave,
+    /// A shared file: the JSON of its [`crate::protocol::SharedFile`].
+    File(String),
 }
 
 impl Content {
@@ -308,6 +311,7 @@ impl Content {
             Content::Delete(seq) => seq.to_string().into(),
             Content::EraseAll => crate::protocol::ERASE_ALL.into(),
             Content::Join(inviter) => inviter.as_str().into(),
+            Content::File(json) => json.as_str().into(),
         }
     }
     pub fn kind(&self) -> MessageKind {
@@ -317,6 +321,7 @@ impl Content {
             Content::Delete(_) | Content::EraseAll => MessageKind::Delete,
             Content::Join(_) => MessageKind::Join,
             Content::Leave => MessageKind::Leave,
+            Content::File(_) => MessageKind::File,
         }
     }
 }

@@ -107,7 +107,7 @@ impl DiskSpace {
 }
 
 /// Free bytes for an unprivileged user on the filesystem holding `folder`.
-fn free_bytes(folder: &Path) -> Option<u64> {
+pub fn free_bytes(folder: &Path) -> Option<u64> {
     let stat = rustix::fs::statvfs(folder).ok()?;
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

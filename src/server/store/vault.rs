@@ -269,6 +269,24 @@ impl Vault {
         })
     }
 
+    /// The active key and its cipher, for sealing a shared file (`server::media::seal`);
+    /// None when new data is written plain.
+    pub fn file_key(&self) -> Option<(String, Aes256Gcm)> {
+        if !self.sealing {
+            return None;
+        }
+        let ring = self.ring()?;
+        let cipher = ring.ciphers.get(&ring.active)?.clone();
+        Some((ring.active.clone(), cipher))
+    }
+
+    /// The cipher of the key `key_id`, for opening a shared file.
+    pub fn cipher(&self, key_id: &str) -> Result<Aes256Gcm, VaultError> {
+        self.ring()
+            .and_then(|r| r.ciphers.get(key_id).cloned())
+            .ok_or_else(|| VaultError::MissingKey(key_id.to_owned()))
+    }
+
     /// Seals `body` for its place; None when bodies are written plain.
     pub fn seal(&self, conv: i64, seq: i64, body: &str) -> Option<Sealed> {
         if !self.sealing {

@@ -302,7 +302,7 @@ impl AccountStore for SqliteStore {
             r#"SELECT c.id AS "id!" FROM conversations c
                WHERE EXISTS (SELECT 1 FROM messages m
                              WHERE m.conversation_id = c.id AND m.sender_id = ?1
-                               AND m.kind IN ('text', 'nudge'))"#,
+                               AND m.kind IN ('text', 'nudge', 'file'))"#,
             user
         )
         .fetch_all(&mut *tx)
@@ -339,7 +339,7 @@ impl AccountStore for SqliteStore {
             "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
              WHERE conversation_id = ?1 AND seq IN (
                  SELECT seq FROM messages
-                 WHERE conversation_id = ?1 AND sender_id = ?2 AND kind IN ('text', 'nudge')
+                 WHERE conversation_id = ?1 AND sender_id = ?2 AND kind IN ('text', 'nudge', 'file')
                  LIMIT ?3)",
             conv,
             user,
@@ -362,7 +362,7 @@ impl AccountStore for SqliteStore {
                 r#"SELECT c.id AS "id!" FROM conversations c
                    WHERE EXISTS (SELECT 1 FROM messages m
                                  WHERE m.conversation_id = c.id AND m.sender_id = ?1
-                                   AND m.kind IN ('text', 'nudge'))"#,
+                                   AND m.kind IN ('text', 'nudge', 'file'))"#,
                 user
             )
             .fetch_all(self.pool())

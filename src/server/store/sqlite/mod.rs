@@ -9,6 +9,7 @@ mod audit;
 mod bots;
 mod contacts;
 mod conversations;
+mod files;
 pub mod guard;
 mod limits;
 mod messages;

@@ -38,7 +38,7 @@ fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
             Content::Delete(seq) => {
                 conn.prepare_cached(
                     "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
-                     WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+                     WHERE conversation_id = ? AND seq = ? AND sender_id = ? AND kind IN ('text', 'nudge', 'file')",
                 )?
                 .execute((job.msg.conv, seq, job.msg.sender))?;
             }
@@ -46,7 +46,7 @@ fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
             Content::EraseAll => {
                 conn.prepare_cached(
                     "UPDATE messages SET kind = 'deleted', body = '', key_id = NULL, sealed = NULL
-                     WHERE conversation_id = ? AND sender_id = ? AND kind IN ('text', 'nudge')",
+                     WHERE conversation_id = ? AND sender_id = ? AND kind IN ('text', 'nudge', 'file')",
                 )?
                 .execute((job.msg.conv, job.msg.sender))?;
             }
