@@ -12,7 +12,7 @@ test.afterEach(async ({ browser }) => {
   await server.dispose();
 });
 
-/** A real PNG of `w` x `h` pixels (a gradient), made here so the test needs no file. */
+/** A real PNG of `w` x `h` pixels, made here so the test needs no file. */
 function png(w: number, h: number): Buffer {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
@@ -37,10 +37,16 @@ function png(w: number, h: number): Buffer {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
+  // Noise (a fixed pseudo-random sequence): it does not compress, so the file is large
+  // enough for its upload to be seen in progress.
+  let seed = 12345;
   const rows = [];
   for (let y = 0; y < h; y++) {
     const row = Buffer.alloc(1 + w * 3);
-    for (let x = 0; x < w; x++) row.set([x % 256, y % 256, 120], 1 + x * 3);
+    for (let i = 1; i < row.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      row[i] = seed >>> 24;
+    }
     rows.push(row);
   }
   return Buffer.concat([
@@ -67,7 +73,7 @@ test('a photo dragged into a window shows its progress, then its thumbnail on bo
     offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 400 * 1024,
   });
   const photo = png(900, 600);
-  expect(photo.length).toBeGreaterThan(600_000);
+  expect(photo.length).toBeGreaterThan(1_000_000);
   const dropped = await alice.evaluateHandle((b64) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();
