@@ -30,6 +30,7 @@ run fanout --members 1000 --senders 10 --rate 50 --secs 5 --ramp
 run rooms --rooms 1000 --members 5 --rate 10000 --secs 10
 run rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp
 run durable --senders 16 --inflight 32 --secs 10
+run uploads --users 20 --mb 25
 run flood --senders 16 --rate 10 --sockets 20 --secs 10
 echo "==> first contentful paint of the sign-in page (end2end/bench/fcp.mjs)" | tee -a "$out"
 node end2end/bench/fcp.mjs 20 2>&1 | tee -a "$out"

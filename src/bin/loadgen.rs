@@ -132,6 +132,16 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         secs: u64,
     },
+    /// U users, each in a one-to-one conversation with a partner, share a file of M
+    /// megabytes at the same moment (streamed, never whole in the tool's memory either), then
+    /// their partners download them all at once: upload and download throughput, and the
+    /// server's resident memory before and at its peak.
+    Uploads {
+        #[arg(long, default_value_t = 20)]
+        users: usize,
+        #[arg(long, default_value_t = 25)]
+        mb: u64,
+    },
     /// S senders, each in its own one-to-one conversation, as fast as acks come back.
     Durable {
         #[arg(long, default_value_t = 16)]
@@ -256,6 +266,18 @@ impl Server {
         let ticks: f64 =
             fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
         Some(ticks / 100.0)
+    }
+
+    /// The most resident memory the server has had, in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     /// Resident memory in KiB.
@@ -1025,6 +1047,114 @@ async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Resul
     Ok(())
 }
 
+async fn uploads(cli: &Cli, users: usize, mb: u64) -> Result<()> {
+    const PIECE: usize = 256 * 1024;
+    let server = Server::start(cli, None).await?;
+    let people = guests(&server.url, users * 2).await?;
+    let mut convs = Vec::with_capacity(users);
+    for pair in people.chunks(2) {
+        let v = post(
+            &server.url,
+            "/api/dm",
+            &pair[0].token,
+            json!({ "username": pair[1].username }),
+        )
+        .await?;
+        convs.push(v["id"].as_i64().context("conversation id")?);
+    }
+    let size = (mb * 1_000_000) as usize;
+    let rss_before = server.rss_kib().unwrap_or(0);
+    let cpu0 = server.cpu_seconds();
+    let started = Instant::now();
+    let sending: Vec<_> = people
+        .chunks(2)
+        .zip(&convs)
+        .enumerate()
+        .map(|(i, (pair, &conv))| {
+            let (url, token) = (server.url.clone(), pair[0].token.clone());
+            tokio::spawn(async move {
+                // Made piece by piece as the request goes out.
+                let pieces = (0..size.div_ceil(PIECE)).map(move |k| {
+                    let n = PIECE.min(size - k * PIECE);
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(vec![(k + i) as u8; n]))
+                });
+                let res = reqwest::Client::new()
+                    .post(format!(
+                        "{url}/api/conversations/{conv}/files?client_id=up-{i}&name=load-{i}.bin"
+                    ))
+                    .bearer_auth(&token)
+                    .header("Content-Length", size)
+                    .body(reqwest::Body::wrap_stream(stream::iter(pieces)))
+                    .send()
+                    .await?;
+                if !res.status().is_success() {
+                    let status = res.status();
+                    bail!(
+                        "upload answered {status}: {}",
+                        res.text().await.unwrap_or_default()
+                    );
+                }
+                let v: Value = res.json().await?;
+                v["file"]["id"].as_i64().context("file id")
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(users);
+    for t in sending {
+        ids.push(t.await??);
+    }
+    let up_secs = started.elapsed().as_secs_f64();
+    let peak_up = server.peak_rss_kib().unwrap_or(0);
+    let started = Instant::now();
+    let fetching: Vec<_> = people
+        .chunks(2)
+        .zip(ids)
+        .map(|(pair, id)| {
+            let (url, token) = (server.url.clone(), pair[1].token.clone());
+            tokio::spawn(async move {
+                let res = reqwest::Client::new()
+                    .get(format!("{url}/api/files/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?;
+                if !res.status().is_success() {
+                    bail!("download answered {}", res.status());
+                }
+                let mut body = res.bytes_stream();
+                let mut got = 0usize;
+                while let Some(piece) = body.next().await {
+                    got += piece?.len();
+                }
+                if got != size {
+                    bail!("a download came back with {got} bytes of {size}");
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in fetching {
+        t.await??;
+    }
+    let down_secs = started.elapsed().as_secs_f64();
+    let peak = server.peak_rss_kib().unwrap_or(0);
+    let cpu = server
+        .cpu_seconds()
+        .zip(cpu0)
+        .map_or(String::new(), |(b, a)| {
+            format!(", server CPU {:.2} s", b - a)
+        });
+    let total_mb = (size * users) as f64 / 1e6;
+    println!(
+        "uploads users={users} size={mb} MB: {total_mb:.0} MB up in {up_secs:.1} s = {:.0} MB/s, down in {down_secs:.1} s = {:.0} MB/s; server RSS {:.1} MiB before, peak {:.1} MiB while uploading, {:.1} MiB after the downloads{cpu}",
+        total_mb / up_secs,
+        total_mb / down_secs,
+        rss_before as f64 / 1024.0,
+        peak_up as f64 / 1024.0,
+        peak as f64 / 1024.0,
+    );
+    Ok(())
+}
+
 async fn history(cli: &Cli, messages: u64, readers: usize, secs: u64) -> Result<()> {
     let server = Server::start(cli, None).await?;
     let users = guests(&server.url, 2).await?;
@@ -1373,6 +1503,7 @@ fn main() -> Result<()> {
                 sockets,
                 secs,
             } => flood(&cli, senders, rate, sockets, secs).await,
+            Scenario::Uploads { users, mb } => uploads(&cli, users, mb).await,
         }
     })
 }
@@ -1617,8 +1748,8 @@ mod peer {
                 drop(socks);
                 return Ok(());
             }
-            Scenario::Durable { .. } | Scenario::History { .. } => {
-                bail!("the peers store nothing: `durable` and `history` are Messenger only")
+            Scenario::Durable { .. } | Scenario::History { .. } | Scenario::Uploads { .. } => {
+                bail!("the peers store nothing: `durable`, `history` and `uploads` are Messenger only")
             }
             Scenario::Flood { .. } => bail!("`flood` tests Messenger's own limits"),
             Scenario::Fanout {

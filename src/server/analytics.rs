@@ -162,10 +162,16 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    /// Starts the writer thread on the database at `path`, keeping events for `retention`.
-    pub fn start(path: &Path, retention: Duration, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    /// Starts the writer thread on the database at `path`, keeping events for `retention`,
+    /// with room for `queue` events waiting (normally [`QUEUE`]).
+    pub fn start(
+        path: &Path,
+        retention: Duration,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let conn = open(path)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, rx) = mpsc::sync_channel(queue.max(1));
         std::thread::Builder::new()
             .name("analytics".into())
             .spawn(move || {

@@ -114,6 +114,7 @@ impl Application {
                 crate::server::analytics::Analytics::start(
                     &path,
                     cfg.store.analytics_retention,
+                    cfg.store.analytics_queue,
                     metrics.clone(),
                 )?
             }

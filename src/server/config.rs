@@ -177,6 +177,11 @@ pub struct StoreConfig {
     #[arg(long, env = "MESSENGER_ANALYTICS_DATABASE")]
     pub analytics_database: Option<PathBuf>,
 
+    /// Analytics events that may wait for their writer; beyond, they are dropped and
+    /// counted (a test makes it small to see the drops at once).
+    #[arg(long, env = "MESSENGER_ANALYTICS_QUEUE", default_value_t = crate::server::analytics::QUEUE, hide = true)]
+    pub analytics_queue: usize,
+
     /// How long analytics events are kept, as a period.
     #[arg(long, env = "MESSENGER_ANALYTICS_RETENTION", value_parser = period, default_value = "90d")]
     pub analytics_retention: Duration,

@@ -88,7 +88,13 @@ async fn events_land_in_their_own_database_without_any_text() {
 
 #[tokio::test]
 async fn a_stuck_analytics_writer_drops_events_and_delivery_goes_on() {
-    let app = spawn_app_with(fast).await;
+    // A small queue: it overflows within the writer's first wait for the lock, however fast
+    // this machine sends (with the full queue the test raced the lock's 5 s timeout).
+    let app = spawn_app_with(|c| {
+        fast(c);
+        c.store.analytics_queue = 1000;
+    })
+    .await;
     let (a, b) = (app.guest().await, app.guest().await);
     let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
     // Someone holds the analytics database's write lock: its writer waits, its queue fills.
@@ -96,7 +102,7 @@ async fn a_stuck_analytics_writer_drops_events_and_delivery_goes_on() {
     holder
         .execute_batch("BEGIN IMMEDIATE; INSERT INTO events (at, event) VALUES (0, 'held');")
         .expect("lock");
-    let total = messenger::server::analytics::QUEUE + 2000;
+    let total = 3200;
     for i in 0..total {
         wa.send_msg(conv, &format!("m{i}"), "flowing").await;
         if i % 500 == 499 {

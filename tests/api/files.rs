@@ -435,3 +435,132 @@ async fn uploads_per_user_are_limited_across_restarts() {
     let res = upload(&app, &b, conv, "v-1", "v.txt", b"v".to_vec()).await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn uploads_stop_above_the_media_disk_floor() {
+    // A floor above any disk's free space: every upload is refused before it is read.
+    let app = spawn_app_with(|c| c.media.floor_mb = 1 << 40).await;
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let res = upload(&app, &a, conv, "full-1", "f.txt", b"no room".to_vec()).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res.text().await.unwrap().contains("storage is full"));
+    assert_eq!(stored(&media_dir(&app)), Vec::<PathBuf>::new());
+    assert_eq!(app.message_count(Some(conv)).await, 0);
+}
+
+#[tokio::test]
+async fn expiry_and_account_deletion_take_the_files_with_their_messages() {
+    let day = 86_400_000;
+    let app =
+        spawn_app_with(|c| c.store.retention = Some(std::time::Duration::from_secs(30 * 86_400)))
+            .await;
+    // Expiry: a file shared 31 days ago goes with its message.
+    let (a, b) = (app.guest().await, app.guest().await);
+    let conv = app.dm(&a, &b).await;
+    let old: Uploaded = upload(&app, &a, conv, "old-1", "old.txt", b"old news".to_vec())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kept: Uploaded = upload(&app, &a, conv, "new-1", "new.txt", b"fresh".to_vec())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let now = messenger::server::store::now_ms();
+    let mut db = app.db().await;
+    sqlx::query("UPDATE messages SET created_at = ? WHERE conversation_id = ? AND seq = ?")
+        .bind(now - 31 * day)
+        .bind(conv)
+        .bind(old.seq)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE files SET created_at = ? WHERE id = ?")
+        .bind(now - 31 * day)
+        .bind(old.file.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    app.state.retention.run(now).await.expect("retention");
+    app.state.media.collect_files().await.expect("collected");
+    assert_eq!(
+        get(&app, &b, &format!("/api/files/{}", old.file.id), None)
+            .await
+            .status(),
+        404
+    );
+    let res = get(&app, &b, &format!("/api/files/{}", kept.file.id), None).await;
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"fresh");
+    assert_eq!(
+        stored(&media_dir(&app)).len(),
+        1,
+        "only the fresh file's object stays"
+    );
+
+    // Deletion of the account that shared it: its file goes too, without waiting for the
+    // collector's next pass.
+    app.signup_cookie("sharer", "a long enough password").await;
+    let sharer: serde_json::Value = app
+        .post(
+            "/api/token",
+            None,
+            json!({ "username": "sharer", "password": "a long enough password" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = sharer["token"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            "/api/dm",
+            Some(&token),
+            json!({ "username": b.me.username }),
+        )
+        .await;
+    let dm = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = app
+        .http
+        .post(app.url(&format!(
+            "/api/conversations/{dm}/files?client_id=gone-1&name=gone.txt"
+        )))
+        .header("Origin", app.origin())
+        .bearer_auth(&token)
+        .body(b"soon gone".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let gone: Uploaded = res.json().await.unwrap();
+    assert_eq!(stored(&media_dir(&app)).len(), 2);
+    let res = app
+        .form(
+            "/api/delete-account",
+            Some(&token),
+            &[("password", "a long enough password"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        get(&app, &b, &format!("/api/files/{}", gone.file.id), None)
+            .await
+            .status(),
+        404
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    for _ in 0..100 {
+        tick.tick().await;
+        if stored(&media_dir(&app)).len() == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        stored(&media_dir(&app)).len(),
+        1,
+        "the deleted account's file stayed"
+    );
+}
