@@ -231,10 +231,13 @@ const TICK: Duration = Duration::from_millis(25);
 fn write(mut conn: Connection, rx: Receiver<Event>, retention: Duration) {
     let mut last_prune: Option<Instant> = None;
     let mut batch = Vec::with_capacity(BATCH);
+    // The seconds being counted: a second's row is written once the second is over (one
+    // row per second, kind and conversation type, and no transaction per tick while
+    // messages flow: 40 a second cost the fan-out 5 % of its CPU, docs/BENCHMARKS.md).
+    let mut sent: HashMap<Rollup, (f64, f64)> = HashMap::new();
     loop {
         std::thread::sleep(TICK);
         let mut gone = false;
-        let mut sent: HashMap<Rollup, (f64, f64)> = HashMap::new();
         loop {
             match rx.try_recv() {
                 // One row per second, kind and conversation type: the count and the sizes.
@@ -257,9 +260,17 @@ fn write(mut conn: Connection, rx: Receiver<Event>, retention: Duration) {
                 }
             }
         }
-        batch.extend(
-            sent.into_iter()
-                .map(|((at, kind, conv), (size, count))| Event {
+        // Seconds that are over (all of them when the server stops).
+        let this_second = crate::server::store::now_ms().div_euclid(1000) * 1000;
+        let done: Vec<Rollup> = sent
+            .keys()
+            .filter(|(at, _, _)| gone || *at < this_second)
+            .cloned()
+            .collect();
+        for key in done {
+            if let Some((size, count)) = sent.remove(&key) {
+                let (at, kind, conv) = key;
+                batch.push(Event {
                     at,
                     event: "message_sent",
                     d1: kind,
@@ -267,8 +278,9 @@ fn write(mut conn: Connection, rx: Receiver<Event>, retention: Duration) {
                     d3: None,
                     n1: Some(size),
                     n2: Some(count),
-                }),
-        );
+                });
+            }
+        }
         flush(&mut conn, &mut batch);
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());
