@@ -45,7 +45,7 @@ pub enum ClientFrame {
     /// "<name> sent a nudge" and shaking the window. At most one per [`NUDGE_EVERY`] per
     /// user and conversation.
     Nudge { conv: i64, client_id: String },
-    /// Delete one of your own messages (text or nudge) for every member: stored as a message
+    /// Delete one of your own messages (text, nudge or shared file) for every member: stored as a message
     /// of kind `delete` (acknowledged like one) whose body is `seq`; the deleted message keeps
     /// its number but loses its body.
     Delete {
