@@ -287,6 +287,19 @@ async fn bad_uploads_get_clear_errors_and_leave_nothing_behind() {
     // A client id that is not one.
     let res = upload(&app, &a, conv, "no%20good", "x.txt", b"x".to_vec()).await;
     assert_eq!(res.status(), 422);
+    // No name, or no client id, with a large body: the answer, not a cut connection.
+    for query in ["client_id=nameless", "name=idless.bin"] {
+        let res = app
+            .http
+            .post(app.url(&format!("/api/conversations/{conv}/files?{query}")))
+            .header("Origin", app.origin())
+            .bearer_auth(&a.token)
+            .body(vec![5u8; 4_000_000])
+            .send()
+            .await
+            .expect("an answer, not a cut connection");
+        assert_eq!(res.status(), 422, "{query}");
+    }
 }
 
 #[tokio::test]

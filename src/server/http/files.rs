@@ -30,9 +30,13 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
+/// The upload's query; a missing part is refused by the checks (after the body is read
+/// and dropped, so that the client sees why rather than a cut connection).
 #[derive(Debug, Deserialize)]
 struct UploadQuery {
+    #[serde(default)]
     client_id: String,
+    #[serde(default)]
     name: String,
 }
 
