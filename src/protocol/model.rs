@@ -322,6 +322,9 @@ pub struct RoomSummary {
     pub joined: bool,
 }
 
+/// Longest room title, in characters.
+pub const MAX_ROOM_TITLE: usize = 64;
+
 /// Most public rooms the user has not joined that `hello` lists (the first ones by id).
 pub const HELLO_ROOMS_MAX: i64 = 50;
 /// Most rooms in one page of the room directory.

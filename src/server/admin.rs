@@ -24,8 +24,7 @@ fn read_ring(path: &Path) -> Result<RingFile> {
     RingFile::parse(&text)
 }
 
-/// Longest room title, in characters.
-pub const MAX_ROOM_TITLE: usize = 64;
+pub use crate::protocol::MAX_ROOM_TITLE;
 
 /// The titles `rooms add` creates: each title once, or `numbered` times with a number.
 pub fn room_titles(titles: &[String], numbered: Option<u32>) -> Result<Vec<String>> {

@@ -31,7 +31,7 @@ use std::{
 
 /// Events waiting for the writer: several ticks' worth at the fastest this server commits
 /// messages (about 4.5 MB when full); beyond this, new ones are dropped.
-pub const QUEUE: usize = 1 << 15;
+pub const QUEUE: usize = crate::server::config::ANALYTICS_QUEUE;
 /// Most events in one transaction.
 const BATCH: usize = 2048;
 /// How often old events are deleted.

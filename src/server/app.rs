@@ -167,7 +167,7 @@ impl Application {
             db.clone(),
             vault.clone(),
             chat.clone(),
-            cfg.media.limits(),
+            crate::server::media::MediaLimits::from_config(&cfg.media),
         ));
         let contacts = Arc::new(Contacts {
             store: db.clone(),

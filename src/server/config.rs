@@ -37,6 +37,10 @@ pub struct Config {
     pub command: Option<Command>,
 }
 
+/// Analytics events that may wait for their writer by default: several ticks' worth at the
+/// fastest this server commits (`analytics::QUEUE`).
+pub const ANALYTICS_QUEUE: usize = 1 << 15;
+
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Shared files")]
 pub struct MediaConfig {
@@ -79,18 +83,6 @@ pub struct MediaConfig {
     /// How long an upload may wait for its message before the collector removes it.
     #[arg(long = "media-grace", env = "MESSENGER_MEDIA_GRACE", value_parser = period, default_value = "1h")]
     pub grace: Duration,
-}
-
-impl MediaConfig {
-    pub fn limits(&self) -> crate::server::media::MediaLimits {
-        crate::server::media::MediaLimits {
-            max_file: self.max_mb * 1_000_000,
-            quota: self.quota_mb * 1_000_000,
-            floor: self.floor_mb * 1024 * 1024,
-            collect_every: self.collect_every,
-            grace: self.grace,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,7 +171,7 @@ pub struct StoreConfig {
 
     /// Analytics events that may wait for their writer; beyond, they are dropped and
     /// counted (a test makes it small to see the drops at once).
-    #[arg(long, env = "MESSENGER_ANALYTICS_QUEUE", default_value_t = crate::server::analytics::QUEUE, hide = true)]
+    #[arg(long, env = "MESSENGER_ANALYTICS_QUEUE", default_value_t = ANALYTICS_QUEUE, hide = true)]
     pub analytics_queue: usize,
 
     /// How long analytics events are kept, as a period.

@@ -5,9 +5,8 @@
 //! comes back. An archived room keeps its history; nobody can join it or write in it.
 
 use super::Chat;
-use crate::protocol::ServerFrame;
+use crate::protocol::{ServerFrame, MAX_ROOM_TITLE};
 use crate::server::{
-    admin::MAX_ROOM_TITLE,
     error::{AppError, Result},
     hub::Control,
     store::RoomListing,

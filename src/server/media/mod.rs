@@ -56,6 +56,19 @@ pub struct MediaLimits {
     pub grace: Duration,
 }
 
+impl MediaLimits {
+    /// The limits as the operator set them (`--media-*`).
+    pub fn from_config(cfg: &crate::server::config::MediaConfig) -> Self {
+        Self {
+            max_file: cfg.max_mb * 1_000_000,
+            quota: cfg.quota_mb * 1_000_000,
+            floor: cfg.floor_mb * 1024 * 1024,
+            collect_every: cfg.collect_every,
+            grace: cfg.grace,
+        }
+    }
+}
+
 /// A finished upload: its message's acknowledgement and the file as the message names it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Uploaded {
