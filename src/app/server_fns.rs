@@ -719,6 +719,13 @@ pub async fn admin_switch_bots(#[server(default)] on: String) -> Result<(), ApiE
                 detail: serde_json::json!({}),
             })
             .await;
+        state.analytics.record(
+            crate::server::analytics::Event::new("admin_action").d1(if on {
+                "bots_on"
+            } else {
+                "bots_off"
+            }),
+        );
     }
     admin_answer(
         done,
