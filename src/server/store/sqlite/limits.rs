@@ -127,9 +127,10 @@ impl ChallengeStore for SqliteStore {
 mod tests {
     use super::*;
 
-    /// Two takes read the clock, then queue for the write lock: the later reading may
-    /// commit first. The earlier one must not see time run backwards (at a high rate a
-    /// negative refill took every token: guests refused under load with room to spare).
+    /// Takes read the clock, then queue for the write lock: under load (a thousand guests
+    /// at once) a take may commit seconds after a later reading did. It must not see time
+    /// run backwards: a refill of minus five seconds at a bucket's whole burst per second
+    /// took every token (the load tool's guests were refused with 429, room to spare).
     #[tokio::test]
     async fn a_take_that_commits_after_a_later_one_is_not_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -142,7 +143,7 @@ mod tests {
         };
         let now = 1_000_000;
         assert_eq!(
-            store.take_token("s", "k", rate, now + 5).await.unwrap(),
+            store.take_token("s", "k", rate, now + 5_000).await.unwrap(),
             Ok(())
         );
         assert_eq!(store.take_token("s", "k", rate, now).await.unwrap(), Ok(()));
@@ -152,7 +153,10 @@ mod tests {
             per_ms: 1e-9,
         };
         assert_eq!(
-            store.take_token("s", "slow", slow, now + 5).await.unwrap(),
+            store
+                .take_token("s", "slow", slow, now + 5_000)
+                .await
+                .unwrap(),
             Ok(())
         );
         assert_eq!(
@@ -160,7 +164,7 @@ mod tests {
             Ok(())
         );
         assert!(store
-            .take_token("s", "slow", slow, now + 6)
+            .take_token("s", "slow", slow, now + 5_001)
             .await
             .unwrap()
             .is_err());
