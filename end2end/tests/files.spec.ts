@@ -57,7 +57,7 @@ function png(w: number, h: number): Buffer {
   ]);
 }
 
-test('a photo dragged into a window shows its progress, then its thumbnail on both sides; files download, HTML too', async ({ browser }) => {
+test('a photo dragged into a window shows its progress, then its thumbnail on both sides; a pasted picture is sent; files download, HTML too', async ({ browser }) => {
   const alice = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();
   await signUpInUi(alice, server.url, 'alice', 'alice-password');
@@ -121,6 +121,16 @@ test('a photo dragged into a window shows its progress, then its thumbnail on bo
   expect(direct.headers()['content-type']).not.toContain('text/html');
   expect(direct.headers()['content-security-policy']).toMatch(/^sandbox/);
   expect(await bob.title()).not.toBe('ran');
+
+  // A picture pasted into the message box is sent too (the text box keeps no trace of it).
+  await conversation(alice, 'bob').getByLabel('Message to bob').evaluate((box, b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'clipboard.png', { type: 'image/png' }));
+    box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, png(40, 30).toString('base64'));
+  await expect(conversation(bob, 'alice').getByRole('img', { name: 'Photo: clipboard.png' })).toBeVisible();
+  await expect(conversation(alice, 'bob').getByLabel('Message to bob')).toHaveValue('');
 
   // After a reload, the history still shows them.
   await bob.reload();
