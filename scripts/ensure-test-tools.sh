@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond the build tools: sqlx-cli (checks `.sqlx/` against
-# the queries), Debian's Chromium (Playwright's own browser download cannot work here) and
-# the Playwright package.
+# the queries), Debian's Chromium (Playwright's own browser download cannot work here), the
+# Playwright package, and moto (an S3 stand-in for the media store's test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -31,6 +31,14 @@ MOTO_VERSION=5.2.6
 if [ "$(target/moto/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
   step "installing moto $MOTO_VERSION (an S3 stand-in for the media tests) in target/moto"
   rm -rf target/moto
-  python3 -m venv target/moto
+  if ! python3 -m venv target/moto 2>/dev/null; then
+    # Debian's python3 keeps venv in a package of its own.
+    rm -rf target/moto
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv target/moto
+  fi
   target/moto/bin/pip install -q "moto[s3,server]==$MOTO_VERSION"
 fi

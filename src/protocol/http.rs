@@ -57,6 +57,8 @@ pub mod paths {
     pub const FILE: &str = "/api/files/{id}";
     pub const FILE_VIEW: &str = "/api/files/{id}/view";
     pub const FILE_THUMB: &str = "/api/files/{id}/thumb";
+    /// The route of both copies (`view`, `thumb`).
+    pub const FILE_COPY: &str = "/api/files/{id}/{which}";
     /// An admin deletes an account (`DELETE`), by username.
     pub const ADMIN_USER: &str = "/api/admin/users/{name}";
     /// The account page: password, sessions, export, deletion.

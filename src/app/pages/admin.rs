@@ -43,69 +43,60 @@ pub fn AdminPage() -> impl IntoView {
         },
     );
     view! {
-        <main class="desktop admin-desktop">
-            <section class="window admin-window" aria-labelledby="admin-title">
-                <header class="titlebar">
-                    <span class="titlebar-logo" aria-hidden="true"></span>
-                    <h1 id="admin-title">"Administration"</h1>
-                </header>
-                <div class="admin-body">
-                    <AdminNav/>
-                    <section class="account-part" aria-labelledby="overview-title">
-                        <h2 id="overview-title">"Now"</h2>
-                        <Suspense fallback=|| view! { <p>"Looking…"</p> }>
-                            {move || Suspend::new(async move {
-                                match overview.await {
-                                    Ok(o) => view! {
-                                        <dl class="admin-numbers">
-                                            <div><dt>"Sockets open"</dt><dd data-live="sockets">{o.sockets}</dd></div>
-                                            <div><dt>"Users online"</dt><dd data-live="users_online">{o.users_online}</dd></div>
-                                            <div><dt>"Messages waiting for the writer"</dt><dd data-live="writer_queue">{o.writer_queue}</dd></div>
-                                            <div><dt>"Analytics events dropped"</dt><dd data-live="analytics_dropped">{o.analytics_dropped}</dd></div>
-                                        </dl>
-                                        <h3>"Messages per minute, last hour"</h3>
-                                        <div data-live-chart="">
-                                            {chart(
-                                                "Messages per minute in the last hour",
-                                                o.messages_per_minute.iter().map(|(m, _)| m.clone()).collect(),
-                                                vec![("messages".to_owned(), o.messages_per_minute.iter().map(|(_, n)| *n as f64).collect())],
-                                            )}
-                                        </div>
-                                        <p class="hint">"These follow the server every five seconds."</p>
-                                        <script src="/admin-live.js" defer></script>
-                                    }.into_any(),
-                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                                }
-                            })}
-                        </Suspense>
-                    </section>
-                    <section class="account-part" aria-labelledby="sql-title">
-                        <h2 id="sql-title">"Analytics, in SQL"</h2>
-                        <p class="hint">"One reading statement over the analytics database (docs/ANALYTICS.md): at most 3 seconds and 1,000 rows."</p>
-                        <ul class="ready-made">
-                            {ready_made().into_iter().map(|(title, q)| {
-                                let href = format!("/admin?q={}", encode(q));
-                                view! { <li><a href=href>{title}</a></li> }
-                            }).collect_view()}
-                        </ul>
-                        <form method="get" action="/admin" class="sql-form">
-                            <label for="sql">"Query"</label>
-                            <textarea id="sql" name="q" rows="6" spellcheck="false">{sql.clone()}</textarea>
-                            <button type="submit" class="primary">"Run"</button>
-                        </form>
-                        <Suspense fallback=|| view! { <p>"Running…"</p> }>
-                            {move || Suspend::new(async move {
-                                match answer.await {
-                                    None => ().into_any(),
-                                    Some(Ok(a)) => view! { <Answer answer=a/> }.into_any(),
-                                    Some(Err(e)) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                                }
-                            })}
-                        </Suspense>
-                    </section>
-                </div>
+        <AdminWindow title_id="admin-title" title="Administration">
+            <section class="account-part" aria-labelledby="overview-title">
+                <h2 id="overview-title">"Now"</h2>
+                <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                    {move || Suspend::new(async move {
+                        match overview.await {
+                            Ok(o) => view! {
+                                <dl class="admin-numbers">
+                                    <div><dt>"Sockets open"</dt><dd data-live="sockets">{o.sockets}</dd></div>
+                                    <div><dt>"Users online"</dt><dd data-live="users_online">{o.users_online}</dd></div>
+                                    <div><dt>"Messages waiting for the writer"</dt><dd data-live="writer_queue">{o.writer_queue}</dd></div>
+                                    <div><dt>"Analytics events dropped"</dt><dd data-live="analytics_dropped">{o.analytics_dropped}</dd></div>
+                                </dl>
+                                <h3>"Messages per minute, last hour"</h3>
+                                <div data-live-chart="">
+                                    {chart(
+                                        "Messages per minute in the last hour",
+                                        o.messages_per_minute.iter().map(|(m, _)| m.clone()).collect(),
+                                        vec![("messages".to_owned(), o.messages_per_minute.iter().map(|(_, n)| *n as f64).collect())],
+                                    )}
+                                </div>
+                                <p class="hint">"These follow the server every five seconds."</p>
+                                <script src="/admin-live.js" defer></script>
+                            }.into_any(),
+                            Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                        }
+                    })}
+                </Suspense>
             </section>
-        </main>
+            <section class="account-part" aria-labelledby="sql-title">
+                <h2 id="sql-title">"Analytics, in SQL"</h2>
+                <p class="hint">"One reading statement over the analytics database (docs/ANALYTICS.md): at most 3 seconds and 1,000 rows."</p>
+                <ul class="ready-made">
+                    {ready_made().into_iter().map(|(title, q)| {
+                        let href = format!("/admin?q={}", encode(q));
+                        view! { <li><a href=href>{title}</a></li> }
+                    }).collect_view()}
+                </ul>
+                <form method="get" action="/admin" class="sql-form">
+                    <label for="sql">"Query"</label>
+                    <textarea id="sql" name="q" rows="6" spellcheck="false">{sql.clone()}</textarea>
+                    <button type="submit" class="primary">"Run"</button>
+                </form>
+                <Suspense fallback=|| view! { <p>"Running…"</p> }>
+                    {move || Suspend::new(async move {
+                        match answer.await {
+                            None => ().into_any(),
+                            Some(Ok(a)) => view! { <Answer answer=a/> }.into_any(),
+                            Some(Err(e)) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        </AdminWindow>
     }
 }
 
@@ -260,6 +251,37 @@ fn chart(
     }
 }
 
+/// The console's window: its title bar, the pages' links and the page.
+#[component]
+fn AdminWindow(title_id: &'static str, title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <main class="desktop admin-desktop">
+            <section class="window admin-window" aria-labelledby=title_id>
+                <header class="titlebar">
+                    <span class="titlebar-logo" aria-hidden="true"></span>
+                    <h1 id=title_id>{title}</h1>
+                </header>
+                <div class="admin-body">
+                    <AdminNav/>
+                    {children()}
+                </div>
+            </section>
+        </main>
+    }
+}
+
+/// What a form that came back says: done (a status) or refused (an alert).
+#[component]
+fn Notice(notice: Option<(bool, &'static str)>) -> impl IntoView {
+    notice.map(|(ok, text)| {
+        if ok {
+            view! { <p class="form-notice" role="status">{text}</p> }.into_any()
+        } else {
+            view! { <p class="form-error" role="alert">{text}</p> }.into_any()
+        }
+    })
+}
+
 /// The console's pages, and the way back.
 #[component]
 fn AdminNav() -> impl IntoView {
@@ -325,45 +347,32 @@ pub fn AdminUsersPage() -> impl IntoView {
     let users = Resource::new_blocking(move || asked.clone(), admin_users);
     let back = search.clone();
     view! {
-        <main class="desktop admin-desktop">
-            <section class="window admin-window" aria-labelledby="users-title">
-                <header class="titlebar">
-                    <span class="titlebar-logo" aria-hidden="true"></span>
-                    <h1 id="users-title">"Administration: users"</h1>
-                </header>
-                <div class="admin-body">
-                    <AdminNav/>
-                    {notice.map(|(ok, text)| if ok {
-                        view! { <p class="form-notice" role="status">{text}</p> }.into_any()
-                    } else {
-                        view! { <p class="form-error" role="alert">{text}</p> }.into_any()
-                    })}
-                    <form method="get" action="/admin/users" class="admin-search">
-                        <label for="user-search">"Find accounts"</label>
-                        <input id="user-search" type="search" name="q" value=search.clone()/>
-                        <button type="submit">"Search"</button>
-                    </form>
-                    <form method="post" action=AdminReauth::PATH class="admin-search">
-                        <label for="reauth-password">"Your password (asked before changes, every ten minutes)"</label>
-                        <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
-                        <input type="hidden" name="search" value=search.clone()/>
-                        <button type="submit">"Confirm"</button>
-                    </form>
-                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
-                        {move || {
-                            let back = back.clone();
-                            Suspend::new(async move {
-                                match users.await {
-                                    Ok(list) if list.is_empty() => view! { <p class="hint">"No account matches."</p> }.into_any(),
-                                    Ok(list) => view! { <UserTable list=list back=back/> }.into_any(),
-                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                                }
-                            })
-                        }}
-                    </Suspense>
-                </div>
-            </section>
-        </main>
+        <AdminWindow title_id="users-title" title="Administration: users">
+            <Notice notice=notice/>
+            <form method="get" action="/admin/users" class="admin-search">
+                <label for="user-search">"Find accounts"</label>
+                <input id="user-search" type="search" name="q" value=search.clone()/>
+                <button type="submit">"Search"</button>
+            </form>
+            <form method="post" action=AdminReauth::PATH class="admin-search">
+                <label for="reauth-password">"Your password (asked before changes, every ten minutes)"</label>
+                <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
+                <input type="hidden" name="search" value=search.clone()/>
+                <button type="submit">"Confirm"</button>
+            </form>
+            <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                {move || {
+                    let back = back.clone();
+                    Suspend::new(async move {
+                        match users.await {
+                            Ok(list) if list.is_empty() => view! { <p class="hint">"No account matches."</p> }.into_any(),
+                            Ok(list) => view! { <UserTable list=list back=back/> }.into_any(),
+                            Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                        }
+                    })
+                }}
+            </Suspense>
+        </AdminWindow>
     }
 }
 
@@ -429,53 +438,40 @@ pub fn AdminRoomsPage() -> impl IntoView {
     let rooms = Resource::new_blocking(move || asked.clone(), admin_rooms);
     let back = search.clone();
     view! {
-        <main class="desktop admin-desktop">
-            <section class="window admin-window" aria-labelledby="rooms-title">
-                <header class="titlebar">
-                    <span class="titlebar-logo" aria-hidden="true"></span>
-                    <h1 id="rooms-title">"Administration: rooms"</h1>
-                </header>
-                <div class="admin-body">
-                    <AdminNav/>
-                    {notice.map(|(ok, text)| if ok {
-                        view! { <p class="form-notice" role="status">{text}</p> }.into_any()
-                    } else {
-                        view! { <p class="form-error" role="alert">{text}</p> }.into_any()
-                    })}
-                    <form method="post" action=AdminRoom::PATH class="admin-search">
-                        <label for="new-room">"New room"</label>
-                        <input id="new-room" type="text" name="title" maxlength="64" required/>
-                        <input type="hidden" name="action" value="add"/>
-                        <input type="hidden" name="search" value=search.clone()/>
-                        <button type="submit">"Add"</button>
-                    </form>
-                    <form method="get" action="/admin/rooms" class="admin-search">
-                        <label for="room-search">"Find rooms"</label>
-                        <input id="room-search" type="search" name="q" value=search.clone()/>
-                        <button type="submit">"Search"</button>
-                    </form>
-                    <form method="post" action=AdminReauth::PATH class="admin-search">
-                        <label for="reauth-password">"Your password (asked before archiving, every ten minutes)"</label>
-                        <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
-                        <input type="hidden" name="search" value=search.clone()/>
-                        <input type="hidden" name="back" value="rooms"/>
-                        <button type="submit">"Confirm"</button>
-                    </form>
-                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
-                        {move || {
-                            let back = back.clone();
-                            Suspend::new(async move {
-                                match rooms.await {
-                                    Ok(list) if list.is_empty() => view! { <p class="hint">"No room matches."</p> }.into_any(),
-                                    Ok(list) => view! { <RoomTable list=list back=back/> }.into_any(),
-                                    Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                                }
-                            })
-                        }}
-                    </Suspense>
-                </div>
-            </section>
-        </main>
+        <AdminWindow title_id="rooms-title" title="Administration: rooms">
+            <Notice notice=notice/>
+            <form method="post" action=AdminRoom::PATH class="admin-search">
+                <label for="new-room">"New room"</label>
+                <input id="new-room" type="text" name="title" maxlength="64" required/>
+                <input type="hidden" name="action" value="add"/>
+                <input type="hidden" name="search" value=search.clone()/>
+                <button type="submit">"Add"</button>
+            </form>
+            <form method="get" action="/admin/rooms" class="admin-search">
+                <label for="room-search">"Find rooms"</label>
+                <input id="room-search" type="search" name="q" value=search.clone()/>
+                <button type="submit">"Search"</button>
+            </form>
+            <form method="post" action=AdminReauth::PATH class="admin-search">
+                <label for="reauth-password">"Your password (asked before archiving, every ten minutes)"</label>
+                <input id="reauth-password" type="password" name="password" autocomplete="current-password" required/>
+                <input type="hidden" name="search" value=search.clone()/>
+                <input type="hidden" name="back" value="rooms"/>
+                <button type="submit">"Confirm"</button>
+            </form>
+            <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                {move || {
+                    let back = back.clone();
+                    Suspend::new(async move {
+                        match rooms.await {
+                            Ok(list) if list.is_empty() => view! { <p class="hint">"No room matches."</p> }.into_any(),
+                            Ok(list) => view! { <RoomTable list=list back=back/> }.into_any(),
+                            Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                        }
+                    })
+                }}
+            </Suspense>
+        </AdminWindow>
     }
 }
 
@@ -538,39 +534,30 @@ pub fn AdminBotsPage() -> impl IntoView {
     let notice = query.with_untracked(|q| users_notice(&q.get("done").unwrap_or_default(), ""));
     let bots = Resource::new_blocking(|| (), |_| admin_bots());
     view! {
-        <main class="desktop admin-desktop">
-            <section class="window admin-window" aria-labelledby="bots-title">
-                <header class="titlebar">
-                    <span class="titlebar-logo" aria-hidden="true"></span>
-                    <h1 id="bots-title">"Administration: AI contacts"</h1>
-                </header>
-                <div class="admin-body">
-                    <AdminNav/>
-                    {notice.map(|(_, text)| view! { <p class="form-notice" role="status">{text}</p> })}
-                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
-                        {move || Suspend::new(async move {
-                            match bots.await {
-                                Ok(b) => view! {
-                                    <dl class="admin-numbers">
-                                        <div><dt>"Answering"</dt><dd>{if b.enabled { "yes" } else { "no" }}</dd></div>
-                                        <div><dt>"Language model"</dt><dd>{if b.model { "configured" } else { "offline engine" }}</dd></div>
-                                        <div><dt>"Circuit breaker"</dt><dd>{b.breaker.clone()}</dd></div>
-                                        <div><dt>"Replies today"</dt><dd>{format!("{} of {}", b.replies_today, b.daily_limit)}</dd></div>
-                                    </dl>
-                                    <form method="post" action=AdminSwitchBots::PATH class="admin-search">
-                                        <input type="hidden" name="on" value=if b.enabled { "no" } else { "yes" }/>
-                                        <button type="submit">{if b.enabled { "Stop every AI reply" } else { "Let the AI contacts answer" }}</button>
-                                    </form>
-                                    <h2>"The last 24 hours, by persona"</h2>
-                                    <Answer answer=b.last_day/>
-                                }.into_any(),
-                                Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                            }
-                        })}
-                    </Suspense>
-                </div>
-            </section>
-        </main>
+        <AdminWindow title_id="bots-title" title="Administration: AI contacts">
+            {notice.map(|(_, text)| view! { <p class="form-notice" role="status">{text}</p> })}
+            <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                {move || Suspend::new(async move {
+                    match bots.await {
+                        Ok(b) => view! {
+                            <dl class="admin-numbers">
+                                <div><dt>"Answering"</dt><dd>{if b.enabled { "yes" } else { "no" }}</dd></div>
+                                <div><dt>"Language model"</dt><dd>{if b.model { "configured" } else { "offline engine" }}</dd></div>
+                                <div><dt>"Circuit breaker"</dt><dd>{b.breaker.clone()}</dd></div>
+                                <div><dt>"Replies today"</dt><dd>{format!("{} of {}", b.replies_today, b.daily_limit)}</dd></div>
+                            </dl>
+                            <form method="post" action=AdminSwitchBots::PATH class="admin-search">
+                                <input type="hidden" name="on" value=if b.enabled { "no" } else { "yes" }/>
+                                <button type="submit">{if b.enabled { "Stop every AI reply" } else { "Let the AI contacts answer" }}</button>
+                            </form>
+                            <h2>"The last 24 hours, by persona"</h2>
+                            <Answer answer=b.last_day/>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </AdminWindow>
     }
 }
 
@@ -582,52 +569,43 @@ pub fn AdminAuditPage() -> impl IntoView {
     let before = query.with_untracked(|q| q.get("before").and_then(|b| b.parse::<i64>().ok()));
     let page = Resource::new_blocking(move || before, admin_audit);
     view! {
-        <main class="desktop admin-desktop">
-            <section class="window admin-window" aria-labelledby="audit-title">
-                <header class="titlebar">
-                    <span class="titlebar-logo" aria-hidden="true"></span>
-                    <h1 id="audit-title">"Administration: audit log"</h1>
-                </header>
-                <div class="admin-body">
-                    <AdminNav/>
-                    <Suspense fallback=|| view! { <p>"Looking…"</p> }>
-                        {move || Suspend::new(async move {
-                            match page.await {
-                                Ok(p) => {
-                                    let older = p.entries.last().map(|e| format!("/admin/audit?before={}", e.id));
-                                    let class = if p.chain_holds { "form-notice" } else { "form-error" };
-                                    view! {
-                                        <p class=class role="status">{p.chain.clone()}</p>
-                                        <div class="sql-answer">
-                                            <table>
-                                                <thead><tr>
-                                                    <th scope="col">"#"</th><th scope="col">"When (UTC)"</th><th scope="col">"Event"</th>
-                                                    <th scope="col">"Who"</th><th scope="col">"About"</th><th scope="col">"Address"</th><th scope="col">"Detail"</th>
-                                                </tr></thead>
-                                                <tbody>
-                                                    {p.entries.into_iter().map(|e| view! {
-                                                        <tr>
-                                                            <td>{e.id}</td>
-                                                            <td>{super::account::when(e.at)}</td>
-                                                            <td>{e.event}</td>
-                                                            <td>{e.actor}</td>
-                                                            <td>{e.user.map(|u| format!("user:{u}")).unwrap_or_default()}</td>
-                                                            <td>{e.address.unwrap_or_default()}</td>
-                                                            <td><code>{e.detail}</code></td>
-                                                        </tr>
-                                                    }).collect_view()}
-                                                </tbody>
-                                            </table>
-                                        </div>
-                                        {older.map(|href| view! { <p><a href=href>"Older entries"</a></p> })}
-                                    }.into_any()
-                                }
-                                Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                            }
-                        })}
-                    </Suspense>
-                </div>
-            </section>
-        </main>
+        <AdminWindow title_id="audit-title" title="Administration: audit log">
+            <Suspense fallback=|| view! { <p>"Looking…"</p> }>
+                {move || Suspend::new(async move {
+                    match page.await {
+                        Ok(p) => {
+                            let older = p.entries.last().map(|e| format!("/admin/audit?before={}", e.id));
+                            let class = if p.chain_holds { "form-notice" } else { "form-error" };
+                            view! {
+                                <p class=class role="status">{p.chain.clone()}</p>
+                                <div class="sql-answer">
+                                    <table>
+                                        <thead><tr>
+                                            <th scope="col">"#"</th><th scope="col">"When (UTC)"</th><th scope="col">"Event"</th>
+                                            <th scope="col">"Who"</th><th scope="col">"About"</th><th scope="col">"Address"</th><th scope="col">"Detail"</th>
+                                        </tr></thead>
+                                        <tbody>
+                                            {p.entries.into_iter().map(|e| view! {
+                                                <tr>
+                                                    <td>{e.id}</td>
+                                                    <td>{super::account::when(e.at)}</td>
+                                                    <td>{e.event}</td>
+                                                    <td>{e.actor}</td>
+                                                    <td>{e.user.map(|u| format!("user:{u}")).unwrap_or_default()}</td>
+                                                    <td>{e.address.unwrap_or_default()}</td>
+                                                    <td><code>{e.detail}</code></td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                                {older.map(|href| view! { <p><a href=href>"Older entries"</a></p> })}
+                            }.into_any()
+                        }
+                        Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </AdminWindow>
     }
 }

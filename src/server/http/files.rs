@@ -25,8 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::FILES_UPLOAD, post(upload))
         .route(paths::FILE, get(original))
-        .route(paths::FILE_VIEW, get(view))
-        .route(paths::FILE_THUMB, get(thumb))
+        .route(paths::FILE_COPY, get(copy))
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -105,31 +104,29 @@ async fn upload(
     Ok(Json(uploaded))
 }
 
+/// `GET /api/files/{id}`: the file as it was sent.
 async fn original(
     state: State<AppState>,
     current: CurrentSession,
-    id: Path<i64>,
+    Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response> {
     serve(state, current, id, headers, Variant::Original).await
 }
 
-async fn view(
+/// `GET /api/files/{id}/view` and `/thumb`: a picture's copies.
+async fn copy(
     state: State<AppState>,
     current: CurrentSession,
-    id: Path<i64>,
+    Path((id, which)): Path<(i64, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    serve(state, current, id, headers, Variant::View).await
-}
-
-async fn thumb(
-    state: State<AppState>,
-    current: CurrentSession,
-    id: Path<i64>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    serve(state, current, id, headers, Variant::Thumb).await
+    let variant = match which.as_str() {
+        "view" => Variant::View,
+        "thumb" => Variant::Thumb,
+        _ => return Err(AppError::NotFound("There is no such file.".into())),
+    };
+    serve(state, current, id, headers, variant).await
 }
 
 /// `GET /api/files/{id}` (the file, as an attachment), `/view` and `/thumb` (a picture's
@@ -138,7 +135,7 @@ async fn thumb(
 async fn serve(
     State(state): State<AppState>,
     current: CurrentSession,
-    Path(id): Path<i64>,
+    id: i64,
     headers: HeaderMap,
     variant: Variant,
 ) -> Result<Response> {

@@ -137,10 +137,6 @@ impl Media {
         }
     }
 
-    pub fn limits(&self) -> &MediaLimits {
-        &self.limits
-    }
-
     /// Takes an upload of `name` into `conv` from `me`, and shares it there as the message
     /// `client_id`. `declared` is the body's length if the request gave one.
     pub async fn upload<S, E>(
@@ -716,9 +712,14 @@ impl Media {
     /// Runs the collector every `collect_every`, and soon after a file's message is
     /// deleted, until the server stops.
     pub async fn run_collector(self: Arc<Self>) {
+        let mut every =
+            tokio::time::interval(self.limits.collect_every.max(Duration::from_secs(1)));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first pass one period after start, like the other jobs.
+        every.tick().await;
         loop {
             let whole = tokio::select! {
-                () = tokio::time::sleep(self.limits.collect_every) => true,
+                _ = every.tick() => true,
                 () = self.chat.file_deleted.notified() => false,
             };
             let done = if whole {
