@@ -25,6 +25,9 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
+#[path = "loadgen/day.rs"]
+mod day;
+
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Parser)]
@@ -142,6 +145,34 @@ enum Scenario {
         #[arg(long, default_value_t = 25)]
         mb: u64,
     },
+    /// A day of Messenger compressed into a minute: N users with ~20 contacts each, presence
+    /// changes, personal message edits, sign-outs and back with resync, one-to-one
+    /// conversations with typing, groups and rooms (see src/bin/loadgen/day.rs).
+    Day {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Contacts per user (half on each side of them on a ring of users).
+        #[arg(long, default_value_t = 20)]
+        contacts: usize,
+        /// Seconds of activity measured.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Mean seconds between one user's messages.
+        #[arg(long, default_value_t = 30.0)]
+        message_every: f64,
+        /// Mean seconds between one user's status changes.
+        #[arg(long, default_value_t = 300.0)]
+        status_every: f64,
+        /// Mean seconds between one user's personal message edits.
+        #[arg(long, default_value_t = 600.0)]
+        psm_every: f64,
+        /// Mean seconds between one user's sign-outs (each followed by a sign-in and resync).
+        #[arg(long, default_value_t = 600.0)]
+        reconnect_every: f64,
+        /// Run again with 1.5x the users (a fresh server each time) until a p99 passes 100 ms.
+        #[arg(long)]
+        ramp: bool,
+    },
     /// S senders, each in its own one-to-one conversation, as fast as acks come back.
     Durable {
         #[arg(long, default_value_t = 16)]
@@ -170,6 +201,8 @@ struct Server {
     pid: Option<u32>,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+    /// The database of a server this tool started.
+    database: Option<PathBuf>,
 }
 
 impl Server {
@@ -191,6 +224,7 @@ impl Server {
                 pid: cli.pid,
                 child: None,
                 _dir: None,
+                database: None,
             });
         }
         let dir = tempfile::tempdir()?;
@@ -254,6 +288,7 @@ impl Server {
             pid: Some(child.id()),
             child: Some(child),
             _dir: Some(dir),
+            database: Some(database),
         })
     }
 
@@ -305,6 +340,7 @@ impl Drop for Server {
 struct Guest {
     token: String,
     username: String,
+    id: i64,
 }
 
 async fn guests(url: &str, n: usize) -> Result<Vec<Guest>> {
@@ -328,6 +364,7 @@ async fn guests(url: &str, n: usize) -> Result<Vec<Guest>> {
                         .as_str()
                         .context("username")?
                         .to_owned(),
+                    id: v["user"]["id"].as_i64().context("user id")?,
                 })
             }
         })
@@ -1504,6 +1541,27 @@ fn main() -> Result<()> {
                 secs,
             } => flood(&cli, senders, rate, sockets, secs).await,
             Scenario::Uploads { users, mb } => uploads(&cli, users, mb).await,
+            Scenario::Day {
+                users,
+                contacts,
+                secs,
+                message_every,
+                status_every,
+                psm_every,
+                reconnect_every,
+                ramp,
+            } => {
+                let d = day::Day {
+                    users,
+                    contacts,
+                    secs,
+                    message_every,
+                    status_every,
+                    psm_every,
+                    reconnect_every,
+                };
+                day::run(&cli, d, ramp).await
+            }
         }
     })
 }
@@ -1566,6 +1624,7 @@ mod peer {
                 pid: Some(self.child.id()),
                 child: None,
                 _dir: None,
+                database: None,
             }
         }
     }
@@ -1752,6 +1811,9 @@ mod peer {
                 bail!("the peers store nothing: `durable`, `history` and `uploads` are Messenger only")
             }
             Scenario::Flood { .. } => bail!("`flood` tests Messenger's own limits"),
+            Scenario::Day { .. } => {
+                bail!("`day` needs contacts, presence and history: Messenger only")
+            }
             Scenario::Fanout {
                 members,
                 senders,
