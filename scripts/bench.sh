@@ -32,6 +32,9 @@ run rooms --rooms 1000 --members 5 --rate 2000 --secs 5 --ramp
 run durable --senders 16 --inflight 32 --secs 10
 run uploads --users 20 --mb 25
 run flood --senders 16 --rate 10 --sockets 20 --secs 10
+# A day of Messenger: 10,000 users with contacts, presence, sign-outs and resync (the
+# largest number served with p99 < 100 ms is found with `day --ramp`; docs/BENCHMARKS.md).
+run day --users 10000 --secs 60
 echo "==> first contentful paint of the sign-in page (end2end/bench/fcp.mjs)" | tee -a "$out"
 node end2end/bench/fcp.mjs 20 2>&1 | tee -a "$out"
 echo "==> the island's work per incoming message (end2end/bench/island.mjs)" | tee -a "$out"
