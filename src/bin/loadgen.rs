@@ -149,26 +149,8 @@ enum Scenario {
     /// changes, personal message edits, sign-outs and back with resync, one-to-one
     /// conversations with typing, groups and rooms (see src/bin/loadgen/day.rs).
     Day {
-        #[arg(long, default_value_t = 10_000)]
-        users: usize,
-        /// Contacts per user (half on each side of them on a ring of users).
-        #[arg(long, default_value_t = 20)]
-        contacts: usize,
-        /// Seconds of activity measured.
-        #[arg(long, default_value_t = 60)]
-        secs: u64,
-        /// Mean seconds between one user's messages.
-        #[arg(long, default_value_t = 30.0)]
-        message_every: f64,
-        /// Mean seconds between one user's status changes.
-        #[arg(long, default_value_t = 300.0)]
-        status_every: f64,
-        /// Mean seconds between one user's personal message edits.
-        #[arg(long, default_value_t = 600.0)]
-        psm_every: f64,
-        /// Mean seconds between one user's sign-outs (each followed by a sign-in and resync).
-        #[arg(long, default_value_t = 600.0)]
-        reconnect_every: f64,
+        #[command(flatten)]
+        day: day::Day,
         /// Run again with 1.5x the users (a fresh server each time) until a p99 passes 100 ms.
         #[arg(long)]
         ramp: bool,
@@ -1541,27 +1523,7 @@ fn main() -> Result<()> {
                 secs,
             } => flood(&cli, senders, rate, sockets, secs).await,
             Scenario::Uploads { users, mb } => uploads(&cli, users, mb).await,
-            Scenario::Day {
-                users,
-                contacts,
-                secs,
-                message_every,
-                status_every,
-                psm_every,
-                reconnect_every,
-                ramp,
-            } => {
-                let d = day::Day {
-                    users,
-                    contacts,
-                    secs,
-                    message_every,
-                    status_every,
-                    psm_every,
-                    reconnect_every,
-                };
-                day::run(&cli, d, ramp).await
-            }
+            Scenario::Day { day, ramp } => day::run(&cli, day, ramp).await,
         }
     })
 }

@@ -28,16 +28,27 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
 
 /// What one run of the day looks like.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, clap::Args)]
 pub struct Day {
+    #[arg(long, default_value_t = 10_000)]
     pub users: usize,
+    /// Contacts per user (half on each side of them on a ring of users).
+    #[arg(long, default_value_t = 20)]
     pub contacts: usize,
+    /// Seconds of activity measured.
+    #[arg(long, default_value_t = 60)]
     pub secs: u64,
-    /// Mean seconds between one user's messages, status changes, personal message edits
-    /// and sign-outs.
+    /// Mean seconds between one user's messages.
+    #[arg(long, default_value_t = 30.0)]
     pub message_every: f64,
+    /// Mean seconds between one user's status changes.
+    #[arg(long, default_value_t = 300.0)]
     pub status_every: f64,
+    /// Mean seconds between one user's personal message edits.
+    #[arg(long, default_value_t = 600.0)]
     pub psm_every: f64,
+    /// Mean seconds between one user's sign-outs (each followed by a sign-in and resync).
+    #[arg(long, default_value_t = 600.0)]
     pub reconnect_every: f64,
 }
 
