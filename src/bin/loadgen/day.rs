@@ -357,6 +357,7 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
     let tokens: Vec<String> = guests.iter().map(|g| g.token.clone()).collect();
     let storm_cpu0 = server.cpu_seconds();
     let storm_us = micros_now();
+    STORM_PRESENCE_US.store(0, Ordering::Relaxed);
     let socks = connect_all(&url, &tokens).await?;
     let started = Instant::now();
     let synced: Vec<Result<(Ws, Vec<i64>)>> = stream::iter(socks.into_iter().zip(&convs))
@@ -389,7 +390,9 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
         settled: AtomicUsize::new(0),
         day,
         start_us: std::sync::atomic::AtomicU64::new(0),
-        last_presence_us: std::sync::atomic::AtomicU64::new(storm_us),
+        last_presence_us: std::sync::atomic::AtomicU64::new(
+            STORM_PRESENCE_US.load(Ordering::Relaxed).max(storm_us),
+        ),
         go: tokio::sync::watch::channel(false).0,
         http: reqwest::Client::new(),
     });
@@ -606,6 +609,10 @@ fn sync_frames(convs: &[ConvRef], highest: &[i64]) -> Vec<Message> {
         .collect()
 }
 
+/// When a presence frame last arrived while the users were still syncing (the storm's
+/// presence can reach a user before their own sync is done).
+static STORM_PRESENCE_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// At start: syncs every conversation and waits for each `synced`; returns the last
 /// sequence number of each (a group opens with its join lines).
 async fn sync_from(ws: &mut Ws, convs: &[ConvRef], highest: &[i64]) -> Result<Vec<i64>> {
@@ -621,6 +628,8 @@ async fn sync_from(ws: &mut Ws, convs: &[ConvRef], highest: &[i64]) -> Result<Ve
                 let text = t.as_str();
                 if text.starts_with(r#"{"t":"synced""#) {
                     left -= 1;
+                } else if text.starts_with(r#"{"t":"presence""#) {
+                    STORM_PRESENCE_US.fetch_max(micros_now(), Ordering::Relaxed);
                 } else if text.starts_with(r#"{"t":"msg""#) {
                     let conv = field_i64(text, r#""conv":"#);
                     let seq = field_i64(text, r#""seq":"#).unwrap_or(0);
