@@ -125,6 +125,8 @@ struct Outcome {
     delivery: Vec<(u16, u32)>,
     presence: Vec<(u16, u32)>,
     ack: Vec<(u16, u32)>,
+    /// How long each personal message edit's HTTP request took (the store write in it).
+    edit: Vec<(u16, u32)>,
 }
 
 /// A latency from `since` (microseconds on the tool's clock) to now, with the second of the
@@ -461,11 +463,13 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
         }
     }
     let o = all_out;
-    let (mut delivery, mut presence, mut ack) = (histogram(), histogram(), histogram());
+    let (mut delivery, mut presence, mut ack, mut edit) =
+        (histogram(), histogram(), histogram(), histogram());
     for (h, v) in [
         (&mut delivery, &o.delivery),
         (&mut presence, &o.presence),
         (&mut ack, &o.ack),
+        (&mut edit, &o.edit),
     ] {
         for &(_, us) in v {
             h.saturating_record(u64::from(us));
@@ -490,7 +494,7 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
     );
     println!(
         "day: deliveries {} live + {} replayed on resync; delivery latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms; \
-         presence latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} seen); ack p50 {:.1} ms p99 {:.1} ms; \
+         presence latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms ({} seen; the edit's own request p50 {:.1} ms p99 {:.1} ms); ack p50 {:.1} ms p99 {:.1} ms; \
          lost {}, duplicated {}, gaps {}, refused {}, resyncs asked by the server {}, users failed {failed}",
         o.received,
         o.replayed,
@@ -501,6 +505,8 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
         q(&presence, 0.99),
         ms(presence.max()),
         presence.len(),
+        q(&edit, 0.5),
+        q(&edit, 0.99),
         q(&ack, 0.5),
         q(&ack, 0.99),
         o.lost,
@@ -575,6 +581,7 @@ fn merge(all: &mut Outcome, o: Outcome) {
     all.delivery.extend(o.delivery);
     all.presence.extend(o.presence);
     all.ack.extend(o.ack);
+    all.edit.extend(o.edit);
 }
 
 /// Writes each pair as accepted contacts of each other (both rows, as an accepted request
@@ -799,6 +806,7 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                                 .send()
                                 .await?
                                 .error_for_status()?;
+                            out.edit.push(sample(&shared, t));
                             out.psm_edits += 1;
                         } else if unacked.is_empty() && !syncing.contains(&true) {
                             // Signing out with nothing unacknowledged: what was sent is known.
