@@ -361,6 +361,27 @@ async fn guests(url: &str, n: usize) -> Result<Vec<Guest>> {
     Ok(out)
 }
 
+/// Starts a one-to-one conversation for each pair of guests in order (the first of each pair
+/// asks, up to 64 at once); their ids, pair by pair.
+async fn dms_of_pairs(url: &str, guests: &[Guest]) -> Result<Vec<i64>> {
+    let pairs: Vec<(&Guest, &Guest)> = guests.chunks_exact(2).map(|p| (&p[0], &p[1])).collect();
+    dms(url, &pairs).await
+}
+
+/// Starts a one-to-one conversation between each pair (the first asks), up to 64 at once;
+/// their ids, in order.
+async fn dms(url: &str, pairs: &[(&Guest, &Guest)]) -> Result<Vec<i64>> {
+    let out: Vec<Result<i64>> = stream::iter(pairs)
+        .map(|(a, b)| async move {
+            let v = post(url, "/api/dm", &a.token, json!({ "username": b.username })).await?;
+            v["id"].as_i64().context("conversation id")
+        })
+        .buffered(64)
+        .collect()
+        .await;
+    out.into_iter().collect()
+}
+
 async fn post(url: &str, path: &str, token: &str, body: Value) -> Result<Value> {
     Ok(reqwest::Client::new()
         .post(format!("{url}{path}"))
@@ -992,17 +1013,7 @@ async fn group(cli: &Cli, shape: Shape, rate: u64, secs: u64, ramp: bool) -> Res
 async fn durable(cli: &Cli, senders: usize, inflight: usize, secs: u64) -> Result<()> {
     let server = Server::start(cli, None).await?;
     let users = guests(&server.url, senders * 2).await?;
-    let mut convs = Vec::new();
-    for pair in users.chunks(2) {
-        let v = post(
-            &server.url,
-            "/api/dm",
-            &pair[0].token,
-            json!({ "username": pair[1].username }),
-        )
-        .await?;
-        convs.push(v["id"].as_i64().context("conversation id")?);
-    }
+    let convs = dms_of_pairs(&server.url, &users).await?;
     let tokens: Vec<String> = users.iter().step_by(2).map(|u| u.token.clone()).collect();
     let socks = connect_all(&server.url, &tokens).await?;
     let cpu0 = server.cpu_seconds();
@@ -1070,17 +1081,7 @@ async fn uploads(cli: &Cli, users: usize, mb: u64) -> Result<()> {
     const PIECE: usize = 256 * 1024;
     let server = Server::start(cli, None).await?;
     let people = guests(&server.url, users * 2).await?;
-    let mut convs = Vec::with_capacity(users);
-    for pair in people.chunks(2) {
-        let v = post(
-            &server.url,
-            "/api/dm",
-            &pair[0].token,
-            json!({ "username": pair[1].username }),
-        )
-        .await?;
-        convs.push(v["id"].as_i64().context("conversation id")?);
-    }
+    let convs = dms_of_pairs(&server.url, &people).await?;
     let size = (mb * 1_000_000) as usize;
     let rss_before = server.rss_kib().unwrap_or(0);
     let cpu0 = server.cpu_seconds();
@@ -1177,14 +1178,7 @@ async fn uploads(cli: &Cli, users: usize, mb: u64) -> Result<()> {
 async fn history(cli: &Cli, messages: u64, readers: usize, secs: u64) -> Result<()> {
     let server = Server::start(cli, None).await?;
     let users = guests(&server.url, 2).await?;
-    let v = post(
-        &server.url,
-        "/api/dm",
-        &users[0].token,
-        json!({ "username": users[1].username }),
-    )
-    .await?;
-    let conv = v["id"].as_i64().context("conversation id")?;
+    let conv = dms_of_pairs(&server.url, &users).await?[0];
     let mut socks = connect_all(&server.url, std::slice::from_ref(&users[0].token)).await?;
     let mut ws = socks.pop().context("socket")?;
     // Filled as fast as acks come back, 64 in flight.
@@ -1301,17 +1295,7 @@ async fn flood(cli: &Cli, senders: usize, rate: u64, sockets: usize, secs: u64) 
         )
         .await?;
     }
-    let mut convs = Vec::new();
-    for pair in pairs.chunks(2) {
-        let v = post(
-            &server.url,
-            "/api/dm",
-            &pair[0].token,
-            json!({ "username": pair[1].username }),
-        )
-        .await?;
-        convs.push(v["id"].as_i64().context("conversation id")?);
-    }
+    let convs = dms_of_pairs(&server.url, &pairs).await?;
     let tokens: Vec<String> = pairs.iter().map(|u| u.token.clone()).collect();
     // Every user is online (their contacts' presence goes somewhere); the first of each
     // pair sends.

@@ -95,6 +95,8 @@ struct Shared {
     place: HashMap<i64, usize>,
     phase: tokio::sync::watch::Sender<u8>,
     settled: AtomicUsize,
+    /// Told when `settled` reaches the number of users.
+    all_settled: tokio::sync::Notify,
     day: Day,
     /// When the day started, on the tool's clock (microseconds).
     start_us: std::sync::atomic::AtomicU64,
@@ -294,16 +296,18 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| (1..=DM_REACH).map(move |d| (i, (i + d) % n)))
         .collect();
-    let dms = pairs
+    let started = Instant::now();
+    let asking: Vec<(&Guest, &Guest)> = pairs
         .iter()
-        .map(|&(i, j)| {
-            let (url, token, name) = (&url, &guests[i].token, &guests[j].username);
-            async move { post(url, "/api/dm", token, json!({ "username": name })).await }
-        })
+        .map(|&(i, j)| (&guests[i], &guests[j]))
         .collect();
-    let dms = all("one-to-one conversations", 64, dms).await?;
-    for (&(i, j), v) in pairs.iter().zip(&dms) {
-        let id = v["id"].as_i64().context("conversation id")?;
+    let dms = dms(&url, &asking).await?;
+    eprintln!(
+        "  {} one-to-one conversations in {:.1} s",
+        dms.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (&(i, j), &id) in pairs.iter().zip(&dms) {
         add(&[i, j], id, 1.0, &mut convs);
     }
     let starters: Vec<usize> = (0..n).step_by(GROUP_EVERY).collect();
@@ -390,6 +394,7 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
         place: guests.iter().enumerate().map(|(i, g)| (g.id, i)).collect(),
         phase,
         settled: AtomicUsize::new(0),
+        all_settled: tokio::sync::Notify::new(),
         day,
         start_us: std::sync::atomic::AtomicU64::new(0),
         last_presence_us: std::sync::atomic::AtomicU64::new(
@@ -415,13 +420,17 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
         .collect();
     // The sign-in storm: everyone came online within seconds, and each user's presence goes
     // to their contacts. The day starts once no presence frame has arrived for two seconds.
+    // (Waits until two seconds after the last frame seen, again while frames come, at most
+    // two minutes from the first socket.)
+    let quiet_from = |last: u64| (last + 2_000_000).min(storm_us + 120_000_000);
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let last = shared.last_presence_us.load(Ordering::Relaxed);
-        let quiet = micros_now().saturating_sub(last) > 2_000_000;
-        if quiet || micros_now().saturating_sub(storm_us) > 120_000_000 {
+        let until = quiet_from(shared.last_presence_us.load(Ordering::Relaxed));
+        let now = micros_now();
+        if now >= until {
             break;
         }
+        tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_micros(until - now))
+            .await;
     }
     let storm_cpu = storm_cpu0.zip(server.cpu_seconds()).map(|(a, b)| b - a);
     println!(
@@ -444,10 +453,9 @@ async fn run_once(cli: &Cli, day: Day) -> Result<Measured> {
     let active_secs = t0.elapsed().as_secs_f64();
     let peak = server.rss_kib();
     shared.phase.send_replace(STOPPING);
-    let settle_started = Instant::now();
-    while shared.settled.load(Ordering::Relaxed) < n && settle_started.elapsed() < SETTLE {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Every user has stopped and holds an ack for everything they sent (or SETTLE passed):
+    // the acknowledged sequence numbers are final.
+    let _ = tokio::time::timeout(SETTLE, shared.all_settled.notified()).await;
     shared.phase.send_replace(SETTLED);
     let mut all_out = Outcome::default();
     let mut failed = 0u64;
@@ -712,7 +720,9 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
         let in_sync = !syncing.contains(&true);
         if stopping && !settled && ws.is_some() && unacked.is_empty() && in_sync {
             settled = true;
-            shared.settled.fetch_add(1, Ordering::Relaxed);
+            if shared.settled.fetch_add(1, Ordering::Relaxed) + 1 == day.users {
+                shared.all_settled.notify_one();
+            }
         }
         if now_phase >= SETTLED {
             let behind = plan
