@@ -1295,7 +1295,7 @@ async fn flood(cli: &Cli, senders: usize, rate: u64, sockets: usize, secs: u64) 
         )
         .await?;
     }
-    let convs = dms_of_pairs(&server.url, &pairs).await?;
+    let convs = dms_of_pairs(&server.url, pairs).await?;
     let tokens: Vec<String> = pairs.iter().map(|u| u.token.clone()).collect();
     // Every user is online (their contacts' presence goes somewhere); the first of each
     // pair sends.
