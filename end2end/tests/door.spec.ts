@@ -80,3 +80,24 @@ test('after a wrong password the account asks for verification, and a click at o
   await expect(page).toHaveURL(`${server.url}/app`);
   await waitOnline(page);
 });
+
+test("a click before the widget's script has loaded waits for it, then signs in", async ({ browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  // The widget's script is held back, as on a slow network, until the click has been made.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  await page.route('**/altcha/altcha.js', async (route) => {
+    await held;
+    await route.continue();
+  });
+  // Module scripts hold back DOMContentLoaded, so the page is taken as soon as it arrives.
+  await page.goto(server.url, { waitUntil: 'commit' });
+  const guest = page.getByRole('button', { name: 'Try as guest' });
+  // Sent now, the form would go without its proof and come back refused.
+  await expect(guest).toBeDisabled();
+  const clicking = guest.click();
+  release();
+  await clicking;
+  await expect(page).toHaveURL(`${server.url}/app`);
+  await waitOnline(page);
+});

@@ -5,3 +5,10 @@
 import './altcha.js';
 
 globalThis.$altcha.algorithms.set('PBKDF2/SHA-256', () => new Worker('/altcha/pbkdf2.js'));
+
+// The forms that carry the widget come with their buttons disabled (a form sent before the
+// widget exists would go without its proof): the widget is defined now, so they may be sent.
+await customElements.whenDefined('altcha-widget');
+for (const button of document.querySelectorAll('button[data-door-wait]')) {
+  button.disabled = false;
+}

@@ -43,6 +43,11 @@ pub fn SignInPage() -> impl IntoView {
     let guest_widget = door_widget(&door, "onsubmit");
     let sign_up_widget = door_widget(&door, "onsubmit");
     let scripts = door_scripts(&door);
+    // ALTCHA's widget is a script of its own, loaded after the page: a form sent before it
+    // is defined would go without its proof and come back refused. Its forms' buttons are
+    // therefore disabled until the widget's script enables them (`/altcha/setup.js`).
+    let waits = matches!(door, DoorCheck::Altcha);
+    let sign_in_waits = waits && sign_in_checked;
     let username = get("username");
     let signup_mode = get("mode") == "signup";
     let (signin_name, signup_name) = if signup_mode {
@@ -110,11 +115,11 @@ pub fn SignInPage() -> impl IntoView {
                             "Sign me out everywhere else"
                         </label>
                         {sign_in_widget}
-                        <button type="submit" class="primary">"Sign in"</button>
+                        <button type="submit" class="primary" disabled=sign_in_waits data-door-wait="">"Sign in"</button>
                     </ActionForm>
                     <ActionForm action=guest attr:class="guest-form">
                         {guest_widget}
-                        <button type="submit">"Try as guest"</button>
+                        <button type="submit" disabled=waits data-door-wait="">"Try as guest"</button>
                     </ActionForm>
                     <details class="signup" open=signup_mode>
                         <summary>"New to Messenger? Create an account"</summary>
@@ -128,7 +133,7 @@ pub fn SignInPage() -> impl IntoView {
                                 required minlength="8" maxlength="128" aria-describedby="signup-rules"/>
                             <p id="signup-rules" class="hint">"3 to 24 letters, digits, _ or ., starting with a letter; a password of at least 8 characters."</p>
                             {sign_up_widget}
-                            <button type="submit" class="primary">"Create account"</button>
+                            <button type="submit" class="primary" disabled=waits data-door-wait="">"Create account"</button>
                         </ActionForm>
                     </details>
                 </div>
