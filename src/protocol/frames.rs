@@ -13,6 +13,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame could not be parsed as a client frame.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that was not UTF-8.
+    pub const NOT_UTF8: u16 = 1007;
     /// A frame was larger than [`super::MAX_FRAME_BYTES`].
     pub const TOO_BIG: u16 = 1009;
     /// An internal error; reconnect with backoff.

@@ -2,8 +2,16 @@
 
 use crate::helpers::{spawn_app, spawn_app_with, Ws};
 use futures::SinkExt;
-use messenger::protocol::{close, MAX_FRAME_BYTES};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+use messenger::protocol::{close, ServerFrame, MAX_FRAME_BYTES};
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest,
+    http::HeaderValue,
+    protocol::frame::{
+        coding::{Data, OpCode},
+        Frame,
+    },
+    Message,
+};
 
 #[tokio::test]
 async fn an_upgrade_without_a_live_session_is_refused() {
@@ -149,6 +157,45 @@ async fn an_oversized_frame_closes_the_socket_with_the_too_big_code() {
     );
     ws.stream.send(Message::text(huge)).await.expect("send");
     assert_eq!(ws.close_code().await, close::TOO_BIG);
+}
+
+/// The client's frames as RFC 6455 allows them (the server reads them itself, `ws::wire`):
+/// a text message in fragments, with a ping between them, is one client frame; binary data
+/// and text that is not UTF-8 close the socket, each with its code.
+#[tokio::test]
+async fn fragments_join_and_what_is_not_json_text_closes_with_its_code() {
+    let app = spawn_app().await;
+    let a = app.guest().await;
+    let mut ws = app.online(&a).await;
+    let ping = br#"{"t":"ping"}"#;
+    let text = |bytes: &[u8], fin| Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), fin);
+    let more =
+        |bytes: &[u8], fin| Frame::message(bytes.to_vec(), OpCode::Data(Data::Continue), fin);
+    for frame in [
+        Message::Frame(text(&ping[..3], false)),
+        Message::Ping(b"between".to_vec().into()),
+        Message::Frame(more(&ping[3..7], false)),
+        Message::Frame(more(&ping[7..], true)),
+    ] {
+        ws.stream.send(frame).await.expect("send");
+    }
+    ws.until(|f| matches!(f, ServerFrame::Pong {})).await;
+
+    ws.stream
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("send");
+    assert_eq!(
+        ws.close_frame().await,
+        (close::PROTOCOL_ERROR, "frames are JSON text".to_owned())
+    );
+
+    let mut ws = app.online(&a).await;
+    ws.stream
+        .send(Message::Frame(text(b"{\"t\":\"p\xffing\"}", true)))
+        .await
+        .expect("send");
+    assert_eq!(ws.close_code().await, close::NOT_UTF8);
 }
 
 #[tokio::test]

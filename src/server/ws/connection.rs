@@ -8,6 +8,7 @@ use super::{
     commands,
     conn::{Conn, COALESCE_MAX},
     mailbox::{Mail, Mailbox},
+    wire::{self, Incoming, Reader, WireError},
 };
 use crate::protocol::{close, ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use crate::server::{
@@ -18,10 +19,6 @@ use crate::server::{
 };
 use std::{io, sync::Arc, time::Duration};
 use tokio::{net::TcpStream, time::Instant};
-use tungstenite::{
-    protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig},
-    Message,
-};
 
 /// How long the close frame at the end of a connection may take to leave.
 const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(5);
@@ -34,13 +31,17 @@ const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Builds the connection's state before its future exists, then returns that future: an
 /// `async` block around `run(...)` would hold every argument twice (once captured, once
 /// moved into `run`), and every idle connection pays for its task's size.
+/// The session comes boxed (so that the upgrade's task is small while it waits) and is
+/// unboxed here, in a plain function, so that its box is freed now: moved out of inside the
+/// task, an emptied box lives as long as the task.
 pub(super) fn connection(
     tcp: TcpStream,
     read_already: Vec<u8>,
     state: AppState,
-    session: SessionRow,
+    session: Box<SessionRow>,
     slot: Slot,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let session = *session;
     let mailbox = Arc::new(Mailbox::new(
         state.cfg.sockets.broadcast_capacity,
         Some(tcp),
@@ -48,55 +49,12 @@ pub(super) fn connection(
     let id = state
         .hub
         .register(session.user.id, session.id, mailbox.clone());
-    // A frame longer than the protocol allows is refused from its header, before its body
-    // is read: the loop sends 1009 and drops the rest of it (see `close_gracefully`).
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES))
-        // tungstenite allocates its read buffer up front for every connection (128 KiB by
-        // default) and keeps it. Client frames are small (a send is ~150 bytes, so one read
-        // still takes several); the buffer grows for a rare large one.
-        .read_buffer_size(512)
-        // Its frames (pongs, the close) go to the mailbox's queue at once.
-        .write_buffer_size(0);
-    let socket = Socket::from_partially_read(
-        SocketIo(Arc::clone(&mailbox)),
-        read_already,
-        Role::Server,
-        Some(config),
-    );
+    // The client's frames are read by `wire` (what hyper read past the request first); the
+    // server's own frames go through the mailbox ([`Conn::send`]).
+    let reader = Reader::from(read_already);
     let conn = Conn::new(state, session, id, mailbox, slot);
-    run(conn, socket)
+    run(conn, reader)
 }
-
-/// The socket as tungstenite sees it: reads come from the TCP socket without waiting (the
-/// task waits for readiness itself), writes go to the mailbox's queue (and from there to
-/// the socket, in order with the publisher's writes).
-struct SocketIo(Arc<Mailbox>);
-
-impl io::Read for SocketIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.0.socket() {
-            Some(tcp) => tcp.try_read(buf),
-            None => Err(io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
-
-impl io::Write for SocketIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.queue_raw(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The client's side of the socket: tungstenite decodes its frames; the server's own
-/// frames go through the mailbox ([`Conn::send`]).
-type Socket = tungstenite::WebSocket<SocketIo>;
 
 /// Why the loop ended, if the server chose to end it.
 struct Closing(u16, &'static str);
@@ -110,7 +68,7 @@ struct Closing(u16, &'static str);
 )]
 fn run(
     mut conn: Conn,
-    mut socket: Socket,
+    mut reader: Reader,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
         conn.state.live_sockets.send_modify(|n| *n += 1);
@@ -118,7 +76,7 @@ fn run(
             .analytics
             .record(crate::server::analytics::Event::new("socket_open"));
         let opened = Instant::now();
-        let result = serve(&mut conn, &mut socket).await;
+        let result = serve(&mut conn, &mut reader).await;
         // Nothing more comes in: what the mailbox holds is dropped now, and the user is
         // offline on this socket before its close frame goes out.
         conn.mailbox.shut();
@@ -139,7 +97,7 @@ fn run(
         // Boxed, as everything the loop does but wait: its 4 KiB drain buffer, held across
         // an await, made every connection's task 5.2 KB instead of 1.5 KB for as long as the
         // socket lived (docs/BENCHMARKS.md, performance round two).
-        Box::pin(close_gracefully(&conn, &mut socket, code, reason)).await;
+        Box::pin(close_gracefully(&conn, &mut reader, code, reason)).await;
         conn.state.analytics.record(
             crate::server::analytics::Event::new("socket_close")
                 .n1(f64::from(code))
@@ -164,17 +122,13 @@ fn is_stall(e: &anyhow::Error) -> bool {
 /// then, for a close the server began, what the client sends is read and dropped until its
 /// answer comes or [`CLOSE_ANSWER_WAIT`] passes. A socket that has taken nothing for the
 /// stall limit gets one try: its close frame goes out only if it fits.
-async fn close_gracefully(conn: &Conn, socket: &mut Socket, code: u16, reason: &'static str) {
+async fn close_gracefully(conn: &Conn, reader: &mut Reader, code: u16, reason: &'static str) {
     let stalled = conn.mailbox.stalled_for() >= conn.stall_limit();
     if code != 0 {
-        let _ = socket.close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: tungstenite::Utf8Bytes::from_static(reason),
-        }));
+        conn.mailbox.queue_raw(&wire::close_frame(code, reason));
     }
-    // The close frame, or the answer to the client's (tungstenite holds it until its next
-    // write), then out through the mailbox.
-    let _ = socket.flush();
+    // The close frame, or the answer to the client's (queued when it came), goes out
+    // through the mailbox.
     let sent = if stalled {
         matches!(conn.mailbox.try_flush(), Ok(true))
     } else {
@@ -202,9 +156,8 @@ async fn close_gracefully(conn: &Conn, socket: &mut Socket, code: u16, reason: &
         return;
     }
     while tokio::time::timeout_at(until, tcp.readable()).await.is_ok() {
-        match socket.read() {
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Ok(Message::Close(_)) | Err(_) => return,
+        match reader.next(tcp, MAX_FRAME_BYTES) {
+            Ok(Some(Incoming::Close(_))) | Err(_) => return,
             Ok(_) => {}
         }
     }
@@ -213,9 +166,14 @@ async fn close_gracefully(conn: &Conn, socket: &mut Socket, code: u16, reason: &
 /// The connection's loop. Everything but the loop's own state is boxed while it runs
 /// (`hello`, each delivery, each client frame), and no value is kept across an `.await`
 /// that the loop does not need: the largest suspended state sets every connection's size.
-async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Closing>> {
+async fn serve(conn: &mut Conn, reader: &mut Reader) -> anyhow::Result<Option<Closing>> {
+    // The hello goes out and is dropped here, not at the end of the function: a local lives
+    // to the end of its scope, and this one (~500 bytes for a guest, kilobytes for a user
+    // with contacts) was kept by every connection for its whole life until the second
+    // performance round.
     let hello = Box::pin(greet(conn)).await?;
     Box::pin(conn.send(&hello)).await?;
+    drop(hello);
     let stall = conn.stall_limit();
 
     // One timer per connection for both the heartbeat and the session's deadline: each
@@ -300,16 +258,16 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                         return Ok(Some(Closing(close::HEARTBEAT_TIMEOUT, "not reading")));
                     }
                     next_beat = now + heartbeat_every;
-                    socket.send(Message::Ping(Default::default()))?;
+                    conn.mailbox.queue_raw(&wire::control_frame(wire::OP_PING, b""));
                     conn.mailbox.try_flush()?;
                 }
                 timer.as_mut().reset(next_beat.min(session_deadline));
             }
             ready = std::future::poll_fn(|cx| poll_read_ready(&conn.mailbox, cx)), if reading => {
                 ready?;
-                let incoming = match socket.read() {
-                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    incoming => incoming,
+                let Some(tcp) = conn.mailbox.socket() else { continue };
+                let Some(incoming) = reader.next(tcp, MAX_FRAME_BYTES).transpose() else {
+                    continue;
                 };
                 last_heard = Instant::now();
                 if incoming.is_ok() {
@@ -318,39 +276,37 @@ async fn serve(conn: &mut Conn, socket: &mut Socket) -> anyhow::Result<Option<Cl
                     }
                 }
                 match incoming {
-                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(None),
-                    // Refused from the frame's header, before its body was read.
-                    Err(tungstenite::Error::Capacity(_)) => {
-                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
+                    Ok(Incoming::Text(text)) => match serde_json::from_str::<ClientFrame>(&text) {
+                        Ok(f) => Box::pin(commands::apply(conn, f)).await?,
+                        Err(e) => {
+                            let msg = format!("Not a client frame: {e}");
+                            Box::pin(conn.refuse(ErrorCode::BadFrame, &msg, None, None)).await?;
+                        }
+                    },
+                    Ok(Incoming::Ping(payload)) => {
+                        conn.mailbox.queue_raw(&wire::control_frame(wire::OP_PONG, &payload));
+                        conn.mailbox.try_flush()?;
                     }
-                    Err(e) => {
+                    Ok(Incoming::Pong) => {}
+                    // The client's close: answered with its own code, then the socket ends.
+                    Ok(Incoming::Close(code)) => {
+                        let payload = code.map(u16::to_be_bytes).unwrap_or_default();
+                        let len = if code.is_some() { 2 } else { 0 };
+                        conn.mailbox.queue_raw(&wire::control_frame(wire::OP_CLOSE, &payload[..len]));
+                        return Ok(None);
+                    }
+                    Err(WireError::Ended) => return Ok(None),
+                    Err(WireError::Io(e)) => {
                         tracing::debug!(user = conn.me().id, error = %e, "reading the socket");
                         return Ok(None);
                     }
-                    Ok(Message::Text(text)) => {
-                        if text.len() > MAX_FRAME_BYTES {
-                            return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
-                        }
-                        match serde_json::from_str::<ClientFrame>(text.as_str()) {
-                            Ok(f) => Box::pin(commands::apply(conn, f)).await?,
-                            Err(e) => {
-                                let msg = format!("Not a client frame: {e}");
-                                Box::pin(conn.refuse(ErrorCode::BadFrame, &msg, None, None)).await?;
-                            }
-                        }
-                    }
-                    Ok(Message::Binary(b)) if b.len() > MAX_FRAME_BYTES => {
-                        return Ok(Some(Closing(close::TOO_BIG, "frame too large")));
-                    }
-                    Ok(Message::Binary(_)) => {
+                    // Refused from the frame's header, before its body was read.
+                    Err(WireError::TooBig) => return Ok(Some(Closing(close::TOO_BIG, "frame too large"))),
+                    Err(WireError::Binary) => {
                         return Ok(Some(Closing(close::PROTOCOL_ERROR, "frames are JSON text")));
                     }
-                    // tungstenite holds the pong for a ping until its next write.
-                    Ok(Message::Ping(_)) => {
-                        socket.flush()?;
-                        conn.mailbox.try_flush()?;
-                    }
-                    Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                    Err(WireError::NotUtf8) => return Ok(Some(Closing(close::NOT_UTF8, "text that is not UTF-8"))),
+                    Err(WireError::Protocol(what)) => return Ok(Some(Closing(close::PROTOCOL_ERROR, what))),
                 }
             }
         }
@@ -416,7 +372,8 @@ mod tests {
     /// Every open socket keeps its connection's future for as long as it lives, so that
     /// future's size is most of what an idle connection costs. A buffer held across an
     /// `.await` anywhere in it (the close's 4 KiB drain buffer did, until it was boxed: 4992
-    /// bytes then, 1120 now in the test build) is paid by every socket, busy or not.
+    /// bytes then, 1120 after; 872 once the frames were read without tungstenite) is paid by
+    /// every socket, busy or not.
     #[tokio::test]
     async fn a_connection_future_stays_small() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -444,10 +401,10 @@ mod tests {
             revoked: false,
         };
         let slot = state.sockets.take(1, peer.ip()).expect("a slot");
-        let future = connection(tcp, Vec::new(), state, session, slot);
+        let future = connection(tcp, Vec::new(), state, Box::new(session), slot);
         let size = std::mem::size_of_val(&future);
         assert!(
-            size <= 2048,
+            size <= 1024,
             "a connection's future is {size} bytes: something large is held across an await"
         );
     }

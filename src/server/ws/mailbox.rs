@@ -358,7 +358,7 @@ impl Mailbox {
         put_text_frame(&mut self.lock().out, payload);
     }
 
-    /// Queues bytes already framed (tungstenite's control frames: ping, pong, close).
+    /// Queues bytes already framed (the server's control frames: ping, pong, close).
     pub fn queue_raw(&self, bytes: &[u8]) {
         self.lock().out.extend_from_slice(bytes);
     }

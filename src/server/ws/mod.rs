@@ -8,9 +8,10 @@
 //! Writes do not go through the task alone: the hub's publisher writes live deliveries, and
 //! the acknowledgements of this connection's sends, straight into the socket
 //! (`mailbox::Mailbox`), and everything the task writes goes through
-//! the same mailbox, under the same lock, so frames stay whole and in order. tungstenite
-//! reads and decodes the client's frames (and answers pings and closes, through the same
-//! path); the server's text frames are encoded in `mailbox::put_text_frame`.
+//! the same mailbox, under the same lock, so frames stay whole and in order. `wire` reads
+//! and decodes the client's frames without a buffer per connection (the loop answers pings
+//! and closes through the same path); the server's text frames are encoded in
+//! `mailbox::put_text_frame`.
 //!
 //! Per conversation, a connection is `Unsynced` until the client sends `sync` (live messages
 //! are not sent before it), `Syncing` while it answers from the store, then `Live`
@@ -21,6 +22,7 @@ mod commands;
 mod conn;
 mod connection;
 pub mod mailbox;
+mod wire;
 
 use super::{
     error::AppError,
@@ -138,7 +140,7 @@ pub async fn upgrade(State(state): State<AppState>, mut req: Request) -> Respons
                 Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
                 Err(_) => return tracing::error!("an upgraded connection is not a TCP stream"),
             };
-            connection::connection(tcp, read_already, state, *session, slot).await
+            connection::connection(tcp, read_already, state, session, slot).await
         },
         span,
     ));
@@ -173,18 +175,11 @@ async fn refuse(
         SlotRefusal::Full => (close::TRY_AGAIN_LATER, "server full; try again later"),
     };
     tracing::info!(user, %ip, reason, "a socket was refused");
-    let frame =
-        tungstenite::protocol::frame::Frame::close(Some(tungstenite::protocol::CloseFrame {
-            code: code.into(),
-            reason: reason.into(),
-        }));
-    let mut bytes = Vec::with_capacity(64);
-    if frame.format(&mut bytes).is_ok() {
-        let mut io = TokioIo::new(&mut upgraded);
-        let write = async {
-            io.write_all(&bytes).await?;
-            io.shutdown().await
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
-    }
+    let bytes = wire::close_frame(code, reason);
+    let mut io = TokioIo::new(&mut upgraded);
+    let write = async {
+        io.write_all(&bytes).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
 }
