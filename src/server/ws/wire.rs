@@ -59,9 +59,12 @@ pub(super) enum WireError {
 /// The reading side of one connection. Empty (no allocation) between frames.
 #[derive(Default)]
 pub(super) struct Reader {
-    /// Bytes read and not yet taken: an unfinished frame, or frames after the message last
-    /// returned.
+    /// Bytes read and not yet taken (from `taken` on): an unfinished frame, or frames after
+    /// the message last returned.
     pending: Vec<u8>,
+    /// How much of `pending` was taken: frames are served from the front without moving the
+    /// rest each time (a read of many small frames would otherwise cost its length squared).
+    taken: usize,
     /// A fragmented text message being put together (its fragments so far).
     message: Option<Vec<u8>>,
 }
@@ -71,6 +74,7 @@ impl From<Vec<u8>> for Reader {
     fn from(pending: Vec<u8>) -> Self {
         Self {
             pending,
+            taken: 0,
             message: None,
         }
     }
@@ -86,12 +90,15 @@ impl Reader {
         max: usize,
     ) -> Result<Option<Incoming>, WireError> {
         loop {
-            if !self.pending.is_empty() {
+            if self.taken < self.pending.len() {
                 let mut pending = std::mem::take(&mut self.pending);
-                let (used, found) = self.parse(&mut pending, max)?;
-                pending.drain(..used);
-                if !pending.is_empty() {
+                let (used, found) = self.parse(&mut pending[self.taken..], max)?;
+                self.taken += used;
+                if self.taken < pending.len() {
                     self.pending = pending;
+                } else {
+                    // All taken: the buffer is freed (an idle connection keeps none).
+                    self.taken = 0;
                 }
                 if found.is_some() {
                     return Ok(found);
@@ -107,7 +114,10 @@ impl Reader {
                     return Err(WireError::Ended);
                 }
                 if !self.pending.is_empty() {
-                    // The rest of an unfinished frame: parsed above, with what was before.
+                    // The rest of an unfinished frame: parsed above, with what was before
+                    // (what was taken goes first, once per read).
+                    self.pending.drain(..self.taken);
+                    self.taken = 0;
                     self.pending.extend_from_slice(&buf[..n]);
                     return Ok(Ok(None));
                 }
