@@ -34,6 +34,10 @@ const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// The session comes boxed (so that the upgrade's task is small while it waits) and is
 /// unboxed here, in a plain function, so that its box is freed now: moved out of inside the
 /// task, an emptied box lives as long as the task.
+#[expect(
+    clippy::boxed_local,
+    reason = "the box comes from the upgrade's task and is freed here, not in the connection's"
+)]
 pub(super) fn connection(
     tcp: TcpStream,
     read_already: Vec<u8>,
