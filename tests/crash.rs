@@ -327,3 +327,66 @@ async fn json_logs_carry_the_request_id_the_response_names() {
     assert_eq!(ids[..2], [made.as_str(), "edge-7f3a.1"]);
     assert_eq!(failed[0]["spans"][0]["path"], "/api/token");
 }
+
+/// A socket's log lines name the request that opened it, in a span of the socket's own: kept
+/// inside the request's span, the socket held that span open (and its memory in the log's
+/// registry) for its whole life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sockets_log_lines_name_its_request_in_a_span_of_its_own() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("messenger.db");
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let _server = Killed(server_logged(
+        port,
+        &db,
+        &[
+            ("MESSENGER_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+            ("MESSENGER_MAX_SOCKETS_PER_USER", "1"),
+        ],
+        &log,
+    ));
+    wait_up(&http, &base).await;
+    let token = guest_token(&http, &base).await;
+    let open = |id: &'static str| {
+        let mut req = format!("ws://127.0.0.1:{port}/ws")
+            .into_client_request()
+            .expect("request");
+        let headers = req.headers_mut();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        headers.insert("x-request-id", HeaderValue::from_static(id));
+        tokio_tungstenite::connect_async(req)
+    };
+    let (mut first, _) = open("socket-one").await.expect("upgraded");
+    assert!(matches!(first.next().await, Some(Ok(Message::Text(_)))));
+    // The second is over this user's cap: refused, with a log line in its socket's span.
+    let (mut second, _) = open("socket-two").await.expect("upgraded");
+    assert!(matches!(second.next().await, Some(Ok(Message::Close(_)))));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).expect("log");
+        if let Some(line) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "a socket was refused")
+        {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal logged: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spans = line["spans"].as_array().expect("spans");
+    assert_eq!(spans.len(), 1, "the socket's span alone: {line}");
+    assert_eq!(spans[0]["name"], "socket");
+    assert_eq!(spans[0]["request"], "socket-two");
+}

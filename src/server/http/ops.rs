@@ -82,12 +82,17 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
 }
 
+/// A request's id, for what outlives its span (a socket names the request that opened it).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
 /// Runs the request inside a span with its id, method and path, so that every log line it
-/// leads to carries them (a socket's lines too: its span is opened inside this one), and
-/// answers with the id in `X-Request-Id`.
-pub async fn request_span(req: Request, next: Next) -> Response {
+/// leads to carries them (a socket's span names it too), and answers with the id in
+/// `X-Request-Id`.
+pub async fn request_span(mut req: Request, next: Next) -> Response {
     use tracing::Instrument;
     let id = request_id(req.headers());
+    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
         id = %id,
