@@ -88,11 +88,13 @@ async fn events_land_in_their_own_database_without_any_text() {
 
 #[tokio::test]
 async fn a_stuck_analytics_writer_drops_events_and_delivery_goes_on() {
-    // A small queue: it overflows within the writer's first wait for the lock, however fast
-    // this machine sends (with the full queue the test raced the lock's 5 s timeout).
+    // A small queue: it overflows within one of the writer's 5 s waits for the lock, however
+    // slowly this machine sends. With the full queue the test raced the lock's timeout; with
+    // 1,000 it still did under the whole suite's load (3,200 sends spread over more than
+    // five 5 s waits, none of which saw 1,000 of them): 100 leaves an eight-fold margin.
     let app = spawn_app_with(|c| {
         fast(c);
-        c.store.analytics_queue = 1000;
+        c.store.analytics_queue = 100;
     })
     .await;
     let (a, b) = (app.guest().await, app.guest().await);
