@@ -274,19 +274,10 @@ async fn every_acknowledged_message_survives_repeated_sigkills_exactly_once() {
 /// proxy sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_request_id_the_response_names() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("messenger.db");
-    let log = dir.path().join("server.log");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let _server = Killed(server_logged(
-        port,
-        &db,
-        &[("MESSENGER_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
-        &log,
-    ));
-    wait_up(&http, &base).await;
+    let t = Logged::new();
+    let (base, http, log) = (&t.base, &t.http, &t.log);
+    let _server = Killed(t.start(&[("MESSENGER_LOG_FORMAT", "json"), ("RUST_LOG", "info")]));
+    wait_up(http, base).await;
     let refused = |id: Option<&'static str>| {
         let mut req = http
             .post(format!("{base}/api/token"))
@@ -309,7 +300,7 @@ async fn json_logs_carry_the_request_id_the_response_names() {
     let odd = refused(Some("a b\"<script>")).await.expect("answered");
     assert_ne!(odd.headers()["x-request-id"], "a b\"<script>");
 
-    let text = std::fs::read_to_string(&log).expect("log");
+    let text = std::fs::read_to_string(log).expect("log");
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -333,24 +324,15 @@ async fn json_logs_carry_the_request_id_the_response_names() {
 /// registry) for its whole life.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sockets_log_lines_name_its_request_in_a_span_of_its_own() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("messenger.db");
-    let log = dir.path().join("server.log");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let _server = Killed(server_logged(
-        port,
-        &db,
-        &[
-            ("MESSENGER_LOG_FORMAT", "json"),
-            ("RUST_LOG", "info"),
-            ("MESSENGER_MAX_SOCKETS_PER_USER", "1"),
-        ],
-        &log,
-    ));
-    wait_up(&http, &base).await;
-    let token = guest_token(&http, &base).await;
+    let t = Logged::new();
+    let (port, log) = (t.port, &t.log);
+    let _server = Killed(t.start(&[
+        ("MESSENGER_LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+        ("MESSENGER_MAX_SOCKETS_PER_USER", "1"),
+    ]));
+    wait_up(&t.http, &t.base).await;
+    let token = guest_token(&t.http, &t.base).await;
     let open = |id: &'static str| {
         let mut req = format!("ws://127.0.0.1:{port}/ws")
             .into_client_request()
@@ -371,7 +353,7 @@ async fn a_sockets_log_lines_name_its_request_in_a_span_of_its_own() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let line = loop {
-        let text = std::fs::read_to_string(&log).expect("log");
+        let text = std::fs::read_to_string(log).expect("log");
         if let Some(line) = text
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

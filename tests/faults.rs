@@ -46,22 +46,18 @@ async fn sync(ws: &mut Socket, conv: i64, after: i64, epoch: &str) -> (bool, Vec
 /// old epoch or the new, is told to reset instead of skipping the numbers given out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_wal_is_noticed_and_old_cursors_get_the_conversation_afresh() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = dir.path().join("messenger.db");
-    let log = dir.path().join("server.log");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let t = Logged::new();
+    let (dir, port, base, http, log) = (&t.dir, t.port, &t.base, &t.http, &t.log);
 
     // The account and its room membership are checkpointed into the database file by a
     // clean stop; the messages after it live in the WAL only.
-    let mut server = Killed(server_logged(port, &db, &[], &log));
-    wait_up(&http, &base).await;
-    let token = guest_token(&http, &base).await;
-    join(&http, &base, &token, LOBBY).await;
+    let mut server = Killed(t.start(&[]));
+    wait_up(http, base).await;
+    let token = guest_token(http, base).await;
+    join(http, base, &token, LOBBY).await;
     stop(&mut server.0);
-    server.0 = server_logged(port, &db, &[], &log);
-    wait_up(&http, &base).await;
+    server.0 = t.start(&[]);
+    wait_up(http, base).await;
     let mut ws = socket(port, &token).await;
     let old_epoch = hello_epoch(&mut ws).await;
     let mut last = 0;
@@ -75,9 +71,9 @@ async fn a_lost_wal_is_noticed_and_old_cursors_get_the_conversation_afresh() {
     for wal in ["messenger.db-wal", "messenger.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(wal));
     }
-    server.0 = server_logged(port, &db, &[], &log);
-    wait_up(&http, &base).await;
-    let logged = std::fs::read_to_string(&log).expect("log");
+    server.0 = t.start(&[]);
+    wait_up(http, base).await;
+    let logged = std::fs::read_to_string(log).expect("log");
     assert!(
         logged.contains("LOST ACKNOWLEDGED MESSAGES"),
         "the loss is logged: {logged}"

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::{
     collections::HashMap,
     net::TcpListener,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -180,6 +180,37 @@ pub async fn progress(acks: &[Acks], more: usize) {
     while acked(acks) < target {
         assert!(Instant::now() < deadline, "no progress after a restart");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One test's own server, logging to a file: a temporary directory with its database and
+/// its log, a free port, and an HTTP client for it.
+pub struct Logged {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub log: PathBuf,
+    pub port: u16,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Logged {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let port = free_port();
+        Self {
+            db: dir.path().join("messenger.db"),
+            log: dir.path().join("server.log"),
+            dir,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the server with `env` on top of the tests' settings ([`server_logged`]).
+    pub fn start(&self, env: &[(&str, &str)]) -> Child {
+        server_logged(self.port, &self.db, env, &self.log)
     }
 }
 
