@@ -31,6 +31,7 @@ const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Builds the connection's state before its future exists, then returns that future: an
 /// `async` block around `run(...)` would hold every argument twice (once captured, once
 /// moved into `run`), and every idle connection pays for its task's size.
+///
 /// The session comes boxed (so that the upgrade's task is small while it waits) and is
 /// unboxed here, in a plain function, so that its box is freed now: moved out of inside the
 /// task, an emptied box lives as long as the task.
@@ -294,9 +295,7 @@ async fn serve(conn: &mut Conn, reader: &mut Reader) -> anyhow::Result<Option<Cl
                     Ok(Incoming::Pong) => {}
                     // The client's close: answered with its own code, then the socket ends.
                     Ok(Incoming::Close(code)) => {
-                        let payload = code.map(u16::to_be_bytes).unwrap_or_default();
-                        let len = if code.is_some() { 2 } else { 0 };
-                        conn.mailbox.queue_raw(&wire::control_frame(wire::OP_CLOSE, &payload[..len]));
+                        conn.mailbox.queue_raw(&wire::close_answer(code));
                         return Ok(None);
                     }
                     Err(WireError::Ended) => return Ok(None),

@@ -8,7 +8,7 @@
 //! one read), and frees them once it is whole. The server's own frames are written by
 //! [`super::mailbox::put_text_frame`] and [`control_frame`].
 
-use std::{cell::RefCell, io};
+use std::{cell::RefCell, io, ops::ControlFlow};
 use tokio::net::TcpStream;
 
 /// One read's room: a send is ~150 bytes, so one read usually takes every frame a client has
@@ -22,7 +22,7 @@ thread_local! {
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
-pub(super) const OP_CLOSE: u8 = 0x8;
+const OP_CLOSE: u8 = 0x8;
 pub(super) const OP_PING: u8 = 0x9;
 pub(super) const OP_PONG: u8 = 0xA;
 
@@ -104,10 +104,14 @@ impl Reader {
                     return Ok(found);
                 }
             }
-            let found = SCRATCH.with_borrow_mut(|buf| -> Result<_, WireError> {
+            // `Break` ends this call with what it holds; `Continue` parses what was read.
+            let read = SCRATCH.with_borrow_mut(|buf| -> Result<_, WireError> {
                 let n = match tcp.try_read(buf) {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Err(())),
+                    // Nothing more to read now.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(ControlFlow::Break(None))
+                    }
                     Err(e) => return Err(WireError::Io(e)),
                 };
                 if n == 0 {
@@ -119,17 +123,17 @@ impl Reader {
                     self.pending.drain(..self.taken);
                     self.taken = 0;
                     self.pending.extend_from_slice(&buf[..n]);
-                    return Ok(Ok(None));
+                    return Ok(ControlFlow::Continue(()));
                 }
                 let (used, found) = self.parse(&mut buf[..n], max)?;
                 self.pending.extend_from_slice(&buf[used..n]);
-                Ok(Ok(found))
+                Ok(match found {
+                    Some(found) => ControlFlow::Break(Some(found)),
+                    None => ControlFlow::Continue(()),
+                })
             })?;
-            match found {
-                // Nothing more to read now.
-                Err(()) => return Ok(None),
-                Ok(Some(found)) => return Ok(Some(found)),
-                Ok(None) => {}
+            if let ControlFlow::Break(found) = read {
+                return Ok(found);
             }
         }
     }
@@ -277,6 +281,14 @@ pub(super) fn control_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The answer to a client's close: its code back, or an empty close if it gave none.
+pub(super) fn close_answer(code: Option<u16>) -> Vec<u8> {
+    match code {
+        Some(code) => close_frame(code, ""),
+        None => control_frame(OP_CLOSE, b""),
+    }
+}
+
 /// A close frame from the server with its code and reason.
 pub(super) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();
@@ -416,6 +428,8 @@ mod tests {
             close_frame(1009, "big"),
             vec![0x88, 5, 0x03, 0xF1, b'b', b'i', b'g']
         );
+        assert_eq!(close_answer(Some(1000)), vec![0x88, 2, 0x03, 0xE8]);
+        assert_eq!(close_answer(None), vec![0x88, 0]);
     }
 
     /// A real socket: several frames in one read are served one by one, then the reader
