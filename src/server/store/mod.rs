@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub(crate) mod commits;
 pub mod files;
 pub mod space;
 pub mod sqlite;
@@ -272,6 +273,44 @@ pub trait MessageStore: Send + Sync {
     async fn message_meta(&self, conv: i64, seq: i64) -> Result<Option<(i64, MessageKind)>>;
     /// The highest sequence number stored in `conv` (0: none).
     async fn last_seq(&self, conv: i64) -> Result<i64>;
+}
+
+/// A message joined with its sender's current name, as every store's queries read it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct MessageRecord {
+    conversation_id: i64,
+    seq: i64,
+    sender_id: i64,
+    display_name: String,
+    client_id: String,
+    body: String,
+    created_at: i64,
+    kind: String,
+    key_id: Option<String>,
+    sealed: Option<Vec<u8>>,
+}
+
+impl MessageRecord {
+    /// The message as clients see it: its body opened if it is sealed (a body that does not
+    /// open is an error, never shown).
+    pub(crate) fn view(self, vault: &crate::server::store::vault::Vault) -> Result<MessageView> {
+        let body = match (&self.key_id, &self.sealed) {
+            (Some(key_id), Some(sealed)) => {
+                vault.open(self.conversation_id, self.seq, key_id, sealed)?
+            }
+            _ => self.body,
+        };
+        Ok(MessageView {
+            conv: self.conversation_id,
+            seq: self.seq,
+            from: self.sender_id,
+            from_name: self.display_name,
+            client_id: self.client_id,
+            body,
+            at: self.created_at,
+            kind: MessageKind::parse(&self.kind).unwrap_or_default(),
+        })
+    }
 }
 
 /// A message to add to a conversation's log.

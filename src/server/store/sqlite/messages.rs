@@ -3,46 +3,8 @@
 
 use super::SqliteStore;
 use crate::protocol::{MessageKind, MessageView};
-use crate::server::store::{MessageStore, Result};
+use crate::server::store::{MessageRecord, MessageStore, Result};
 use async_trait::async_trait;
-
-/// A message joined with its sender's current name, as the queries read it.
-#[derive(Debug, sqlx::FromRow)]
-struct MessageRecord {
-    conversation_id: i64,
-    seq: i64,
-    sender_id: i64,
-    display_name: String,
-    client_id: String,
-    body: String,
-    created_at: i64,
-    kind: String,
-    key_id: Option<String>,
-    sealed: Option<Vec<u8>>,
-}
-
-impl MessageRecord {
-    /// The message as clients see it: its body opened if it is sealed (a body that does not
-    /// open is an error, never shown).
-    fn view(self, vault: &crate::server::store::vault::Vault) -> Result<MessageView> {
-        let body = match (&self.key_id, &self.sealed) {
-            (Some(key_id), Some(sealed)) => {
-                vault.open(self.conversation_id, self.seq, key_id, sealed)?
-            }
-            _ => self.body,
-        };
-        Ok(MessageView {
-            conv: self.conversation_id,
-            seq: self.seq,
-            from: self.sender_id,
-            from_name: self.display_name,
-            client_id: self.client_id,
-            body,
-            at: self.created_at,
-            kind: MessageKind::parse(&self.kind).unwrap_or_default(),
-        })
-    }
-}
 
 #[async_trait]
 impl MessageStore for SqliteStore {

@@ -11,15 +11,17 @@
 //! rates of the rooms benchmark (docs/BENCHMARKS.md, eleventh round).
 
 use super::guard::HighWater;
-use crate::protocol::{MessageKind, MessageView, ServerFrame};
 use crate::server::metrics::Metrics;
 use crate::server::store::{
     space::DiskSpace,
     vault::{Sealer, Vault},
 };
 use crate::server::{
-    hub::{encode, AckOut, Delivery, Fanout},
-    store::{now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed},
+    hub::Fanout,
+    store::{
+        commits::{engine_failed, settle, view_of, Cmd, Job, Outcome, Publisher},
+        now_ms, Ack, Content, MessageLog, NewMessage, Observer, Reply, WriteFailed,
+    },
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior};
@@ -28,7 +30,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// Empties the messages the batch's `delete` messages name, in the batch's transaction, so
 /// the deletion and its announcement commit together.
@@ -54,11 +56,6 @@ fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
         }
     }
     Ok(())
-}
-
-struct Job {
-    msg: NewMessage,
-    reply: Reply,
 }
 
 /// A group commit this slow is logged as a warning, with how long its COMMIT took.
@@ -98,13 +95,6 @@ impl SlowCommits {
         self.last_report = Some(now);
         self.unreported = 0;
     }
-}
-
-/// What the writer's queue carries.
-enum Cmd {
-    Send(Job),
-    /// Refuse new sends, commit what is queued, and end.
-    Stop,
 }
 
 /// The handle the log is appended through.
@@ -181,12 +171,6 @@ impl MessageLog for Writer {
     }
 }
 
-/// What committing one job produced.
-enum Outcome {
-    New(MessageView),
-    Duplicate(Ack),
-}
-
 /// What the writer works with besides its connection: the high-water record it keeps
 /// (`guard.rs`), the disk's free space (`space.rs`), the vault that seals bodies and the
 /// metrics it counts commits in.
@@ -232,25 +216,14 @@ fn run(
     // Publishing runs on a thread of its own, fed in commit order, so that the next commit
     // (and its fsync) overlaps the sends of the previous one: on one thread the two were
     // sequential, and that thread saturated first (docs/BENCHMARKS.md, twelfth round).
-    let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
-    let metrics = guards.metrics.clone();
-    let publisher = std::thread::Builder::new()
-        .name("publisher".into())
-        .spawn(move || {
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                publish(&*fanout, commits, &metrics)
-            }));
-            if ran.is_err() {
-                engine_failed("publisher");
-            }
-        });
-    let publisher = match publisher {
-        Ok(thread) => thread,
+    let publisher = match Publisher::start(fanout, guards.metrics.clone()) {
+        Ok(publisher) => publisher,
         Err(e) => {
             tracing::error!(error = %e, "starting the publisher thread; the writer does not run");
             return;
         }
     };
+    let (to_publisher, publisher) = (publisher.queue, publisher.thread);
     // Every commit below adds one to the count in the database (`count_commit`); this is
     // the same count, kept here to write the high-water record (`guard.rs`).
     let mut commits: i64 = match conn.query_row(
@@ -364,44 +337,14 @@ fn run(
             }
         }
         slow.record(started.elapsed(), committing, batch.len());
-        // The commit's messages are published all at once, so that each connection gets them
-        // in one batch, with the acknowledgements owed to the senders' connections; other
-        // callers hear afterwards.
-        let mut published = Vec::with_capacity(batch.len());
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut replies = Vec::new();
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
-            let (result, follows) = match outcome {
-                Ok(Outcome::New(view)) => {
-                    let ack = Ack {
-                        conv: view.conv,
-                        client_id: view.client_id.clone(),
-                        seq: view.seq,
-                        at: view.at,
-                    };
-                    if let Some(o) = &observer {
-                        observe(o, &view);
-                    }
-                    let conv = view.conv;
-                    published.push(delivery(view));
-                    (Ok(ack), Some(conv))
-                }
-                Ok(Outcome::Duplicate(ack)) => (Ok(ack), None),
-                Err(failed) => (Err(failed), None),
-            };
-            match job.reply {
-                Reply::Socket(owed) => acks.push(owed.answer(result, follows)),
-                Reply::Wait(reply) => replies.push((reply, result)),
-            }
-        }
-        if !published.is_empty() {
-            guards.metrics.committed(published.len(), committing);
-        }
-        #[cfg(feature = "test-support")]
-        if injected_fault(&published, "fault:panic-writer") {
-            panic!("injected fault: the writer panics after a commit");
-        }
-        if to_publisher.send((published, acks, replies)).is_err() {
+        let committed = settle(
+            batch.drain(..),
+            outcomes,
+            observer.as_ref(),
+            &guards.metrics,
+            committing,
+        );
+        if to_publisher.send(committed).is_err() {
             tracing::error!("the publisher thread ended; the writer stops");
             break;
         }
@@ -412,102 +355,6 @@ fn run(
         tracing::error!("the publisher thread panicked");
     }
     tracing::info!("message writer stopped");
-}
-
-/// The engine (the writer or its publisher) panicked: the acknowledgements of the commit in
-/// hand are lost and nothing more would be committed or delivered. Rather than limp on,
-/// the process ends at once, loudly; clients reconnect (to this server restarted, or
-/// another node), resend what was not acknowledged with the same ids, and resync. Nothing
-/// acknowledged is lost: acknowledgements go out only after their commit.
-fn engine_failed(thread: &str) -> ! {
-    tracing::error!(
-        thread,
-        "an engine thread panicked; exiting now so that clients reconnect and resync \
-         (status 70; restart the server)"
-    );
-    eprintln!("messenger: the {thread} thread panicked; exiting (status 70)");
-    std::process::exit(70)
-}
-
-/// Test builds only, with `MESSENGER_FAULTS` set: whether a message of the commit carries
-/// `marker` (the tests' way to make an engine thread panic at a chosen point).
-#[cfg(feature = "test-support")]
-fn injected_fault(published: &[(i64, Delivery)], marker: &str) -> bool {
-    std::env::var_os("MESSENGER_FAULTS").is_some()
-        && published
-            .iter()
-            .any(|(_, d)| d.frame.as_str().contains(marker))
-}
-
-/// A commit's messages, the acknowledgements owed to the senders' connections, and the
-/// other callers' answers.
-type Committed = (
-    Vec<(i64, Delivery)>,
-    Vec<AckOut>,
-    Vec<(
-        oneshot::Sender<Result<Ack, WriteFailed>>,
-        Result<Ack, WriteFailed>,
-    )>,
-);
-
-/// Commits waiting for the publisher; the writer waits when it is this far ahead.
-const PUBLISH_QUEUE: usize = 2;
-
-/// Publishes commits in the order they were committed, then answers their other callers.
-///
-/// Commits that queued up while the previous one was being sent go out together, as if
-/// they were one: each connection then gets their messages in one write. Without this, a
-/// publisher behind a fast writer sent one small commit after another, each to every
-/// member (a thousand writes per message in a fan-out to 1000), and fell further behind.
-fn publish(fanout: &dyn Fanout, commits: std::sync::mpsc::Receiver<Committed>, metrics: &Metrics) {
-    while let Ok((mut published, mut acks, mut replies)) = commits.recv() {
-        // What is already queued, at most as many commits as the queue holds.
-        for (p, a, r) in commits.try_iter().take(PUBLISH_QUEUE) {
-            published.extend(p);
-            acks.extend(a);
-            replies.extend(r);
-        }
-        #[cfg(feature = "test-support")]
-        if injected_fault(&published, "fault:panic-publisher") {
-            panic!("injected fault: the publisher panics");
-        }
-        let started = Instant::now();
-        fanout.publish(published, acks);
-        metrics
-            .fanout_seconds
-            .observe(started.elapsed().as_secs_f64());
-        for (reply, result) in replies {
-            // The sender may have gone; the message is stored all the same.
-            let _ = reply.send(result);
-        }
-    }
-}
-
-/// Hands a committed message to the observer: every join and leave, and text messages of
-/// the conversations it wants. Never waits: if the observer is that far behind, it misses
-/// the message (and says so).
-fn observe((queue, wants): &Observer, view: &MessageView) {
-    let offered = match view.kind {
-        MessageKind::Join | MessageKind::Leave => true,
-        MessageKind::Text => wants(view.conv),
-        _ => false,
-    };
-    if offered {
-        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(view.clone()) {
-            tracing::warn!(
-                conv = view.conv,
-                seq = view.seq,
-                "bot dispatcher behind; a message was not offered to the bots"
-            );
-        }
-    }
-}
-
-/// The `msg` frame of a committed message, serialised once for every recipient.
-fn delivery(view: MessageView) -> (i64, Delivery) {
-    let (conv, seq) = (view.conv, view.seq);
-    let frame = encode(&ServerFrame::Msg(view));
-    (conv, Delivery { seq, frame })
 }
 
 /// The last sequence number of each conversation the writer has touched. Only the writer
@@ -697,19 +544,6 @@ fn commit_each(
     Ok(outcomes)
 }
 
-fn view_of(msg: &NewMessage, seq: i64, now: i64) -> MessageView {
-    MessageView {
-        conv: msg.conv,
-        seq,
-        from: msg.sender,
-        from_name: msg.sender_name.clone(),
-        client_id: msg.client_id.as_str().to_owned(),
-        body: msg.content.body().into_owned(),
-        at: now,
-        kind: msg.content.kind(),
-    }
-}
-
 /// Inserts one message as `seq`, unless its client id was already stored (then returns the
 /// stored acknowledgement; `seq` stays free for the next message).
 fn write_one(
@@ -744,13 +578,7 @@ fn write_one(
 mod tests {
     use super::*;
     use crate::protocol::{Body, ClientId};
-    use crate::server::{
-        hub::{
-            local::LocalHub,
-            testing::{Got, Recorder},
-        },
-        store::Owed,
-    };
+    use tokio::sync::oneshot;
 
     fn text(conv: i64, sender: i64, client_id: &str) -> Job {
         let (reply, _) = oneshot::channel();
@@ -838,53 +666,6 @@ mod tests {
         );
         assert!(bad_kind.is_err(), "the kind is still checked");
         assert_eq!(stored(&conn).len(), 2);
-    }
-
-    /// Two commits already queued when the publisher looks are published as one: the
-    /// connection gets both messages, then both acknowledgements (one at a time it would
-    /// get message, ack, message, ack), and every other caller hears.
-    #[test]
-    fn commits_queued_for_the_publisher_go_out_as_one_in_commit_order() {
-        let hub = LocalHub::new();
-        let inbox = Arc::new(Recorder::default());
-        let id = hub.register(1, 100, inbox.clone());
-        hub.subscribe(5, id, inbox.clone());
-        let (to_publisher, commits) = std::sync::mpsc::sync_channel::<Committed>(PUBLISH_QUEUE);
-        let mut answers = Vec::new();
-        for seq in 1..=2 {
-            let ack = Ack {
-                conv: 5,
-                client_id: format!("c-{seq}"),
-                seq,
-                at: 0,
-            };
-            let owed = Owed::new(inbox.clone(), id, 5, ack.client_id.clone());
-            let (reply, answer) = oneshot::channel();
-            answers.push(answer);
-            let delivery = Delivery {
-                seq,
-                frame: format!("m{seq}").into(),
-            };
-            to_publisher
-                .send((
-                    vec![(5, delivery)],
-                    vec![owed.answer(Ok(ack.clone()), Some(5))],
-                    vec![(reply, Ok(ack))],
-                ))
-                .expect("queued");
-        }
-        drop(to_publisher);
-        publish(&hub, commits, &Metrics::new());
-        let got = inbox.got();
-        assert_eq!(&got[..2], [Got::Msg(5, 1), Got::Msg(5, 2)]);
-        assert!(
-            matches!(&got[2..], [Got::Ack(a), Got::Ack(b)] if a.contains("c-1") && b.contains("c-2")),
-            "both messages, then both acknowledgements: {got:?}"
-        );
-        for (seq, mut answer) in (1..).zip(answers) {
-            let ack = answer.try_recv().expect("answered").expect("stored");
-            assert_eq!(ack.seq, seq);
-        }
     }
 
     #[test]
