@@ -42,3 +42,28 @@ if [ "$(target/moto/bin/python -c 'import moto; print(moto.__version__)' 2>/dev/
   fi
   target/moto/bin/pip install -q "moto[s3,server]==$MOTO_VERSION"
 fi
+
+# The scale-out tests (tests/cluster.rs) start nats-server themselves, on free ports, and use
+# the machine's PostgreSQL on 127.0.0.1:5432 (MESSENGER_TEST_POSTGRES overrides the address):
+# each test makes a database of its own, and one restarts the server with pg_ctlcluster.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+if ! command -v nats-server >/dev/null 2>&1; then
+  step "installing Debian's nats-server for the scale-out tests"
+  apt_install nats-server
+fi
+if [ -z "${MESSENGER_TEST_POSTGRES:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    step "installing Debian's PostgreSQL for the scale-out tests (trust for local connections)"
+    apt_install postgresql
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+    done
+  fi
+  step "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+fi

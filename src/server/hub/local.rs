@@ -12,8 +12,13 @@
 use super::{AckOut, Control, Delivery, Fanout, Frame, Inbox};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
+
+/// Told when a conversation gets its first subscriber on this node (`true`) or loses its
+/// last (`false`): what a fan-out between nodes listens to. Called with the hub's lock held,
+/// so it only records.
+pub type Watch = Arc<dyn Fn(i64, bool) + Send + Sync>;
 
 /// Acknowledgements sorted for [`LocalHub::publish`]: those that ride with their
 /// connection's copy of a conversation's messages, keyed by `(connection, conversation)`,
@@ -79,6 +84,7 @@ struct Inner {
 #[derive(Default)]
 pub struct LocalHub {
     inner: Mutex<Inner>,
+    watch: OnceLock<Watch>,
 }
 
 impl LocalHub {
@@ -129,7 +135,13 @@ impl LocalHub {
     /// looking for it here would scan every member of a large room at each join.
     pub fn subscribe(&self, conv: i64, conn: u64, inbox: Arc<dyn Inbox>) {
         let mut inner = self.lock();
-        Arc::make_mut(inner.convs.entry(conv).or_default()).push((conn, inbox));
+        let subs = inner.convs.entry(conv).or_default();
+        if subs.is_empty() {
+            if let Some(watch) = self.watch.get() {
+                watch(conv, true);
+            }
+        }
+        Arc::make_mut(subs).push((conn, inbox));
     }
 
     /// Stops delivering `conv` to connection `conn`; forgets the conversation when nobody
@@ -140,6 +152,21 @@ impl LocalHub {
             Arc::make_mut(subs).retain(|(id, _)| *id != conn);
             if subs.is_empty() {
                 inner.convs.remove(&conv);
+                if let Some(watch) = self.watch.get() {
+                    watch(conv, false);
+                }
+            }
+        }
+    }
+
+    /// Sets who is told of conversations gaining their first subscriber here or losing their
+    /// last (once; later calls are ignored). It is told at once of every conversation that
+    /// has subscribers already.
+    pub fn watch(&self, watch: Watch) {
+        let inner = self.lock();
+        if self.watch.set(watch.clone()).is_ok() {
+            for conv in inner.convs.keys() {
+                watch(*conv, true);
             }
         }
     }

@@ -7,6 +7,7 @@
 //! may write straight into the socket), so the hub never depends on sockets.
 
 pub mod local;
+pub mod nats;
 
 use crate::protocol::{ConversationSummary, ServerFrame};
 use std::sync::Arc;

@@ -8,6 +8,7 @@ pub mod account;
 pub mod audit;
 pub(crate) mod commits;
 pub mod files;
+pub mod postgres;
 pub mod space;
 pub mod sqlite;
 pub mod vault;

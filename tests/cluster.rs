@@ -1,0 +1,593 @@
+//! Several nodes on the machine's real PostgreSQL and a real NATS server (issue 30): each
+//! node is a PostgreSQL message log (`store::postgres::log`) feeding a hub joined to the
+//! others by NATS (`hub::nats`), as the server assembles them with `--database postgres://`
+//! and `--nats`. Each test gets a database of its own on the machine's PostgreSQL
+//! (`MESSENGER_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/postgres, trust
+//! auth) and starts its own nats-server on a free port, so it can stop and restart it.
+
+use messenger::protocol::{Body, ClientId};
+use messenger::server::{
+    hub::{
+        local::LocalHub,
+        nats::{CatchUp, NatsHub, CHECK_EVERY},
+        Delivery, Fanout, Frame, Inbox,
+    },
+    metrics::Metrics,
+    store::{
+        postgres::{log::PgLog, PgStore},
+        vault::Vault,
+        Ack, Content, MessageLog, NewMessage, Reply, WriteFailed,
+    },
+};
+use sqlx::{Connection, PgConnection};
+use std::{
+    collections::{BTreeSet, HashMap},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tokio::sync::{oneshot, watch, RwLock};
+
+mod process;
+use process::{free_port, Killed};
+
+/// Tests that only use PostgreSQL take it shared; the one that restarts it takes it alone.
+static POSTGRES: RwLock<()> = RwLock::const_new(());
+
+fn admin_url() -> String {
+    std::env::var("MESSENGER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of the test's own, dropped when the test ends.
+struct Database {
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn new(label: &str) -> Self {
+        let name = format!(
+            "messenger_test_{label}_{}_{}",
+            std::process::id(),
+            rand_suffix()
+        );
+        let admin = admin_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("the machine's PostgreSQL (MESSENGER_TEST_POSTGRES)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let base = admin.rsplit_once('/').expect("a database in the address").0;
+        let url = format!("{base}/{name}");
+        // The schema, as a node applies it at start.
+        PgStore::connect(&url, Arc::new(Vault::plain()))
+            .await
+            .expect("the schema");
+        Self { url, name }
+    }
+
+    async fn drop_now(self) {
+        if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() % 1_000_000_000
+}
+
+/// A nats-server of the test's own.
+struct Nats {
+    port: u16,
+    process: Option<Killed>,
+}
+
+impl Nats {
+    async fn start() -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            process: None,
+        };
+        nats.restart().await;
+        nats
+    }
+
+    fn stop(&mut self) {
+        self.process = None;
+    }
+
+    async fn restart(&mut self) {
+        let child: Child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian's nats-server package)");
+        self.process = Some(Killed(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// What reached a node's subscriber: each conversation's numbers.
+#[derive(Default)]
+struct Seen(Mutex<HashMap<i64, BTreeSet<i64>>>);
+
+impl Seen {
+    fn of(&self, conv: i64) -> BTreeSet<i64> {
+        self.0
+            .lock()
+            .expect("seen")
+            .get(&conv)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Inbox for Seen {
+    fn deliver(&self, deliveries: &[(i64, Delivery)], _acks: &[Frame], _: &mut Vec<u8>) {
+        let mut seen = self.0.lock().expect("seen");
+        for (conv, d) in deliveries {
+            if d.seq > 0 {
+                seen.entry(*conv).or_default().insert(d.seq);
+            }
+        }
+    }
+
+    fn control(&self, _: messenger::server::hub::Control) -> bool {
+        true
+    }
+}
+
+/// A catch-up that never finds anything: what NATS alone delivers.
+struct NoCatchUp;
+
+#[async_trait::async_trait]
+impl CatchUp for NoCatchUp {
+    async fn newer(&self, _: &[(i64, i64)]) -> anyhow::Result<Vec<(i64, i64)>> {
+        Ok(Vec::new())
+    }
+    async fn messages_after(
+        &self,
+        _: i64,
+        _: i64,
+        _: u32,
+    ) -> anyhow::Result<Vec<messenger::protocol::MessageView>> {
+        Ok(Vec::new())
+    }
+}
+
+/// One node: its log, its hub joined to the others, and a subscriber in `convs`.
+struct Node {
+    log: PgLog,
+    hub: Arc<NatsHub>,
+    seen: Arc<Seen>,
+    _stop: watch::Sender<bool>,
+}
+
+impl Node {
+    async fn start(db: &Database, nats: &Nats, prefix: &str, convs: &[i64], check: bool) -> Self {
+        let store = PgStore::connect(&db.url, Arc::new(Vault::plain()))
+            .await
+            .expect("the PostgreSQL store");
+        let client = async_nats::ConnectOptions::new()
+            .no_echo()
+            .retry_on_initial_connect()
+            .connect(nats.url())
+            .await
+            .expect("NATS");
+        let catch_up: Arc<dyn CatchUp> = if check {
+            Arc::new(store.clone())
+        } else {
+            Arc::new(NoCatchUp)
+        };
+        let hub = NatsHub::start(Arc::new(LocalHub::new()), client, prefix, catch_up);
+        let seen = Arc::new(Seen::default());
+        let id = hub.local().register(1, 1, seen.clone());
+        for conv in convs {
+            hub.local().subscribe(*conv, id, seen.clone());
+        }
+        let (stop, stopped) = watch::channel(false);
+        let fanout: Arc<dyn Fanout> = hub.clone();
+        let (log, _task) =
+            PgLog::spawn(&store, fanout, Arc::new(Metrics::new()), 256, stopped, None)
+                .expect("the log");
+        Self {
+            log,
+            hub,
+            seen,
+            _stop: stop,
+        }
+    }
+
+    async fn send(&self, conv: i64, sender: i64, client_id: &str) -> Result<Ack, WriteFailed> {
+        let (reply, answer) = oneshot::channel();
+        self.log
+            .append(
+                NewMessage {
+                    conv,
+                    sender,
+                    sender_name: format!("user {sender}"),
+                    client_id: ClientId::parse(client_id).expect("client id"),
+                    content: Content::Text(
+                        Body::parse(&format!("hello from {client_id}")).expect("body"),
+                    ),
+                },
+                Reply::Wait(reply),
+            )
+            .await?;
+        answer.await.unwrap_or(Err(WriteFailed::Internal))
+    }
+}
+
+/// Three users, a one-to-one conversation, a group and the Lobby (seeded): their ids.
+async fn people_and_conversations(db: &Database) -> (Vec<i64>, Vec<i64>) {
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let mut users = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, display_name, created_at) VALUES ($1, $1, 0) RETURNING id",
+        )
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("a user");
+        users.push(id);
+    }
+    let dm: i64 = sqlx::query_scalar(
+        "INSERT INTO conversations (kind, dm_key, created_at) VALUES ('dm', $1, 0) RETURNING id",
+    )
+    .bind(format!("{}:{}", users[0], users[1]))
+    .fetch_one(&mut conn)
+    .await
+    .expect("a dm");
+    let group: i64 = sqlx::query_scalar(
+        "INSERT INTO conversations (kind, title, created_at) VALUES ('group', 'trio', 0) RETURNING id",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a group");
+    let lobby: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE title = 'Lobby'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the seeded Lobby");
+    (users, vec![dm, group, lobby])
+}
+
+/// Every stored message of `conv`: (seq, client id), in order.
+async fn stored(db: &Database, conv: i64) -> Vec<(i64, String)> {
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query_as("SELECT seq, client_id FROM messages WHERE conversation_id = $1 ORDER BY seq")
+        .bind(conv)
+        .fetch_all(&mut conn)
+        .await
+        .expect("messages")
+}
+
+/// Waits until `node` has seen every number in `want` of `conv`.
+async fn wait_seen(node: &Node, conv: i64, want: &BTreeSet<i64>, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = node.seen.of(conv);
+        if want.is_subset(&seen) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conversation {conv}: {} of {} messages arrived; missing e.g. {:?}",
+            want.intersection(&seen).count(),
+            want.len(),
+            want.difference(&seen).take(5).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `node` has seen `n` messages of `conv`.
+async fn wait_count(node: &Node, conv: i64, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.seen.of(conv).len() < n {
+        assert!(Instant::now() < deadline, "deliveries did not go on");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts the log of `conv` is 1..=n with each client id once, and matches the acks.
+async fn assert_gap_free(db: &Database, conv: i64, acks: &[(String, i64)]) {
+    let rows = stored(db, conv).await;
+    let seqs: Vec<i64> = rows.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=rows.len() as i64).collect::<Vec<_>>(),
+        "conversation {conv}: gap-free from 1"
+    );
+    let by_id: HashMap<&str, i64> = rows.iter().map(|(s, c)| (c.as_str(), *s)).collect();
+    assert_eq!(by_id.len(), rows.len(), "each client id stored once");
+    for (client_id, seq) in acks {
+        assert_eq!(
+            by_id.get(client_id.as_str()),
+            Some(seq),
+            "{client_id} is stored under the number its acknowledgement gave"
+        );
+    }
+}
+
+/// Three nodes send at once to a one-to-one conversation, a group and a room: every send is
+/// acknowledged with a number, each conversation is numbered 1..n without a gap in the
+/// order of the acknowledgements, every node's subscriber gets every message of the others,
+/// and a resend through another node gets the first acknowledgement and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_number_every_conversation_without_gaps_and_deliver_across_nodes() {
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("three").await;
+    let nats = Nats::start().await;
+    let (users, convs) = people_and_conversations(&db).await;
+    let prefix = format!("t{}", rand_suffix());
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Arc::new(
+            Node::start(&db, &nats, &prefix, &convs, true).await,
+        ));
+    }
+    let per_node = 100;
+    let mut sends = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for &conv in &convs {
+            let node = node.clone();
+            let sender = users[n];
+            sends.push(tokio::spawn(async move {
+                let mut acks = Vec::new();
+                for i in 0..per_node {
+                    let client_id = format!("n{n}-c{conv}-{i}");
+                    let ack = node.send(conv, sender, &client_id).await.expect("stored");
+                    acks.push((client_id, ack.seq));
+                }
+                (conv, acks)
+            }));
+        }
+    }
+    let mut acks: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+    for send in sends {
+        let (conv, got) = send.await.expect("sender");
+        acks.entry(conv).or_default().extend(got);
+    }
+    for &conv in &convs {
+        let got = &acks[&conv];
+        assert_eq!(got.len(), 3 * per_node);
+        assert_gap_free(&db, conv, got).await;
+        let want: BTreeSet<i64> = got.iter().map(|(_, s)| *s).collect();
+        for node in &nodes {
+            wait_seen(node, conv, &want, Duration::from_secs(10)).await;
+        }
+    }
+
+    // A resend through another node: the first acknowledgement, nothing new stored.
+    let (client_id, seq) = acks[&convs[1]][7].clone();
+    let sender = users[0];
+    let again = nodes[2]
+        .send(convs[1], sender, &client_id)
+        .await
+        .expect("a resend is answered");
+    assert_eq!(again.seq, seq);
+    assert_eq!(stored(&db, convs[1]).await.len(), 3 * per_node);
+
+    // A send to a conversation that does not exist fails alone; its neighbours are stored.
+    let (missing, fine) = tokio::join!(
+        nodes[0].send(9_999_999, users[0], "nowhere"),
+        nodes[0].send(convs[0], users[0], "somewhere"),
+    );
+    assert_eq!(missing, Err(WriteFailed::Internal));
+    assert_eq!(fine.expect("stored").seq, 3 * per_node as i64 + 1);
+    drop(nodes);
+    db.drop_now().await;
+}
+
+/// Without the database check, NATS alone carries a commit to the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_alone_carries_commits_to_the_other_node() {
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("nats").await;
+    let nats = Nats::start().await;
+    let (users, convs) = people_and_conversations(&db).await;
+    let prefix = format!("t{}", rand_suffix());
+    let a = Node::start(&db, &nats, &prefix, &convs, false).await;
+    let b = Node::start(&db, &nats, &prefix, &convs, false).await;
+    // B's subscription is in place once a probe sent on A reaches it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut probes = 0;
+    loop {
+        probes += 1;
+        let ack = a
+            .send(convs[0], users[0], &format!("probe-{probes}"))
+            .await
+            .expect("stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if b.seen.of(convs[0]).contains(&ack.seq) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never subscribed");
+    }
+    let mut want = BTreeSet::new();
+    for i in 0..50 {
+        want.insert(
+            a.send(convs[0], users[0], &format!("m-{i}"))
+                .await
+                .expect("stored")
+                .seq,
+        );
+    }
+    wait_seen(&b, convs[0], &want, Duration::from_secs(5)).await;
+    assert!(a.hub.dropped() == 0, "nothing was dropped on the way out");
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// NATS stops under load and comes back: sends are acknowledged throughout (PostgreSQL is
+/// the log), and the other node gets every acknowledged message, the ones sent while NATS
+/// was away through the database check, within a few checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restarted_under_load_loses_nothing() {
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("natsrestart").await;
+    let mut nats = Nats::start().await;
+    let (users, convs) = people_and_conversations(&db).await;
+    let prefix = format!("t{}", rand_suffix());
+    let a = Arc::new(Node::start(&db, &nats, &prefix, &convs, true).await);
+    let b = Node::start(&db, &nats, &prefix, &convs, true).await;
+    let (done_tx, done) = watch::channel(false);
+    let sender = {
+        let a = a.clone();
+        let who = users[1];
+        let conv = convs[2];
+        tokio::spawn(async move {
+            let mut acks = Vec::new();
+            let mut i = 0;
+            while !*done.borrow() {
+                let client_id = format!("load-{i}");
+                let ack = a
+                    .send(conv, who, &client_id)
+                    .await
+                    .expect("stored while NATS is away");
+                acks.push((client_id, ack.seq));
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acks
+        })
+    };
+    wait_count(&b, convs[2], 20).await;
+    nats.stop();
+    let stopped_at = b.seen.of(convs[2]).len();
+    tokio::time::sleep(CHECK_EVERY * 2).await;
+    assert!(
+        b.seen.of(convs[2]).len() > stopped_at,
+        "with NATS away, the database check still brings messages"
+    );
+    nats.restart().await;
+    let restarted_at = b.seen.of(convs[2]).len();
+    wait_count(&b, convs[2], restarted_at + 50).await;
+    done_tx.send(true).expect("stop the sender");
+    let acks = sender.await.expect("sender");
+    assert_gap_free(&db, convs[2], &acks).await;
+    let want: BTreeSet<i64> = acks.iter().map(|(_, s)| *s).collect();
+    wait_seen(&b, convs[2], &want, CHECK_EVERY * 5).await;
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// PostgreSQL restarts while a node sends: sends made while it is down fail with an error
+/// that asks for a resend (never an acknowledgement), and once it is back, the same sends
+/// succeed; the log holds each acknowledged message once, without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_sends_fail_clearly_then_resume() {
+    let _alone = POSTGRES.write().await;
+    let db = Database::new("pgrestart").await;
+    let nats = Nats::start().await;
+    let (users, convs) = people_and_conversations(&db).await;
+    let prefix = format!("t{}", rand_suffix());
+    let a = Node::start(&db, &nats, &prefix, &convs, true).await;
+    let mut acks = Vec::new();
+    for i in 0..10 {
+        let id = format!("before-{i}");
+        acks.push((
+            id.clone(),
+            a.send(convs[1], users[2], &id).await.expect("stored").seq,
+        ));
+    }
+    let cluster = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("a PostgreSQL cluster in /etc/postgresql: this test stops and starts the machine's PostgreSQL with pg_ctlcluster");
+    let stopped = Command::new("pg_ctlcluster")
+        .args([
+            "--skip-systemctl-redirect",
+            &cluster,
+            "main",
+            "stop",
+            "-m",
+            "fast",
+        ])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(stopped.success(), "PostgreSQL stopped");
+    // Whatever happens below, PostgreSQL is started again for the rest of the machine.
+    struct StartAgain(String);
+    impl StartAgain {
+        fn now(&self) -> bool {
+            Command::new("pg_ctlcluster")
+                .args(["--skip-systemctl-redirect", &self.0, "main", "start"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+    }
+    impl Drop for StartAgain {
+        fn drop(&mut self) {
+            // Already running after the test's own start: refused, harmlessly.
+            self.now();
+        }
+    }
+    let restart = StartAgain(cluster);
+    let mut refused = Vec::new();
+    for i in 0..3 {
+        let id = format!("down-{i}");
+        let got = a.send(convs[1], users[2], &id).await;
+        assert_eq!(
+            got,
+            Err(WriteFailed::Internal),
+            "no acknowledgement while PostgreSQL is down"
+        );
+        refused.push(id);
+    }
+    assert!(restart.now(), "PostgreSQL started");
+    // The client resends what was refused; the pool reconnects.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in refused {
+        loop {
+            match a.send(convs[1], users[2], &id).await {
+                Ok(ack) => {
+                    acks.push((id, ack.seq));
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("sends did not resume: {e}"),
+            }
+        }
+    }
+    assert_gap_free(&db, convs[1], &acks).await;
+    assert_eq!(stored(&db, convs[1]).await.len(), 13);
+    drop(a);
+    db.drop_now().await;
+}
