@@ -5,7 +5,7 @@
 use clap::Parser;
 use messenger::server::{
     app::{init_tracing, shutdown_signal, Application},
-    config::Config,
+    config::{Command, Config, KeysCommand},
 };
 use std::process::ExitCode;
 
@@ -25,7 +25,13 @@ async fn run() -> anyhow::Result<()> {
     init_tracing(&cfg.server.log, cfg.server.log_format);
     if let Some(command) = cfg.command.take() {
         let keys = cfg.store.key_file.as_deref();
-        return messenger::server::admin::run(&cfg.store.database, keys, command).await;
+        if cfg.store.postgres().is_some() && !matches!(command, Command::Keys(KeysCommand::Init)) {
+            anyhow::bail!(
+                "administration commands work on a SQLite database for now; with PostgreSQL, \
+                 only `keys init` (docs/SCALING.md)"
+            );
+        }
+        return messenger::server::admin::run(&cfg.store.files_base(), keys, command).await;
     }
     let app = Application::build(cfg).await?;
     tracing::info!("Messenger is listening on http://{}", app.addr());

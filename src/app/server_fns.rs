@@ -422,7 +422,7 @@ pub async fn admin_users(#[server(default)] search: String) -> Result<Vec<Accoun
     };
     let state = state()?;
     require_admin(&state).await?;
-    let rows = AccountStore::find_accounts(&state.store, search.trim(), 50)
+    let rows = AccountStore::find_accounts(&*state.store, search.trim(), 50)
         .await
         .map_err(|e| fail(e.into()))?;
     Ok(rows
@@ -493,7 +493,7 @@ pub async fn admin_user(
             ));
         }
         let not_found = || AppError::NotFound(format!("There is no account {username}."));
-        let user = UserStore::user_by_username(&state.store, username.trim())
+        let user = UserStore::user_by_username(&*state.store, username.trim())
             .await?
             .filter(|u| !u.summary.is_bot)
             .ok_or_else(not_found)?;
@@ -660,11 +660,11 @@ pub async fn admin_bots() -> Result<BotsView, ApiError> {
     };
     let state = state()?;
     require_admin(&state).await?;
-    let enabled = BotStore::bots_enabled(&state.store)
+    let enabled = BotStore::bots_enabled(&*state.store)
         .await
         .map_err(|e| fail(e.into()))?;
     let day = crate::server::store::now_ms().div_euclid(86_400_000);
-    let replies_today = AccountStore::bot_replies_today(&state.store, day)
+    let replies_today = AccountStore::bot_replies_today(&*state.store, day)
         .await
         .map_err(|e| fail(e.into()))?;
     let (model, breaker) = match &state.bots {
@@ -705,7 +705,7 @@ pub async fn admin_switch_bots(#[server(default)] on: String) -> Result<(), ApiE
     let state = state()?;
     let session = require_admin(&state).await?;
     let on = on == "yes";
-    let done = BotStore::set_bots_enabled(&state.store, on)
+    let done = BotStore::set_bots_enabled(&*state.store, on)
         .await
         .map_err(Into::into);
     if done.is_ok() {
@@ -745,10 +745,10 @@ pub async fn admin_audit(#[server(default)] before: Option<i64>) -> Result<Audit
     };
     let state = state()?;
     require_admin(&state).await?;
-    let entries = AuditStore::entries_before(&state.store, before.unwrap_or(i64::MAX), 100)
+    let entries = AuditStore::entries_before(&*state.store, before.unwrap_or(i64::MAX), 100)
         .await
         .map_err(|e| fail(e.into()))?;
-    let (chain, chain_holds) = match verify(&state.store).await.map_err(|e| fail(e.into()))? {
+    let (chain, chain_holds) = match verify(&*state.store).await.map_err(|e| fail(e.into()))? {
         Verdict::Holds(n) => (
             format!("The chain holds: {n} entries, each following the one before."),
             true,

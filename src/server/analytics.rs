@@ -130,7 +130,7 @@ pub fn default_path(database: &Path) -> PathBuf {
 pub fn path_of(cfg: &crate::server::config::StoreConfig) -> PathBuf {
     cfg.analytics_database
         .clone()
-        .unwrap_or_else(|| default_path(&cfg.database))
+        .unwrap_or_else(|| default_path(&cfg.files_base()))
 }
 
 /// Opens (and creates) the analytics database with its schema.

@@ -16,6 +16,7 @@ use super::{
     config::{default_origins, Config},
     contacts::Contacts,
     http::{self, client::Peer, error, profile, security, server_fns},
+    hub::nats::NatsHub,
     hub::{local::LocalHub, Fanout},
     limits::{
         rate::Rate,
@@ -27,7 +28,11 @@ use super::{
     profile::Profiles,
     retention::Retention,
     store::{
-        space::DiskSpace, sqlite::writer::Writer, sqlite::SqliteStore, ContactStore, MessageLog,
+        postgres::{log::PgLog, PgStore},
+        space::DiskSpace,
+        sqlite::writer::Writer,
+        sqlite::SqliteStore,
+        ContactStore, Database, MessageLog,
     },
     ws,
 };
@@ -41,7 +46,7 @@ use hyper_util::{
 };
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
@@ -49,6 +54,13 @@ use tokio::{
 };
 use tower::ServiceExt;
 use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, services::ServeDir};
+
+/// The database the server was started on.
+enum Backend {
+    /// Boxed: its connection options make it several times PostgreSQL's size.
+    Sqlite(Box<SqliteStore>),
+    Postgres(PgStore),
+}
 
 pub struct Application {
     listener: TcpListener,
@@ -83,13 +95,43 @@ impl Application {
         let sockets = socket_slots(&cfg);
         let rates = Arc::new(UserRateRegistry::new(user_rates(&cfg)));
         let vault = Arc::new(open_vault(&cfg)?);
-        let store = SqliteStore::open(&cfg.store.database)
-            .await?
-            .with_vault(vault.clone())
-            .await?;
-        let db = Arc::new(store.clone());
+        let backend = match cfg.store.postgres() {
+            Some(url) => Backend::Postgres(PgStore::connect(url, vault.clone()).await?),
+            None => Backend::Sqlite(Box::new(
+                SqliteStore::open(&cfg.store.database)
+                    .await?
+                    .with_vault(vault.clone())
+                    .await?,
+            )),
+        };
+        let db: Arc<dyn Database> = match &backend {
+            Backend::Sqlite(store) => Arc::new((**store).clone()),
+            Backend::Postgres(store) => Arc::new(store.clone()),
+        };
         let hub = Arc::new(LocalHub::new());
-        let fanout: Arc<dyn Fanout> = hub.clone();
+        let fanout: Arc<dyn Fanout> = match (&cfg.store.nats, &backend) {
+            (None, _) => hub.clone(),
+            (Some(url), Backend::Postgres(store)) => {
+                // A node starts even while NATS is away: the client keeps trying, and until
+                // it is in, the check against the database delivers (docs/SCALING.md).
+                let client = async_nats::ConnectOptions::new()
+                    .no_echo()
+                    .retry_on_initial_connect()
+                    .connect(url.as_str())
+                    .await
+                    .with_context(|| format!("connecting to NATS at {url}"))?;
+                NatsHub::start(
+                    hub.clone(),
+                    client,
+                    &cfg.store.nats_prefix,
+                    Arc::new(store.clone()),
+                )
+            }
+            (Some(_), Backend::Sqlite(_)) => anyhow::bail!(
+                "--nats joins nodes that share a PostgreSQL --database (postgres://...); a \
+                 SQLite database belongs to one node"
+            ),
+        };
         let (presence, presence_events) = PresenceHub::new(db.all_blocks().await?);
         let presence = Arc::new(presence);
         let bots = if cfg.bots.enabled {
@@ -103,7 +145,7 @@ impl Application {
         let (observer, observed) = mpsc::channel(4096);
         let (writer_stop, writer_stop_rx) = watch::channel(false);
         let space = Arc::new(DiskSpace::new(
-            &cfg.store.database,
+            &cfg.store.files_base(),
             cfg.store.disk_floor_mb * 1024 * 1024,
         ));
         space.check();
@@ -122,20 +164,36 @@ impl Application {
                 crate::server::analytics::Analytics::off(metrics.clone())
             }
         };
-        let (writer, writer_task) = Writer::spawn(
-            store.writer_connection()?,
-            crate::server::store::sqlite::writer::Surroundings {
-                high_water: store.high_water(),
-                space: space.clone(),
-                vault: vault.clone(),
-                metrics: metrics.clone(),
-            },
-            fanout.clone(),
-            cfg.store.max_batch,
-            writer_stop_rx,
-            bots.as_ref().map(|b| (observer, b.interest())),
-        );
-        let log: Arc<dyn MessageLog> = Arc::new(writer);
+        let observer = bots.as_ref().map(|b| (observer, b.interest()));
+        let (log, writer_task): (Arc<dyn MessageLog>, JoinHandle<()>) = match &backend {
+            Backend::Sqlite(store) => {
+                let (writer, task) = Writer::spawn(
+                    store.writer_connection()?,
+                    crate::server::store::sqlite::writer::Surroundings {
+                        high_water: store.high_water(),
+                        space: space.clone(),
+                        vault: vault.clone(),
+                        metrics: metrics.clone(),
+                    },
+                    fanout.clone(),
+                    cfg.store.max_batch,
+                    writer_stop_rx,
+                    observer,
+                );
+                (Arc::new(writer), task)
+            }
+            Backend::Postgres(store) => {
+                let (log, task) = PgLog::spawn(
+                    store,
+                    fanout.clone(),
+                    metrics.clone(),
+                    cfg.store.max_batch,
+                    writer_stop_rx,
+                    observer,
+                )?;
+                (Arc::new(log), task)
+            }
+        };
         let profiles = Arc::new(Profiles::new(
             db.clone(),
             db.clone(),
@@ -156,9 +214,13 @@ impl Application {
             watch,
         ));
         let objects = match &cfg.media.store {
-            Some(url) => crate::server::media::objects::Objects::s3(url)?,
+            Some(url) if url.starts_with("s3://") => {
+                crate::server::media::objects::Objects::s3(url)?
+            }
+            // A directory, as the flag's help says.
+            Some(dir) => crate::server::media::objects::Objects::local(Path::new(dir))?,
             None => crate::server::media::objects::Objects::local(
-                &crate::server::media::objects::default_dir(&cfg.store.database),
+                &crate::server::media::objects::default_dir(&cfg.store.files_base()),
             )?,
         };
         tracing::info!(store = %objects.describe, "shared files");
@@ -224,7 +286,7 @@ impl Application {
                 cfg,
                 origins,
                 secure_cookies,
-                store,
+                store: db,
                 hub,
                 presence,
                 auth,
@@ -367,7 +429,7 @@ impl Application {
             }
         });
         let sweeper = tokio::spawn(sweep_rates(state.rates.clone()));
-        let contacts: Arc<dyn ContactStore> = Arc::new(state.store.clone());
+        let contacts: Arc<dyn ContactStore> = state.store.clone();
         let publisher = tokio::spawn(presence::run_publisher(
             Publisher {
                 presence: state.presence.clone(),
@@ -383,7 +445,7 @@ impl Application {
                     metrics: state.metrics.clone(),
                     analytics: state.analytics.clone(),
                     chat: state.chat.clone(),
-                    profiles: Arc::new(state.store.clone()),
+                    profiles: state.store.clone(),
                     limits: state.stored_limits.clone(),
                 },
                 observed,
@@ -571,7 +633,7 @@ pub fn open_vault(cfg: &Config) -> anyhow::Result<crate::server::store::vault::V
         .store
         .key_file
         .clone()
-        .unwrap_or_else(|| default_ring_path(&cfg.store.database));
+        .unwrap_or_else(|| default_ring_path(&cfg.store.files_base()));
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let ring = RingFile::parse(&text)

@@ -131,9 +131,21 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Store")]
 pub struct StoreConfig {
-    /// SQLite database file; created and migrated on start, with its folder.
+    /// SQLite database file; created and migrated on start, with its folder. Or a
+    /// PostgreSQL database, `postgres://user@host:port/name`, shared by several nodes
+    /// (docs/SCALING.md); migrated on start.
     #[arg(long, env = "MESSENGER_DATABASE", default_value = "data/messenger.db")]
     pub database: PathBuf,
+
+    /// The NATS server(s) the nodes of one installation tell each other through, as
+    /// `nats://host:port` (several: comma-separated). Needs a PostgreSQL `--database`.
+    #[arg(long, env = "MESSENGER_NATS")]
+    pub nats: Option<String>,
+
+    /// The subjects' prefix on NATS: the nodes of one installation share it, another
+    /// installation on the same NATS takes another.
+    #[arg(long, env = "MESSENGER_NATS_PREFIX", default_value = "messenger")]
+    pub nats_prefix: String,
 
     /// Most messages one group commit writes in a single transaction.
     #[arg(long, env = "MESSENGER_MAX_BATCH", default_value_t = 512)]
@@ -188,6 +200,24 @@ pub struct StoreConfig {
     /// How often the retention job runs, as a period.
     #[arg(long, env = "MESSENGER_RETENTION_EVERY", value_parser = period, default_value = "1h")]
     pub retention_every: Duration,
+}
+
+impl StoreConfig {
+    /// The PostgreSQL address, when `--database` is one.
+    pub fn postgres(&self) -> Option<&str> {
+        let url = self.database.to_str()?;
+        (url.starts_with("postgres://") || url.starts_with("postgresql://")).then_some(url)
+    }
+
+    /// What the files a node keeps beside its database are named after (the key ring, shared
+    /// files in a directory, analytics, the disk watched for free space): the SQLite file,
+    /// or with PostgreSQL, `data/messenger.db` in the working directory, as if it were one.
+    pub fn files_base(&self) -> PathBuf {
+        match self.postgres() {
+            Some(_) => PathBuf::from("data/messenger.db"),
+            None => self.database.clone(),
+        }
+    }
 }
 
 /// On or off.

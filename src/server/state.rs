@@ -12,7 +12,7 @@ use super::{
     limits::{sockets::SocketSlots, stored::StoredLimits, users::UserRateRegistry},
     presence::PresenceHub,
     profile::Profiles,
-    store::sqlite::SqliteStore,
+    store::Database,
 };
 use leptos::config::LeptosOptions;
 use std::{ops::Deref, sync::Arc};
@@ -46,7 +46,7 @@ pub struct Shared {
     /// Whether the public origin is https, so the cookie gets `Secure`.
     pub secure_cookies: bool,
     /// The database (administration and tests reach it here).
-    pub store: SqliteStore,
+    pub store: Arc<dyn Database>,
     /// The in-process fan-out: sockets register and subscribe here.
     pub hub: Arc<LocalHub>,
     pub presence: Arc<PresenceHub>,

@@ -17,6 +17,7 @@ fn messenger(db: &std::path::Path, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn rooms_added_by_the_admin_command_appear_to_users_and_can_be_joined() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let db = app.dir.path().join("messenger.db");
     let out = messenger(&db, &["rooms", "add", "Chess Club", "  Book Nook "]);
@@ -74,6 +75,7 @@ async fn rooms_added_by_the_admin_command_appear_to_users_and_can_be_joined() {
 
 #[tokio::test]
 async fn bad_room_titles_are_refused_with_a_clear_error_and_nothing_is_added() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let db = app.dir.path().join("messenger.db");
     let long = "x".repeat(65);
@@ -115,6 +117,7 @@ async fn room_page(
 
 #[tokio::test]
 async fn hello_lists_a_bounded_set_of_rooms_and_the_directory_pages_through_all() {
+    crate::sqlite_only!();
     use messenger::protocol::HELLO_ROOMS_MAX;
     let app = spawn_app().await;
     let db = app.dir.path().join("messenger.db");
@@ -184,6 +187,7 @@ async fn hello_lists_a_bounded_set_of_rooms_and_the_directory_pages_through_all(
 
 #[tokio::test]
 async fn the_bots_switch_is_flipped_by_the_binary() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let db = app.dir.path().join("messenger.db");
     let status = |db: &std::path::Path| {
@@ -198,7 +202,7 @@ async fn the_bots_switch_is_flipped_by_the_binary() {
     assert!(messenger(&db, &["bots", "off"]).status.success());
     assert_eq!(status(&db), "off");
     assert!(
-        !messenger::server::store::BotStore::bots_enabled(&app.state.store)
+        !messenger::server::store::BotStore::bots_enabled(&*app.state.store)
             .await
             .expect("read")
     );

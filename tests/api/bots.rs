@@ -11,7 +11,7 @@ use messenger::{
             stand_in::{Answer, StandIn},
         },
         config::{BotsCommand, Command},
-        store::{BotStore, Quota},
+        store::Quota,
     },
 };
 use serde_json::{json, Value};
@@ -199,6 +199,7 @@ async fn in_a_group_only_an_exact_mention_gets_an_answer_and_bots_never_answer_b
 
 #[tokio::test]
 async fn daily_quotas_hold_per_user_and_for_everyone_across_a_restart() {
+    crate::sqlite_only!();
     let tune = |cfg: &mut messenger::server::config::Config| {
         // These users are guests; no first replies are kept aside here.
         cfg.bots.guest_daily = 2;
@@ -291,6 +292,7 @@ async fn quotas_are_counted_atomically_under_concurrent_requests() {
 
 #[tokio::test]
 async fn the_admin_switch_stops_replies_without_a_restart() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let eli = persona("emo_eli");
     let ann = app.guest().await;

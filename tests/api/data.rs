@@ -63,6 +63,7 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn a_deleted_account_leaves_tombstones_a_reserved_name_and_no_trace_of_its_text() {
+    crate::sqlite_only!();
     // Plain bodies, so that the test can look for them in the files.
     let app = spawn_app_with(|c| c.store.encryption = Switch::Off).await;
     let alice = member(&app, "alice").await;
@@ -207,6 +208,7 @@ async fn a_deleted_account_leaves_tombstones_a_reserved_name_and_no_trace_of_its
 
 #[tokio::test]
 async fn an_admin_deletes_an_account_and_nobody_else_can() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let root = member(&app, "root").await;
     let carol = member(&app, "carol").await;
@@ -581,7 +583,6 @@ async fn retention_deletes_exactly_what_is_older_and_readers_are_told() {
 
     // A conversation's own, shorter period wins; the newest message, once expired, is
     // emptied and keeps the numbering.
-    use messenger::server::store::account::AccountStore;
     assert!(app
         .state
         .store
@@ -655,6 +656,7 @@ async fn a_conversation_deleted_for_oneself_is_cleared_on_that_side_only() {
 
 #[tokio::test]
 async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_password_again() {
+    crate::sqlite_only!();
     let app = spawn_app().await;
     let root = member(&app, "rootly").await;
     let kim = member(&app, "kim").await;
@@ -757,6 +759,7 @@ async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_passwo
 
 #[tokio::test]
 async fn admins_add_rename_archive_and_restore_rooms_and_members_follow_at_once() {
+    crate::sqlite_only!();
     use messenger::protocol::http::RoomAdminView;
     let app = spawn_app().await;
     let root = member(&app, "roomroot").await;

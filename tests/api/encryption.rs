@@ -47,6 +47,7 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() {
 /// the key; nothing in it changes.
 #[tokio::test]
 async fn a_key_ring_without_a_key_in_use_is_refused_at_start() {
+    crate::sqlite_only!();
     let mut app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;
@@ -108,6 +109,7 @@ async fn all_under(app: &crate::helpers::TestApp, key: &str) {
 /// acknowledged message still reads as it was sent.
 #[tokio::test]
 async fn a_rotation_under_load_loses_and_corrupts_nothing() {
+    crate::sqlite_only!();
     use messenger::server::config::{Command, KeysCommand};
     let app = crate::helpers::spawn_app_with(fast).await;
     let (a, b) = (app.guest().await, app.guest().await);
@@ -199,6 +201,7 @@ async fn a_plain_database_is_sealed_in_place() {
 /// and a server started on it (with the key ring) reads them.
 #[tokio::test]
 async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
+    crate::sqlite_only!();
     use messenger::server::config::Command;
     use std::sync::{Arc, Mutex};
     let app = crate::helpers::spawn_app_with(fast).await;

@@ -257,6 +257,7 @@ async fn readiness(app: &TestApp, status: u16) {
 /// reported made, `/readyz` says so; once space is freed, the same client id goes through.
 #[tokio::test]
 async fn a_full_disk_makes_the_server_read_only_not_broken() {
+    crate::sqlite_only!();
     let disk = TinyDisk::new(24);
     let mut app =
         crate::helpers::spawn_app_in(tempfile::tempdir_in(disk.dir.path()).expect("dir"), |c| {

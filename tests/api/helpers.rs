@@ -43,9 +43,66 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)
     spawn_in(dir, tune).await
 }
 
+/// Whether this run is against PostgreSQL (`MESSENGER_TEST_STORE=postgres`, as `make test`
+/// runs the suite a second time): every test's server then gets a PostgreSQL database of
+/// its own on the machine's server (`MESSENGER_TEST_POSTGRES`, default
+/// postgres://postgres@127.0.0.1:5432/postgres) instead of a SQLite file.
+pub fn on_postgres() -> bool {
+    std::env::var("MESSENGER_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// Returns from a test that is about SQLite itself (its file, its WAL, its backups, the
+/// administration commands that open the file) when the suite runs against PostgreSQL.
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if $crate::helpers::on_postgres() {
+            eprintln!("about the SQLite file: run against SQLite only");
+            return;
+        }
+    };
+}
+
+/// The PostgreSQL database of the test whose files are in `dir`: made at the first start,
+/// the same one after a restart (its address is kept in the folder).
+async fn postgres_for(dir: &std::path::Path) -> String {
+    let kept = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url;
+    }
+    use sqlx::Connection;
+    let admin = std::env::var("MESSENGER_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!(
+        "messenger_api_{}",
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("x")
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the machine's PostgreSQL (MESSENGER_TEST_POSTGRES)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("a database for the test");
+    let url = format!("{}/{name}", admin.rsplit_once('/').expect("a database").0);
+    std::fs::write(&kept, &url).expect("keep the address");
+    url
+}
+
 /// Starts the server on the database in `dir`.
 async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = Config::for_tests(dir.path().join("messenger.db"));
+    if on_postgres() {
+        // The files a node keeps beside its database stay in the test's folder.
+        cfg.store.database = postgres_for(dir.path()).await.into();
+        cfg.store.key_file = Some(dir.path().join("messenger.db.keys"));
+        cfg.store.analytics_database = Some(dir.path().join("analytics.db"));
+        cfg.media.store = Some(dir.path().join("messenger.db.media").display().to_string());
+    }
     cfg.server.log = "warn".into();
     tune(&mut cfg);
     messenger::server::app::init_tracing(&cfg.server.log, cfg.server.log_format);

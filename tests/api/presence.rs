@@ -355,6 +355,7 @@ async fn online_while_any_socket_is_open_away_when_all_are_idle_offline_after_th
 
 #[tokio::test]
 async fn after_a_restart_nobody_is_left_online() {
+    crate::sqlite_only!();
     let mut app = spawn_app().await;
     let (a, b) = (app.guest().await, app.guest().await);
     app.befriend(&a, &b).await;

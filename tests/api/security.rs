@@ -459,6 +459,7 @@ async fn an_absolute_request_line_or_two_hosts_cannot_name_another_host() {
 /// every entry as a JSON line.
 #[tokio::test]
 async fn the_audit_log_records_sign_ins_and_finds_an_edited_entry() {
+    crate::sqlite_only!();
     use messenger::server::config::{AuditCommand, Command};
     let sink_dir = tempfile::tempdir().expect("dir");
     let sink = sink_dir.path().join("audit.jsonl");

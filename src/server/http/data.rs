@@ -23,7 +23,6 @@ use axum::{
     routing::{delete, get},
     Router,
 };
-use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,7 +33,7 @@ pub fn router() -> Router<AppState> {
 /// `GET /api/me/export`: the caller's data as one JSON document, streamed, as a download.
 async fn export_mine(State(state): State<AppState>, current: CurrentSession) -> Result<Response> {
     let me = &current.session.user;
-    let db = Arc::new(state.store.clone());
+    let db = state.store.clone();
     let sources = Sources {
         accounts: db.clone(),
         profiles: db.clone(),
@@ -88,12 +87,12 @@ async fn admin_delete(
     Path(name): Path<String>,
 ) -> Result<Response> {
     let me = &current.session.user;
-    if !AccountStore::is_admin(&state.store, me.id).await? {
+    if !AccountStore::is_admin(&*state.store, me.id).await? {
         return Err(AppError::Forbidden(
             "Only an administrator may delete someone else's account.".into(),
         ));
     }
-    let Some(user) = UserStore::user_by_username(&state.store, name.trim()).await? else {
+    let Some(user) = UserStore::user_by_username(&*state.store, name.trim()).await? else {
         return Err(AppError::NotFound(format!("There is no account {name}.")));
     };
     if user.summary.is_bot {

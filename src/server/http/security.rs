@@ -241,7 +241,7 @@ pub async fn pages(State(state): State<AppState>, mut req: Request, next: Next) 
 /// Whether `user` holds the admin role (a store failure says no).
 async fn is_admin(state: &AppState, user: i64) -> bool {
     use crate::server::store::account::AccountStore;
-    AccountStore::is_admin(&state.store, user)
+    AccountStore::is_admin(&*state.store, user)
         .await
         .unwrap_or(false)
 }

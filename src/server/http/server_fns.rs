@@ -322,7 +322,7 @@ pub fn account_deleted(state: &AppState) {
 pub async fn require_admin(state: &AppState) -> Result<SessionRow, ApiError> {
     use crate::server::store::account::AccountStore;
     let session = current_session(state).await?;
-    match AccountStore::is_admin(&state.store, session.user.id).await {
+    match AccountStore::is_admin(&*state.store, session.user.id).await {
         Ok(true) => Ok(session),
         Ok(false) => Err(fail(AppError::Forbidden(
             "Only administrators may use the admin console.".into(),

@@ -641,6 +641,74 @@ pub trait BotStore: Send + Sync {
     ) -> Result<Quota>;
 }
 
+// ---- The whole database -----------------------------------------------------------------------
+
+/// Everything the server asks of its database, whichever it is (SQLite, or PostgreSQL shared
+/// by several nodes): every aggregate's trait, and what the server's own jobs need. Services
+/// are given `Arc<dyn Database>` as the one trait each of them uses.
+#[async_trait]
+pub trait Database:
+    UserStore
+    + SessionStore
+    + ConversationStore
+    + MessageStore
+    + ContactStore
+    + ProfileStore
+    + BotStore
+    + LimitStore
+    + ChallengeStore
+    + audit::AuditStore
+    + files::FileStore
+    + account::AccountStore
+{
+    /// Seals and opens message bodies.
+    fn vault(&self) -> Arc<vault::Vault>;
+    /// The database's epoch: clients keep it with their cursors.
+    fn epoch(&self) -> &str;
+    /// Counts a client cursor found beyond its conversation's last message.
+    fn count_regression(&self);
+    /// Re-encrypts under the active key the next rows after `after` (in key order), at most
+    /// `limit` read; the last row looked at (None: the end) and how many were sealed anew.
+    async fn rekey_batch(&self, after: (i64, i64), limit: i64)
+        -> Result<(Option<(i64, i64)>, u64)>;
+    /// How many messages each key seals (`None`: plain bodies that are not empty).
+    async fn rows_per_key(&self) -> Result<Vec<(Option<String>, i64)>>;
+    /// Forgets that the database used `key` (it seals no row any more).
+    async fn forget_key(&self, key: &str) -> Result<()>;
+    /// Makes what was committed part of the database's main file (SQLite's WAL
+    /// checkpoint, at shutdown and for tests that read the file); nothing on PostgreSQL.
+    async fn checkpoint(&self) -> anyhow::Result<()>;
+}
+
+#[async_trait]
+impl Database for sqlite::SqliteStore {
+    fn vault(&self) -> Arc<vault::Vault> {
+        sqlite::SqliteStore::vault(self)
+    }
+    fn epoch(&self) -> &str {
+        sqlite::SqliteStore::epoch(self)
+    }
+    fn count_regression(&self) {
+        sqlite::SqliteStore::count_regression(self)
+    }
+    async fn rekey_batch(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<(Option<(i64, i64)>, u64)> {
+        sqlite::SqliteStore::rekey_batch(self, after, limit).await
+    }
+    async fn rows_per_key(&self) -> Result<Vec<(Option<String>, i64)>> {
+        sqlite::SqliteStore::rows_per_key(self).await
+    }
+    async fn forget_key(&self, key: &str) -> Result<()> {
+        sqlite::SqliteStore::forget_key(self, key).await
+    }
+    async fn checkpoint(&self) -> anyhow::Result<()> {
+        sqlite::SqliteStore::checkpoint(self).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

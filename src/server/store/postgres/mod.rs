@@ -11,7 +11,17 @@
 //! queries are checked by running the PostgreSQL tests against the machine's real server,
 //! in `make test` and in CI.
 
+mod account;
+mod audit;
+mod bots;
+mod contacts;
+mod conversations;
+mod files;
+mod limits;
 pub mod log;
+mod profiles;
+mod sessions;
+mod users;
 
 use crate::protocol::{MessageKind, MessageView};
 use crate::server::{
@@ -24,7 +34,14 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     ConnectOptions, PgPool,
 };
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 /// The schema, applied at start. Several nodes starting at once are safe: sqlx takes
 /// PostgreSQL's advisory lock around the migrations.
@@ -43,6 +60,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct PgStore {
     pool: PgPool,
     vault: Arc<Vault>,
+    /// The database's epoch (`store_epoch`): clients keep it with their cursors.
+    epoch: Arc<str>,
+    /// Client cursors found beyond their conversation's last message, since start.
+    regressions: Arc<AtomicU64>,
 }
 
 impl PgStore {
@@ -61,7 +82,38 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the PostgreSQL schema (migrations-postgres/)")?;
-        Ok(Self { pool, vault })
+        // Never serve garbage: every key that sealed a row must be in the ring.
+        let used: Vec<String> = sqlx::query_scalar("SELECT key_id FROM keys_used ORDER BY key_id")
+            .fetch_all(&pool)
+            .await?;
+        let have = vault.key_ids();
+        if let Some(missing) = used.iter().find(|id| !have.contains(id)) {
+            anyhow::bail!(
+                "the PostgreSQL database holds messages sealed with key {missing}, which is not \
+                 in the key ring: start every node with the key ring the others use (nothing \
+                 was changed)"
+            );
+        }
+        let epoch: String = sqlx::query_scalar("SELECT epoch FROM store_epoch WHERE id = 1")
+            .fetch_one(&pool)
+            .await
+            .context("reading the database's epoch")?;
+        Ok(Self {
+            pool,
+            vault,
+            epoch: epoch.into(),
+            regressions: Arc::default(),
+        })
+    }
+
+    /// The database's epoch: clients keep it with their cursors.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Counts a sequence regression seen from a client's cursor.
+    pub fn count_regression(&self) {
+        self.regressions.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -183,6 +235,36 @@ impl CatchUp for PgStore {
         limit: u32,
     ) -> anyhow::Result<Vec<MessageView>> {
         Ok(MessageStore::messages_after(self, conv, after, limit).await?)
+    }
+}
+
+#[async_trait]
+impl crate::server::store::Database for PgStore {
+    fn vault(&self) -> Arc<Vault> {
+        PgStore::vault(self)
+    }
+    fn epoch(&self) -> &str {
+        PgStore::epoch(self)
+    }
+    fn count_regression(&self) {
+        PgStore::count_regression(self)
+    }
+    async fn rekey_batch(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<(Option<(i64, i64)>, u64)> {
+        PgStore::rekey_batch(self, after, limit).await
+    }
+    async fn rows_per_key(&self) -> Result<Vec<(Option<String>, i64)>> {
+        PgStore::rows_per_key(self).await
+    }
+    async fn forget_key(&self, key: &str) -> Result<()> {
+        PgStore::forget_key(self, key).await
+    }
+    /// PostgreSQL's own checkpoints make commits part of its files.
+    async fn checkpoint(&self) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 
