@@ -71,9 +71,16 @@ clippy:
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 	cargo clippy --bin messenger-csr --target wasm32-unknown-unknown --features csr -- -D warnings
 
+# The test databases earlier runs left on the machine's PostgreSQL (a test that fails keeps
+# its own for inspection until the next run).
+TEST_POSTGRES ?= $(or $(MESSENGER_TEST_POSTGRES),postgres://postgres@127.0.0.1:5432/postgres)
+
 rust-tests:
-	@echo "==> Rust tests: unit, integration (real server, real sockets) and the SIGKILL crash test"
+	@echo "==> Rust tests: unit, integration (real server, real sockets), the SIGKILL crash test, and several nodes on PostgreSQL and NATS"
 	cargo test --features ssr,test-support
+	@echo "==> the API suite again, against PostgreSQL (docs/SCALING.md)"
+	psql "$(TEST_POSTGRES)" -Atqc "SELECT format('DROP DATABASE %I WITH (FORCE);', datname) FROM pg_database WHERE datname LIKE 'messenger\_api\_%' OR datname LIKE 'messenger\_test\_%'" | psql "$(TEST_POSTGRES)" -q
+	MESSENGER_TEST_STORE=postgres cargo test --features ssr,test-support --test api
 
 e2e: build
 	@echo "==> Playwright in Debian's Chromium"

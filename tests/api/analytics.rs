@@ -78,11 +78,14 @@ async fn events_land_in_their_own_database_without_any_text() {
     assert!(!text.contains("ines"), "no username: {text}");
     // Not in the message database either.
     let mut db = app.db().await;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .fetch_all(&mut db)
-            .await
-            .expect("tables");
+    let tables: Vec<String> = sqlx::query_scalar(if crate::helpers::on_postgres() {
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'"
+    } else {
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+    })
+    .fetch_all(&mut db)
+    .await
+    .expect("tables");
     assert!(!tables.iter().any(|t| t == "events"), "{tables:?}");
 }
 

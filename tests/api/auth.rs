@@ -109,7 +109,7 @@ async fn signing_in_checks_the_password_and_issues_a_new_token_each_time() {
     let token = c1.split_once('=').expect("pair").1.to_owned();
     let mut db = app.db().await;
     let hits: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sessions WHERE token_hash = ? OR CAST(token_hash AS TEXT) = ?",
+        "SELECT COUNT(*) FROM sessions WHERE token_hash = $1 OR CAST(token_hash AS TEXT) = $2",
     )
     .bind(token.as_bytes())
     .bind(&token)

@@ -182,7 +182,7 @@ async fn a_deleted_account_leaves_tombstones_a_reserved_name_and_no_trace_of_its
     // The audit log says who deleted what.
     let mut db = app.db().await;
     let (actor, detail): (String, String) = sqlx::query_as(
-        "SELECT actor, detail FROM audit_log WHERE event = 'account_deleted' AND user_id = ?",
+        "SELECT actor, detail FROM audit_log WHERE event = 'account_deleted' AND user_id = $1",
     )
     .bind(alice.me.id)
     .fetch_one(&mut db)
@@ -275,7 +275,7 @@ async fn an_admin_deletes_an_account_and_nobody_else_can() {
         .await;
     assert_eq!(res.status(), 404, "deleted once");
     let actor: String = sqlx::query_scalar(
-        "SELECT actor FROM audit_log WHERE event = 'account_deleted' AND user_id = ?",
+        "SELECT actor FROM audit_log WHERE event = 'account_deleted' AND user_id = $1",
     )
     .bind(carol.me.id)
     .fetch_one(&mut app.db().await)
@@ -436,7 +436,7 @@ async fn changing_the_password_ends_the_other_sessions_and_each_session_can_be_e
     assert_eq!(res.status(), 401);
     sign_in(&app, "erin", "a new long password", "curl/8").await;
     let events: Vec<String> =
-        sqlx::query_scalar("SELECT event FROM audit_log WHERE user_id = ? ORDER BY id")
+        sqlx::query_scalar("SELECT event FROM audit_log WHERE user_id = $1 ORDER BY id")
             .bind(erin.me.id)
             .fetch_all(&mut app.db().await)
             .await
@@ -509,7 +509,7 @@ async fn the_export_holds_everything_the_user_can_see_and_reads_back() {
         .expect("request");
     assert_eq!(res.status(), 401);
     let logged: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE event = 'data_exported' AND user_id = ?",
+        "SELECT COUNT(*) FROM audit_log WHERE event = 'data_exported' AND user_id = $1",
     )
     .bind(gina.me.id)
     .fetch_one(&mut app.db().await)
@@ -521,7 +521,7 @@ async fn the_export_holds_everything_the_user_can_see_and_reads_back() {
 /// Sets the commit time of messages `from..=to` of `conv` to `at`.
 async fn dated(app: &TestApp, conv: i64, from: i64, to: i64, at: i64) {
     sqlx::query(
-        "UPDATE messages SET created_at = ? WHERE conversation_id = ? AND seq BETWEEN ? AND ?",
+        "UPDATE messages SET created_at = $1 WHERE conversation_id = $2 AND seq BETWEEN $3 AND $4",
     )
     .bind(at)
     .bind(conv)
@@ -747,7 +747,7 @@ async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_passwo
         .await;
     assert_eq!(res.status(), 404);
     let events: Vec<String> =
-        sqlx::query_scalar("SELECT event FROM audit_log WHERE user_id = ? ORDER BY id")
+        sqlx::query_scalar("SELECT event FROM audit_log WHERE user_id = $1 ORDER BY id")
             .bind(kim.me.id)
             .fetch_all(&mut app.db().await)
             .await

@@ -36,7 +36,7 @@ async fn an_ack_arrives_only_after_the_message_is_committed() {
         let seq = ack_of(&mut ws, &cid).await;
         // Read from a separate connection at the moment the ack is in hand.
         let row = sqlx::query(
-            "SELECT body, seq, key_id, sealed FROM messages WHERE conversation_id = ? AND client_id = ?",
+            "SELECT body, seq, key_id, sealed FROM messages WHERE conversation_id = $1 AND client_id = $2",
         )
         .bind(conv)
         .bind(&cid)

@@ -21,12 +21,13 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() {
     // Swap the two ciphertexts, as someone with write access to the file might.
     let mut db = app.db().await;
     sqlx::query(
-        "UPDATE messages SET sealed = (SELECT sealed FROM messages WHERE conversation_id = ?1 AND seq = ?3)
-         WHERE conversation_id = ?1 AND seq = ?2",
+        "UPDATE messages SET sealed = (SELECT sealed FROM messages WHERE conversation_id = $1 AND seq = $2)
+         WHERE conversation_id = $3 AND seq = $4",
     )
     .bind(conv)
-    .bind(first)
     .bind(second)
+    .bind(conv)
+    .bind(first)
     .execute(&mut db)
     .await
     .expect("moved");
@@ -256,7 +257,7 @@ async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
     let mut db = restored.db().await;
     for (id, seq) in &before {
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM messages WHERE conversation_id = ? AND client_id = ?",
+            "SELECT seq FROM messages WHERE conversation_id = $1 AND client_id = $2",
         )
         .bind(conv)
         .bind(id)

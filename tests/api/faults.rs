@@ -336,6 +336,8 @@ async fn a_full_disk_makes_the_server_read_only_not_broken() {
 /// disk, and says so at `/readyz`; reading goes on.
 #[tokio::test]
 async fn below_the_disk_floor_sends_are_refused_and_reading_goes_on() {
+    // The floor guards the disk SQLite writes to; PostgreSQL's disk is its server's.
+    crate::sqlite_only!();
     let app = spawn_app_with(|c| c.store.disk_floor_mb = u64::MAX / (1 << 21)).await;
     let (a, b) = (app.guest().await, app.guest().await);
     let (conv, mut wa, _wb) = app.dm_live(&a, &b).await;

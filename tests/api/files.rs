@@ -400,7 +400,7 @@ async fn the_collector_takes_uploads_never_shared_and_objects_no_row_names() {
     let mut db = app.db().await;
     sqlx::query(
         "INSERT INTO files (conversation_id, uploader_id, client_id, name, mime, size, object, created_at)
-         VALUES (?, ?, 'never', 'n.txt', 'text/plain', 3, 'feedface', 0)",
+         VALUES ($1, $2, 'never', 'n.txt', 'text/plain', 3, 'feedface', 0)",
     )
     .bind(conv)
     .bind(a.me.id)
@@ -484,14 +484,14 @@ async fn expiry_and_account_deletion_take_the_files_with_their_messages() {
         .unwrap();
     let now = messenger::server::store::now_ms();
     let mut db = app.db().await;
-    sqlx::query("UPDATE messages SET created_at = ? WHERE conversation_id = ? AND seq = ?")
+    sqlx::query("UPDATE messages SET created_at = $1 WHERE conversation_id = $2 AND seq = $3")
         .bind(now - 31 * day)
         .bind(conv)
         .bind(old.seq)
         .execute(&mut db)
         .await
         .unwrap();
-    sqlx::query("UPDATE files SET created_at = ? WHERE id = ?")
+    sqlx::query("UPDATE files SET created_at = $1 WHERE id = $2")
         .bind(now - 31 * day)
         .bind(old.file.id)
         .execute(&mut db)

@@ -59,19 +59,19 @@ async fn a_guest_who_signs_out_is_deleted_and_their_contacts_see_them_go() {
     for (what, sql) in [
         (
             "sessions",
-            "SELECT COUNT(*) FROM sessions WHERE user_id = ?",
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
         ),
         (
             "contacts",
-            "SELECT COUNT(*) FROM contacts WHERE owner_id = ?1 OR contact_id = ?1",
+            "SELECT COUNT(*) FROM contacts WHERE owner_id = $1 OR contact_id = $1",
         ),
         (
             "groups",
-            "SELECT COUNT(*) FROM contact_groups WHERE owner_id = ?",
+            "SELECT COUNT(*) FROM contact_groups WHERE owner_id = $1",
         ),
         (
             "memberships",
-            "SELECT COUNT(*) FROM members WHERE user_id = ?",
+            "SELECT COUNT(*) FROM members WHERE user_id = $1",
         ),
     ] {
         assert_eq!(count(&app, sql, id).await, 0, "{what}");
@@ -79,7 +79,7 @@ async fn a_guest_who_signs_out_is_deleted_and_their_contacts_see_them_go() {
     assert_eq!(
         count(
             &app,
-            "SELECT COUNT(*) FROM conversations WHERE id = ?",
+            "SELECT COUNT(*) FROM conversations WHERE id = $1",
             bot_dm
         )
         .await,
@@ -102,7 +102,7 @@ async fn a_guest_who_signs_out_is_deleted_and_their_contacts_see_them_go() {
         ]
     );
     let (username, password): (String, Option<String>) =
-        sqlx::query_as("SELECT username, password_hash FROM users WHERE id = ?")
+        sqlx::query_as("SELECT username, password_hash FROM users WHERE id = $1")
             .bind(id)
             .fetch_one(&mut app.db().await)
             .await
@@ -120,7 +120,12 @@ async fn a_guest_who_signs_out_is_deleted_and_their_contacts_see_them_go() {
         .expect("sign out");
     assert_eq!(res.status(), 204);
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM users WHERE id = ?", quiet.me.id).await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM users WHERE id = $1",
+            quiet.me.id
+        )
+        .await,
         0
     );
 }
@@ -133,13 +138,13 @@ async fn guests_without_a_session_for_the_idle_time_are_deleted_and_others_kept(
     // The first guest came a second ago and their session has ended (as an idle one does).
     let mut db = app.db().await;
     let second_ago = messenger::server::store::now_ms() - 1000;
-    sqlx::query("UPDATE sessions SET idle_expires_at = ? WHERE user_id = ?")
+    sqlx::query("UPDATE sessions SET idle_expires_at = $1 WHERE user_id = $2")
         .bind(second_ago)
         .bind(gone.me.id)
         .execute(&mut db)
         .await
         .expect("update");
-    sqlx::query("UPDATE users SET created_at = ? WHERE id = ?")
+    sqlx::query("UPDATE users SET created_at = $1 WHERE id = $2")
         .bind(second_ago)
         .bind(gone.me.id)
         .execute(&mut db)
@@ -150,17 +155,17 @@ async fn guests_without_a_session_for_the_idle_time_are_deleted_and_others_kept(
     let deleted = app.state.auth.forget_idle_guests().await.expect("sweep");
     assert_eq!(deleted, 1);
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM users WHERE id = ?", gone.me.id).await,
+        count(&app, "SELECT COUNT(*) FROM users WHERE id = $1", gone.me.id).await,
         0
     );
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM users WHERE id = ?", kept.me.id).await,
+        count(&app, "SELECT COUNT(*) FROM users WHERE id = $1", kept.me.id).await,
         1
     );
     assert_eq!(
         count(
             &app,
-            "SELECT COUNT(*) FROM users WHERE username = 'stays' AND ? > 0",
+            "SELECT COUNT(*) FROM users WHERE username = 'stays' AND $1 > 0",
             1
         )
         .await,

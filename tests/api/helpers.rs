@@ -362,22 +362,28 @@ impl TestApp {
     /// Messages stored, in one conversation or in all.
     pub async fn message_count(&self, conv: Option<i64>) -> i64 {
         let mut db = self.db().await;
-        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE ?1 IS NULL OR conversation_id = ?1")
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE $1 IS NULL OR conversation_id = $1")
             .bind(conv)
             .fetch_one(&mut db)
             .await
             .expect("count")
     }
 
-    /// A new connection to the database file, outside the server's pool.
-    pub async fn db(&self) -> sqlx::SqliteConnection {
+    /// A new connection to the server's database (the SQLite file, or the test's PostgreSQL
+    /// database), outside the server's pool. Queries written for both: `$1`-style
+    /// parameters, numbered in the order they appear.
+    pub async fn db(&self) -> sqlx::AnyConnection {
         use sqlx::Connection;
-        sqlx::SqliteConnection::connect(&format!(
-            "sqlite://{}",
-            self.dir.path().join("messenger.db").display()
-        ))
-        .await
-        .expect("db")
+        sqlx::any::install_default_drivers();
+        let url = if on_postgres() {
+            postgres_for(self.dir.path()).await
+        } else {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("messenger.db").display()
+            )
+        };
+        sqlx::AnyConnection::connect(&url).await.expect("db")
     }
 }
 

@@ -251,7 +251,7 @@ async fn a_status_flood_costs_one_write_and_one_frame_per_contact_a_second_and_t
         Some(&Status::Busy),
         "the contact sees the last status"
     );
-    let db_status: String = sqlx::query_scalar("SELECT status FROM users WHERE id = ?")
+    let db_status: String = sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
         .bind(a.me.id)
         .fetch_one(&mut app.db().await)
         .await
