@@ -29,7 +29,7 @@ use std::{
 use tokio::sync::{oneshot, watch, RwLock};
 
 mod process;
-use process::{free_port, Killed};
+use process::{free_port, progress, roaming_sender, wait_up, Acks, Killed};
 
 /// Tests that only use PostgreSQL take it shared; the one that restarts it takes it alone.
 static POSTGRES: RwLock<()> = RwLock::const_new(());
@@ -589,5 +589,210 @@ async fn postgres_restarted_sends_fail_clearly_then_resume() {
     assert_gap_free(&db, convs[1], &acks).await;
     assert_eq!(stored(&db, convs[1]).await.len(), 13);
     drop(a);
+    db.drop_now().await;
+}
+
+/// A server process on the shared database and NATS, with its own files in `dir` and the
+/// installation's key ring.
+fn node_process(
+    port: u16,
+    db: &Database,
+    nats: &Nats,
+    prefix: &str,
+    dir: &std::path::Path,
+) -> Killed {
+    let media = dir.join(format!("media-{port}"));
+    Killed(process::server(
+        port,
+        std::path::Path::new(&db.url),
+        &[
+            ("MESSENGER_NATS", &nats.url()),
+            ("MESSENGER_NATS_PREFIX", prefix),
+            (
+                "MESSENGER_KEY_FILE",
+                &dir.join("ring").display().to_string(),
+            ),
+            ("MESSENGER_ANALYTICS", "off"),
+            ("MESSENGER_MEDIA_STORE", &media.display().to_string()),
+        ],
+        None,
+    ))
+}
+
+/// A guest signed in through `base`: token, id and username.
+async fn guest_at(http: &reqwest::Client, base: &str) -> (String, i64, String) {
+    let body: serde_json::Value = http
+        .post(format!("{base}/api/token"))
+        .json(&serde_json::json!({ "guest": true }))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    (
+        body["token"].as_str().expect("token").to_owned(),
+        body["user"]["id"].as_i64().expect("id"),
+        body["user"]["username"]
+            .as_str()
+            .expect("username")
+            .to_owned(),
+    )
+}
+
+/// Waits (bounded) for the presence of `user` that `pick` accepts on `ws`.
+async fn presence_of(
+    ws: &mut process::Socket,
+    user: i64,
+    within: Duration,
+    pick: impl Fn(&messenger::protocol::Presence) -> bool,
+) -> Duration {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let deadline = started + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                if let Ok(messenger::protocol::ServerFrame::Presence { user: u, presence }) =
+                    serde_json::from_str(t.as_str())
+                {
+                    if u == user && pick(&presence) {
+                        return started.elapsed();
+                    }
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no such presence of {user} within {within:?}: {other:?}"),
+        }
+    }
+}
+
+/// Three server processes on one PostgreSQL database and NATS, clients spread over them.
+/// One node is killed (SIGKILL) under load: its senders reconnect to the others and resend
+/// what was not acknowledged; every acknowledged message is stored once, numbered without a
+/// gap; the killed node's user goes offline for their contact on another node within the
+/// node timeout, and comes back online when they reconnect elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_server_processes_lose_nothing_when_one_is_killed() {
+    use messenger::protocol::Status;
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("procs").await;
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    messenger::server::store::vault::RingFile::fresh()
+        .write(&dir.path().join("ring"))
+        .expect("the installation's key ring");
+    let prefix = format!("t{}", rand_suffix());
+    let ports = [free_port(), free_port(), free_port()];
+    let mut procs: Vec<Killed> = ports
+        .iter()
+        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
+        .collect();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let http = reqwest::Client::new();
+    for base in &bases {
+        wait_up(&http, base).await;
+    }
+    let (a, b, c) = (&bases[0], &bases[1], &bases[2]);
+
+    // Q on node A is a contact of P, who is on node C only.
+    let (q_token, q_id, _) = guest_at(&http, a).await;
+    let (p_token, p_id, p_name) = guest_at(&http, b).await;
+    let asked = http
+        .post(format!("{a}/api/contacts"))
+        .bearer_auth(&q_token)
+        .header("Origin", a.as_str())
+        .json(&serde_json::json!({ "username": p_name }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        asked.status(),
+        200,
+        "{}",
+        asked.text().await.unwrap_or_default()
+    );
+    let accepted = http
+        .post(format!("{c}/api/contacts/{q_id}/accept"))
+        .bearer_auth(&p_token)
+        .header("Origin", c.as_str())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(
+        accepted.status(),
+        200,
+        "{}",
+        accepted.text().await.unwrap_or_default()
+    );
+    let mut q = process::socket(ports[0], &q_token).await;
+    let p = process::socket(ports[2], &p_token).await;
+    presence_of(&mut q, p_id, Duration::from_secs(10), |pr| {
+        pr.status != Status::Offline
+    })
+    .await;
+
+    // Load: one sender per node, each moving on to the next node when its own goes.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acks: Vec<Acks> = (0..3).map(|_| Acks::default()).collect();
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        let (token, _, _) = guest_at(&http, &bases[i]).await;
+        process::join(&http, &bases[i], &token, 1).await;
+        let order: Vec<String> = (0..3).map(|k| bases[(i + k) % 3].clone()).collect();
+        senders.push(tokio::spawn(roaming_sender(
+            order,
+            token,
+            1,
+            i,
+            acks[i].clone(),
+            stop.clone(),
+        )));
+    }
+    progress(&acks, 200).await;
+
+    // Node C dies at once: no close frames, no goodbye on NATS.
+    procs[2].0.kill().expect("SIGKILL");
+    let _ = procs[2].0.wait();
+    drop(p);
+    let took = presence_of(
+        &mut q,
+        p_id,
+        messenger::server::presence::nodes::NODE_TIMEOUT + Duration::from_secs(5),
+        |pr| pr.status == Status::Offline,
+    )
+    .await;
+    eprintln!("the killed node's user was offline for their contact after {took:?}");
+    progress(&acks, 300).await;
+
+    // P comes back through node B.
+    let _p_again = process::socket(ports[1], &p_token).await;
+    presence_of(&mut q, p_id, Duration::from_secs(10), |pr| {
+        pr.status != Status::Offline
+    })
+    .await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let acked: Vec<(String, i64)> = acks
+        .iter()
+        .flat_map(|a| {
+            a.lock()
+                .expect("acks")
+                .iter()
+                .map(|(id, seq)| (id.clone(), *seq))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(acked.len() >= 500);
+    assert_gap_free(&db, 1, &acked).await;
+    drop(procs);
     db.drop_now().await;
 }

@@ -109,31 +109,39 @@ impl Application {
             Backend::Postgres(store) => Arc::new(store.clone()),
         };
         let hub = Arc::new(LocalHub::new());
-        let fanout: Arc<dyn Fanout> = match (&cfg.store.nats, &backend) {
-            (None, _) => hub.clone(),
-            (Some(url), Backend::Postgres(store)) => {
+        let nats = match (&cfg.store.nats, &backend) {
+            (None, _) => None,
+            (Some(url), Backend::Postgres(_)) => Some(
                 // A node starts even while NATS is away: the client keeps trying, and until
                 // it is in, the check against the database delivers (docs/SCALING.md).
-                let client = async_nats::ConnectOptions::new()
+                async_nats::ConnectOptions::new()
                     .no_echo()
                     .retry_on_initial_connect()
                     .connect(url.as_str())
                     .await
-                    .with_context(|| format!("connecting to NATS at {url}"))?;
-                NatsHub::start(
-                    hub.clone(),
-                    client,
-                    &cfg.store.nats_prefix,
-                    Arc::new(store.clone()),
-                )
-            }
+                    .with_context(|| format!("connecting to NATS at {url}"))?,
+            ),
             (Some(_), Backend::Sqlite(_)) => anyhow::bail!(
                 "--nats joins nodes that share a PostgreSQL --database (postgres://...); a \
                  SQLite database belongs to one node"
             ),
         };
+        let fanout: Arc<dyn Fanout> = match (&nats, &backend) {
+            (Some(client), Backend::Postgres(store)) => NatsHub::start(
+                hub.clone(),
+                client.clone(),
+                &cfg.store.nats_prefix,
+                Arc::new(store.clone()),
+            ),
+            _ => hub.clone(),
+        };
         let (presence, presence_events) = PresenceHub::new(db.all_blocks().await?);
         let presence = Arc::new(presence);
+        if let Some(client) = &nats {
+            let nodes =
+                presence::nodes::start(presence.clone(), client.clone(), &cfg.store.nats_prefix);
+            tracing::info!(node = nodes.node, "joined the other nodes through NATS");
+        }
         let bots = if cfg.bots.enabled {
             Some(Arc::new(
                 bots::start(db.clone(), &*db, &presence, cfg.bots.clone()).await?,

@@ -116,9 +116,25 @@ pub async fn sender(
     acks: Acks,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    roaming_sender(vec![base], token, conv, who, acks, stop).await
+}
+
+/// [`sender`] over several servers (nodes of one installation): it starts on the first and,
+/// after a disconnect, reconnects to the next one, as a client behind a load balancer would.
+pub async fn roaming_sender(
+    bases: Vec<String>,
+    token: String,
+    conv: i64,
+    who: usize,
+    acks: Acks,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut next = 0u64;
     let mut unacked: Vec<String> = Vec::new();
+    let mut attempt = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let base = &bases[attempt % bases.len()];
+        attempt += 1;
         let mut req = format!("{}/ws", base.replace("http", "ws"))
             .into_client_request()
             .expect("req");

@@ -100,12 +100,16 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Notes that the hub was handed `conv`'s messages up to `seq` (if this node still
-    /// has a subscriber there).
+    /// Notes that the hub was handed `conv`'s message `seq` (if this node still has a
+    /// subscriber there). What is known only grows without a gap: a message that arrives
+    /// after a lost one leaves the mark before the gap, and the next check brings the lost
+    /// one (and again those after it, which connections skip).
     fn handed(&self, conv: i64, seq: i64) {
         if let Some(last) = lock(&self.known).get_mut(&conv) {
-            if last.is_none_or(|l| l < seq) {
-                *last = Some(seq);
+            match last {
+                None => *last = Some(seq),
+                Some(l) if seq == *l + 1 => *l = seq,
+                Some(_) => {}
             }
         }
     }
@@ -130,6 +134,11 @@ impl NatsHub {
             prefix: prefix.to_owned(),
         });
         tokio::spawn(send_out(client.clone(), queue));
+        tokio::spawn(notices(
+            Arc::downgrade(&this),
+            client.clone(),
+            format!("{prefix}.u"),
+        ));
         tokio::spawn(subscribe(Arc::downgrade(&this), client));
         tokio::spawn(check(Arc::downgrade(&this), catch_up));
         let watching = shared.clone();
@@ -154,12 +163,117 @@ impl NatsHub {
     /// Hands messages that came from another node (or from the check) to this node's
     /// connections.
     fn arrived(&self, conv: i64, deliveries: Vec<(i64, Delivery)>) {
-        if let Some(last) = deliveries.iter().map(|(_, d)| d.seq).max() {
-            if last != EPHEMERAL {
-                self.shared.handed(conv, last);
+        for (_, d) in &deliveries {
+            if d.seq != EPHEMERAL {
+                self.shared.handed(conv, d.seq);
             }
         }
         self.hub.publish(deliveries, Vec::new());
+    }
+}
+
+/// A notice for a user's connections on every node (`<prefix>.u`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct UserNotice {
+    user: i64,
+    notice: Notice,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum Notice {
+    Added(crate::protocol::ConversationSummary),
+    Removed(i64),
+    Frame(String),
+    Close {
+        code: u16,
+        reason: String,
+    },
+    EndSession {
+        session: i64,
+        code: u16,
+        reason: String,
+    },
+}
+
+/// A close reason heard from another node, as one of this node's own (a close frame's
+/// reason is a fixed text); one it does not know reads as the generic one.
+fn known_reason(reason: &str) -> &'static str {
+    const KNOWN: [&str; 7] = [
+        "signed out",
+        "signed out elsewhere",
+        "signed out from another device",
+        "signed out by an administrator",
+        "account disabled",
+        "account deleted",
+        "server restarting",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|k| *k == reason)
+        .unwrap_or("session ended")
+}
+
+impl NatsHub {
+    fn tell_nodes(&self, user: i64, notice: Notice) {
+        let Ok(bytes) = serde_json::to_vec(&UserNotice { user, notice }) else {
+            tracing::error!("a user notice does not serialise");
+            return;
+        };
+        if self
+            .outgoing
+            .try_send((format!("{}.u", self.prefix), Bytes::from(bytes)))
+            .is_err()
+        {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A notice another node sent, for this node's connections.
+    fn noticed(&self, notice: UserNotice) {
+        let user = notice.user;
+        match notice.notice {
+            Notice::Added(summary) => self
+                .hub
+                .notify_user(user, Control::Added(Box::new(summary))),
+            Notice::Removed(conv) => self.hub.notify_user(user, Control::Removed(conv)),
+            Notice::Frame(frame) => self
+                .hub
+                .notify_user(user, Control::Frame(Box::new(Frame::from(frame)))),
+            Notice::Close { code, reason } => self.hub.notify_user(
+                user,
+                Control::Close {
+                    code,
+                    reason: known_reason(&reason),
+                },
+            ),
+            Notice::EndSession {
+                session,
+                code,
+                reason,
+            } => self
+                .hub
+                .end_session(user, session, code, known_reason(&reason)),
+        }
+    }
+}
+
+/// Hands the notices other nodes send to this node's connections.
+async fn notices(node: std::sync::Weak<NatsHub>, client: async_nats::Client, subject: String) {
+    let mut subscription = loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "subscribing to user notices on NATS; trying again");
+                tokio::time::sleep(CHECK_EVERY).await;
+            }
+        }
+    };
+    while let Some(message) = subscription.next().await {
+        let Some(this) = node.upgrade() else { break };
+        match serde_json::from_slice::<UserNotice>(&message.payload) {
+            Ok(notice) => this.noticed(notice),
+            Err(e) => tracing::warn!(error = %e, "a user notice that does not parse; ignored"),
+        }
     }
 }
 
@@ -194,12 +308,31 @@ impl Fanout for NatsHub {
         }
     }
 
+    /// The user's connections here get it at once; the other nodes' through `<prefix>.u`.
     fn notify_user(&self, user: i64, control: Control) {
+        let notice = match &control {
+            Control::Added(summary) => Notice::Added((**summary).clone()),
+            Control::Removed(conv) => Notice::Removed(*conv),
+            Control::Frame(frame) => Notice::Frame(frame.as_str().to_owned()),
+            Control::Close { code, reason } => Notice::Close {
+                code: *code,
+                reason: (*reason).to_owned(),
+            },
+        };
         self.hub.notify_user(user, control);
+        self.tell_nodes(user, notice);
     }
 
     fn end_session(&self, user: i64, session: i64, code: u16, reason: &'static str) {
         self.hub.end_session(user, session, code, reason);
+        self.tell_nodes(
+            user,
+            Notice::EndSession {
+                session,
+                code,
+                reason: reason.to_owned(),
+            },
+        );
     }
 
     fn connections_of(&self, user: i64) -> usize {

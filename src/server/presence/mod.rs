@@ -7,6 +7,12 @@
 //! and always publishes the state as it is when it handles them, so a burst of changes can
 //! never leave a contact with an older state than the newest. "Appear Offline" is applied
 //! in [`PresenceHub::visible`], the one place every outgoing presence comes from.
+//!
+//! With several nodes (docs/SCALING.md), each node owns the presence of its own sockets and
+//! tells the others (`nodes.rs`): [`PresenceHub::visible`] merges what this node holds with
+//! what the others said, and each node's publisher tells its own sockets.
+
+pub mod nodes;
 
 use super::{
     hub::{Control, Fanout},
@@ -21,7 +27,7 @@ use std::{
 use tokio::{sync::mpsc, time::Instant};
 
 /// Something that may change what contacts see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// The user's own presence may have changed (socket, idle, status, name, message).
     Changed(i64),
@@ -35,23 +41,70 @@ struct Online {
     /// Open sockets and whether each reports its user idle.
     sockets: Vec<(u64, bool)>,
     profile: Profile,
+    /// When `profile` was set (ms): among nodes, the newest profile wins.
+    at: i64,
 }
 
 impl Online {
-    fn status(&self) -> Status {
-        match self.profile.status {
-            // Online with every tab idle reads as Away; any other choice stands.
-            Status::Online if self.sockets.iter().all(|&(_, idle)| idle) => Status::Away,
-            chosen => chosen,
+    fn state(&self) -> NodeState {
+        NodeState {
+            profile: self.profile.clone(),
+            all_idle: self.sockets.iter().all(|&(_, idle)| idle),
+            at: self.at,
         }
+    }
+}
+
+/// A user's presence as one node holds it (their sockets there): what nodes tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeState {
+    pub profile: Profile,
+    /// Whether every socket of the user on that node reports them idle.
+    pub all_idle: bool,
+    /// When the profile was set there (ms since the epoch).
+    pub at: i64,
+}
+
+/// What this node tells the others (`nodes.rs` sends it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    /// The user's presence on this node (None: no socket here any more).
+    State(i64, Option<NodeState>),
+    /// A relationship or group change: each node tells its own sockets.
+    Event(Event),
+    /// A block or unblock the store committed: (blocker, blocked, on).
+    Blocked(i64, i64, bool),
+}
+
+/// The merged presence of a user over the nodes that hold them: the newest profile, and
+/// idle only if idle everywhere.
+fn merge<'a>(states: impl Iterator<Item = NodeState> + 'a) -> Option<NodeState> {
+    states.reduce(|a, b| {
+        let all_idle = a.all_idle && b.all_idle;
+        let mut newest = if b.at > a.at { b } else { a };
+        newest.all_idle = all_idle;
+        newest
+    })
+}
+
+fn status_of(state: &NodeState) -> Status {
+    match state.profile.status {
+        // Online with every tab idle reads as Away; any other choice stands.
+        Status::Online if state.all_idle => Status::Away,
+        chosen => chosen,
     }
 }
 
 pub struct PresenceHub {
     online: Mutex<HashMap<i64, Online>>,
+    /// What the other nodes hold: user to (node to state). Locked after `online`, never
+    /// before.
+    remote: Mutex<HashMap<i64, HashMap<u64, NodeState>>>,
     /// (blocker, blocked), mirrored from the store so a send can be checked without a query.
     blocks: RwLock<HashSet<(i64, i64)>>,
     events: mpsc::UnboundedSender<Event>,
+    /// Tells the other nodes (set when the server runs on several).
+    relay: std::sync::OnceLock<Arc<dyn Fn(Relay) + Send + Sync>>,
 }
 
 impl PresenceHub {
@@ -59,8 +112,10 @@ impl PresenceHub {
         let (events, rx) = mpsc::unbounded_channel();
         let hub = Self {
             online: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
             blocks: RwLock::new(blocks.into_iter().collect()),
             events,
+            relay: std::sync::OnceLock::new(),
         };
         (hub, rx)
     }
@@ -71,9 +126,101 @@ impl PresenceHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn remote(&self) -> MutexGuard<'_, HashMap<i64, HashMap<u64, NodeState>>> {
+        self.remote
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Something changed here: this node's publisher hears it, and so do the other nodes.
     pub fn emit(&self, event: Event) {
+        self.emit_here(event);
+        if let Some(relay) = self.relay.get() {
+            relay(match event {
+                Event::Changed(user) => Relay::State(user, self.local_state(user)),
+                other => Relay::Event(other),
+            });
+        }
+    }
+
+    /// Only this node's publisher hears it (what another node told).
+    pub fn emit_here(&self, event: Event) {
         // The publisher lives as long as the server; after it stops nobody needs the event.
         let _ = self.events.send(event);
+    }
+
+    /// Sets who tells the other nodes (once).
+    pub fn relay_to(&self, relay: Arc<dyn Fn(Relay) + Send + Sync>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The user's presence as this node holds it.
+    pub fn local_state(&self, user: i64) -> Option<NodeState> {
+        self.lock().get(&user).map(Online::state)
+    }
+
+    /// Every user with a socket on this node, as this node holds them.
+    pub fn local_states(&self) -> Vec<(i64, NodeState)> {
+        self.lock()
+            .iter()
+            .map(|(user, o)| (*user, o.state()))
+            .collect()
+    }
+
+    /// What `node` says of `user` (None: no socket there); contacts hear if it changes
+    /// what they see.
+    pub fn set_remote(&self, node: u64, user: i64, state: Option<NodeState>) {
+        let changed = {
+            let mut remote = self.remote();
+            let nodes = remote.entry(user).or_default();
+            let changed = match state {
+                Some(state) => nodes.insert(node, state.clone()) != Some(state),
+                None => nodes.remove(&node).is_some(),
+            };
+            if nodes.is_empty() {
+                remote.remove(&user);
+            }
+            changed
+        };
+        if changed {
+            self.emit_here(Event::Changed(user));
+        }
+    }
+
+    /// Everything `node` holds, replacing what it said before (None: the node is gone, and
+    /// its users are offline unless another node holds them).
+    pub fn replace_node(&self, node: u64, states: Option<Vec<(i64, NodeState)>>) {
+        let fresh: HashMap<i64, NodeState> = states.unwrap_or_default().into_iter().collect();
+        let mut changed = Vec::new();
+        {
+            let mut remote = self.remote();
+            remote.retain(|user, nodes| {
+                if !fresh.contains_key(user) && nodes.remove(&node).is_some() {
+                    changed.push(*user);
+                }
+                !nodes.is_empty()
+            });
+            for (user, state) in fresh {
+                let nodes = remote.entry(user).or_default();
+                if nodes.insert(node, state.clone()) != Some(state) {
+                    changed.push(user);
+                }
+            }
+        }
+        for user in changed {
+            self.emit_here(Event::Changed(user));
+        }
+    }
+
+    /// The user's presence over every node.
+    fn merged(&self, user: i64) -> Option<NodeState> {
+        let here = self.lock().get(&user).map(Online::state);
+        let there: Vec<NodeState> = self
+            .remote()
+            .get(&user)
+            .map(|nodes| nodes.values().cloned().collect())
+            .unwrap_or_default();
+        merge(here.into_iter().chain(there))
     }
 
     /// A socket of `user` opened.
@@ -83,8 +230,10 @@ impl PresenceHub {
             let entry = online.entry(user).or_insert_with(|| Online {
                 sockets: Vec::new(),
                 profile: profile.clone(),
+                at: 0,
             });
             entry.profile = profile;
+            entry.at = super::store::now_ms();
             entry.sockets.push((conn, false));
         }
         self.emit(Event::Changed(user));
@@ -127,6 +276,7 @@ impl PresenceHub {
     pub fn set_profile(&self, user: i64, profile: Profile) {
         if let Some(entry) = self.lock().get_mut(&user) {
             entry.profile = profile;
+            entry.at = super::store::now_ms();
         }
         self.emit(Event::Changed(user));
     }
@@ -134,15 +284,14 @@ impl PresenceHub {
     /// What contacts allowed to see `user` see now; None while the user is offline or
     /// appears offline.
     pub fn visible(&self, user: i64) -> Option<Presence> {
-        let online = self.lock();
-        let entry = online.get(&user)?;
-        match entry.status() {
+        let state = self.merged(user)?;
+        match status_of(&state) {
             Status::Offline => None,
             status => Some(Presence {
                 status,
-                display_name: entry.profile.display_name.clone(),
-                personal_message: entry.profile.personal_message.clone(),
-                picture: entry.profile.picture.clone(),
+                display_name: state.profile.display_name,
+                personal_message: state.profile.personal_message,
+                picture: state.profile.picture,
             }),
         }
     }
@@ -158,8 +307,9 @@ impl PresenceHub {
         ))
     }
 
+    /// Whether the user has a socket open on any node.
     pub fn is_online(&self, user: i64) -> bool {
-        self.lock().contains_key(&user)
+        self.lock().contains_key(&user) || self.remote().contains_key(&user)
     }
 
     /// Open sockets of `user` that presence counts.
@@ -174,8 +324,16 @@ impl PresenceHub {
             .contains(&(blocker, blocked))
     }
 
-    /// Mirrors a block or unblock that the store has committed.
+    /// Mirrors a block or unblock that the store has committed (and tells the other nodes).
     pub fn set_blocked(&self, blocker: i64, blocked: i64, on: bool) {
+        self.set_blocked_here(blocker, blocked, on);
+        if let Some(relay) = self.relay.get() {
+            relay(Relay::Blocked(blocker, blocked, on));
+        }
+    }
+
+    /// Mirrors a block or unblock another node's store committed.
+    pub fn set_blocked_here(&self, blocker: i64, blocked: i64, on: bool) {
         let mut blocks = self
             .blocks
             .write()
@@ -409,5 +567,88 @@ mod tests {
         hub.set_idle(1, 11, false);
         assert_eq!(hub.visible(1), None);
         assert!(hub.is_online(1));
+    }
+
+    fn state(status: Status, all_idle: bool, at: i64) -> NodeState {
+        NodeState {
+            profile: Profile {
+                status,
+                ..profile(status)
+            },
+            all_idle,
+            at,
+        }
+    }
+
+    #[test]
+    fn other_nodes_merge_newest_profile_wins_idle_only_if_idle_everywhere() {
+        let (hub, mut rx) = PresenceHub::new(Vec::new());
+        // Only on node 7: seen as it says.
+        hub.set_remote(7, 1, Some(state(Status::Busy, false, 10)));
+        assert_eq!(hub.visible(1).map(|p| p.status), Some(Status::Busy));
+        assert!(hub.is_online(1));
+        assert_eq!(rx.try_recv(), Ok(Event::Changed(1)), "contacts hear of it");
+        // The same said again changes nothing and is not announced.
+        hub.set_remote(7, 1, Some(state(Status::Busy, false, 10)));
+        assert!(rx.try_recv().is_err());
+        // A newer profile on another node wins; Away only when idle on both.
+        hub.set_remote(8, 1, Some(state(Status::Online, true, 20)));
+        assert_eq!(hub.visible(1).map(|p| p.status), Some(Status::Online));
+        hub.set_remote(7, 1, Some(state(Status::Online, true, 5)));
+        assert_eq!(hub.visible(1).map(|p| p.status), Some(Status::Away));
+        // Appear Offline, chosen last on one node, hides the user everywhere.
+        hub.set_remote(7, 1, Some(state(Status::Offline, false, 30)));
+        assert_eq!(hub.visible(1), None);
+        assert!(hub.is_online(1), "online, appearing offline");
+    }
+
+    #[test]
+    fn a_node_that_goes_takes_its_users_offline_unless_another_holds_them() {
+        let (hub, mut rx) = PresenceHub::new(Vec::new());
+        hub.replace_node(
+            7,
+            Some(vec![
+                (1, state(Status::Online, false, 1)),
+                (2, state(Status::Online, false, 1)),
+            ]),
+        );
+        hub.set_remote(8, 2, Some(state(Status::Online, false, 1)));
+        while rx.try_recv().is_ok() {}
+        hub.replace_node(7, None);
+        assert_eq!(hub.visible(1), None, "only node 7 held user 1");
+        assert!(!hub.is_online(1));
+        assert!(hub.visible(2).is_some(), "node 8 still holds user 2");
+        let heard: HashSet<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            heard,
+            HashSet::from([Event::Changed(1), Event::Changed(2)]),
+            "both users' views are checked again"
+        );
+        // A snapshot replaces what the node said before.
+        hub.replace_node(8, Some(vec![(3, state(Status::Away, false, 1))]));
+        assert!(hub.visible(2).is_none() && hub.visible(3).is_some());
+    }
+
+    #[test]
+    fn local_changes_are_relayed_to_the_other_nodes_and_theirs_are_not() {
+        let (hub, _rx) = PresenceHub::new(Vec::new());
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let sink = told.clone();
+        hub.relay_to(Arc::new(move |r| sink.lock().unwrap().push(r)));
+        hub.connect(1, 10, profile(Status::Online));
+        hub.set_blocked(1, 2, true);
+        hub.emit(Event::Groups(1));
+        hub.set_remote(7, 3, Some(state(Status::Online, false, 1)));
+        hub.set_blocked_here(4, 5, true);
+        hub.emit_here(Event::Groups(4));
+        let told = told.lock().unwrap().clone();
+        assert!(
+            matches!(&told[0], Relay::State(1, Some(s)) if s.profile.status == Status::Online && !s.all_idle)
+        );
+        assert_eq!(
+            told[1..],
+            [Relay::Blocked(1, 2, true), Relay::Event(Event::Groups(1))]
+        );
+        assert!(hub.blocked(4, 5), "another node's block is mirrored");
     }
 }

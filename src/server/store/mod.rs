@@ -566,7 +566,7 @@ pub trait ContactStore: Send + Sync {
 }
 
 /// A user's chosen status, personal message, display name and picture version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     pub status: Status,
     pub personal_message: String,
