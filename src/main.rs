@@ -5,7 +5,7 @@
 use clap::Parser;
 use messenger::server::{
     app::{init_tracing, shutdown_signal, Application},
-    config::{Command, Config, KeysCommand},
+    config::Config,
 };
 use std::process::ExitCode;
 
@@ -24,14 +24,7 @@ async fn run() -> anyhow::Result<()> {
     let mut cfg = Config::parse();
     init_tracing(&cfg.server.log, cfg.server.log_format);
     if let Some(command) = cfg.command.take() {
-        let keys = cfg.store.key_file.as_deref();
-        if cfg.store.postgres().is_some() && !matches!(command, Command::Keys(KeysCommand::Init)) {
-            anyhow::bail!(
-                "administration commands work on a SQLite database for now; with PostgreSQL, \
-                 only `keys init` (docs/SCALING.md)"
-            );
-        }
-        return messenger::server::admin::run(&cfg.store.files_base(), keys, command).await;
+        return messenger::server::admin::run(&cfg.store, command).await;
     }
     let app = Application::build(cfg).await?;
     tracing::info!("Messenger is listening on http://{}", app.addr());

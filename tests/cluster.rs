@@ -601,20 +601,37 @@ fn node_process(
     prefix: &str,
     dir: &std::path::Path,
 ) -> Killed {
+    node_process_with(port, db, nats, prefix, dir, &[])
+}
+
+fn node_process_with(
+    port: u16,
+    db: &Database,
+    nats: &Nats,
+    prefix: &str,
+    dir: &std::path::Path,
+    more: &[(&str, &str)],
+) -> Killed {
     let media = dir.join(format!("media-{port}"));
+    let ring = dir.join("ring");
+    if !ring.exists() {
+        messenger::server::store::vault::RingFile::fresh()
+            .write(&ring)
+            .expect("the installation's key ring");
+    }
+    let mut env = vec![
+        ("MESSENGER_NATS", nats.url()),
+        ("MESSENGER_NATS_PREFIX", prefix.to_owned()),
+        ("MESSENGER_KEY_FILE", ring.display().to_string()),
+        ("MESSENGER_ANALYTICS", "off".to_owned()),
+        ("MESSENGER_MEDIA_STORE", media.display().to_string()),
+    ];
+    env.extend(more.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Killed(process::server(
         port,
         std::path::Path::new(&db.url),
-        &[
-            ("MESSENGER_NATS", &nats.url()),
-            ("MESSENGER_NATS_PREFIX", prefix),
-            (
-                "MESSENGER_KEY_FILE",
-                &dir.join("ring").display().to_string(),
-            ),
-            ("MESSENGER_ANALYTICS", "off"),
-            ("MESSENGER_MEDIA_STORE", &media.display().to_string()),
-        ],
+        &env,
         None,
     ))
 }
@@ -680,9 +697,6 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
     let db = Database::new("procs").await;
     let nats = Nats::start().await;
     let dir = tempfile::tempdir().expect("dir");
-    messenger::server::store::vault::RingFile::fresh()
-        .write(&dir.path().join("ring"))
-        .expect("the installation's key ring");
     let prefix = format!("t{}", rand_suffix());
     let ports = [free_port(), free_port(), free_port()];
     let mut procs: Vec<Killed> = ports
@@ -794,5 +808,92 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
     assert!(acked.len() >= 500);
     assert_gap_free(&db, 1, &acked).await;
     drop(procs);
+    db.drop_now().await;
+}
+
+/// One user with a socket on each of two nodes sends as fast as they can: the messages
+/// stored are at most what one rate allows (its burst, then its rate), not twice that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_message_rate_holds_over_every_node() {
+    use futures::{SinkExt, StreamExt};
+    use messenger::protocol::ServerFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("rates").await;
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = format!("t{}", rand_suffix());
+    let ports = [free_port(), free_port()];
+    let rate = 5;
+    let _procs: Vec<Killed> = ports
+        .iter()
+        .map(|p| {
+            node_process_with(
+                *p,
+                &db,
+                &nats,
+                &prefix,
+                dir.path(),
+                &[("MESSENGER_SEND_RATE", &rate.to_string())],
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    for base in &bases {
+        wait_up(&http, base).await;
+    }
+    let (token, _, _) = guest_at(&http, &bases[0]).await;
+    process::join(&http, &bases[0], &token, 1).await;
+    let started = Instant::now();
+    let mut sockets = Vec::new();
+    for port in ports {
+        sockets.push(process::socket(port, &token).await);
+    }
+    // Each socket sends 40 at once and reads every answer.
+    let per_socket = 40;
+    let mut tasks = Vec::new();
+    for (n, mut ws) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_socket {
+                let frame = serde_json::json!({
+                    "t": "send", "conv": 1, "client_id": format!("r{n}-{i}"), "body": "fast"
+                });
+                ws.send(Message::text(frame.to_string()))
+                    .await
+                    .expect("send");
+            }
+            let (mut acked, mut refused) = (0, 0);
+            while acked + refused < per_socket {
+                match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
+                        Ok(ServerFrame::Ack { .. }) => acked += 1,
+                        Ok(ServerFrame::Error {
+                            client_id: Some(_), ..
+                        }) => refused += 1,
+                        _ => {}
+                    },
+                    Ok(Some(Ok(_))) => {}
+                    other => panic!("answers stopped: {other:?}"),
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for task in tasks {
+        acked += task.await.expect("socket");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst, then the rate for the time it took (and one token of rounding).
+    let allowed = rate as f64 * (1.0 + elapsed) + 1.0;
+    assert!(acked >= rate, "the burst goes through: {acked}");
+    assert!(
+        (acked as f64) <= allowed,
+        "{acked} messages in {elapsed:.2} s over two nodes; one rate allows {allowed:.1}"
+    );
     db.drop_now().await;
 }

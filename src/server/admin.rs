@@ -1,21 +1,20 @@
 //! Administration commands (`messenger rooms ...`): they open the database, act and exit.
 
 use super::{
-    audit::{self, Audit, AuditStore, NewEntry, Verdict},
+    audit::{self, Audit, NewEntry, Verdict},
     config::{
         AdminCommand, AuditCommand, BotsCommand, Command, KeysCommand, RetentionCommand,
-        RoomsCommand,
+        RoomsCommand, StoreConfig,
     },
     store::{
-        account::AccountStore,
-        files::FileStore,
+        postgres::PgStore,
         sqlite::SqliteStore,
         vault::{default_ring_path, RingFile},
-        BotStore, ConversationStore,
+        Database,
     },
 };
 use anyhow::{bail, Result};
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 /// The key ring file, read.
 fn read_ring(path: &Path) -> Result<RingFile> {
@@ -45,10 +44,13 @@ pub fn room_titles(titles: &[String], numbered: Option<u32>) -> Result<Vec<Strin
     Ok(out)
 }
 
-/// Runs one administration command against the database at `database` (and its key ring:
-/// `key_file`, or beside the database).
-pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> Result<()> {
-    let ring_path = key_file.map_or_else(|| default_ring_path(database), Path::to_path_buf);
+/// Runs one administration command against the database `--database` names (a SQLite file,
+/// or PostgreSQL), with its key ring (`--key-file`, or beside the database).
+pub async fn run(cfg: &StoreConfig, command: Command) -> Result<()> {
+    let ring_path = cfg
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_ring_path(&cfg.files_base()));
     if let Command::Keys(KeysCommand::Init) = command {
         if ring_path.exists() {
             bail!("the key ring {} exists already", ring_path.display());
@@ -62,8 +64,16 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
         );
         return Ok(());
     }
-    let store = SqliteStore::open(database).await?;
-    let audit = Audit::new(std::sync::Arc::new(store.clone()), None)?;
+    // The SQLite store when it is one (a backup is SQLite's own), and the database as the
+    // server sees it for everything else.
+    let (sqlite, store): (Option<SqliteStore>, Arc<dyn Database>) = match cfg.postgres() {
+        Some(url) => (None, Arc::new(PgStore::connect_unchecked(url).await?)),
+        None => {
+            let sqlite = SqliteStore::open(&cfg.database).await?;
+            (Some(sqlite.clone()), Arc::new(sqlite))
+        }
+    };
+    let audit = Audit::new(store.clone(), None)?;
     let admin = |event: &'static str, detail: serde_json::Value| NewEntry {
         event,
         user: None,
@@ -72,7 +82,7 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
         detail,
     };
     match command {
-        Command::Audit(AuditCommand::Verify) => match audit::verify(&store).await? {
+        Command::Audit(AuditCommand::Verify) => match audit::verify(&*store).await? {
             Verdict::Holds(n) => println!(
                 "the audit log holds: {n} {}, each following the one before",
                 if n == 1 { "entry" } else { "entries" }
@@ -99,13 +109,19 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                 bail!("{} exists already; choose a new file", file.display());
             }
             let started = std::time::Instant::now();
-            store.backup_to(&file).await?;
+            let Some(sqlite) = &sqlite else {
+                bail!(
+                    "`backup` copies a SQLite database; back PostgreSQL up with its own tools \
+                     (pg_dump, or continuous archiving), with the key ring beside"
+                );
+            };
+            sqlite.backup_to(&file).await?;
             audit
                 .record(admin("backup", serde_json::json!({ "file": file.display().to_string() })))
                 .await;
             println!(
                 "backed up {} to {} in {:.1} s (message bodies stay sealed: keep the key ring {} with it)",
-                database.display(),
+                cfg.database.display(),
                 file.display(),
                 started.elapsed().as_secs_f64(),
                 ring_path.display()
@@ -175,9 +191,9 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                 println!("{name}");
             }
         }
-        Command::Admin(AdminCommand::Grant { user }) => set_admin(&store, &audit, &user, true).await?,
+        Command::Admin(AdminCommand::Grant { user }) => set_admin(&*store, &audit, &user, true).await?,
         Command::Admin(AdminCommand::Revoke { user }) => {
-            set_admin(&store, &audit, &user, false).await?
+            set_admin(&*store, &audit, &user, false).await?
         }
         Command::Retention(RetentionCommand::Set {
             conversation,
@@ -193,7 +209,7 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
                     Some(d.as_millis() as i64)
                 }
             };
-            if !AccountStore::set_retention(&store, conversation, ms).await? {
+            if !store.set_retention(conversation, ms).await? {
                 bail!("there is no conversation {conversation}");
             }
             audit
@@ -236,12 +252,14 @@ pub async fn run(database: &Path, key_file: Option<&Path>, command: Command) -> 
             println!("{}", if on { "on" } else { "off" });
         }
     }
-    store.pool().close().await;
+    if let Some(sqlite) = sqlite {
+        sqlite.pool().close().await;
+    }
     Ok(())
 }
 
 /// Grants or revokes the admin role, and records it.
-async fn set_admin(store: &SqliteStore, audit: &Audit, user: &str, grant: bool) -> Result<()> {
+async fn set_admin(store: &dyn Database, audit: &Audit, user: &str, grant: bool) -> Result<()> {
     match store.set_admin(user.trim(), grant).await? {
         None => bail!("there is no account {user}"),
         Some(false) => bail!("{user} is a guest or an AI contact: they cannot be administrators"),

@@ -282,6 +282,18 @@ impl Application {
             .await?,
         );
         let verifier = Arc::new(Verifier::build(&cfg.verification, db.clone()).await?);
+        // With several nodes, a user's messages are counted over all of them.
+        let shared_rates = match (&nats, &backend) {
+            (Some(_), Backend::Postgres(store)) => {
+                let per_second = f64::from(cfg.sockets.send_rate_per_second.max(1));
+                Some(Arc::new(crate::server::limits::shared::SharedRates::new(
+                    Arc::new(store.clone()),
+                    per_second,
+                    per_second,
+                )))
+            }
+            _ => None,
+        };
         let leptos_options = LeptosOptions::builder()
             .output_name("messenger")
             .site_root(cfg.server.site_root.to_string_lossy().into_owned())
@@ -314,6 +326,7 @@ impl Application {
                 live_sockets: watch::channel(0).0,
                 sockets,
                 rates,
+                shared_rates,
                 space,
                 sealed_under: watch::channel(None).0,
             }),
@@ -436,7 +449,7 @@ impl Application {
                 space.check();
             }
         });
-        let sweeper = tokio::spawn(sweep_rates(state.rates.clone()));
+        let sweeper = tokio::spawn(sweep_rates(state.rates.clone(), state.shared_rates.clone()));
         let contacts: Arc<dyn ContactStore> = state.store.clone();
         let publisher = tokio::spawn(presence::run_publisher(
             Publisher {
@@ -619,11 +632,17 @@ fn user_rates(cfg: &Config) -> UserRateConfig {
 
 /// Every minute: forgets the rates of users who have no socket and have waited long
 /// enough for them to be full again.
-async fn sweep_rates(rates: Arc<UserRateRegistry>) {
+async fn sweep_rates(
+    rates: Arc<UserRateRegistry>,
+    shared: Option<Arc<crate::server::limits::shared::SharedRates>>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
         rates.sweep();
+        if let Some(shared) = &shared {
+            shared.sweep();
+        }
     }
 }
 
@@ -648,6 +667,19 @@ pub fn open_vault(cfg: &Config) -> anyhow::Result<crate::server::store::vault::V
                 .with_context(|| format!("the key ring {}", path.display()))?;
             warn_if_readable(&path);
             Vault::new(&ring, sealing, Some(path))
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && sealing
+                && cfg.store.postgres().is_some() =>
+        {
+            // Nodes that each made their own ring would seal what the others cannot open.
+            anyhow::bail!(
+                "no key ring at {}: with PostgreSQL every node uses the same one. Make it once \
+                 (`messenger --database <the same postgres://...> --key-file FILE keys init`) \
+                 and give every node that file (--key-file) or its text (MESSENGER_KEYS)",
+                path.display()
+            )
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealing => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -80,6 +80,8 @@ pub struct Shared {
     pub sockets: Arc<SocketSlots>,
     /// Each user's frame and message rates, shared by their sockets.
     pub rates: Arc<UserRateRegistry>,
+    /// Each user's message rate over every node (with `--nats`; `limits/shared.rs`).
+    pub shared_rates: Option<Arc<crate::server::limits::shared::SharedRates>>,
     /// Free space on the database's disk: below its floor, new messages are refused.
     pub space: Arc<crate::server::store::space::DiskSpace>,
     /// The key every message is sealed under, once the background re-encryption has

@@ -17,9 +17,8 @@ fn messenger(db: &std::path::Path, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn rooms_added_by_the_admin_command_appear_to_users_and_can_be_joined() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
-    let db = app.dir.path().join("messenger.db");
+    let db = app.state.cfg.store.database.clone();
     let out = messenger(&db, &["rooms", "add", "Chess Club", "  Book Nook "]);
     assert!(out.status.success(), "{out:?}");
     let added: Vec<(i64, String)> = String::from_utf8(out.stdout)
@@ -75,9 +74,8 @@ async fn rooms_added_by_the_admin_command_appear_to_users_and_can_be_joined() {
 
 #[tokio::test]
 async fn bad_room_titles_are_refused_with_a_clear_error_and_nothing_is_added() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
-    let db = app.dir.path().join("messenger.db");
+    let db = app.state.cfg.store.database.clone();
     let long = "x".repeat(65);
     for args in [
         vec!["rooms", "add", "   "],
@@ -117,10 +115,9 @@ async fn room_page(
 
 #[tokio::test]
 async fn hello_lists_a_bounded_set_of_rooms_and_the_directory_pages_through_all() {
-    crate::sqlite_only!();
     use messenger::protocol::HELLO_ROOMS_MAX;
     let app = spawn_app().await;
-    let db = app.dir.path().join("messenger.db");
+    let db = app.state.cfg.store.database.clone();
     let out = messenger(&db, &["rooms", "add", "--numbered", "120", "Hall"]);
     assert!(out.status.success(), "{out:?}");
     let a = app.guest().await;
@@ -187,9 +184,8 @@ async fn hello_lists_a_bounded_set_of_rooms_and_the_directory_pages_through_all(
 
 #[tokio::test]
 async fn the_bots_switch_is_flipped_by_the_binary() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
-    let db = app.dir.path().join("messenger.db");
+    let db = app.state.cfg.store.database.clone();
     let status = |db: &std::path::Path| {
         let out = messenger(db, &["bots", "status"]);
         assert!(out.status.success(), "{out:?}");

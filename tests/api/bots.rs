@@ -292,7 +292,6 @@ async fn quotas_are_counted_atomically_under_concurrent_requests() {
 
 #[tokio::test]
 async fn the_admin_switch_stops_replies_without_a_restart() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
     let eli = persona("emo_eli");
     let ann = app.guest().await;
@@ -300,8 +299,8 @@ async fn the_admin_switch_stops_replies_without_a_restart() {
     let conv = dm_with(&app, &ann, "emo_eli").await;
     let mut ws = app.online(&ann).await;
     ws.live(conv).await;
-    let db = app.dir.path().join("messenger.db");
-    let admin = |c| messenger::server::admin::run(&db, None, Command::Bots(c));
+    let store_cfg = app.state.cfg.store.clone();
+    let admin = |c| messenger::server::admin::run(&store_cfg, Command::Bots(c));
 
     assert!(!one_of(
         eli.away,

@@ -208,15 +208,14 @@ async fn a_deleted_account_leaves_tombstones_a_reserved_name_and_no_trace_of_its
 
 #[tokio::test]
 async fn an_admin_deletes_an_account_and_nobody_else_can() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
     let root = member(&app, "root").await;
     let carol = member(&app, "carol").await;
     let dave = member(&app, "dave").await;
     let guest = app.guest().await;
     // The role is given on the command line (to a running server's database).
-    let database = app.dir.path().join("messenger.db");
-    let admin = |c| messenger::server::admin::run(&database, None, Command::Admin(c));
+    let store_cfg = app.state.cfg.store.clone();
+    let admin = |c| messenger::server::admin::run(&store_cfg, Command::Admin(c));
     admin(AdminCommand::Grant {
         user: "root".into(),
     })
@@ -656,14 +655,12 @@ async fn a_conversation_deleted_for_oneself_is_cleared_on_that_side_only() {
 
 #[tokio::test]
 async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_password_again() {
-    crate::sqlite_only!();
     let app = spawn_app().await;
     let root = member(&app, "rootly").await;
     let kim = member(&app, "kim").await;
-    let database = app.dir.path().join("messenger.db");
+    let store_cfg = app.state.cfg.store.clone();
     messenger::server::admin::run(
-        &database,
-        None,
+        &store_cfg,
         Command::Admin(AdminCommand::Grant {
             user: "rootly".into(),
         }),
@@ -759,15 +756,13 @@ async fn admins_disable_enable_and_sign_out_accounts_after_entering_their_passwo
 
 #[tokio::test]
 async fn admins_add_rename_archive_and_restore_rooms_and_members_follow_at_once() {
-    crate::sqlite_only!();
     use messenger::protocol::http::RoomAdminView;
     let app = spawn_app().await;
     let root = member(&app, "roomroot").await;
     let kim = member(&app, "kimroom").await;
-    let database = app.dir.path().join("messenger.db");
+    let store_cfg = app.state.cfg.store.clone();
     messenger::server::admin::run(
-        &database,
-        None,
+        &store_cfg,
         Command::Admin(AdminCommand::Grant {
             user: "roomroot".into(),
         }),

@@ -125,8 +125,8 @@ async fn a_rotation_under_load_loses_and_corrupts_nothing() {
     for (id, _) in &sent {
         ack_of(&mut wa, id).await;
     }
-    let database = app.dir.path().join("messenger.db");
-    let keys = |c| messenger::server::admin::run(&database, None, Command::Keys(c));
+    let store_cfg = app.state.cfg.store.clone();
+    let keys = |c| messenger::server::admin::run(&store_cfg, Command::Keys(c));
     keys(KeysCommand::Rotate).await.expect("rotated");
     // Retiring the old key is refused while it seals anything.
     let early = keys(KeysCommand::Retire { id: "k1".into() }).await;
@@ -236,9 +236,10 @@ async fn a_backup_under_load_holds_everything_acknowledged_before_it() {
         .expect("the sender runs");
     let before: Vec<(String, i64)> = acked.lock().expect("lock").clone();
     let database = app.dir.path().join("messenger.db");
+    let store_cfg = app.state.cfg.store.clone();
     let copy_dir = tempfile::tempdir().expect("dir");
     let copy = copy_dir.path().join("messenger.db");
-    messenger::server::admin::run(&database, None, Command::Backup { file: copy.clone() })
+    messenger::server::admin::run(&store_cfg, Command::Backup { file: copy.clone() })
         .await
         .expect("backed up");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -99,7 +99,14 @@ async fn spawn_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> Tes
     if on_postgres() {
         // The files a node keeps beside its database stay in the test's folder.
         cfg.store.database = postgres_for(dir.path()).await.into();
-        cfg.store.key_file = Some(dir.path().join("messenger.db.keys"));
+        let ring = dir.path().join("messenger.db.keys");
+        if !ring.exists() {
+            // Made once for the installation, as every node must share it.
+            messenger::server::store::vault::RingFile::fresh()
+                .write(&ring)
+                .expect("a key ring");
+        }
+        cfg.store.key_file = Some(ring);
         cfg.store.analytics_database = Some(dir.path().join("analytics.db"));
         cfg.media.store = Some(dir.path().join("messenger.db.media").display().to_string());
     }

@@ -491,9 +491,8 @@ async fn the_audit_log_records_sign_ins_and_finds_an_edited_entry() {
     );
     let lines = std::fs::read_to_string(&sink).expect("sink");
     assert_eq!(lines.lines().count(), 2, "{lines}");
-    let database = app.dir.path().join("messenger.db");
-    let verify =
-        || messenger::server::admin::run(&database, None, Command::Audit(AuditCommand::Verify));
+    let store_cfg = app.state.cfg.store.clone();
+    let verify = || messenger::server::admin::run(&store_cfg, Command::Audit(AuditCommand::Verify));
     verify().await.expect("the chain holds");
     // Someone with the file edits the failed attempt away (the triggers stop the server's own
     // connection; a hand on the file can drop them).

@@ -5,6 +5,7 @@
 
 pub mod addresses;
 pub mod rate;
+pub mod shared;
 pub mod sockets;
 pub mod stored;
 pub mod users;

@@ -100,6 +100,22 @@ pub trait LimitStore: Send + Sync {
     async fn forget_full_buckets(&self, now: i64) -> Result<u64>;
 }
 
+/// Tokens taken from a shared bucket several at a time (the per-user message rate across
+/// nodes, `limits/shared.rs`).
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes up to `want` whole tokens from the bucket `(scope, key)` (created full); how
+    /// many it had. Exact however many nodes take at once.
+    async fn lease_tokens(
+        &self,
+        scope: &str,
+        key: &str,
+        rate: BucketRate,
+        want: u32,
+        now: i64,
+    ) -> Result<u32>;
+}
+
 /// What bot verification keeps: its signing secret, and the challenges already used.
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {

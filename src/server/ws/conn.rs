@@ -310,14 +310,24 @@ impl Conn {
 
     /// Counts one message (send, nudge, deletion) against the user's rate, over all their
     /// sockets; false when they send too fast.
-    pub(super) fn take_token(&mut self) -> bool {
-        self.rates.message()
+    pub(super) async fn take_token(&mut self) -> bool {
+        if !self.rates.message() {
+            return false;
+        }
+        // With several nodes, the user's sockets elsewhere draw on the same rate.
+        match &self.state.shared_rates {
+            Some(shared) => shared.take(self.me().id).await,
+            None => true,
+        }
     }
 
     /// Gives back the send [`take_token`](Self::take_token) took, for a refusal that
     /// stored nothing and that the client could not have avoided by waiting.
     pub(super) fn refund_token(&mut self) {
         self.rates.message_back();
+        if let Some(shared) = &self.state.shared_rates {
+            shared.give_back(self.me().id);
+        }
     }
 
     /// Counts one client frame against the user's rate, over all their sockets; while the

@@ -3,7 +3,7 @@
 //! keeps.
 
 use super::PgStore;
-use crate::server::store::{BucketRate, ChallengeStore, LimitStore, Result};
+use crate::server::store::{BucketRate, ChallengeStore, LeaseStore, LimitStore, Result};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -127,5 +127,60 @@ impl ChallengeStore for PgStore {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PgStore {
+    async fn lease_tokens(
+        &self,
+        scope: &str,
+        key: &str,
+        rate: BucketRate,
+        want: u32,
+        now: i64,
+    ) -> Result<u32> {
+        let (burst, per_ms) = (rate.burst, rate.per_ms);
+        let mut tx = self.pool().begin().await?;
+        // A new bucket starts full. The row lock orders the nodes that lease at once.
+        sqlx::query(
+            "INSERT INTO rate_limits (scope, key, tokens, updated_at, burst, per_ms)
+             VALUES ($1::text, $2::text, $3::float8, $4::bigint, $3::float8, $5::float8)
+             ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(burst)
+        .bind(now)
+        .bind(per_ms)
+        .execute(&mut *tx)
+        .await?;
+        let (tokens, updated_at): (f64, i64) = sqlx::query_as(
+            "SELECT tokens, updated_at FROM rate_limits
+             WHERE scope = $1::text AND key = $2::text FOR UPDATE",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Time never runs backwards here: nodes read their own clocks.
+        let at = now.max(updated_at);
+        let refilled = (tokens + (at - updated_at) as f64 * per_ms).min(burst);
+        let granted = (refilled.floor().max(0.0) as u32).min(want);
+        sqlx::query(
+            "UPDATE rate_limits SET tokens = $3::float8, updated_at = $4::bigint,
+                 burst = $5::float8, per_ms = $6::float8
+             WHERE scope = $1::text AND key = $2::text",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(refilled - f64::from(granted))
+        .bind(at)
+        .bind(burst)
+        .bind(per_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(granted)
     }
 }

@@ -67,8 +67,30 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` and applies the schema's migrations.
+    /// Connects to `url`, applies the schema's migrations and checks that `vault` holds every
+    /// key that sealed a row.
     pub async fn connect(url: &str, vault: Arc<Vault>) -> anyhow::Result<Self> {
+        let mut store = Self::connect_unchecked(url).await?;
+        let pool = store.pool.clone();
+        // Never serve garbage: every key that sealed a row must be in the ring.
+        let used: Vec<String> = sqlx::query_scalar("SELECT key_id FROM keys_used ORDER BY key_id")
+            .fetch_all(&pool)
+            .await?;
+        let have = vault.key_ids();
+        if let Some(missing) = used.iter().find(|id| !have.contains(id)) {
+            anyhow::bail!(
+                "the PostgreSQL database holds messages sealed with key {missing}, which is not \
+                 in the key ring: start every node with the key ring the others use (nothing \
+                 was changed)"
+            );
+        }
+        store.vault = vault;
+        Ok(store)
+    }
+
+    /// Connects to `url` and applies the schema's migrations, with no key to open bodies
+    /// (administration commands, which never read them).
+    pub async fn connect_unchecked(url: &str) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .context("the PostgreSQL address (postgres://user@host:port/database)")?
             .disable_statement_logging();
@@ -82,25 +104,13 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the PostgreSQL schema (migrations-postgres/)")?;
-        // Never serve garbage: every key that sealed a row must be in the ring.
-        let used: Vec<String> = sqlx::query_scalar("SELECT key_id FROM keys_used ORDER BY key_id")
-            .fetch_all(&pool)
-            .await?;
-        let have = vault.key_ids();
-        if let Some(missing) = used.iter().find(|id| !have.contains(id)) {
-            anyhow::bail!(
-                "the PostgreSQL database holds messages sealed with key {missing}, which is not \
-                 in the key ring: start every node with the key ring the others use (nothing \
-                 was changed)"
-            );
-        }
         let epoch: String = sqlx::query_scalar("SELECT epoch FROM store_epoch WHERE id = 1")
             .fetch_one(&pool)
             .await
             .context("reading the database's epoch")?;
         Ok(Self {
             pool,
-            vault,
+            vault: Arc::new(Vault::plain()),
             epoch: epoch.into(),
             regressions: Arc::default(),
         })

@@ -67,7 +67,7 @@ async fn post(
             return Ok(conn.refuse(code, &e.0, Some(conv), Some(client_id)).await?);
         }
     };
-    if !conn.take_token() {
+    if !conn.take_token().await {
         conn.state
             .metrics
             .rate_limited
