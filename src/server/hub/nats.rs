@@ -104,6 +104,15 @@ impl Shared {
     /// subscriber there). What is known only grows without a gap: a message that arrives
     /// after a lost one leaves the mark before the gap, and the next check brings the lost
     /// one (and again those after it, which connections skip).
+    /// Notes that the hub was handed everything of `conv` up to `seq`.
+    fn handed_up_to(&self, conv: i64, seq: i64) {
+        if let Some(last) = lock(&self.known).get_mut(&conv) {
+            if last.is_none_or(|l| l < seq) {
+                *last = Some(seq);
+            }
+        }
+    }
+
     fn handed(&self, conv: i64, seq: i64) {
         if let Some(last) = lock(&self.known).get_mut(&conv) {
             match last {
@@ -463,7 +472,14 @@ impl NatsHub {
                 }
                 None => last - 1,
             };
-            let views = catch_up.messages_after(conv, after, CATCH_UP_LIMIT).await?;
+            let views = match catch_up.messages_after(conv, after, CATCH_UP_LIMIT).await {
+                Ok(views) => views,
+                Err(e) => {
+                    // One conversation that cannot be read does not hold up the others.
+                    tracing::warn!(error = %e, conv, "reading what NATS did not bring");
+                    continue;
+                }
+            };
             let deliveries: Vec<(i64, Delivery)> = views
                 .into_iter()
                 .map(|view| {
@@ -472,8 +488,13 @@ impl NatsHub {
                     (conv, Delivery { seq, frame })
                 })
                 .collect();
-            if !deliveries.is_empty() {
+            if let Some((_, newest)) = deliveries.last() {
+                let newest = newest.seq;
                 self.arrived(conv, deliveries);
+                // Everything up to it is in the database and was just handed over: the mark
+                // moves there even if a number below was never seen (deleted by retention
+                // meanwhile, or overtaken by newer messages arriving faster than a check).
+                self.shared.handed_up_to(conv, newest);
             }
         }
         Ok(())

@@ -64,8 +64,13 @@ impl SharedRates {
             Ok(0) => false,
             Ok(got) => {
                 let mut leases = self.leases();
+                // A fresh lease's tokens keep their own age; a stale one is replaced.
                 let lease = leases.entry(user).or_insert((0, Instant::now()));
-                *lease = (lease.0 + got - 1, Instant::now());
+                *lease = if lease.1.elapsed() < LEASE_LIFE {
+                    (lease.0 + got - 1, lease.1)
+                } else {
+                    (got - 1, Instant::now())
+                };
                 true
             }
             Err(e) => {

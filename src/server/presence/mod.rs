@@ -136,10 +136,15 @@ impl PresenceHub {
     pub fn emit(&self, event: Event) {
         self.emit_here(event);
         if let Some(relay) = self.relay.get() {
-            relay(match event {
-                Event::Changed(user) => Relay::State(user, self.local_state(user)),
-                other => Relay::Event(other),
-            });
+            match event {
+                // Read and handed on under the lock, so two changes of one user reach the
+                // other nodes in the order they happened (the relay only queues).
+                Event::Changed(user) => {
+                    let online = self.lock();
+                    relay(Relay::State(user, online.get(&user).map(Online::state)));
+                }
+                other => relay(Relay::Event(other)),
+            }
         }
     }
 
@@ -170,6 +175,9 @@ impl PresenceHub {
     /// What `node` says of `user` (None: no socket there); contacts hear if it changes
     /// what they see.
     pub fn set_remote(&self, node: u64, user: i64, state: Option<NodeState>) {
+        if let Some(state) = &state {
+            self.adopt(user, state);
+        }
         let changed = {
             let mut remote = self.remote();
             let nodes = remote.entry(user).or_default();
@@ -191,6 +199,10 @@ impl PresenceHub {
     /// its users are offline unless another node holds them).
     pub fn replace_node(&self, node: u64, states: Option<Vec<(i64, NodeState)>>) {
         let fresh: HashMap<i64, NodeState> = states.unwrap_or_default().into_iter().collect();
+        // Before the other nodes' map is locked: `online` is never locked after it.
+        for (user, state) in &fresh {
+            self.adopt(*user, state);
+        }
         let mut changed = Vec::new();
         {
             let mut remote = self.remote();
@@ -209,6 +221,18 @@ impl PresenceHub {
         }
         for user in changed {
             self.emit_here(Event::Changed(user));
+        }
+    }
+
+    /// A profile set on another node after the one this node holds becomes this node's
+    /// too: otherwise, once the other node's sockets close, an older profile (Online where the
+    /// user chose Appear Offline) would show again.
+    fn adopt(&self, user: i64, state: &NodeState) {
+        if let Some(entry) = self.lock().get_mut(&user) {
+            if state.at > entry.at {
+                entry.profile = state.profile.clone();
+                entry.at = state.at;
+            }
         }
     }
 
@@ -650,5 +674,19 @@ mod tests {
             [Relay::Blocked(1, 2, true), Relay::Event(Event::Groups(1))]
         );
         assert!(hub.blocked(4, 5), "another node's block is mirrored");
+    }
+
+    #[test]
+    fn a_profile_chosen_on_another_node_outlives_that_nodes_sockets() {
+        let (hub, _rx) = PresenceHub::new(Vec::new());
+        // A tab here connected first; the user then chose Appear Offline in a tab on node 7.
+        hub.connect(1, 10, profile(Status::Online));
+        let later = crate::server::store::now_ms() + 1_000;
+        hub.set_remote(7, 1, Some(state(Status::Offline, false, later)));
+        assert_eq!(hub.visible(1), None);
+        // That tab closes: the choice still holds here, not the profile this tab began with.
+        hub.set_remote(7, 1, None);
+        assert_eq!(hub.visible(1), None, "still appearing offline");
+        assert_eq!(hub.own_view(1).map(|(_, hidden)| hidden), Some(true));
     }
 }

@@ -36,6 +36,8 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
 /// Messages waiting for NATS; past this they are dropped and counted (the next snapshot
 /// makes up for states; a lost relationship change waits for the user's next reload).
 const OUTGOING: usize = 4096;
+/// Users in one part of a snapshot: about 150 bytes each, far below NATS's 1 MiB.
+const SNAPSHOT_PART: usize = 1000;
 
 /// One node's message.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -51,8 +53,12 @@ enum What {
         user: i64,
         state: Option<NodeState>,
     },
+    /// Part of everything the node holds (NATS takes at most 1 MiB in one message): the
+    /// parts of one snapshot share `generation`, and the last one says so.
     All {
+        generation: u64,
         states: Vec<(i64, NodeState)>,
+        last: bool,
     },
     Event(Event),
     Blocked {
@@ -125,7 +131,7 @@ async fn send(
         match serde_json::to_vec(&said) {
             Ok(bytes) => {
                 if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
-                    tracing::debug!(error = %e, "publishing presence to NATS");
+                    tracing::warn!(error = %e, "publishing presence to NATS");
                 }
             }
             Err(e) => tracing::error!(error = %e, "presence message does not serialise"),
@@ -142,21 +148,33 @@ async fn beat(
 ) {
     let mut beat = tokio::time::interval(BEAT_EVERY);
     let mut last_snapshot = Instant::now() - SNAPSHOT_EVERY;
+    let mut generation = 0u64;
     loop {
         let asked = tokio::select! {
             _ = beat.tick() => false,
             () = snapshot_soon.notified() => true,
         };
-        let what = if asked || last_snapshot.elapsed() >= SNAPSHOT_EVERY {
+        let mut said = Vec::new();
+        if asked || last_snapshot.elapsed() >= SNAPSHOT_EVERY {
             last_snapshot = Instant::now();
-            What::All {
-                states: presence.local_states(),
+            generation += 1;
+            let states = presence.local_states();
+            let parts = states.len().div_ceil(SNAPSHOT_PART).max(1);
+            let mut chunks = states.chunks(SNAPSHOT_PART);
+            for part in 0..parts {
+                said.push(What::All {
+                    generation,
+                    states: chunks.next().map(<[_]>::to_vec).unwrap_or_default(),
+                    last: part + 1 == parts,
+                });
             }
         } else {
-            What::Beat
-        };
-        if outgoing.try_send(what).is_err() {
-            nodes.dropped.fetch_add(1, Ordering::Relaxed);
+            said.push(What::Beat);
+        }
+        for what in said {
+            if outgoing.try_send(what).is_err() {
+                nodes.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -179,6 +197,8 @@ async fn listen(
         }
     };
     let mut heard: HashMap<u64, Instant> = HashMap::new();
+    // Snapshots arriving in parts: per node, the generation and what came so far.
+    let mut parts: HashMap<u64, (u64, Vec<(i64, NodeState)>)> = HashMap::new();
     let mut reap = tokio::time::interval(BEAT_EVERY);
     loop {
         let message = tokio::select! {
@@ -193,6 +213,7 @@ async fn listen(
                     if !alive {
                         tracing::warn!(node, "a node went quiet; its users are offline here");
                         presence.replace_node(*node, None);
+                        parts.remove(node);
                     }
                     alive
                 });
@@ -216,7 +237,23 @@ async fn listen(
         match said.what {
             What::Beat => {}
             What::State { user, state } => presence.set_remote(said.node, user, state),
-            What::All { states } => presence.replace_node(said.node, Some(states)),
+            What::All {
+                generation,
+                states,
+                last,
+            } => {
+                let part = parts.entry(said.node).or_insert((generation, Vec::new()));
+                if part.0 != generation {
+                    // A new snapshot began before the last one finished: start over.
+                    *part = (generation, Vec::new());
+                }
+                part.1.extend(states);
+                if last {
+                    if let Some((_, all)) = parts.remove(&said.node) {
+                        presence.replace_node(said.node, Some(all));
+                    }
+                }
+            }
             What::Event(event) => presence.emit_here(event),
             What::Blocked {
                 blocker,

@@ -170,6 +170,10 @@ impl ContactStore for PgStore {
     }
 
     async fn accept_contact(&self, me: i64, other: i64) -> Result<bool> {
+        // Takes its turn with a decline or removal of the same pair (see `lock_users`): the
+        // condition below is then read after the other one committed.
+        let mut tx = self.pool().begin().await?;
+        lock_users(&mut tx, &[me, other]).await?;
         let res = sqlx::query(
             "UPDATE contacts SET state = 'accepted'
              WHERE ((owner_id = $1 AND contact_id = $2) OR (owner_id = $2 AND contact_id = $1))
@@ -178,12 +182,15 @@ impl ContactStore for PgStore {
         )
         .bind(me)
         .bind(other)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(res.rows_affected() > 0)
     }
 
     async fn remove_contact(&self, me: i64, other: i64, only_incoming: bool) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        lock_users(&mut tx, &[me, other]).await?;
         let res = sqlx::query(
             "DELETE FROM contacts
              WHERE ((owner_id = $1 AND contact_id = $2) OR (owner_id = $2 AND contact_id = $1))
@@ -194,8 +201,9 @@ impl ContactStore for PgStore {
         .bind(me)
         .bind(other)
         .bind(only_incoming)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(res.rows_affected() > 0)
     }
 

@@ -83,7 +83,15 @@ impl PgLog {
             observer,
             key_recorded: None,
         };
-        let handle = tokio::spawn(log.run(rx, publisher, max_batch.max(1)));
+        let handle = tokio::spawn(async move {
+            use futures::FutureExt;
+            let run = std::panic::AssertUnwindSafe(log.run(rx, publisher, max_batch.max(1)));
+            if run.catch_unwind().await.is_err() {
+                // As on SQLite: a log that panicked would answer every send with a resend
+                // request for ever; the process ends instead and clients go to another node.
+                engine_failed("message log");
+            }
+        });
         Ok((Self { tx }, handle))
     }
 }
@@ -215,7 +223,7 @@ fn failure(e: &sqlx::Error) -> Failure {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // unique_violation, serialization_failure, deadlock_detected
             Some("23505" | "40001" | "40P01") => Failure::Conflict,
-            // Classes 23 (integrity), 22 (data) and 42 (the statement): this group's rows.
+            // Classes 23 (integrity) and 22 (data): this group's rows.
             Some(code) if code.starts_with("23") || code.starts_with("22") => Failure::BadRow,
             // Shutting down (57P01-57P03), connection exceptions (08), and anything else
             // from the server itself.
