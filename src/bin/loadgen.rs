@@ -36,12 +36,15 @@ struct Cli {
     /// Server binary to start, with a fresh temp database, for each run.
     #[arg(long, default_value = "target/release/messenger")]
     server_bin: PathBuf,
-    /// Use an already running server instead (CPU and memory need --pid).
+    /// Use an already running server instead (CPU and memory need --pid). Several nodes of
+    /// one installation: their addresses, comma-separated; HTTP goes to the first, and the
+    /// fan-out and rooms scenarios spread their sockets over all of them in turn.
     #[arg(long)]
     url: Option<String>,
-    /// Process id of the running server given with --url.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Process id of the running server given with --url (several nodes: comma-separated;
+    /// CPU is their sum, memory too).
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Run against one of the peer chat servers in benches/peers instead of Messenger
     /// (`idle` and `fanout` only; they store nothing and have no acknowledgements).
     #[arg(long, value_enum)]
@@ -180,7 +183,9 @@ fn micros_now() -> u64 {
 /// A server under test: one we started, or one we were pointed at.
 struct Server {
     url: String,
-    pid: Option<u32>,
+    /// Every node's address, comma-separated (the one `url` when there is one node).
+    nodes: String,
+    pids: Vec<u32>,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     /// The database of a server this tool started.
@@ -201,9 +206,14 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Result<Self> {
         if let Some(url) = &cli.url {
+            let nodes: Vec<&str> = url
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/'))
+                .collect();
             return Ok(Self {
-                url: url.trim_end_matches('/').to_owned(),
-                pid: cli.pid,
+                url: nodes[0].to_owned(),
+                nodes: nodes.join(","),
+                pids: cli.pid.clone(),
                 child: None,
                 _dir: None,
                 database: None,
@@ -266,48 +276,58 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Self {
+            nodes: url.clone(),
             url,
-            pid: Some(child.id()),
+            pids: vec![child.id()],
             child: Some(child),
             _dir: Some(dir),
             database: Some(database),
         })
     }
 
-    /// User plus system CPU seconds the server has used so far.
+    /// User plus system CPU seconds the server (every node) has used so far.
     fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
-        let after = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after.split(' ').collect();
-        // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per s).
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / 100.0)
+        self.sum(cpu_seconds_of)
     }
 
-    /// The most resident memory the server has had, in KiB.
+    /// The most resident memory the server has had, in KiB (every node's, added).
     fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        self.sum(|pid| status_kib(pid, "VmHWM:"))
     }
 
-    /// Resident memory in KiB.
+    /// Resident memory in KiB (every node's, added).
     fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+        self.sum(|pid| status_kib(pid, "VmRSS:"))
     }
+
+    fn sum<T: std::iter::Sum<T>>(&self, of: impl Fn(u32) -> Option<T>) -> Option<T> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|pid| of(*pid)).sum()
+    }
+}
+
+/// User plus system CPU seconds process `pid` has used so far.
+fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per s).
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// A KiB figure of process `pid`'s status (`VmRSS:`, `VmHWM:`).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 impl Drop for Server {
@@ -477,8 +497,14 @@ where
     Ok(out)
 }
 
-async fn connect_all(url: &str, tokens: &[String]) -> Result<Vec<Ws>> {
-    open_many(tokens.iter(), |t| connect(url, t)).await
+/// One socket per token; with several nodes' addresses (comma-separated), socket i goes to
+/// node i modulo their number.
+async fn connect_all(urls: &str, tokens: &[String]) -> Result<Vec<Ws>> {
+    let nodes: Vec<&str> = urls.split(',').collect();
+    open_many(tokens.iter().enumerate(), |(i, t)| {
+        connect(nodes[i % nodes.len()], t)
+    })
+    .await
 }
 
 /// Sends `sync` and waits for `synced`.
@@ -958,7 +984,7 @@ async fn group(cli: &Cli, shape: Shape, rate: u64, secs: u64, ramp: bool) -> Res
         started.elapsed().as_secs_f64()
     );
     let tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
-    let socks = connect_all(&server.url, &tokens).await?;
+    let socks = connect_all(&server.nodes, &tokens).await?;
     let synced: Vec<Result<Member>> = stream::iter(socks.into_iter().enumerate())
         .map(|(i, mut ws)| {
             let conv = convs[shape.room_of(i)];
