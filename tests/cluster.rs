@@ -751,6 +751,49 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
     })
     .await;
 
+    // A reader of the room on node A: it must get each message once, in order, whichever
+    // node committed it (messages from several nodes arrive in any order, and the
+    // connection fills each gap from the store while the next ones wait).
+    let (w_token, _, _) = guest_at(&http, a).await;
+    process::join(&http, a, &w_token, 1).await;
+    let mut watcher = process::socket(ports[0], &w_token).await;
+    process::send(
+        &mut watcher,
+        serde_json::json!({ "t": "sync", "conv": 1, "after": 0 }),
+    )
+    .await;
+    let reading = tokio::spawn(async move {
+        use futures::StreamExt;
+        use messenger::protocol::ServerFrame;
+        let (mut last, mut got, mut wrong) = (0i64, 0usize, Vec::new());
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_secs(5), watcher.next()).await
+        {
+            let tokio_tungstenite::tungstenite::Message::Text(t) = frame else {
+                continue;
+            };
+            match serde_json::from_str(t.as_str()) {
+                Ok(ServerFrame::Msg(m)) if m.conv == 1 => {
+                    if m.seq != last + 1 {
+                        wrong.push((last, m.seq));
+                    }
+                    last = last.max(m.seq);
+                    got += 1;
+                }
+                Ok(ServerFrame::Resync { conv: 1, after }) => {
+                    last = after;
+                    process::send(
+                        &mut watcher,
+                        serde_json::json!({ "t": "sync", "conv": 1, "after": after }),
+                    )
+                    .await;
+                }
+                _ => {}
+            }
+        }
+        (got, wrong)
+    });
+
     // Load: one sender per node, each moving on to the next node when its own goes.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acks: Vec<Acks> = (0..3).map(|_| Acks::default()).collect();
@@ -807,6 +850,17 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
         .collect();
     assert!(acked.len() >= 500);
     assert_gap_free(&db, 1, &acked).await;
+    let (got, wrong) = reading.await.expect("reader");
+    assert!(
+        got >= acked.len(),
+        "the reader on node A got {got} of {}",
+        acked.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "each message once and in order on node A; (last, then): {:?}",
+        &wrong[..wrong.len().min(10)]
+    );
     drop(procs);
     db.drop_now().await;
 }

@@ -1593,7 +1593,8 @@ mod peer {
         fn server(&self) -> Server {
             Server {
                 url: String::new(),
-                pid: Some(self.child.id()),
+                nodes: String::new(),
+                pids: vec![self.child.id()],
                 child: None,
                 _dir: None,
                 database: None,

@@ -267,6 +267,12 @@ impl Conn {
                         self.pause(conv, last_sent);
                         return Ok(());
                     }
+                    // While the gap is filled from the store, what the publisher brings for
+                    // this conversation waits in the queue (this task takes it up after,
+                    // skipping what the replay sent) instead of going straight to the socket,
+                    // where it would repeat what the replay then sends. Gaps are rare on one
+                    // node and common with several, whose messages arrive in any order.
+                    self.set_cursor(conv, Cursor::Syncing, None);
                     Box::pin(self.replay(conv, last_sent, d.seq - 1)).await?;
                 }
                 self.set_cursor(
