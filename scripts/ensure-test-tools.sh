@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
-SQLX_CLI_VERSION=$(sed -n 's/^sqlx = { version = "\([0-9.]*\)".*/\1/p' Cargo.toml)
+# The first `sqlx = ` line is the server's dependency (the tests' own comes later).
+SQLX_CLI_VERSION=$(sed -n 's/^sqlx = { version = "\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 if [ "$(sqlx --version 2>/dev/null | awk '{print $2}')" != "$SQLX_CLI_VERSION" ]; then
   step "installing sqlx-cli $SQLX_CLI_VERSION for the query check (first time only, ~2 min on 2 cores)"
