@@ -6,7 +6,8 @@
 #   usage: scripts/bench-nodes.sh NODES SCENARIO [ARGS...]
 #   e.g.   scripts/bench-nodes.sh 3 fanout --members 1000 --senders 10 --rate 50 --secs 10
 # Environment: MESSENGER_BIN (default target/messenger), LOADGEN, BENCH_POSTGRES (default
-# postgres://postgres@127.0.0.1:5432/postgres), BENCH_NATS (default nats://127.0.0.1:4222).
+# postgres://postgres@127.0.0.1:5432/postgres), BENCH_NATS (default nats://127.0.0.1:4222;
+# `none`: one node on PostgreSQL without NATS, nor the shared rate that comes with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes=$1
@@ -45,7 +46,8 @@ urls=()
 for ((n = 0; n < nodes; n++)); do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # The same relaxed limits the load tool gives a server of its own: it measures the engine.
-  MESSENGER_ADDR=127.0.0.1:$port MESSENGER_DATABASE=$url MESSENGER_NATS=$nats \
+  if [ "$nats" = none ]; then unset MESSENGER_NATS; else export MESSENGER_NATS=$nats; fi
+  MESSENGER_ADDR=127.0.0.1:$port MESSENGER_DATABASE=$url \
     MESSENGER_NATS_PREFIX=bench$$ MESSENGER_KEY_FILE=$work/ring \
     MESSENGER_ANALYTICS_DATABASE=$work/analytics-$n.db MESSENGER_MEDIA_STORE=$work/media \
     MESSENGER_SEND_RATE=1000000 MESSENGER_FRAME_RATE=1000000 \
