@@ -274,12 +274,16 @@ impl Conn {
                     // node and common with several, whose messages arrive in any order.
                     self.set_cursor(conv, Cursor::Syncing, None);
                     Box::pin(self.replay(conv, last_sent, d.seq - 1)).await?;
+                    self.set_cursor(
+                        conv,
+                        Cursor::Live { last_sent: d.seq },
+                        Some(d.frame.as_str()),
+                    );
+                } else if !self.mailbox.send_next(conv, d.seq, d.frame.as_bytes()) {
+                    // The cursor moved since it was read (paused meanwhile): as above, the
+                    // client syncs and gets it from the store.
+                    return Ok(());
                 }
-                self.set_cursor(
-                    conv,
-                    Cursor::Live { last_sent: d.seq },
-                    Some(d.frame.as_str()),
-                );
             }
             // Not synced yet, or paused: the client will sync and get these from the store.
             // (Syncing is only seen inside the `sync` handler, which leaves it live.)

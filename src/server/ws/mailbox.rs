@@ -353,6 +353,25 @@ impl Mailbox {
         }
     }
 
+    /// Queues `frame`, message `seq` of `conv`, if it is the next one the connection owes
+    /// there, and moves the cursor past it; does nothing if it was sent already. One step
+    /// under the lock: the publisher, which may write the same message straight to the
+    /// socket (with several nodes one message can arrive twice, by NATS and by the database
+    /// check), sees the cursor either before or after it, never between. False if the
+    /// conversation is not live (or a gap opened): the caller decides.
+    pub fn send_next(&self, conv: i64, seq: i64, frame: &[u8]) -> bool {
+        let mut slots = self.lock();
+        match slots.cursors.get_mut(&conv) {
+            Some(Cursor::Live { last_sent }) if seq <= *last_sent => true,
+            Some(Cursor::Live { last_sent }) if seq == *last_sent + 1 => {
+                *last_sent = seq;
+                put_text_frame(&mut slots.out, frame);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Queues a text frame (its payload) for the socket; [`Mailbox::flush`] writes it.
     pub fn queue_text(&self, payload: &[u8]) {
         put_text_frame(&mut self.lock().out, payload);
@@ -995,5 +1014,30 @@ mod tests {
             matches!(mailbox.try_recv(16, false), Some(Mail::Closed)),
             "the mailbox was closed: the connection ends and its client reconnects"
         );
+    }
+
+    /// The connection's own step past the next message and the publisher's direct write of
+    /// the same message (several nodes can bring one message twice) see the cursor on one
+    /// side or the other: the message is queued once.
+    #[test]
+    fn the_next_message_is_queued_once_however_often_it_comes() {
+        let mailbox = Mailbox::new(8, None);
+        mailbox.set_cursor(3, Cursor::Live { last_sent: 6 }, None);
+        assert!(mailbox.send_next(3, 7, b"seven"));
+        let once = mailbox.backlog();
+        assert!(once > 0, "queued for the socket");
+        assert!(
+            mailbox.send_next(3, 7, b"seven"),
+            "already sent: nothing to do"
+        );
+        assert_eq!(mailbox.backlog(), once, "not queued twice");
+        assert_eq!(mailbox.cursor(3), Cursor::Live { last_sent: 7 });
+        assert!(
+            !mailbox.send_next(3, 9, b"nine"),
+            "a gap is the caller's to fill"
+        );
+        mailbox.set_cursor(4, Cursor::Paused { last_sent: 1 }, None);
+        assert!(!mailbox.send_next(4, 2, b"two"), "not live");
+        assert_eq!(mailbox.backlog(), once);
     }
 }
