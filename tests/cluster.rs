@@ -182,6 +182,9 @@ impl CatchUp for NoCatchUp {
     ) -> anyhow::Result<Vec<messenger::protocol::MessageView>> {
         Ok(Vec::new())
     }
+    async fn ended_sessions(&self, _: &[i64]) -> anyhow::Result<Vec<i64>> {
+        Ok(Vec::new())
+    }
 }
 
 /// One node: its log, its hub joined to the others, and a subscriber in `convs`.
@@ -683,6 +686,43 @@ async fn presence_of(
     }
 }
 
+/// Reads room 1 on `ws` (after its `sync` was sent) until it is quiet for 5 s: how many
+/// messages came, and each place where the next one was not the one after the last
+/// (a duplicate, a gap or a reordering), as (last, then).
+fn room_reader(mut ws: process::Socket) -> tokio::task::JoinHandle<(usize, Vec<(i64, i64)>)> {
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        use messenger::protocol::ServerFrame;
+        let (mut last, mut got, mut wrong) = (0i64, 0usize, Vec::new());
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        {
+            let tokio_tungstenite::tungstenite::Message::Text(t) = frame else {
+                continue;
+            };
+            match serde_json::from_str(t.as_str()) {
+                Ok(ServerFrame::Msg(m)) if m.conv == 1 => {
+                    if m.seq != last + 1 {
+                        wrong.push((last, m.seq));
+                    }
+                    last = last.max(m.seq);
+                    got += 1;
+                }
+                Ok(ServerFrame::Resync { conv: 1, after }) => {
+                    last = after;
+                    process::send(
+                        &mut ws,
+                        serde_json::json!({ "t": "sync", "conv": 1, "after": after }),
+                    )
+                    .await;
+                }
+                _ => {}
+            }
+        }
+        (got, wrong)
+    })
+}
+
 /// Three server processes on one PostgreSQL database and NATS, clients spread over them.
 /// One node is killed (SIGKILL) under load: its senders reconnect to the others and resend
 /// what was not acknowledged; every acknowledged message is stored once, numbered without a
@@ -760,37 +800,7 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
         serde_json::json!({ "t": "sync", "conv": 1, "after": 0 }),
     )
     .await;
-    let reading = tokio::spawn(async move {
-        use futures::StreamExt;
-        use messenger::protocol::ServerFrame;
-        let (mut last, mut got, mut wrong) = (0i64, 0usize, Vec::new());
-        while let Ok(Some(Ok(frame))) =
-            tokio::time::timeout(Duration::from_secs(5), watcher.next()).await
-        {
-            let tokio_tungstenite::tungstenite::Message::Text(t) = frame else {
-                continue;
-            };
-            match serde_json::from_str(t.as_str()) {
-                Ok(ServerFrame::Msg(m)) if m.conv == 1 => {
-                    if m.seq != last + 1 {
-                        wrong.push((last, m.seq));
-                    }
-                    last = last.max(m.seq);
-                    got += 1;
-                }
-                Ok(ServerFrame::Resync { conv: 1, after }) => {
-                    last = after;
-                    process::send(
-                        &mut watcher,
-                        serde_json::json!({ "t": "sync", "conv": 1, "after": after }),
-                    )
-                    .await;
-                }
-                _ => {}
-            }
-        }
-        (got, wrong)
-    });
+    let reading = room_reader(watcher);
 
     // Load: one sender per node, each moving on to the next node when its own goes.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -947,5 +957,360 @@ async fn a_users_message_rate_holds_over_every_node() {
         (acked as f64) <= allowed,
         "{acked} messages in {elapsed:.2} s over two nodes; one rate allows {allowed:.1}"
     );
+    db.drop_now().await;
+}
+
+/// A session ended where no notice reaches the other nodes (here: revoked in the database
+/// itself, as a lost NATS notice would leave it): each node's session check closes its
+/// sockets of that session within [`SESSION_CHECK_EVERY`], and another user's socket on
+/// the same node stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_without_a_notice_closes_its_sockets_on_every_node() {
+    use futures::{SinkExt, StreamExt};
+    use messenger::server::hub::nats::SESSION_CHECK_EVERY;
+    use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("sessions").await;
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = format!("t{}", rand_suffix());
+    let ports = [free_port(), free_port()];
+    let _procs: Vec<Killed> = ports
+        .iter()
+        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
+        .collect();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", ports[0]);
+    for port in ports {
+        wait_up(&http, &format!("http://127.0.0.1:{port}")).await;
+    }
+    let (ended, user, username) = guest_at(&http, &base).await;
+    let (other, _, _) = guest_at(&http, &base).await;
+    let mut other_ws = process::socket(ports[1], &other).await;
+    assert!(matches!(
+        process::frame(&mut other_ws).await,
+        messenger::protocol::ServerFrame::Hello { .. }
+    ));
+    let mut ended_sockets = Vec::new();
+    for port in ports {
+        let mut ws = process::socket(port, &ended).await;
+        assert!(matches!(
+            process::frame(&mut ws).await,
+            messenger::protocol::ServerFrame::Hello { .. }
+        ));
+        ended_sockets.push(ws);
+    }
+    let mut pg = PgConnection::connect(&db.url)
+        .await
+        .expect("the test database");
+    let session: i64 =
+        sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+            .bind(user)
+            .fetch_one(&mut pg)
+            .await
+            .expect("the session");
+    let started = Instant::now();
+    sqlx::query("UPDATE sessions SET revoked_at = 1 WHERE id = $1")
+        .bind(session)
+        .execute(&mut pg)
+        .await
+        .expect("revoke");
+    let within = SESSION_CHECK_EVERY * 2 + Duration::from_secs(3);
+    for mut ws in ended_sockets {
+        let closed = loop {
+            match tokio::time::timeout(within, ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => break frame,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("{username}'s socket was not closed within {within:?}: {other:?}"),
+            }
+        };
+        let code = closed.map(|f| f.code);
+        assert_eq!(
+            code,
+            Some(CloseCode::from(messenger::protocol::close::SESSION_ENDED)),
+            "closed as a session that ended"
+        );
+    }
+    assert!(started.elapsed() < within);
+    // The other user's socket on the same node still answers.
+    other_ws
+        .send(Message::Ping(b"still here".to_vec().into()))
+        .await
+        .expect("ping");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), other_ws.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) if &p[..] == b"still here" => break,
+            Ok(Some(Ok(Message::Close(f)))) => panic!("the other user's socket closed: {f:?}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the other user's socket stopped answering: {other:?}"),
+        }
+    }
+    db.drop_now().await;
+}
+
+/// The shared rates' lease (one statement): a new bucket starts full and grants at most
+/// what is asked; it grants what whole tokens it has, then nothing; it refills with time
+/// (never beyond its burst); and leases taken at once by many tasks, as by many nodes, never
+/// grant more than the bucket holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_grants_what_the_shared_bucket_holds_and_never_more() {
+    use messenger::server::store::{BucketRate, LeaseStore};
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("leases").await;
+    let store = Arc::new(
+        PgStore::connect(&db.url, Arc::new(Vault::plain()))
+            .await
+            .expect("store"),
+    );
+    // 10 at once, then 1 a second.
+    let rate = BucketRate {
+        burst: 10.0,
+        per_ms: 0.001,
+    };
+    let t = 1_000_000;
+    let lease = |key: &'static str, want: u32, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .lease_tokens("test", key, rate, want, now)
+                .await
+                .expect("lease")
+        }
+    };
+    assert_eq!(lease("a", 4, t).await, 4, "a new bucket is full");
+    assert_eq!(lease("a", 4, t).await, 4);
+    assert_eq!(lease("a", 4, t).await, 2, "what whole tokens are left");
+    assert_eq!(lease("a", 4, t).await, 0, "then nothing");
+    assert_eq!(lease("a", 4, t + 500).await, 0, "half a token is not one");
+    assert_eq!(lease("a", 4, t + 1_000).await, 1, "a second brings one");
+    assert_eq!(
+        lease("a", 4, t).await,
+        0,
+        "a clock behind takes nothing back"
+    );
+    assert_eq!(
+        lease("a", 20, t + 1_000_000).await,
+        10,
+        "never more than the burst however long it rested"
+    );
+    // Many takers at once on one bucket: exactly the burst in all.
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        tasks.push(tokio::spawn(lease("b", 3, t)));
+    }
+    let mut granted = 0;
+    for task in tasks {
+        granted += task.await.expect("task");
+    }
+    assert_eq!(granted, 10, "forty leases at once share one burst");
+    db.drop_now().await;
+}
+
+/// One user floods frames (WebSocket pings) through a socket on each of two nodes: each
+/// node lets through its share of the user's frame rate, so all of them take as long as one
+/// rate allows for the lot, not for half of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_frame_rate_holds_over_every_node() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("frames").await;
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = format!("t{}", rand_suffix());
+    let ports = [free_port(), free_port()];
+    // 20 frames a second, a burst of 60.
+    let rate = 20.0;
+    let _procs: Vec<Killed> = ports
+        .iter()
+        .map(|p| {
+            node_process_with(
+                *p,
+                &db,
+                &nats,
+                &prefix,
+                dir.path(),
+                &[("MESSENGER_FRAME_RATE", "20")],
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        wait_up(&http, &format!("http://127.0.0.1:{port}")).await;
+    }
+    let (token, _, _) = guest_at(&http, &format!("http://127.0.0.1:{}", ports[0])).await;
+    let mut sockets = Vec::new();
+    for port in ports {
+        let mut ws = process::socket(port, &token).await;
+        assert!(matches!(
+            process::frame(&mut ws).await,
+            messenger::protocol::ServerFrame::Hello { .. }
+        ));
+        sockets.push(ws);
+    }
+    let per_socket = 100;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut ws in sockets {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_socket {
+                ws.send(Message::Ping(format!("{i}").into_bytes().into()))
+                    .await
+                    .expect("ping");
+            }
+            let mut pongs = 0;
+            while pongs < per_socket {
+                match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+                    Ok(Some(Ok(Message::Pong(_)))) => pongs += 1,
+                    Ok(Some(Ok(_))) => {}
+                    other => panic!("answers stopped: {other:?}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("socket");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // One rate for 200 frames: (200 - 60) / 20 = 7 s. Each node at the whole rate would take
+    // (100 - 60) / 20 = 2 s. Even if a node let its whole burst through before it heard of
+    // the other node, (60 + 2 * 40 - 60) / 20 = 4 s.
+    let total = 2.0 * f64::from(per_socket);
+    let floor = ((total - 3.0 * rate) / rate).min(4.0) - 0.5;
+    assert!(
+        elapsed >= floor,
+        "{total} frames over two nodes in {elapsed:.2} s; one rate needs at least {floor:.1} s"
+    );
+    db.drop_now().await;
+}
+
+/// Every message reaching a node twice and out of order (as NATS and the database check
+/// can bring it): a NATS client of the test's own republishes each conversation payload it
+/// hears, once at once and once again a few payloads later, to every node. Readers of the
+/// room on both nodes still get each message once and in order, while senders on both
+/// nodes write into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
+    let _shared = POSTGRES.read().await;
+    let db = Database::new("twice").await;
+    let nats = Nats::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = format!("t{}", rand_suffix());
+    let ports = [free_port(), free_port()];
+    let _procs: Vec<Killed> = ports
+        .iter()
+        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
+        .collect();
+    let http = reqwest::Client::new();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    for base in &bases {
+        wait_up(&http, base).await;
+    }
+
+    // The echo: every payload on a conversation subject, again now and again later.
+    let echo = async_nats::ConnectOptions::new()
+        .connect(nats.url())
+        .await
+        .expect("the test's NATS client");
+    let mut heard = echo
+        .subscribe(format!("{prefix}.c.>"))
+        .await
+        .expect("subscribe");
+    let republish = echo.clone();
+    let echoing = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut later: std::collections::VecDeque<(async_nats::Subject, bytes::Bytes)> =
+            std::collections::VecDeque::new();
+        let mut echoed = 0usize;
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_secs(5), heard.next()).await
+        {
+            // The test's own echoes come back to it too: only first copies are echoed.
+            if message.headers.is_some() {
+                continue;
+            }
+            let mut mark = async_nats::HeaderMap::new();
+            mark.insert("echo", "1");
+            let (subject, payload) = (message.subject.clone(), message.payload.clone());
+            republish
+                .publish_with_headers(subject.clone(), mark.clone(), payload.clone())
+                .await
+                .expect("echo");
+            later.push_back((subject, payload));
+            if later.len() > 3 {
+                let (subject, payload) = later.pop_front().expect("one");
+                republish
+                    .publish_with_headers(subject, mark, payload)
+                    .await
+                    .expect("echo later");
+            }
+            echoed += 1;
+        }
+        echoed
+    });
+    // The echo client's subscription is in place once a round trip to the server is done.
+    echo.flush().await.expect("flush");
+
+    let mut readings = Vec::new();
+    for (i, base) in bases.iter().enumerate() {
+        let (token, _, _) = guest_at(&http, base).await;
+        process::join(&http, base, &token, 1).await;
+        let mut reader = process::socket(ports[i], &token).await;
+        process::send(
+            &mut reader,
+            serde_json::json!({ "t": "sync", "conv": 1, "after": 0 }),
+        )
+        .await;
+        readings.push(room_reader(reader));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acks: Vec<Acks> = (0..2).map(|_| Acks::default()).collect();
+    let mut senders = Vec::new();
+    for (i, base) in bases.iter().enumerate() {
+        let (token, _, _) = guest_at(&http, base).await;
+        process::join(&http, base, &token, 1).await;
+        senders.push(tokio::spawn(roaming_sender(
+            vec![base.clone()],
+            token,
+            1,
+            i,
+            acks[i].clone(),
+            stop.clone(),
+        )));
+    }
+    progress(&acks, 400).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let acked: Vec<(String, i64)> = acks
+        .iter()
+        .flat_map(|a| {
+            a.lock()
+                .expect("acks")
+                .iter()
+                .map(|(id, seq)| (id.clone(), *seq))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_gap_free(&db, 1, &acked).await;
+    for (node, reading) in readings.into_iter().enumerate() {
+        let (got, wrong) = reading.await.expect("reader");
+        assert!(
+            got >= acked.len(),
+            "the reader on node {node} got {got} of {}",
+            acked.len()
+        );
+        assert!(
+            wrong.is_empty(),
+            "each message once and in order on node {node}; (last, then): {:?}",
+            &wrong[..wrong.len().min(10)]
+        );
+    }
+    let echoed = echoing.await.expect("echo");
+    assert!(echoed > 0, "the echo heard the nodes' payloads");
     db.drop_now().await;
 }

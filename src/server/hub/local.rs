@@ -120,6 +120,19 @@ impl LocalHub {
         id
     }
 
+    /// Every session with a connection here, with its user (once each).
+    pub fn sessions(&self) -> Vec<(i64, i64)> {
+        let inner = self.lock();
+        let mut sessions: Vec<(i64, i64)> = inner
+            .users
+            .iter()
+            .flat_map(|(user, conns)| conns.iter().map(move |c| (*user, c.session_id)))
+            .collect();
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
+    }
+
     pub fn unregister(&self, user: i64, conn: u64) {
         let mut inner = self.lock();
         if let Some(conns) = inner.users.get_mut(&user) {

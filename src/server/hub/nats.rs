@@ -37,6 +37,11 @@ use tokio::sync::{mpsc, Notify};
 /// How often a node checks the database for messages a lost publish did not bring.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// How often a node asks the database whether the sessions of its connections still stand:
+/// a session ended on another node is ended here by its notice at once, and by this check
+/// if the notice was lost. Every connected session in one query.
+pub const SESSION_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 /// Publishes waiting for NATS; past this (NATS down or slow) a publish is dropped and
 /// counted, and the check brings its messages.
 const OUTGOING: usize = 4096;
@@ -58,6 +63,9 @@ pub trait CatchUp: Send + Sync {
         after: i64,
         limit: u32,
     ) -> anyhow::Result<Vec<MessageView>>;
+    /// Of `sessions`, those that were revoked or no longer exist (signed out, the account
+    /// deleted). Expiry is not asked: each connection checks its own session's deadline.
+    async fn ended_sessions(&self, sessions: &[i64]) -> anyhow::Result<Vec<i64>>;
 }
 
 /// One node's hub, joined to the others through NATS.
@@ -436,20 +444,47 @@ async fn read(node: std::sync::Weak<NatsHub>, conv: i64, mut subscription: async
     }
 }
 
-/// Every [`CHECK_EVERY`], brings what lost publishes did not.
+/// Every [`CHECK_EVERY`], brings what lost publishes did not; every
+/// [`SESSION_CHECK_EVERY`], ends the connections of sessions that ended elsewhere.
 async fn check(node: std::sync::Weak<NatsHub>, catch_up: Arc<dyn CatchUp>) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sessions_checked = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let Some(this) = node.upgrade() else { break };
         if let Err(e) = this.catch_up_once(&*catch_up).await {
             tracing::warn!(error = %e, "checking the database for messages NATS did not bring");
         }
+        if sessions_checked.elapsed() >= SESSION_CHECK_EVERY {
+            sessions_checked = tokio::time::Instant::now();
+            if let Err(e) = this.end_ended_sessions(&*catch_up).await {
+                tracing::warn!(error = %e, "checking the sessions of this node's connections");
+            }
+        }
     }
 }
 
 impl NatsHub {
+    /// Closes this node's connections whose session was ended, whether or not the notice of
+    /// it arrived (a lost one would leave them open until they reconnect).
+    pub async fn end_ended_sessions(&self, catch_up: &dyn CatchUp) -> anyhow::Result<()> {
+        let sessions = self.hub.sessions();
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = sessions.iter().map(|(_, s)| *s).collect();
+        let ended: std::collections::HashSet<i64> =
+            catch_up.ended_sessions(&ids).await?.into_iter().collect();
+        for (user, session) in sessions {
+            if ended.contains(&session) {
+                let code = crate::protocol::close::SESSION_ENDED;
+                self.hub.end_session(user, session, code, "session ended");
+            }
+        }
+        Ok(())
+    }
+
     /// One check: for each conversation with a subscriber here, what the database has beyond
     /// what the hub was handed. A conversation seen for the first time gets only its last
     /// message: a connection that lacks more fills the gap from the store itself.

@@ -46,14 +46,19 @@ impl Bucket {
 
     /// Takes a token; if there is none, how long until there is one.
     pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.take_n(rate, now, 1.0)
+    }
+
+    /// Takes `n` tokens at once (at most the burst, so that it can always be paid); if there
+    /// are not that many, how long until there are.
+    pub fn take_n(&mut self, rate: Rate, now: Instant, n: f64) -> Result<(), Duration> {
+        let n = n.clamp(1.0, rate.burst);
         self.refill(rate, now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / rate.per_second,
-            ))
+            Err(Duration::from_secs_f64((n - self.tokens) / rate.per_second))
         }
     }
 
@@ -93,5 +98,20 @@ mod tests {
         b.give_back(rate);
         b.give_back(rate);
         assert!(b.is_full(rate, t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn several_tokens_at_once_and_never_more_than_the_burst() {
+        let rate = Rate::new(10.0, 6.0);
+        let t0 = Instant::now();
+        let mut b = Bucket::full(rate, t0);
+        assert!(b.take_n(rate, t0, 3.0).is_ok());
+        assert!(b.take_n(rate, t0, 3.0).is_ok());
+        let wait = b.take_n(rate, t0, 3.0).expect_err("empty");
+        assert!((wait.as_secs_f64() - 0.3).abs() < 1e-9, "{wait:?}");
+        // A cost above the burst costs the burst: a full bucket always pays it.
+        let later = t0 + Duration::from_secs(1);
+        assert!(b.take_n(rate, later, 50.0).is_ok());
+        assert!(b.take_n(rate, later, 1.0).is_err());
     }
 }

@@ -55,6 +55,18 @@ impl UserRates {
         self.lock().frames.take(self.config.frames, Instant::now())
     }
 
+    /// Counts one client frame of a user connected to `nodes` nodes (this one included):
+    /// each node lets through its share of the rate, so that over every node the user gets
+    /// one rate (docs/SCALING.md).
+    pub fn frame_on(&self, nodes: usize) -> Result<(), Duration> {
+        if nodes <= 1 {
+            return self.frame();
+        }
+        self.lock()
+            .frames
+            .take_n(self.config.frames, Instant::now(), nodes as f64)
+    }
+
     /// Counts one message; false when the user sends too fast.
     pub fn message(&self) -> bool {
         self.lock()
@@ -147,5 +159,20 @@ mod tests {
             1,
             "a full bucket with no socket is forgotten"
         );
+    }
+
+    #[test]
+    fn on_several_nodes_each_lets_through_its_share_of_the_frames() {
+        let slow = UserRateConfig {
+            frames: Rate::new(0.001, 6.0),
+            messages: Rate::new(0.001, 2.0),
+        };
+        let registry = UserRateRegistry::new(slow);
+        let user = registry.of(1);
+        let allowed = (0..10).filter(|_| user.frame_on(3).is_ok()).count();
+        assert_eq!(allowed, 2, "a third of the burst on each of three nodes");
+        let alone = registry.of(2);
+        let allowed = (0..10).filter(|_| alone.frame_on(1).is_ok()).count();
+        assert_eq!(allowed, 6, "the whole burst on one node");
     }
 }

@@ -344,15 +344,23 @@ impl Conn {
     /// user has none left, waits (this socket is not read meanwhile, so a flood slows to the
     /// rate and queues nothing here). Within the rate it takes a lock and no allocation: the
     /// loop boxes only the wait.
+    ///
+    /// With several nodes (`shared_rates` is set only then), each lets through its share of
+    /// the rate: the user's nodes are those their presence is heard from.
     pub(super) fn count_frame(&self) -> Result<(), std::time::Duration> {
-        self.rates.frame()
+        match self.state.shared_rates {
+            None => self.rates.frame(),
+            Some(_) => self
+                .rates
+                .frame_on(self.state.presence.nodes_of(self.me().id)),
+        }
     }
 
     /// Waits `wait`, then until the user's rate allows this frame.
     pub(super) async fn pace(&self, mut wait: std::time::Duration) {
         loop {
             tokio::time::sleep(wait).await;
-            match self.rates.frame() {
+            match self.count_frame() {
                 Ok(()) => return,
                 Err(more) => wait = more,
             }

@@ -141,53 +141,44 @@ impl LeaseStore for PgStore {
         now: i64,
     ) -> Result<u32> {
         let (burst, per_ms) = (rate.burst, rate.per_ms);
-        let mut tx = self.pool().begin().await?;
-        // A lease need not wait for the disk: lost in a crash of PostgreSQL, it only gives
-        // the user back tokens they would have regained by waiting. Waiting for each lease's
+        // One statement, as `take_token`: a new bucket starts full; an existing one is
+        // refilled for the time since it was last touched (never backwards: nodes read
+        // their own clocks), and gives up to `want` whole tokens if it has one. The row lock
+        // of ON CONFLICT DO UPDATE orders the nodes that lease at once, each seeing what the
+        // previous one left. `last_lease` carries what was granted out through RETURNING
+        // (which shows only the new row). The lease pool does not wait for the disk
+        // (`synchronous_commit` off): a lease lost in a crash of PostgreSQL only gives the
+        // user back tokens they would have regained by waiting; waiting for each lease's
         // fsync put one before many sends and cost them a second under load
         // (docs/BENCHMARKS.md, "Several nodes").
-        sqlx::query("SET LOCAL synchronous_commit TO OFF")
-            .execute(&mut *tx)
-            .await?;
-        // A new bucket starts full. The row lock orders the nodes that lease at once.
-        sqlx::query(
-            "INSERT INTO rate_limits (scope, key, tokens, updated_at, burst, per_ms)
-             VALUES ($1::text, $2::text, $3::float8, $4::bigint, $3::float8, $5::float8)
-             ON CONFLICT (scope, key) DO NOTHING",
+        let granted: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO rate_limits AS r (scope, key, tokens, updated_at, burst, per_ms, last_lease)
+             VALUES ($1::text, $2::text,
+                     $3::float8 - LEAST($6::float8, FLOOR($3::float8)),
+                     $4::bigint, $3::float8, $5::float8,
+                     LEAST($6::float8, FLOOR($3::float8))::int4)
+             ON CONFLICT (scope, key) DO UPDATE SET
+                 tokens = LEAST($3::float8,
+                                r.tokens + GREATEST(0, $4::bigint - r.updated_at) * $5::float8)
+                          - LEAST($6::float8, FLOOR(LEAST($3::float8,
+                                r.tokens + GREATEST(0, $4::bigint - r.updated_at) * $5::float8))),
+                 updated_at = GREATEST(r.updated_at, $4::bigint),
+                 burst = $3::float8,
+                 per_ms = $5::float8,
+                 last_lease = LEAST($6::float8, FLOOR(LEAST($3::float8,
+                                r.tokens + GREATEST(0, $4::bigint - r.updated_at) * $5::float8)))::int4
+             WHERE LEAST($3::float8,
+                         r.tokens + GREATEST(0, $4::bigint - r.updated_at) * $5::float8) >= 1.0
+             RETURNING r.last_lease",
         )
         .bind(scope)
         .bind(key)
         .bind(burst)
         .bind(now)
         .bind(per_ms)
-        .execute(&mut *tx)
+        .bind(f64::from(want))
+        .fetch_optional(self.lease_pool())
         .await?;
-        let (tokens, updated_at): (f64, i64) = sqlx::query_as(
-            "SELECT tokens, updated_at FROM rate_limits
-             WHERE scope = $1::text AND key = $2::text FOR UPDATE",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Time never runs backwards here: nodes read their own clocks.
-        let at = now.max(updated_at);
-        let refilled = (tokens + (at - updated_at) as f64 * per_ms).min(burst);
-        let granted = (refilled.floor().max(0.0) as u32).min(want);
-        sqlx::query(
-            "UPDATE rate_limits SET tokens = $3::float8, updated_at = $4::bigint,
-                 burst = $5::float8, per_ms = $6::float8
-             WHERE scope = $1::text AND key = $2::text",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(refilled - f64::from(granted))
-        .bind(at)
-        .bind(burst)
-        .bind(per_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(granted)
+        Ok(granted.map_or(0, |g| g.max(0) as u32))
     }
 }

@@ -55,10 +55,17 @@ const POOL_SIZE: u32 = 16;
 /// acknowledgement), instead of hanging.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Connections per node for the shared rates' leases (one statement each, not waiting for
+/// the disk: `limits.rs`).
+const LEASE_POOL_SIZE: u32 = 4;
+
 /// The PostgreSQL store: a pool, and the vault that seals and opens bodies.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// Sessions with `synchronous_commit` off, for what a crash of PostgreSQL may lose
+    /// without harm: the shared rates' leases.
+    lease_pool: PgPool,
     vault: Arc<Vault>,
     /// The database's epoch (`store_epoch`): clients keep it with their cursors.
     epoch: Arc<str>,
@@ -94,6 +101,10 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .context("the PostgreSQL address (postgres://user@host:port/database)")?
             .disable_statement_logging();
+        let lease_pool = PgPoolOptions::new()
+            .max_connections(LEASE_POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone().options([("synchronous_commit", "off")]));
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -110,6 +121,7 @@ impl PgStore {
             .context("reading the database's epoch")?;
         Ok(Self {
             pool,
+            lease_pool,
             vault: Arc::new(Vault::plain()),
             epoch: epoch.into(),
             regressions: Arc::default(),
@@ -128,6 +140,11 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool whose commits do not wait for the disk (the shared rates' leases).
+    fn lease_pool(&self) -> &PgPool {
+        &self.lease_pool
     }
 
     pub fn vault(&self) -> Arc<Vault> {
@@ -245,6 +262,17 @@ impl CatchUp for PgStore {
         limit: u32,
     ) -> anyhow::Result<Vec<MessageView>> {
         Ok(MessageStore::messages_after(self, conv, after, limit).await?)
+    }
+
+    async fn ended_sessions(&self, sessions: &[i64]) -> anyhow::Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT k.id FROM unnest($1::int8[]) AS k(id)
+             LEFT JOIN sessions s ON s.id = k.id
+             WHERE s.id IS NULL OR s.revoked_at IS NOT NULL",
+        )
+        .bind(sessions)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 
