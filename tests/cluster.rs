@@ -593,18 +593,8 @@ async fn postgres_restarted_sends_fail_clearly_then_resume() {
     db.drop_now().await;
 }
 
-/// A server process on the shared database and NATS, with its own files in `dir` and the
-/// installation's key ring.
-fn node_process(
-    port: u16,
-    db: &Database,
-    nats: &Nats,
-    prefix: &str,
-    dir: &std::path::Path,
-) -> Killed {
-    node_process_with(port, db, nats, prefix, dir, &[])
-}
-
+/// A server process on the shared database and NATS, with its own files in `dir`, the
+/// installation's key ring and `more` in its environment.
 fn node_process_with(
     port: u16,
     db: &Database,
@@ -635,6 +625,58 @@ fn node_process_with(
         &env,
         None,
     ))
+}
+
+/// Server processes of one installation on a database and a NATS of the test's own, each
+/// with `env` added to its environment, all answering.
+struct Cluster {
+    db: Database,
+    nats: Nats,
+    _dir: tempfile::TempDir,
+    prefix: String,
+    ports: Vec<u16>,
+    bases: Vec<String>,
+    procs: Vec<Killed>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(label: &str, nodes: usize, env: &[(&str, &str)]) -> Self {
+        let db = Database::new(label).await;
+        let nats = Nats::start().await;
+        let dir = tempfile::tempdir().expect("dir");
+        let prefix = format!("t{}", rand_suffix());
+        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let procs = ports
+            .iter()
+            .map(|p| node_process_with(*p, &db, &nats, &prefix, dir.path(), env))
+            .collect();
+        let bases: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let http = reqwest::Client::new();
+        for base in &bases {
+            wait_up(&http, base).await;
+        }
+        Self {
+            db,
+            nats,
+            _dir: dir,
+            prefix,
+            ports,
+            bases,
+            procs,
+            http,
+        }
+    }
+
+    /// Stops the nodes, then drops the database.
+    async fn finish(mut self) {
+        self.procs.clear();
+        self.nats.stop();
+        self.db.drop_now().await;
+    }
 }
 
 /// A guest signed in through `base`: token, id and username.
@@ -732,23 +774,12 @@ fn room_reader(mut ws: process::Socket) -> tokio::task::JoinHandle<(usize, Vec<(
 async fn three_server_processes_lose_nothing_when_one_is_killed() {
     use messenger::protocol::Status;
     let _shared = POSTGRES.read().await;
-    let db = Database::new("procs").await;
-    let nats = Nats::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let prefix = format!("t{}", rand_suffix());
-    let ports = [free_port(), free_port(), free_port()];
-    let mut procs: Vec<Killed> = ports
-        .iter()
-        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
-        .collect();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let http = reqwest::Client::new();
-    for base in &bases {
-        wait_up(&http, base).await;
-    }
+    let mut cluster = Cluster::start("procs", 3, &[]).await;
+    let (ports, bases, http) = (
+        cluster.ports.clone(),
+        cluster.bases.clone(),
+        cluster.http.clone(),
+    );
     let (a, b, c) = (&bases[0], &bases[1], &bases[2]);
 
     // Q on node A is a contact of P, who is on node C only.
@@ -822,8 +853,8 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
     progress(&acks, 200).await;
 
     // Node C dies at once: no close frames, no goodbye on NATS.
-    procs[2].0.kill().expect("SIGKILL");
-    let _ = procs[2].0.wait();
+    cluster.procs[2].0.kill().expect("SIGKILL");
+    let _ = cluster.procs[2].0.wait();
     drop(p);
     let took = presence_of(
         &mut q,
@@ -857,7 +888,7 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
         })
         .collect();
     assert!(acked.len() >= 500);
-    assert_gap_free(&db, 1, &acked).await;
+    assert_gap_free(&cluster.db, 1, &acked).await;
     let (got, wrong) = reading.await.expect("reader");
     assert!(
         got >= acked.len(),
@@ -869,8 +900,7 @@ async fn three_server_processes_lose_nothing_when_one_is_killed() {
         "each message once and in order on node A; (last, then): {:?}",
         &wrong[..wrong.len().min(10)]
     );
-    drop(procs);
-    db.drop_now().await;
+    cluster.finish().await;
 }
 
 /// One user with a socket on each of two nodes sends as fast as they can: the messages
@@ -881,38 +911,14 @@ async fn a_users_message_rate_holds_over_every_node() {
     use messenger::protocol::ServerFrame;
     use tokio_tungstenite::tungstenite::Message;
     let _shared = POSTGRES.read().await;
-    let db = Database::new("rates").await;
-    let nats = Nats::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let prefix = format!("t{}", rand_suffix());
-    let ports = [free_port(), free_port()];
     let rate = 5;
-    let _procs: Vec<Killed> = ports
-        .iter()
-        .map(|p| {
-            node_process_with(
-                *p,
-                &db,
-                &nats,
-                &prefix,
-                dir.path(),
-                &[("MESSENGER_SEND_RATE", &rate.to_string())],
-            )
-        })
-        .collect();
-    let http = reqwest::Client::new();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    for base in &bases {
-        wait_up(&http, base).await;
-    }
-    let (token, _, _) = guest_at(&http, &bases[0]).await;
-    process::join(&http, &bases[0], &token, 1).await;
+    let cluster = Cluster::start("rates", 2, &[("MESSENGER_SEND_RATE", "5")]).await;
+    let (ports, bases, http) = (&cluster.ports, &cluster.bases, &cluster.http);
+    let (token, _, _) = guest_at(http, &bases[0]).await;
+    process::join(http, &bases[0], &token, 1).await;
     let started = Instant::now();
     let mut sockets = Vec::new();
-    for port in ports {
+    for &port in ports {
         sockets.push(process::socket(port, &token).await);
     }
     // Each socket sends 40 at once and reads every answer.
@@ -957,7 +963,7 @@ async fn a_users_message_rate_holds_over_every_node() {
         (acked as f64) <= allowed,
         "{acked} messages in {elapsed:.2} s over two nodes; one rate allows {allowed:.1}"
     );
-    db.drop_now().await;
+    cluster.finish().await;
 }
 
 /// A session ended where no notice reaches the other nodes (here: revoked in the database
@@ -970,29 +976,17 @@ async fn a_session_ended_without_a_notice_closes_its_sockets_on_every_node() {
     use messenger::server::hub::nats::SESSION_CHECK_EVERY;
     use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
     let _shared = POSTGRES.read().await;
-    let db = Database::new("sessions").await;
-    let nats = Nats::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let prefix = format!("t{}", rand_suffix());
-    let ports = [free_port(), free_port()];
-    let _procs: Vec<Killed> = ports
-        .iter()
-        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
-        .collect();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{}", ports[0]);
-    for port in ports {
-        wait_up(&http, &format!("http://127.0.0.1:{port}")).await;
-    }
-    let (ended, user, username) = guest_at(&http, &base).await;
-    let (other, _, _) = guest_at(&http, &base).await;
+    let cluster = Cluster::start("sessions", 2, &[]).await;
+    let (ports, base, http) = (&cluster.ports, &cluster.bases[0], &cluster.http);
+    let (ended, user, username) = guest_at(http, base).await;
+    let (other, _, _) = guest_at(http, base).await;
     let mut other_ws = process::socket(ports[1], &other).await;
     assert!(matches!(
         process::frame(&mut other_ws).await,
         messenger::protocol::ServerFrame::Hello { .. }
     ));
     let mut ended_sockets = Vec::new();
-    for port in ports {
+    for &port in ports {
         let mut ws = process::socket(port, &ended).await;
         assert!(matches!(
             process::frame(&mut ws).await,
@@ -1000,7 +994,7 @@ async fn a_session_ended_without_a_notice_closes_its_sockets_on_every_node() {
         ));
         ended_sockets.push(ws);
     }
-    let mut pg = PgConnection::connect(&db.url)
+    let mut pg = PgConnection::connect(&cluster.db.url)
         .await
         .expect("the test database");
     let session: i64 =
@@ -1045,7 +1039,7 @@ async fn a_session_ended_without_a_notice_closes_its_sockets_on_every_node() {
             other => panic!("the other user's socket stopped answering: {other:?}"),
         }
     }
-    db.drop_now().await;
+    cluster.finish().await;
 }
 
 /// The shared rates' lease (one statement): a new bucket starts full and grants at most
@@ -1114,33 +1108,12 @@ async fn a_users_frame_rate_holds_over_every_node() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let _shared = POSTGRES.read().await;
-    let db = Database::new("frames").await;
-    let nats = Nats::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let prefix = format!("t{}", rand_suffix());
-    let ports = [free_port(), free_port()];
     // 20 frames a second, a burst of 60.
     let rate = 20.0;
-    let _procs: Vec<Killed> = ports
-        .iter()
-        .map(|p| {
-            node_process_with(
-                *p,
-                &db,
-                &nats,
-                &prefix,
-                dir.path(),
-                &[("MESSENGER_FRAME_RATE", "20")],
-            )
-        })
-        .collect();
-    let http = reqwest::Client::new();
-    for port in ports {
-        wait_up(&http, &format!("http://127.0.0.1:{port}")).await;
-    }
-    let (token, _, _) = guest_at(&http, &format!("http://127.0.0.1:{}", ports[0])).await;
+    let cluster = Cluster::start("frames", 2, &[("MESSENGER_FRAME_RATE", "20")]).await;
+    let (token, _, _) = guest_at(&cluster.http, &cluster.bases[0]).await;
     let mut sockets = Vec::new();
-    for port in ports {
+    for &port in &cluster.ports {
         let mut ws = process::socket(port, &token).await;
         assert!(matches!(
             process::frame(&mut ws).await,
@@ -1181,7 +1154,7 @@ async fn a_users_frame_rate_holds_over_every_node() {
         elapsed >= floor,
         "{total} frames over two nodes in {elapsed:.2} s; one rate needs at least {floor:.1} s"
     );
-    db.drop_now().await;
+    cluster.finish().await;
 }
 
 /// Every message reaching a node twice and out of order (as NATS and the database check
@@ -1192,31 +1165,16 @@ async fn a_users_frame_rate_holds_over_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
     let _shared = POSTGRES.read().await;
-    let db = Database::new("twice").await;
-    let nats = Nats::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let prefix = format!("t{}", rand_suffix());
-    let ports = [free_port(), free_port()];
-    let _procs: Vec<Killed> = ports
-        .iter()
-        .map(|p| node_process(*p, &db, &nats, &prefix, dir.path()))
-        .collect();
-    let http = reqwest::Client::new();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    for base in &bases {
-        wait_up(&http, base).await;
-    }
+    let cluster = Cluster::start("twice", 2, &[]).await;
+    let (ports, bases, http) = (&cluster.ports, &cluster.bases, &cluster.http);
 
     // The echo: every payload on a conversation subject, again now and again later.
     let echo = async_nats::ConnectOptions::new()
-        .connect(nats.url())
+        .connect(cluster.nats.url())
         .await
         .expect("the test's NATS client");
     let mut heard = echo
-        .subscribe(format!("{prefix}.c.>"))
+        .subscribe(format!("{}.c.>", cluster.prefix))
         .await
         .expect("subscribe");
     let republish = echo.clone();
@@ -1296,7 +1254,7 @@ async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_gap_free(&db, 1, &acked).await;
+    assert_gap_free(&cluster.db, 1, &acked).await;
     for (node, reading) in readings.into_iter().enumerate() {
         let (got, wrong) = reading.await.expect("reader");
         assert!(
@@ -1312,5 +1270,5 @@ async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
     }
     let echoed = echoing.await.expect("echo");
     assert!(echoed > 0, "the echo heard the nodes' payloads");
-    db.drop_now().await;
+    cluster.finish().await;
 }

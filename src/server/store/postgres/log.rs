@@ -4,10 +4,11 @@
 //! given in commit order; a resend with the same client id gets the first acknowledgement.
 //!
 //! One transaction per group of sends, whichever node they reached:
-//! 1. resends are found by the idempotency index (client id, conversation, sender);
+//! 1. resends are found by the idempotency index (client id, conversation, sender), read
+//!    just before the transaction;
 //! 2. each conversation's row is locked (in id order, so that two nodes never wait for each
 //!    other in a circle) and its `last_seq` raised by its number of new messages, which gives
-//!    the group its numbers;
+//!    the group its numbers (one statement);
 //! 3. the messages are inserted in one statement (arrays, `unnest`), bodies sealed when
 //!    encryption at rest is on;
 //! 4. deletions the group carries are applied; then COMMIT.
@@ -305,9 +306,10 @@ async fn commit(
     mut sealer: Option<&mut Sealer>,
 ) -> Result<Vec<Result<Outcome, WriteFailed>>, sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
 
-    // 1. Resends of stored messages.
+    // 1. Resends of stored messages, before the transaction (no lock is held while it
+    //    runs): a resend stored by another node after this read meets the unique index at
+    //    the insert, and the group is tried again, when this read finds it.
     let mut client_ids = Vec::with_capacity(jobs.len());
     let mut convs = Vec::with_capacity(jobs.len());
     let mut senders = Vec::with_capacity(jobs.len());
@@ -324,7 +326,7 @@ async fn commit(
     .bind(&client_ids)
     .bind(&convs)
     .bind(&senders)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
     let stored: HashMap<Key<'_>, (i64, i64)> = stored
         .iter()
@@ -354,18 +356,22 @@ async fn commit(
         });
     }
 
-    // 3. The numbers: each conversation's row locked in id order, then raised.
+    let mut tx = pool.begin().await?;
+
+    // 3. The numbers: each conversation's row locked in id order, then raised, in one
+    //    statement. The materialised CTE takes the locks in the order it returns its rows;
+    //    the UPDATE only touches rows it already returned (the semi-join), so every lock
+    //    this transaction waits for is taken in id order, whatever plan joins the two.
     let mut starts: HashMap<i64, i64> = HashMap::new();
     if !counts.is_empty() {
         let (ids, ns): (Vec<i64>, Vec<i64>) = counts.iter().map(|(c, n)| (*c, *n)).unzip();
-        sqlx::query("SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
         let raised: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE conversations c SET last_seq = c.last_seq + k.n
+            "WITH locked AS MATERIALIZED (
+                 SELECT id FROM conversations WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE
+             )
+             UPDATE conversations c SET last_seq = c.last_seq + k.n
              FROM unnest($1::int8[], $2::int8[]) AS k(id, n)
-             WHERE c.id = k.id
+             WHERE c.id = k.id AND c.id IN (SELECT id FROM locked)
              RETURNING c.id, c.last_seq",
         )
         .bind(&ids)
