@@ -1214,8 +1214,8 @@ async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
 
     let mut readings = Vec::new();
     for (i, base) in bases.iter().enumerate() {
-        let (token, _, _) = guest_at(&http, base).await;
-        process::join(&http, base, &token, 1).await;
+        let (token, _, _) = guest_at(http, base).await;
+        process::join(http, base, &token, 1).await;
         let mut reader = process::socket(ports[i], &token).await;
         process::send(
             &mut reader,
@@ -1228,8 +1228,8 @@ async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
     let acks: Vec<Acks> = (0..2).map(|_| Acks::default()).collect();
     let mut senders = Vec::new();
     for (i, base) in bases.iter().enumerate() {
-        let (token, _, _) = guest_at(&http, base).await;
-        process::join(&http, base, &token, 1).await;
+        let (token, _, _) = guest_at(http, base).await;
+        process::join(http, base, &token, 1).await;
         senders.push(tokio::spawn(roaming_sender(
             vec![base.clone()],
             token,
