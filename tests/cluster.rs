@@ -1272,3 +1272,64 @@ async fn messages_arriving_twice_and_out_of_order_are_sent_once_in_order() {
     assert!(echoed > 0, "the echo heard the nodes' payloads");
     cluster.finish().await;
 }
+
+/// A notice lost while NATS was away (here: a contact request made on node A for a user
+/// whose socket is on node B) reaches the user once NATS is back: node B's connections send
+/// their hello again, read afresh, and it carries the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_missed_while_nats_was_away_is_sent_again_when_it_is_back() {
+    use futures::StreamExt;
+    use messenger::protocol::ServerFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    let _shared = POSTGRES.read().await;
+    let mut cluster = Cluster::start("refresh", 2, &[]).await;
+    let (a, http) = (cluster.bases[0].clone(), cluster.http.clone());
+    let (x_token, x_id, _) = guest_at(&http, &a).await;
+    let (y_token, _, y_name) = guest_at(&http, &a).await;
+    let mut y = process::socket(cluster.ports[1], &y_token).await;
+    assert!(matches!(
+        process::frame(&mut y).await,
+        ServerFrame::Hello { .. }
+    ));
+
+    cluster.nats.stop();
+    let asked = http
+        .post(format!("{a}/api/contacts"))
+        .bearer_auth(&x_token)
+        .header("Origin", a.as_str())
+        .json(&serde_json::json!({ "username": y_name }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        asked.status(),
+        200,
+        "{}",
+        asked.text().await.unwrap_or_default()
+    );
+    cluster.nats.restart().await;
+
+    // NATS clients retry with a growing wait; the node's check sees the reconnection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no hello with the request after NATS came back"
+        );
+        let text = match tokio::time::timeout(left, y.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("y's socket ended: {other:?}"),
+        };
+        let Ok(ServerFrame::Hello { contacts, .. }) = serde_json::from_str(text.as_str()) else {
+            continue;
+        };
+        assert!(
+            contacts.iter().any(|c| c.user.id == x_id),
+            "the hello again carries the request: {contacts:?}"
+        );
+        break;
+    }
+    cluster.finish().await;
+}

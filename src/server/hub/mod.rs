@@ -52,6 +52,9 @@ pub enum Control {
     Frame(Box<Frame>),
     /// Close the socket with this code and reason.
     Close { code: u16, reason: &'static str },
+    /// Send the hello again, read afresh: notices from other nodes may have been lost (this
+    /// node's NATS connection came back after a break). Never crosses nodes.
+    Refresh,
 }
 
 impl Control {

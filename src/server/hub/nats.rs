@@ -156,8 +156,8 @@ impl NatsHub {
             client.clone(),
             format!("{prefix}.u"),
         ));
-        tokio::spawn(subscribe(Arc::downgrade(&this), client));
-        tokio::spawn(check(Arc::downgrade(&this), catch_up));
+        tokio::spawn(subscribe(Arc::downgrade(&this), client.clone()));
+        tokio::spawn(check(Arc::downgrade(&this), catch_up, client.statistics()));
         let watching = shared.clone();
         hub.watch(Arc::new(move |conv, now| watching.watched(conv, now)));
         this
@@ -328,6 +328,10 @@ impl Fanout for NatsHub {
     /// The user's connections here get it at once; the other nodes' through `<prefix>.u`.
     fn notify_user(&self, user: i64, control: Control) {
         let notice = match &control {
+            Control::Refresh => {
+                self.hub.notify_user(user, control);
+                return;
+            }
             Control::Added(summary) => Notice::Added((**summary).clone()),
             Control::Removed(conv) => Notice::Removed(*conv),
             Control::Frame(frame) => Notice::Frame(frame.as_str().to_owned()),
@@ -446,13 +450,27 @@ async fn read(node: std::sync::Weak<NatsHub>, conv: i64, mut subscription: async
 
 /// Every [`CHECK_EVERY`], brings what lost publishes did not; every
 /// [`SESSION_CHECK_EVERY`], ends the connections of sessions that ended elsewhere.
-async fn check(node: std::sync::Weak<NatsHub>, catch_up: Arc<dyn CatchUp>) {
+async fn check(
+    node: std::sync::Weak<NatsHub>,
+    catch_up: Arc<dyn CatchUp>,
+    nats: Arc<async_nats::Statistics>,
+) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions_checked = tokio::time::Instant::now();
+    // Connections to NATS so far (the first one counts): more than the check saw is a break
+    // this node came back from, during which other nodes' notices for its users were lost
+    // (even one that began and ended before the first check).
+    let mut connects: u64 = 1;
     loop {
         tick.tick().await;
         let Some(this) = node.upgrade() else { break };
+        let now = nats.connects.load(Ordering::Relaxed);
+        if now > connects {
+            connects = now;
+            tracing::info!("NATS is back: this node's connections read their state afresh");
+            tokio::spawn(refresh_all(this.hub.clone()));
+        }
         if let Err(e) = this.catch_up_once(&*catch_up).await {
             tracing::warn!(error = %e, "checking the database for messages NATS did not bring");
         }
@@ -462,6 +480,23 @@ async fn check(node: std::sync::Weak<NatsHub>, catch_up: Arc<dyn CatchUp>) {
                 tracing::warn!(error = %e, "checking the sessions of this node's connections");
             }
         }
+    }
+}
+
+/// Users asked to read their state afresh at once, before the next batch: a node's every
+/// connection at once would ask the database for all of their states together.
+const REFRESH_BATCH: usize = 500;
+
+/// Tells every connection of this node to send its hello again, [`REFRESH_BATCH`] users
+/// every 100 ms.
+async fn refresh_all(hub: Arc<LocalHub>) {
+    let mut users: Vec<i64> = hub.sessions().into_iter().map(|(user, _)| user).collect();
+    users.dedup();
+    for batch in users.chunks(REFRESH_BATCH) {
+        for &user in batch {
+            hub.notify_user(user, Control::Refresh);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

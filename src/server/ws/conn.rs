@@ -88,6 +88,11 @@ impl Conn {
         &self.session.user
     }
 
+    /// The conversations this connection is subscribed to.
+    pub(super) fn joined_ids(&self) -> Vec<i64> {
+        self.joined.keys().copied().collect()
+    }
+
     pub(super) fn is_member(&self, conv: i64) -> bool {
         self.joined.contains_key(&conv)
     }

@@ -225,6 +225,10 @@ async fn serve(conn: &mut Conn, reader: &mut Reader) -> anyhow::Result<Option<Cl
                 }
                 Mail::Control(Control::Frame(text)) => Box::pin(conn.send(text.as_str())).await?,
                 Mail::Control(Control::Close { code, reason }) => return Ok(Some(Closing(code, reason))),
+                Mail::Control(Control::Refresh) => {
+                    let hello = Box::pin(greet_again(conn)).await?;
+                    Box::pin(conn.send(&hello)).await?;
+                }
                 // The per-delivery path is boxed: a task is as large as its largest
                 // suspended state, and this would otherwise set it for every idle
                 // connection. One allocation per batch costs little next to its write.
@@ -331,7 +335,41 @@ async fn greet(conn: &mut Conn) -> anyhow::Result<crate::server::hub::Frame> {
     // socket is registered, so any change after the list below is read reaches it.
     let profile = conn.state.profiles.profile(me).await?;
     conn.state.presence.connect(me, conn.id, profile.clone());
-    let list = conn.state.contacts.list(me).await?;
+    hello(conn, conversations, rooms, rooms_total, profile).await
+}
+
+/// The `hello` again, read afresh, for a connection whose node may have missed notices
+/// ([`Control::Refresh`]): conversations it was added to are subscribed, those it left are
+/// unsubscribed and said gone (`conv_removed`); the client takes the hello as after a
+/// reconnect (lists replaced, each conversation synced from its cursor).
+async fn greet_again(conn: &mut Conn) -> anyhow::Result<crate::server::hub::Frame> {
+    let me = conn.me().id;
+    let conversations = conn.state.chat.conversations_of(me).await?;
+    for c in &conversations {
+        conn.subscribe(c);
+    }
+    let now: std::collections::HashSet<i64> = conversations.iter().map(|c| c.id).collect();
+    for gone in conn.joined_ids() {
+        if !now.contains(&gone) {
+            conn.unsubscribe(gone);
+            let removed = encode(&ServerFrame::ConvRemoved { conv: gone });
+            Box::pin(conn.send(&removed)).await?;
+        }
+    }
+    let (rooms, rooms_total) = conn.state.chat.rooms_for(me).await?;
+    let profile = conn.state.profiles.profile(me).await?;
+    hello(conn, conversations, rooms, rooms_total, profile).await
+}
+
+/// The `hello` frame, from what [`greet`] or [`greet_again`] read.
+async fn hello(
+    conn: &Conn,
+    conversations: Vec<crate::protocol::ConversationSummary>,
+    rooms: Vec<crate::protocol::RoomSummary>,
+    rooms_total: i64,
+    profile: crate::server::store::Profile,
+) -> anyhow::Result<crate::server::hub::Frame> {
+    let list = conn.state.contacts.list(conn.me().id).await?;
     Ok(encode(&ServerFrame::Hello {
         me: conn.me().clone(),
         conversations,
