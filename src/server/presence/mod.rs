@@ -236,13 +236,13 @@ impl PresenceHub {
         }
     }
 
-    /// The user's presence over every node.
     /// How many nodes `user` has a socket on, this one counted (the others as their
     /// heartbeats last said): each node's share of the user's frame rate.
     pub fn nodes_of(&self, user: i64) -> usize {
         1 + self.remote().get(&user).map_or(0, HashMap::len)
     }
 
+    /// The user's presence over every node.
     fn merged(&self, user: i64) -> Option<NodeState> {
         let here = self.lock().get(&user).map(Online::state);
         let there: Vec<NodeState> = self
