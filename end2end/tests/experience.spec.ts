@@ -300,6 +300,25 @@ test('the personal message shows whole, and a guest sees their username whole wi
   expect(await guest.evaluate(() => navigator.clipboard.readText())).toBe(name);
 });
 
+test("the main window's title bar shows every one of its controls whole, the alerts offer included", async ({ browser }) => {
+  const alice = await (await browser.newContext()).newPage();
+  await signUpInUi(alice, server.url, 'alice', 'alice-password');
+  const bar = alice.locator('header.titlebar').first();
+  // Notifications not yet answered: the "Alerts" offer is there too.
+  await expect(bar.getByRole('button', { name: 'Alerts' })).toBeVisible();
+  const box = (await bar.boundingBox())!;
+  for (const name of ['Alerts', 'Sounds', 'Account', 'Sign out']) {
+    const control = name === 'Account' ? bar.getByRole('link', { name }) : bar.getByRole('button', { name });
+    const b = (await control.boundingBox())!;
+    expect(b.x, `${name} starts inside the title bar`).toBeGreaterThanOrEqual(box.x);
+    expect(b.x + b.width, `${name} ends inside the title bar`).toBeLessThanOrEqual(box.x + box.width + 0.5);
+    expect(b.y + b.height, `${name} is inside the title bar`).toBeLessThanOrEqual(box.y + box.height + 0.5);
+  }
+  // And nothing in it is cut off by the window's edge.
+  const clipped = await bar.evaluate((el) => el.scrollWidth > el.clientWidth + 1);
+  expect(clipped).toBe(false);
+});
+
 test('names and personal messages draw emoticons, a renamed contact renames their windows, and the status menu works from the keyboard', async ({ browser }) => {
   const alice = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();
