@@ -10,6 +10,7 @@ mod bots;
 mod contacts;
 mod conversations;
 mod files;
+mod gather;
 pub mod guard;
 mod limits;
 mod messages;
@@ -268,8 +269,14 @@ impl SqliteStore {
     /// on a thread of its own (`writer.rs`); opened with the same settings as the pool's.
     pub fn writer_connection(&self) -> anyhow::Result<rusqlite::Connection> {
         let path = self.options.get_filename();
-        let conn = rusqlite::Connection::open(path)
-            .with_context(|| format!("opening the writer connection to {}", path.display()))?;
+        // Through the VFS that writes each commit's WAL frames in one system call.
+        gather::register().map_err(anyhow::Error::msg)?;
+        let conn = rusqlite::Connection::open_with_flags_and_vfs(
+            path,
+            rusqlite::OpenFlags::default(),
+            gather::NAME,
+        )
+        .with_context(|| format!("opening the writer connection to {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let cache_size = format!("-{WRITER_CACHE_KIB}");
         for (name, value) in PRAGMAS.iter().chain([&("cache_size", cache_size.as_str())]) {
@@ -404,5 +411,6 @@ mod tests {
         assert_eq!(int("wal_autocheckpoint"), 4096);
         assert_eq!(int("journal_size_limit"), 16 * 1024 * 1024);
         assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
+        assert_eq!(gather::vfs_of(&writer).as_deref(), Some(gather::NAME));
     }
 }
