@@ -477,10 +477,10 @@ mod tests {
         std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len())
     }
 
-    /// A commit that writes many pages reaches the WAL in one write (SQLite alone makes two
-    /// per page), and its frames are in the file: a fresh connection reads them.
-    #[test]
-    fn a_commits_frames_reach_the_wal_in_one_write() {
+    /// Commits `rows` rows of 3,000 bytes (each most of a page of its own) in one
+    /// transaction through the VFS; returns the bytes the commit added to the WAL, the
+    /// writes it made beneath, and a fresh connection's count of whole rows.
+    fn commit_rows(rows: i64) -> (u64, u64, i64) {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("t.db");
         let mut conn = gathering(&path);
@@ -489,63 +489,49 @@ mod tests {
         let before_len = wal_len(&path);
         let before = writes_beneath();
         let tx = conn.transaction().expect("begin");
-        for k in 0..20 {
-            // Each row fills most of a page of its own.
-            tx.execute("INSERT INTO t VALUES (?, zeroblob(3000))", [k * 1000])
+        for k in 0..rows {
+            tx.execute("INSERT INTO t VALUES (?, randomblob(3000))", [k * 1000])
                 .expect("insert");
         }
+        // With the first build's limit (1 MiB), a large commit failed here as a full disk.
         tx.commit().expect("commit");
-        let frames = (wal_len(&path) - before_len) / FRAME;
-        assert!(frames >= 20, "the commit wrote {frames} frames");
-        assert_eq!(
-            writes_beneath() - before,
-            1,
-            "one write for {frames} frames"
-        );
-        let n: i64 = plain(&path)
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+        let written = (wal_len(&path) - before_len, writes_beneath() - before);
+        let reader = plain(&path);
+        let check: String = reader
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("check");
+        assert_eq!(check, "ok");
+        let whole: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t WHERE length(v) = 3000", [], |r| {
+                r.get(0)
+            })
             .expect("count");
-        assert_eq!(n, 20);
+        (written.0, written.1, whole)
+    }
+
+    /// A commit that writes many pages reaches the WAL in one write (SQLite alone makes two
+    /// per page), and its frames are in the file: a fresh connection reads them.
+    #[test]
+    fn a_commits_frames_reach_the_wal_in_one_write() {
+        let (bytes, writes, whole) = commit_rows(20);
+        let frames = bytes / FRAME;
+        assert!(frames >= 20, "the commit wrote {frames} frames");
+        assert_eq!(writes, 1, "one write for {frames} frames");
+        assert_eq!(whole, 20);
     }
 
     /// A commit larger than one write beneath may be (SQLite's unix VFS writes under
     /// 128 KiB per call) goes out in as few writes as fit, and every frame arrives whole.
     #[test]
     fn a_large_commit_goes_out_in_writes_under_the_limit_beneath() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("t.db");
-        let mut conn = gathering(&path);
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
-            .expect("table");
-        let before_len = wal_len(&path);
-        let before = writes_beneath();
-        let tx = conn.transaction().expect("begin");
-        for k in 0..200i64 {
-            tx.execute("INSERT INTO t VALUES (?, randomblob(3000))", [k * 1000])
-                .expect("insert");
-        }
-        tx.commit()
-            .expect("commit (a write of 128 KiB beneath would fail as a full disk)");
-        let bytes = wal_len(&path) - before_len;
+        let (bytes, writes, whole) = commit_rows(200);
         assert!(bytes / FRAME >= 200, "{} frames", bytes / FRAME);
-        let writes = writes_beneath() - before;
         let fewest = bytes.div_ceil(MOST as u64);
         assert!(
             (fewest..=fewest + 1).contains(&writes),
             "{writes} writes for {bytes} bytes"
         );
-        let reader = plain(&path);
-        let (n, check): (i64, String) = (
-            reader
-                .query_row("SELECT COUNT(*) FROM t WHERE length(v) = 3000", [], |r| {
-                    r.get(0)
-                })
-                .expect("count"),
-            reader
-                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-                .expect("check"),
-        );
-        assert_eq!((n, check.as_str()), (200, "ok"));
+        assert_eq!(whole, 200);
     }
 
     /// Another connection (as sqlx's are) sees every commit at once, writes the same WAL in
