@@ -523,14 +523,33 @@ async fn sync(ws: &mut Ws, conv: i64) -> Result<()> {
     bail!("closed before synced")
 }
 
-/// The integer after `"key":` in a frame, without a JSON parse (the tool must be cheap).
-fn field_i64(text: &str, key: &str) -> Option<i64> {
-    let at = text.find(key)? + key.len();
-    let digits: &str = &text[at..];
+/// A field of a server frame the tool reads, found by a searcher built once: at a million
+/// frames a second, `str::find` building its searcher for every frame cost the tool about
+/// a tenth of its time, which the server then saw as latency (docs/BENCHMARKS.md).
+pub(crate) struct Field(std::sync::LazyLock<memchr::memmem::Finder<'static>>);
+
+macro_rules! field {
+    ($name:ident, $key:literal) => {
+        pub(crate) static $name: Field = Field(std::sync::LazyLock::new(|| {
+            memchr::memmem::Finder::new($key)
+        }));
+    };
+}
+field!(CONV, r#""conv":"#);
+field!(SEQ, r#""seq":"#);
+field!(BODY, r#""body":""#);
+field!(USER, r#""user":"#);
+field!(DAY_NOTE, r#""personal_message":"day "#);
+
+/// The integer right after `key` in a frame, without a JSON parse (the tool must be cheap).
+fn field_i64(text: &str, key: &Field) -> Option<i64> {
+    let at = key.0.find(text.as_bytes())? + key.0.needle().len();
+    let digits = &text.as_bytes()[at..];
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|c| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 /// What one member socket saw in one step.
@@ -796,7 +815,9 @@ async fn member_step(
                 m.ws.flush().await?;
             }
             _ = phase_rx.changed(), if !all_settled => {}
-            _ = tokio::time::sleep(Duration::from_secs(5)), if all_settled => break,
+            // An async block: `select!` builds every branch's future, enabled or not, and a
+            // timer per received frame cost the tool a few percent.
+            _ = async { tokio::time::sleep(Duration::from_secs(5)).await }, if all_settled => break,
             msg = m.ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let text = t.as_str();
@@ -804,7 +825,7 @@ async fn member_step(
                         record(&mut seen, text);
                     } else if text.starts_with(r#"{"t":"ack""#) {
                         acked += 1;
-                        if let Some(seq) = field_i64(text, r#""seq":"#) {
+                        if let Some(seq) = field_i64(text, &SEQ) {
                             shared.acked[room].fetch_max(seq, Ordering::Relaxed);
                         }
                     } else if text.starts_with(r#"{"t":"error""#) || text.starts_with(r#"{"t":"resync""#) {
@@ -823,8 +844,7 @@ async fn member_step(
 /// Counts one `msg` frame: its sequence number against the highest seen, and its latency
 /// from the send time the sender put in the body.
 fn record(seen: &mut Seen, text: &str) {
-    let (Some(seq), Some(sent)) = (field_i64(text, r#""seq":"#), field_i64(text, r#""body":""#))
-    else {
+    let (Some(seq), Some(sent)) = (field_i64(text, &SEQ), field_i64(text, &BODY)) else {
         return;
     };
     if seq <= seen.highest {
@@ -1744,7 +1764,8 @@ mod peer {
                     ws.flush().await?;
                 }
                 _ = phase_rx.changed(), if !all_stopped => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)), if all_stopped => break,
+                // Built only when enabled (see member_step).
+                _ = async { tokio::time::sleep(Duration::from_secs(5)).await }, if all_stopped => break,
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
                         if let Some(reply) = tracker.on_text(kind, t.as_str()) {

@@ -646,8 +646,8 @@ async fn sync_from(ws: &mut Ws, convs: &[ConvRef], highest: &[i64]) -> Result<Ve
                 } else if text.starts_with(r#"{"t":"presence""#) {
                     STORM_PRESENCE_US.fetch_max(micros_now(), Ordering::Relaxed);
                 } else if text.starts_with(r#"{"t":"msg""#) {
-                    let conv = field_i64(text, r#""conv":"#);
-                    let seq = field_i64(text, r#""seq":"#).unwrap_or(0);
+                    let conv = field_i64(text, &CONV);
+                    let seq = field_i64(text, &SEQ).unwrap_or(0);
                     if let Some(c) = convs.iter().position(|c| Some(c.id) == conv) {
                         last[c] = last[c].max(seq);
                     }
@@ -844,7 +844,7 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                     let text = t.as_str();
                     if text.starts_with(r#"{"t":"msg""#) {
                         let (Some(conv), Some(seq)) =
-                            (field_i64(text, r#""conv":"#), field_i64(text, r#""seq":"#))
+                            (field_i64(text, &CONV), field_i64(text, &SEQ))
                         else {
                             bail!("a message without conv or seq: {text}");
                         };
@@ -863,7 +863,7 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                             out.replayed += 1;
                         } else {
                             out.received += 1;
-                            if let Some(sent) = field_i64(text, r#""body":""#) {
+                            if let Some(sent) = field_i64(text, &BODY) {
                                 out.delivery.push(sample(&shared, sent as u64));
                             }
                         }
@@ -871,15 +871,15 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                         let Some((slot, at)) = unacked.pop_front() else {
                             bail!("an acknowledgement of nothing: {text}");
                         };
-                        if let Some(seq) = field_i64(text, r#""seq":"#) {
+                        if let Some(seq) = field_i64(text, &SEQ) {
                             shared.acked[slot].fetch_max(seq, Ordering::Relaxed);
                         }
                         out.ack.push(sample(&shared, at));
                     } else if text.starts_with(r#"{"t":"presence""#) {
                         shared.last_presence_us.fetch_max(micros_now(), Ordering::Relaxed);
                         let (Some(who), Some(stamp)) = (
-                            field_i64(text, r#""user":"#),
-                            field_i64(text, r#""personal_message":"day "#),
+                            field_i64(text, &USER),
+                            field_i64(text, &DAY_NOTE),
                         ) else {
                             continue;
                         };
@@ -895,7 +895,7 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                             out.presence.push(sample(&shared, stamp));
                         }
                     } else if text.starts_with(r#"{"t":"synced""#) {
-                        if let Some(conv) = field_i64(text, r#""conv":"#) {
+                        if let Some(conv) = field_i64(text, &CONV) {
                             if let Some(c) = plan.convs.iter().position(|c| c.id == conv) {
                                 syncing[c] = false;
                             }
@@ -903,7 +903,7 @@ async fn user(plan: Plan, ws: Ws, mut highest: Vec<i64>, shared: Arc<Shared>) ->
                     } else if text.starts_with(r#"{"t":"resync""#) {
                         // The server let this socket fall behind: sync from the last seen.
                         out.resyncs += 1;
-                        let conv = field_i64(text, r#""conv":"#);
+                        let conv = field_i64(text, &CONV);
                         if let (Some(c), Some(s)) =
                             (plan.convs.iter().position(|c| Some(c.id) == conv), ws.as_mut())
                         {
