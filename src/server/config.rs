@@ -109,9 +109,11 @@ pub struct ServerConfig {
     pub site_root: PathBuf,
 
     /// Set TCP_NODELAY on accepted sockets: each write leaves at once instead of waiting
-    /// (Nagle) for the previous one's acknowledgement. See docs/BENCHMARKS.md for the
-    /// measured trade-off; off by default.
-    #[arg(long, env = "MESSENGER_TCP_NODELAY", default_value_t = false, action = clap::ArgAction::Set)]
+    /// (Nagle) for the previous one's acknowledgement. On by default: without it a message
+    /// could wait for a delayed acknowledgement (up to 40 ms on Linux), and a busy fan-out's
+    /// p99 doubled; it costs some CPU per delivery under heavy fan-out (docs/BENCHMARKS.md,
+    /// "TCP_NODELAY on by default"). `--tcp-nodelay false` turns it off.
+    #[arg(long, env = "MESSENGER_TCP_NODELAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub tcp_nodelay: bool,
 
     /// Seconds the server waits for connections to close on shutdown.
@@ -832,6 +834,16 @@ mod tests {
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("sk-very-secret"), "{printed}");
         assert!(printed.contains("Secret(..)"));
+    }
+
+    /// Nagle's algorithm held a message behind the previous one's delayed acknowledgement
+    /// (up to 40 ms; measured in docs/BENCHMARKS.md): accepted sockets send at once unless
+    /// the operator turns it off.
+    #[test]
+    fn accepted_sockets_send_without_delay_unless_turned_off() {
+        assert!(Config::parse_from(["messenger"]).server.tcp_nodelay);
+        let off = Config::parse_from(["messenger", "--tcp-nodelay", "false"]);
+        assert!(!off.server.tcp_nodelay);
     }
 
     #[test]
