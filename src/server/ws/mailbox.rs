@@ -12,7 +12,7 @@ use crate::protocol::MAX_IN_FLIGHT;
 use crate::server::hub::{Control, Delivery, Frame, Inbox, ACK, EPHEMERAL};
 use futures::task::AtomicWaker;
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     io,
     sync::{Mutex, MutexGuard},
     task::{Context, Poll},
@@ -39,6 +39,42 @@ pub enum Cursor {
     Live { last_sent: i64 },
     /// The connection fell behind after `last_sent`; waiting for the client's `sync`.
     Paused { last_sent: i64 },
+}
+
+/// A connection's cursors, sorted by conversation: one allocation whose entries hold key and
+/// cursor together. The publisher looks one up for every delivery, in a thousand mailboxes
+/// in turn, none of them in the cache: a hash map cost two cache misses there (its control
+/// bytes, then its bucket), about a third of the publisher's own time in a fan-out
+/// (docs/BENCHMARKS.md); a connection follows few conversations, and inserts are rare.
+#[derive(Debug, Default)]
+struct Cursors(Vec<(i64, Cursor)>);
+
+impl Cursors {
+    fn find(&self, conv: i64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&conv, |(c, _)| *c)
+    }
+
+    fn get(&self, conv: i64) -> Option<Cursor> {
+        self.find(conv).ok().map(|i| self.0[i].1)
+    }
+
+    fn get_mut(&mut self, conv: i64) -> Option<&mut Cursor> {
+        let i = self.find(conv).ok()?;
+        Some(&mut self.0[i].1)
+    }
+
+    fn insert(&mut self, conv: i64, cursor: Cursor) {
+        match self.find(conv) {
+            Ok(i) => self.0[i].1 = cursor,
+            Err(i) => self.0.insert(i, (conv, cursor)),
+        }
+    }
+
+    fn remove(&mut self, conv: i64) {
+        if let Ok(i) = self.find(conv) {
+            self.0.remove(i);
+        }
+    }
 }
 
 /// What a connection takes out of its mailbox.
@@ -78,7 +114,7 @@ struct Slots {
     closed: bool,
     /// Per conversation, where the connection stands; absent means [`Cursor::Unsynced`]
     /// (so a connection that never syncs allocates nothing here).
-    cursors: HashMap<i64, Cursor>,
+    cursors: Cursors,
     /// Encoded frames the socket has not taken yet, in order. Everything written to the
     /// socket goes through here or, when this is empty, straight to the socket.
     out: Vec<u8>,
@@ -264,7 +300,7 @@ impl Mailbox {
         slots.items = VecDeque::new();
         slots.controls = VecDeque::new();
         slots.lagged = Vec::new();
-        slots.cursors = HashMap::new();
+        slots.cursors = Cursors::default();
     }
 
     /// Counts a send of this connection as waiting for its acknowledgement.
@@ -299,7 +335,7 @@ impl Mailbox {
         let Some((conv, _)) = deliveries.first() else {
             return deliveries;
         };
-        let cursor = match slots.cursors.get_mut(conv) {
+        let cursor = match slots.cursors.get_mut(*conv) {
             Some(Cursor::Live { last_sent }) => last_sent,
             Some(Cursor::Syncing) => return deliveries,
             None | Some(Cursor::Unsynced | Cursor::Paused { .. }) => return &[],
@@ -331,11 +367,7 @@ impl Mailbox {
 
     /// Where the connection stands in `conv`.
     pub fn cursor(&self, conv: i64) -> Cursor {
-        self.lock()
-            .cursors
-            .get(&conv)
-            .copied()
-            .unwrap_or(Cursor::Unsynced)
+        self.lock().cursors.get(conv).unwrap_or(Cursor::Unsynced)
     }
 
     /// Sets where the connection stands in `conv`, and queues `frame` (a text frame's
@@ -344,7 +376,7 @@ impl Mailbox {
     pub fn set_cursor(&self, conv: i64, cursor: Cursor, frame: Option<&[u8]>) {
         let mut slots = self.lock();
         if cursor == Cursor::Unsynced {
-            slots.cursors.remove(&conv);
+            slots.cursors.remove(conv);
         } else {
             slots.cursors.insert(conv, cursor);
         }
@@ -361,7 +393,7 @@ impl Mailbox {
     /// conversation is not live (or a gap opened): the caller decides.
     pub fn send_next(&self, conv: i64, seq: i64, frame: &[u8]) -> bool {
         let mut slots = self.lock();
-        match slots.cursors.get_mut(&conv) {
+        match slots.cursors.get_mut(conv) {
             Some(Cursor::Live { last_sent }) if seq <= *last_sent => true,
             Some(Cursor::Live { last_sent }) if seq == *last_sent + 1 => {
                 *last_sent = seq;
@@ -554,6 +586,43 @@ mod tests {
     use super::*;
     use crate::server::hub::{local::LocalHub, AckOut, Fanout};
     use std::sync::Arc;
+
+    /// The cursors stay sorted whatever the order they are set in: each is found, changed
+    /// and removed by its own conversation, and the others are left as they were.
+    #[test]
+    fn cursors_are_found_by_conversation_in_any_order_of_setting() {
+        let mut c = Cursors::default();
+        let order = [40_i64, 7, 1_000_000, -3, 12, 8, 39];
+        for (n, conv) in order.iter().enumerate() {
+            c.insert(
+                *conv,
+                Cursor::Live {
+                    last_sent: n as i64,
+                },
+            );
+        }
+        assert!(c.0.windows(2).all(|w| w[0].0 < w[1].0), "{c:?}");
+        for (n, conv) in order.iter().enumerate() {
+            assert_eq!(
+                c.get(*conv),
+                Some(Cursor::Live {
+                    last_sent: n as i64
+                })
+            );
+        }
+        assert_eq!(c.get(9), None);
+        c.insert(12, Cursor::Paused { last_sent: 4 });
+        if let Some(Cursor::Live { last_sent }) = c.get_mut(8) {
+            *last_sent = 99;
+        }
+        c.remove(40);
+        c.remove(41); // absent: nothing happens
+        assert_eq!(c.get(40), None);
+        assert_eq!(c.get(12), Some(Cursor::Paused { last_sent: 4 }));
+        assert_eq!(c.get(8), Some(Cursor::Live { last_sent: 99 }));
+        assert_eq!(c.get(39), Some(Cursor::Live { last_sent: 6 }));
+        assert_eq!(c.0.len(), order.len() - 1);
+    }
 
     /// A connection of `user` without a socket (everything waits in its mailbox).
     fn register(hub: &LocalHub, capacity: usize, user: i64, session: i64) -> (u64, Arc<Mailbox>) {
