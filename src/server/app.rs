@@ -182,6 +182,7 @@ impl Application {
                         space: space.clone(),
                         vault: vault.clone(),
                         metrics: metrics.clone(),
+                        checkpoints: store.checkpointer_connection()?,
                     },
                     fanout.clone(),
                     cfg.store.max_batch,

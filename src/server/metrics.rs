@@ -39,6 +39,8 @@ pub struct Metrics {
     pub messages_committed: Counter,
     pub commit_batch_size: Histogram,
     pub commit_seconds: Histogram,
+    /// Checkpoints of SQLite's WAL into the database file, run beside the message writer.
+    pub wal_checkpoint_seconds: Histogram,
     /// From the commit to the batch handed to every member's connection.
     pub fanout_seconds: Histogram,
     /// Connections that fell behind and were told to resync.
@@ -91,6 +93,12 @@ impl Metrics {
             "commit_seconds",
             "Time of one group commit, fsync included",
             commit_seconds.clone(),
+        );
+        let wal_checkpoint_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
+        registry.register(
+            "wal_checkpoint_seconds",
+            "Time of one checkpoint of the SQLite WAL into the database file, beside the message writer",
+            wal_checkpoint_seconds.clone(),
         );
         let fanout_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         registry.register(
@@ -153,6 +161,7 @@ impl Metrics {
             messages_committed,
             commit_batch_size,
             commit_seconds,
+            wal_checkpoint_seconds,
             fanout_seconds,
             resyncs,
             http_requests,

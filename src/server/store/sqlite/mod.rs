@@ -32,20 +32,26 @@ use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 /// and says the check was cut short (a large database takes about a second per GB here).
 const INTEGRITY_BUDGET: Duration = Duration::from_secs(10);
 
-/// WAL size, in pages, at which the writer's commit checkpoints it into the database file
-/// (SQLite's default is 1000 pages, 4 MB). Messages spread over many conversations touch a
-/// different B-tree leaf each, and every commit appends each touched page whole to the WAL;
-/// a page written many times to the WAL is copied to the file once per checkpoint, so rarer
-/// checkpoints copy far fewer pages. (Checkpointing beside the writer, on a connection of
-/// its own every 250 ms, was tried: the rooms benchmark's p99 got worse, 100-308 ms against
-/// 49-51 ms, as the two fsyncs contended.) 4096 pages (16 MiB) is the byte budget: the WAL
-/// and what the database file grows by at a checkpoint are the disk headroom a server needs
-/// beyond its database (docs/OPERATIONS.md); it was 10,000 pages (~40 MB) before. The
-/// writer also checkpoints on a time budget (`writer::CHECKPOINT_EVERY`).
-const WAL_AUTOCHECKPOINT_PAGES: &str = "4096";
-/// After a checkpoint, the WAL file is cut back to this many bytes (it would otherwise keep
-/// its largest size on disk).
-const WAL_SIZE_LIMIT: &str = "16777216";
+/// WAL size, in pages, at which a commit checkpoints the WAL into the database file itself
+/// (SQLite's default is 1000 pages, 4 MB). The checkpoints that copy pages run beside the
+/// message writer, on a connection of their own (`writer::Checkpointer`, 50 ms after
+/// commits); this size is the backstop that also makes the WAL start over. A WAL only starts
+/// over at a write when every frame in it is in the file, and under steady load the writer
+/// commits again before a checkpoint beside it can finish, so without this the WAL would
+/// grow without end (it did: to 700 MB in 10 s of the rooms benchmark, and then cutting it
+/// back took a commit 200 ms). The writer's own checkpoint copies only what was committed
+/// since the last one beside it. Rooms 1000 x 5 at 10,000 msgs/s: the writer's checkpoints
+/// held a commit 5-25 ms each, every 4,096 pages, and set the p99 at 12-15 ms; with the
+/// copying beside it and this at 16,384 pages, 6.9-8.5 ms (docs/BENCHMARKS.md, fourth
+/// sitting). 16,384 pages (64 MiB) is the disk headroom the WAL needs under sustained load
+/// (docs/OPERATIONS.md); a quiet server's WAL is checkpointed whole and starts over small.
+const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+/// After the WAL starts over, its file is cut back to this many bytes if it grew past them
+/// (it would otherwise keep its largest size on disk). Twice what the WAL reaches at the
+/// autocheckpoint, so a steady load never cuts it (freeing a file's blocks holds the fsync
+/// that follows; the file system here discards what is freed) and a burst's growth is
+/// given back.
+const WAL_SIZE_LIMIT: &str = "134217728";
 /// How every transaction that writes begins: with SQLite's write lock taken at once. A
 /// deferred `BEGIN` that reads first and writes later fails at the write with `SQLITE_BUSY`,
 /// not retried by the busy timeout, whenever another connection committed in between (the
@@ -290,6 +296,19 @@ impl SqliteStore {
         Ok(conn)
     }
 
+    /// A connection for the thread that checkpoints the WAL beside the message writer
+    /// (`writer::Checkpointer`): the platform's own VFS, and FULL synchronous, with which a
+    /// checkpoint syncs the WAL before copying from it and the database file after.
+    pub fn checkpointer_connection(&self) -> anyhow::Result<rusqlite::Connection> {
+        let path = self.options.get_filename();
+        let conn = rusqlite::Connection::open(path)
+            .with_context(|| format!("opening the checkpoint connection to {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA synchronous = FULL")
+            .context("setting synchronous on the checkpoint connection")?;
+        Ok(conn)
+    }
+
     /// Writes a consistent copy of the database to `file` (SQLite's `VACUUM INTO`: one read
     /// transaction, so the copy is the database as of one instant; the writer goes on
     /// meanwhile, as WAL lets it). Everything committed before the copy began is in it.
@@ -384,7 +403,7 @@ mod tests {
             .fetch_one(&mut *pooled)
             .await
             .unwrap();
-        assert_eq!(checkpoint, 4096, "pool");
+        assert_eq!(checkpoint.to_string(), WAL_AUTOCHECKPOINT_PAGES, "pool");
 
         // The message writer's own connection, opened apart from the pool.
         let writer = store.writer_connection().expect("writer");
@@ -408,8 +427,11 @@ mod tests {
         );
         assert_eq!(int("busy_timeout"), 10_000);
         assert_eq!(int("secure_delete"), 1);
-        assert_eq!(int("wal_autocheckpoint"), 4096);
-        assert_eq!(int("journal_size_limit"), 16 * 1024 * 1024);
+        assert_eq!(
+            int("wal_autocheckpoint").to_string(),
+            WAL_AUTOCHECKPOINT_PAGES
+        );
+        assert_eq!(int("journal_size_limit").to_string(), WAL_SIZE_LIMIT);
         assert_eq!(int("cache_size"), -i64::from(WRITER_CACHE_KIB));
         assert_eq!(gather::vfs_of(&writer).as_deref(), Some(gather::NAME));
     }
