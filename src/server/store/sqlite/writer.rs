@@ -139,7 +139,7 @@ impl Checkpointer {
                         // The writer's own checkpoints (WAL_AUTOCHECKPOINT_PAGES) still keep
                         // the WAL bounded; say so once per hundred failures, not each time.
                         Err(e) => {
-                            if failures % 100 == 0 {
+                            if failures.is_multiple_of(100) {
                                 tracing::warn!(error = %e, failures, "checkpointing the WAL beside the writer");
                             }
                             failures += 1;
