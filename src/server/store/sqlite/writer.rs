@@ -679,6 +679,30 @@ mod tests {
             .expect("rows")
     }
 
+    /// A new store in a temporary folder (`m.db`), the writer's connection to it, a user
+    /// (id 1) added through that connection, and a seeded room's id.
+    async fn a_store_with_a_user() -> (
+        tempfile::TempDir,
+        crate::server::store::sqlite::SqliteStore,
+        Connection,
+        i64,
+    ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::server::store::sqlite::SqliteStore::open(&dir.path().join("m.db"))
+            .await
+            .expect("open");
+        let conn = store.writer_connection().expect("writer connection");
+        conn.execute(
+            "INSERT INTO users (id, username, display_name, created_at) VALUES (1, 'ann', 'Ann', 0)",
+            [],
+        )
+        .expect("a user");
+        let room: i64 = conn
+            .query_row("SELECT MIN(id) FROM conversations", [], |r| r.get(0))
+            .expect("a seeded room");
+        (dir, store, conn, room)
+    }
+
     /// Messages in the database file itself, read from a copy of that file alone (without
     /// its WAL): what a checkpoint has copied there.
     fn in_the_file(dir: &std::path::Path) -> i64 {
@@ -694,19 +718,7 @@ mod tests {
     /// off), and one nudge copies it into the file.
     #[tokio::test]
     async fn the_checkpointer_copies_commits_into_the_database_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::server::store::sqlite::SqliteStore::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        let mut conn = store.writer_connection().expect("writer connection");
-        conn.execute(
-            "INSERT INTO users (id, username, display_name, created_at) VALUES (1, 'ann', 'Ann', 0)",
-            [],
-        )
-        .expect("a user");
-        let room: i64 = conn
-            .query_row("SELECT MIN(id) FROM conversations", [], |r| r.get(0))
-            .expect("a seeded room");
+        let (dir, store, mut conn, room) = a_store_with_a_user().await;
         // The schema and the rows so far in the file, so only the commit below is not.
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .expect("checkpoint");
@@ -739,19 +751,8 @@ mod tests {
     /// were, and each message alone then fails or commits on its own.
     #[tokio::test]
     async fn a_batch_with_a_broken_reference_fails_whole_and_its_messages_then_alone() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = crate::server::store::sqlite::SqliteStore::open(&dir.path().join("m.db"))
-            .await
-            .expect("open");
-        let mut conn = store.writer_connection().expect("writer connection");
-        conn.execute(
-            "INSERT INTO users (id, username, display_name, created_at) VALUES (1, 'ann', 'Ann', 0)",
-            [],
-        )
-        .expect("a user");
-        let room: i64 = conn
-            .query_row("SELECT MIN(id) FROM conversations", [], |r| r.get(0))
-            .expect("a seeded room");
+        // The folder and the store live to the end of the test.
+        let (_dir, _store, mut conn, room) = a_store_with_a_user().await;
         let missing = room + 1_000_000;
         let mut seqs = Seqs::new();
         let mut committing = Duration::ZERO;
