@@ -110,6 +110,13 @@ pub struct Writer {
 /// written several times in a second are copied each time).
 const CHECKPOINT_AFTER: Duration = Duration::from_millis(50);
 
+/// Longest the WAL goes without a checkpoint beside the writer while anything may be in
+/// it. Only message commits ask for one; what is written through the pool (sign-ins,
+/// contacts, profiles, settings) on a server where nobody chats would otherwise stay in the
+/// WAL until the 16,384-page backstop (`WAL_AUTOCHECKPOINT_PAGES`). A checkpoint that finds
+/// nothing to copy only reads the WAL's index.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(30);
+
 /// The thread that checkpoints the WAL into the database file beside the writer, on a
 /// connection of its own, so that copying pages and syncing the file stay off the commit
 /// path. Its checkpoints are PASSIVE: they copy what no reader still needs and never wait
@@ -121,7 +128,10 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(conn: Connection, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts the thread: a checkpoint `CHECKPOINT_AFTER` a nudge, and one after `idle`
+    /// without any.
+    fn start(conn: Connection, metrics: Arc<Metrics>, idle: Duration) -> std::io::Result<Self> {
+        use std::sync::mpsc::RecvTimeoutError;
         // One pending request is enough: however many commits ask meanwhile, the next
         // checkpoint takes all they wrote.
         let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
@@ -129,8 +139,13 @@ impl Checkpointer {
             .name("wal-checkpoint".to_owned())
             .spawn(move || {
                 let mut failures = 0u64;
-                while nudged.recv().is_ok() {
-                    std::thread::sleep(CHECKPOINT_AFTER);
+                loop {
+                    match nudged.recv_timeout(idle) {
+                        // A nudge still pending when the writer lets go is served first.
+                        Ok(()) => std::thread::sleep(CHECKPOINT_AFTER),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                     let started = Instant::now();
                     match conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
                         Ok(()) => metrics
@@ -192,8 +207,11 @@ impl Writer {
             }
         });
         let handle = tokio::task::spawn_blocking(move || {
-            let checkpointer = match Checkpointer::start(around.checkpoints, around.metrics.clone())
-            {
+            let checkpointer = match Checkpointer::start(
+                around.checkpoints,
+                around.metrics.clone(),
+                CHECKPOINT_IDLE,
+            ) {
                 Ok(checkpointer) => Some(checkpointer),
                 Err(e) => {
                     tracing::error!(error = %e, "starting the WAL checkpoint thread; the writer checkpoints alone");
@@ -703,15 +721,18 @@ mod tests {
         (dir, store, conn, room)
     }
 
-    /// Messages in the database file itself, read from a copy of that file alone (without
-    /// its WAL): what a checkpoint has copied there.
-    fn in_the_file(dir: &std::path::Path) -> i64 {
+    /// Rows of `table` in the database file itself, read from a copy of that file alone
+    /// (without its WAL): what a checkpoint has copied there.
+    fn in_the_file(dir: &std::path::Path, table: &str) -> i64 {
         let copy = dir.join("file-only.db");
         std::fs::copy(dir.join("m.db"), &copy).expect("copy the database file");
         let conn = Connection::open(&copy).expect("open the copy");
-        conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")
     }
+
+    /// A checkpoint far off: in a test, only nudges make one.
+    const NEVER_IDLE: Duration = Duration::from_secs(3600);
 
     /// Commits reach the database file through the checkpoints beside the writer: the
     /// writer's own commit leaves its message in the WAL only (its own checkpoint is far
@@ -731,18 +752,74 @@ mod tests {
             None,
         )
         .expect("commit");
-        assert_eq!(in_the_file(dir.path()), 0, "the commit is in the WAL only");
+        assert_eq!(
+            in_the_file(dir.path(), "messages"),
+            0,
+            "the commit is in the WAL only"
+        );
 
         let metrics = Arc::new(Metrics::new());
         let checkpointer = Checkpointer::start(
             store.checkpointer_connection().expect("connection"),
             metrics,
+            NEVER_IDLE,
         )
         .expect("thread");
         checkpointer.nudge();
         // The pending nudge is served before the thread ends.
         checkpointer.stop();
-        assert_eq!(in_the_file(dir.path()), 2, "both messages are in the file");
+        assert_eq!(
+            in_the_file(dir.path(), "messages"),
+            2,
+            "both messages are in the file"
+        );
+    }
+
+    /// Writes that are not messages (made through the pool: sign-ins, contacts, profiles)
+    /// never nudge the checkpointer; they reach the database file all the same, by the
+    /// checkpoint it makes after a while without nudges.
+    #[tokio::test]
+    async fn other_writes_reach_the_database_file_without_a_nudge() {
+        let (dir, store, conn, _room) = a_store_with_a_user().await;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+        conn.execute(
+            "INSERT INTO users (id, username, display_name, created_at) VALUES (2, 'bob', 'Bob', 0)",
+            [],
+        )
+        .expect("a second user");
+        assert_eq!(in_the_file(dir.path(), "users"), 1, "in the WAL only");
+
+        let metrics = Arc::new(Metrics::new());
+        let checkpointer = Checkpointer::start(
+            store.checkpointer_connection().expect("connection"),
+            metrics.clone(),
+            Duration::from_millis(20),
+        )
+        .expect("thread");
+        // Waits for the thread's first checkpoint to be done (the file is read only after
+        // the thread ends, never while a checkpoint writes it), up to a deadline far past
+        // the 20 ms: a deadline, not a measurement.
+        let checkpointed = || {
+            let page = metrics.render(crate::server::metrics::Now {
+                sockets: 0,
+                users_online: 0,
+                writer_queue: 0,
+            });
+            !page
+                .lines()
+                .any(|l| l == "messenger_wal_checkpoint_seconds_count 0")
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !checkpointed() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        checkpointer.stop();
+        assert_eq!(
+            in_the_file(dir.path(), "users"),
+            2,
+            "the checkpoint without a nudge copied the second user"
+        );
     }
 
     /// The INSERT runs without a statement journal (OR FAIL, foreign keys checked at
