@@ -128,10 +128,9 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread: a checkpoint `CHECKPOINT_AFTER` a nudge, and one after `idle`
-    /// without any.
-    fn start(conn: Connection, metrics: Arc<Metrics>, idle: Duration) -> std::io::Result<Self> {
-        use std::sync::mpsc::RecvTimeoutError;
+    /// Starts the thread: a checkpoint `CHECKPOINT_AFTER` a nudge, and one after
+    /// `CHECKPOINT_IDLE` without any.
+    fn start(conn: Connection, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         // One pending request is enough: however many commits ask meanwhile, the next
         // checkpoint takes all they wrote.
         let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
@@ -139,27 +138,10 @@ impl Checkpointer {
             .name("wal-checkpoint".to_owned())
             .spawn(move || {
                 let mut failures = 0u64;
-                loop {
-                    match nudged.recv_timeout(idle) {
-                        // A nudge still pending when the writer lets go is served first.
-                        Ok(()) => std::thread::sleep(CHECKPOINT_AFTER),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                    let started = Instant::now();
-                    match conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                        Ok(()) => metrics
-                            .wal_checkpoint_seconds
-                            .observe(started.elapsed().as_secs_f64()),
-                        // The writer's own checkpoints (WAL_AUTOCHECKPOINT_PAGES) still keep
-                        // the WAL bounded; say so once per hundred failures, not each time.
-                        Err(e) => {
-                            if failures.is_multiple_of(100) {
-                                tracing::warn!(error = %e, failures, "checkpointing the WAL beside the writer");
-                            }
-                            failures += 1;
-                        }
-                    }
+                while let Some(pause) = pause_before_checkpoint(&nudged, CHECKPOINT_IDLE) {
+                    // Production pacing, not a wait in a test: one checkpoint per burst.
+                    std::thread::sleep(pause);
+                    checkpoint_beside(&conn, &metrics, &mut failures);
                 }
             })?;
         Ok(Self { nudge, thread })
@@ -175,6 +157,39 @@ impl Checkpointer {
         drop(self.nudge);
         if self.thread.join().is_err() {
             tracing::error!("the WAL checkpoint thread panicked");
+        }
+    }
+}
+
+/// Waits for the checkpoint thread's next turn: after a nudge, the checkpoint comes
+/// `CHECKPOINT_AFTER` later (so one takes a burst of commits); after `idle` without one, at
+/// once. `None` once the writer has let go; a nudge still pending then is served first.
+fn pause_before_checkpoint(
+    nudged: &std::sync::mpsc::Receiver<()>,
+    idle: Duration,
+) -> Option<Duration> {
+    use std::sync::mpsc::RecvTimeoutError;
+    match nudged.recv_timeout(idle) {
+        Ok(()) => Some(CHECKPOINT_AFTER),
+        Err(RecvTimeoutError::Timeout) => Some(Duration::ZERO),
+        Err(RecvTimeoutError::Disconnected) => None,
+    }
+}
+
+/// One PASSIVE checkpoint on the checkpoint thread's connection, timed into the metrics.
+fn checkpoint_beside(conn: &Connection, metrics: &Metrics, failures: &mut u64) {
+    let started = Instant::now();
+    match conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        Ok(()) => metrics
+            .wal_checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64()),
+        // The writer's own checkpoints (WAL_AUTOCHECKPOINT_PAGES) still keep the WAL
+        // bounded; say so once per hundred failures, not each time.
+        Err(e) => {
+            if failures.is_multiple_of(100) {
+                tracing::warn!(error = %e, failures = *failures, "checkpointing the WAL beside the writer");
+            }
+            *failures += 1;
         }
     }
 }
@@ -207,11 +222,8 @@ impl Writer {
             }
         });
         let handle = tokio::task::spawn_blocking(move || {
-            let checkpointer = match Checkpointer::start(
-                around.checkpoints,
-                around.metrics.clone(),
-                CHECKPOINT_IDLE,
-            ) {
+            let checkpointer = match Checkpointer::start(around.checkpoints, around.metrics.clone())
+            {
                 Ok(checkpointer) => Some(checkpointer),
                 Err(e) => {
                     tracing::error!(error = %e, "starting the WAL checkpoint thread; the writer checkpoints alone");
@@ -731,9 +743,6 @@ mod tests {
             .expect("count")
     }
 
-    /// A checkpoint far off: in a test, only nudges make one.
-    const NEVER_IDLE: Duration = Duration::from_secs(3600);
-
     /// Commits reach the database file through the checkpoints beside the writer: the
     /// writer's own commit leaves its message in the WAL only (its own checkpoint is far
     /// off), and one nudge copies it into the file.
@@ -762,7 +771,6 @@ mod tests {
         let checkpointer = Checkpointer::start(
             store.checkpointer_connection().expect("connection"),
             metrics,
-            NEVER_IDLE,
         )
         .expect("thread");
         checkpointer.nudge();
@@ -777,7 +785,7 @@ mod tests {
 
     /// Writes that are not messages (made through the pool: sign-ins, contacts, profiles)
     /// never nudge the checkpointer; they reach the database file all the same, by the
-    /// checkpoint it makes after a while without nudges.
+    /// checkpoint it makes after a while without nudges (the thread's loop, step by step).
     #[tokio::test]
     async fn other_writes_reach_the_database_file_without_a_nudge() {
         let (dir, store, conn, _room) = a_store_with_a_user().await;
@@ -790,35 +798,40 @@ mod tests {
         .expect("a second user");
         assert_eq!(in_the_file(dir.path(), "users"), 1, "in the WAL only");
 
-        let metrics = Arc::new(Metrics::new());
-        let checkpointer = Checkpointer::start(
-            store.checkpointer_connection().expect("connection"),
-            metrics.clone(),
-            Duration::from_millis(20),
-        )
-        .expect("thread");
-        // Waits for the thread's first checkpoint to be done (the file is read only after
-        // the thread ends, never while a checkpoint writes it), up to a deadline far past
-        // the 20 ms: a deadline, not a measurement.
-        let checkpointed = || {
-            let page = metrics.render(crate::server::metrics::Now {
-                sockets: 0,
-                users_online: 0,
-                writer_queue: 0,
-            });
-            !page
-                .lines()
-                .any(|l| l == "messenger_wal_checkpoint_seconds_count 0")
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !checkpointed() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        checkpointer.stop();
+        let (writer, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let idle = Duration::from_millis(1);
+        assert_eq!(
+            pause_before_checkpoint(&nudged, idle),
+            Some(Duration::ZERO),
+            "with no nudge, a checkpoint is due once the idle time is over"
+        );
+        checkpoint_beside(
+            &store.checkpointer_connection().expect("connection"),
+            &Metrics::new(),
+            &mut 0,
+        );
         assert_eq!(
             in_the_file(dir.path(), "users"),
             2,
             "the checkpoint without a nudge copied the second user"
+        );
+
+        writer.try_send(()).expect("a nudge");
+        assert_eq!(
+            pause_before_checkpoint(&nudged, idle),
+            Some(CHECKPOINT_AFTER)
+        );
+        writer.try_send(()).expect("a nudge");
+        drop(writer);
+        assert_eq!(
+            pause_before_checkpoint(&nudged, idle),
+            Some(CHECKPOINT_AFTER),
+            "a nudge pending when the writer lets go is served"
+        );
+        assert_eq!(
+            pause_before_checkpoint(&nudged, idle),
+            None,
+            "then the thread ends"
         );
     }
 
