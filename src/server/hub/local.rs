@@ -58,17 +58,20 @@ fn split_acks(acks: Vec<AckOut>) -> (Riding, Vec<Owing>) {
     (riding, after)
 }
 
-/// Hands `group` to every inbox of `inboxes`: the second half on a thread of its own, the
-/// first on this one, and returns when both are done, so that the next publish cannot
-/// overtake any of them (each connection's frames stay in order). If no thread can be
-/// started, this one does both halves.
-fn deliver_in_two(group: &[(i64, Delivery)], inboxes: &[&Arc<dyn Inbox>], scratch: &mut Vec<u8>) {
-    let (here, there) = inboxes.split_at(inboxes.len() / 2);
+/// Hands `group` to every inbox of `inboxes`. From `SPLIT_AT` of them, the second half goes
+/// on a thread of its own and the first on this one, and this returns when both are done,
+/// so that the next publish cannot overtake any of them (each connection's frames stay in
+/// order); if no thread can be started, this one does both halves.
+fn deliver_to(group: &[(i64, Delivery)], inboxes: &[&Arc<dyn Inbox>], scratch: &mut Vec<u8>) {
     let deliver = |inboxes: &[&Arc<dyn Inbox>], scratch: &mut Vec<u8>| {
         for inbox in inboxes {
             inbox.deliver(group, &[], scratch);
         }
     };
+    if inboxes.len() < SPLIT_AT {
+        return deliver(inboxes, scratch);
+    }
+    let (here, there) = inboxes.split_at(inboxes.len() / 2);
     std::thread::scope(|scope| {
         let beside = std::thread::Builder::new()
             .name("publisher-2".to_owned())
@@ -270,33 +273,23 @@ impl Fanout for LocalHub {
         let (mut riding, after) = split_acks(acks);
         let mut scratch = Vec::new();
         let mut senders = Vec::new();
-        for (group, subs) in groups.into_iter().zip(subs) {
+        // The subscribers owed nothing, reused from one conversation to the next.
+        let mut plain: Vec<&Arc<dyn Inbox>> = Vec::new();
+        for (group, subs) in groups.into_iter().zip(&subs) {
             let conv = group[0].0;
-            let subs = subs.as_deref().map_or(&[][..], Vec::as_slice);
-            let mut owed = |id: u64| {
-                if riding.is_empty() {
+            plain.clear();
+            for (id, inbox) in subs.iter().flat_map(|s| s.iter()) {
+                let sender = if riding.is_empty() {
                     None // no hashing per subscriber when nobody here is owed anything
                 } else {
-                    riding.remove(&(id, conv))
-                }
-            };
-            if subs.len() >= SPLIT_AT {
-                let mut plain = Vec::with_capacity(subs.len());
-                for (id, inbox) in subs {
-                    match owed(*id) {
-                        Some(sender) => senders.push(sender),
-                        None => plain.push(inbox),
-                    }
-                }
-                deliver_in_two(group, &plain, &mut scratch);
-            } else {
-                for (id, inbox) in subs {
-                    match owed(*id) {
-                        Some(sender) => senders.push(sender),
-                        None => inbox.deliver(group, &[], &mut scratch),
-                    }
+                    riding.remove(&(*id, conv))
+                };
+                match sender {
+                    Some(sender) => senders.push(sender),
+                    None => plain.push(inbox),
                 }
             }
+            deliver_to(group, &plain, &mut scratch);
             for (inbox, acks) in senders.drain(..) {
                 inbox.deliver(group, &acks, &mut scratch);
             }
