@@ -182,6 +182,15 @@ test('the emoticon picker works from the keyboard', async ({ browser }) => {
   await expect(panel).toBeHidden();
   await expect(window).toBeVisible();
   await expect(window.getByRole('button', { name: 'Emoticons' })).toBeFocused();
+  // An Escape that comes while the focus is still on the button (before it has moved into
+  // the panel just opened) closes the panel too, never the window.
+  await window.getByRole('button', { name: 'Emoticons' }).click();
+  await expect(panel).toBeVisible();
+  await window.getByRole('button', { name: 'Emoticons' }).focus();
+  await alice.keyboard.press('Escape');
+  await expect(panel).toBeHidden();
+  await expect(window).toBeVisible();
+  await expect(window.getByRole('button', { name: 'Emoticons' })).toBeFocused();
 });
 
 test('conversation windows group lines under one "says:" with a time, show large pictures, and keep their size', async ({ browser }) => {

@@ -561,8 +561,48 @@ fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
     let toggle_id = format!("emoticons-button-{conv}");
     let toggle = toggle_id.clone();
     let first = format!("#{panel_id} button");
+    // Keys are heard on the whole picker, its button included: an Escape pressed before the
+    // focus has moved into the opened panel closes the panel, not the window around it.
+    // Arrow keys move between the emoticons; Escape goes back to the button.
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        use wasm_bindgen::JsCast;
+        let key = ev.key();
+        if key == "Escape" {
+            if open.get_untracked() {
+                ev.prevent_default();
+                open.set(false);
+                focus_later(format!("#{toggle}"));
+            }
+            return;
+        }
+        let forward = matches!(key.as_str(), "ArrowRight" | "ArrowDown");
+        let back = matches!(key.as_str(), "ArrowLeft" | "ArrowUp");
+        if !forward && !back {
+            return;
+        }
+        let Some(current) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .filter(|t| {
+                t.class_name()
+                    .split_whitespace()
+                    .any(|c| c == "emoticon-choice")
+            })
+        else {
+            return;
+        };
+        ev.prevent_default();
+        let next = if forward {
+            current.next_element_sibling()
+        } else {
+            current.previous_element_sibling()
+        };
+        if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+            let _ = el.focus();
+        }
+    };
     view! {
-        <span class="emoticon-picker">
+        <span class="emoticon-picker" on:keydown=on_key>
             <button type="button" class="emoticon-button" id=toggle_id.clone() aria-label="Emoticons" aria-haspopup="true"
                 aria-expanded=move || open.get().to_string() aria-controls=panel_id.clone()
                 on:click={
@@ -576,32 +616,7 @@ fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
                 }>
                 <span aria-hidden="true" inner_html=EMOTICONS[0].svg></span>
             </button>
-            // Arrow keys move between the emoticons, Escape closes the panel (and not the
-            // window) and goes back to the button.
-            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()
-                on:keydown=move |ev| {
-                    use wasm_bindgen::JsCast;
-                    let key = ev.key();
-                    if key == "Escape" {
-                        ev.prevent_default();
-                        open.set(false);
-                        focus_later(format!("#{toggle}"));
-                        return;
-                    }
-                    let forward = matches!(key.as_str(), "ArrowRight" | "ArrowDown");
-                    let back = matches!(key.as_str(), "ArrowLeft" | "ArrowUp");
-                    if !forward && !back {
-                        return;
-                    }
-                    ev.prevent_default();
-                    let Some(current) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
-                        return;
-                    };
-                    let next = if forward { current.next_element_sibling() } else { current.previous_element_sibling() };
-                    if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
-                        let _ = el.focus();
-                    }
-                }>
+            <div class="emoticon-panel" id=panel_id role="group" aria-label="Choose an emoticon" hidden=move || !open.get()>
                 {EMOTICONS.iter().map(|e| {
                     let input_id = input_id.clone();
                     view! {
