@@ -208,6 +208,32 @@ pub fn focus_later(selector: String) {
     });
 }
 
+/// Arrow keys in a row of buttons (a menu's choices, the emoticons): when the key's target
+/// is one of them (`item`), the focus moves to the next (`forward`) or the previous one,
+/// and the page does not scroll.
+pub fn focus_sibling(
+    ev: &leptos::ev::KeyboardEvent,
+    forward: bool,
+    item: impl Fn(&web_sys::Element) -> bool,
+) {
+    let Some(current) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .filter(|t| item(t))
+    else {
+        return;
+    };
+    ev.prevent_default();
+    let next = if forward {
+        current.next_element_sibling()
+    } else {
+        current.previous_element_sibling()
+    };
+    if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+        let _ = el.focus();
+    }
+}
+
 pub fn close_window(ui: Ui, conv: i64) {
     ui.model.update(|m| m.open.retain(|o| *o != conv));
 }

@@ -205,7 +205,6 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
         }
     };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        use wasm_bindgen::JsCast;
         let key = ev.key();
         if key == "Escape" && open.get_untracked() {
             ev.prevent_default();
@@ -217,22 +216,9 @@ fn StatusMenu(ui: Ui, status: Memo<Status>) -> impl IntoView {
         if !forward && key != "ArrowUp" {
             return;
         }
-        let Some(current) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .filter(|t| t.get_attribute("role").as_deref() == Some("menuitemradio"))
-        else {
-            return;
-        };
-        ev.prevent_default();
-        let next = if forward {
-            current.next_element_sibling()
-        } else {
-            current.previous_element_sibling()
-        };
-        if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
-            let _ = el.focus();
-        }
+        actions::focus_sibling(&ev, forward, |t| {
+            t.get_attribute("role").as_deref() == Some("menuitemradio")
+        });
     };
     view! {
         // Keys are heard on the whole menu, the button included: an Escape pressed before

@@ -565,7 +565,6 @@ fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
     // focus has moved into the opened panel closes the panel, not the window around it.
     // Arrow keys move between the emoticons; Escape goes back to the button.
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        use wasm_bindgen::JsCast;
         let key = ev.key();
         if key == "Escape" {
             if open.get_untracked() {
@@ -580,26 +579,11 @@ fn EmoticonPicker(ui: Ui, conv: i64, input_id: String) -> impl IntoView {
         if !forward && !back {
             return;
         }
-        let Some(current) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .filter(|t| {
-                t.class_name()
-                    .split_whitespace()
-                    .any(|c| c == "emoticon-choice")
-            })
-        else {
-            return;
-        };
-        ev.prevent_default();
-        let next = if forward {
-            current.next_element_sibling()
-        } else {
-            current.previous_element_sibling()
-        };
-        if let Some(el) = next.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
-            let _ = el.focus();
-        }
+        actions::focus_sibling(&ev, forward, |t| {
+            t.class_name()
+                .split_whitespace()
+                .any(|c| c == "emoticon-choice")
+        });
     };
     view! {
         <span class="emoticon-picker" on:keydown=on_key>
