@@ -25,6 +25,7 @@
 //! | `store` | the storage seam (a trait per aggregate, `MessageLog`) and SQLite |
 //! | `limits` | what one user or address may consume: sockets, frames, guesses, accounts |
 //! | `text` | Unicode hygiene of what users write |
+//! | `prefetch` | a cache hint for the publisher's loop (the one instruction of unsafe code outside `store`) |
 //! | `admin` | administration commands |
 
 pub mod account;
@@ -43,6 +44,7 @@ pub mod hub;
 pub mod limits;
 pub mod media;
 pub mod metrics;
+pub mod prefetch;
 pub mod presence;
 pub mod profile;
 pub mod reports;

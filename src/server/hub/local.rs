@@ -64,7 +64,21 @@ fn split_acks(acks: Vec<AckOut>) -> (Riding, Vec<Owing>) {
 /// order); if no thread can be started, this one does both halves.
 fn deliver_to(group: &[(i64, Delivery)], inboxes: &[&Arc<dyn Inbox>], scratch: &mut Vec<u8>) {
     let deliver = |inboxes: &[&Arc<dyn Inbox>], scratch: &mut Vec<u8>| {
-        for inbox in inboxes {
+        // The next mailboxes load while this one's socket write runs in the kernel: each
+        // inbox two ahead, then what it points to one ahead (docs/BENCHMARKS.md).
+        for inbox in inboxes.iter().take(2) {
+            inbox.prefetch();
+        }
+        if let Some(first) = inboxes.first() {
+            first.prefetch_linked();
+        }
+        for (k, inbox) in inboxes.iter().enumerate() {
+            if let Some(next) = inboxes.get(k + 2) {
+                next.prefetch();
+            }
+            if let Some(next) = inboxes.get(k + 1) {
+                next.prefetch_linked();
+            }
             inbox.deliver(group, &[], scratch);
         }
     };

@@ -79,6 +79,14 @@ pub trait Inbox: Send + Sync {
     fn answer(&self, acks: &[Frame]) {
         self.deliver(&[], acks, &mut Vec::new());
     }
+
+    /// A hint that [`Inbox::deliver`] comes soon: start loading the inbox itself, without
+    /// waiting for it. The publisher calls it two inboxes ahead (docs/BENCHMARKS.md).
+    fn prefetch(&self) {}
+
+    /// The second step of the hint, one inbox ahead: start loading what the inbox points to,
+    /// reading the pointers [`Inbox::prefetch`] brought in.
+    fn prefetch_linked(&self) {}
 }
 
 /// An acknowledgement for the connection that sent a message, published with its commit.

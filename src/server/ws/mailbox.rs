@@ -10,11 +10,15 @@
 
 use crate::protocol::MAX_IN_FLIGHT;
 use crate::server::hub::{Control, Delivery, Frame, Inbox, ACK, EPHEMERAL};
+use crate::server::prefetch::{prefetch, prefetch_all};
 use futures::task::AtomicWaker;
 use std::{
     collections::VecDeque,
     io,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicPtr, Ordering},
+        Mutex, MutexGuard,
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -213,6 +217,9 @@ pub struct Mailbox {
     /// The connection's socket (the task reads it; writes go through `slots`). `None` in
     /// tests of the hub alone: then everything waits in the mailbox.
     socket: Option<TcpStream>,
+    /// Where the cursors' entries are (stored under the lock whenever they move), for
+    /// [`Inbox::prefetch`] only: never read through.
+    cursors_at: AtomicPtr<(i64, Cursor)>,
 }
 
 /// `out` keeps its allocation between writes up to this size: an acknowledgement fits, and
@@ -226,6 +233,7 @@ impl Mailbox {
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
             socket,
+            cursors_at: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -302,6 +310,8 @@ impl Mailbox {
         slots.controls = VecDeque::new();
         slots.lagged = Vec::new();
         slots.cursors = Cursors::default();
+        self.cursors_at
+            .store(slots.cursors.0.as_mut_ptr(), Ordering::Relaxed);
     }
 
     /// Counts a send of this connection as waiting for its acknowledgement.
@@ -381,6 +391,8 @@ impl Mailbox {
         } else {
             slots.cursors.insert(conv, cursor);
         }
+        self.cursors_at
+            .store(slots.cursors.0.as_mut_ptr(), Ordering::Relaxed);
         if let Some(payload) = frame {
             put_text_frame(&mut slots.out, payload);
         }
@@ -580,6 +592,17 @@ impl Inbox for Mailbox {
     fn control(&self, control: Control) -> bool {
         self.push_control(control)
     }
+
+    /// The lock, the queues' heads and the socket's handle: the mailbox itself, a few cache
+    /// lines, which [`Mailbox::deliver_now`] reads first.
+    fn prefetch(&self) {
+        prefetch_all(self);
+    }
+
+    /// The cursors' entries, found without the lock through the copy of their address.
+    fn prefetch_linked(&self) {
+        prefetch(self.cursors_at.load(Ordering::Relaxed).cast_const());
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +610,26 @@ mod tests {
     use super::*;
     use crate::server::hub::{local::LocalHub, AckOut, Fanout};
     use std::sync::Arc;
+
+    /// The copy of the cursors' address that the publisher's prefetch reads follows their
+    /// entries wherever they move (adding cursors reallocates them) and when they go.
+    #[test]
+    fn the_prefetch_hint_follows_the_cursors_entries() {
+        let mailbox = Mailbox::new(8, None);
+        let hint_is_right = |m: &Mailbox| {
+            m.cursors_at.load(Ordering::Relaxed).cast_const() == m.lock().cursors.0.as_ptr()
+        };
+        for conv in 0..40 {
+            mailbox.set_cursor(conv, Cursor::Live { last_sent: 0 }, None);
+            assert!(hint_is_right(&mailbox), "after setting cursor {conv}");
+        }
+        for conv in (0..40).step_by(3) {
+            mailbox.set_cursor(conv, Cursor::Unsynced, None);
+            assert!(hint_is_right(&mailbox), "after removing cursor {conv}");
+        }
+        mailbox.shut();
+        assert!(hint_is_right(&mailbox), "after the mailbox was shut");
+    }
 
     /// The cursors stay sorted whatever the order they are set in: each is found, changed
     /// and removed by its own conversation, and the others are left as they were.
