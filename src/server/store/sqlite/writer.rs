@@ -32,10 +32,15 @@ use std::{
 };
 use tokio::sync::{mpsc, watch};
 
-/// Empties the messages the batch's `delete` messages name, in the batch's transaction, so
-/// the deletion and its announcement commit together.
-fn apply_deletes(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
-    for job in jobs {
+/// Empties the messages the batch's new `delete` messages name, in the batch's transaction,
+/// so the deletion and its announcement commit together. Only the new ones: a `delete`
+/// whose client id was already stored is a resend and changes nothing (without its own
+/// message, nobody would hear of the deletion).
+fn apply_deletes<'a>(
+    conn: &Connection,
+    new: impl Iterator<Item = &'a Job>,
+) -> rusqlite::Result<()> {
+    for job in new {
         match job.msg.content {
             Content::Delete(seq) => {
                 conn.prepare_cached(
@@ -590,7 +595,8 @@ fn commit_batch(
         tx.rollback()?;
         return commit_each(conn, jobs, seqs, now, committing, sealer);
     }
-    apply_deletes(&tx, jobs)?;
+    // Every job was inserted: each is new.
+    apply_deletes(&tx, jobs.iter())?;
     count_commit(&tx)?;
     let commit = Instant::now();
     tx.commit()?;
@@ -640,7 +646,12 @@ fn commit_each(
         );
         outcomes.push(outcome);
     }
-    apply_deletes(&tx, jobs)?;
+    let new = jobs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| matches!(outcome, Outcome::New(_)))
+        .map(|(job, _)| job);
+    apply_deletes(&tx, new)?;
     count_commit(&tx)?;
     let commit = Instant::now();
     tx.commit()?;
@@ -741,6 +752,59 @@ mod tests {
         let conn = Connection::open(&copy).expect("open the copy");
         conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
             .expect("count")
+    }
+
+    /// A `delete` that reuses the client id of a stored message is a resend of that
+    /// message: it gets the stored acknowledgement and deletes nothing. (It had emptied
+    /// the message it named, with no `delete` message stored to tell anyone.)
+    #[tokio::test]
+    async fn a_delete_with_a_stored_client_id_deletes_nothing() {
+        let (_dir, _store, mut conn, room) = a_store_with_a_user().await;
+        let mut committing = Duration::ZERO;
+        let mut seqs = Seqs::new();
+        for id in ["c1", "c2"] {
+            commit_batch(
+                &mut conn,
+                &[text(room, 1, id)],
+                &mut seqs,
+                &mut committing,
+                None,
+            )
+            .expect("a text");
+        }
+        let mut delete = text(room, 1, "c1");
+        delete.msg.content = Content::Delete(2);
+        let outcomes =
+            commit_batch(&mut conn, &[delete], &mut seqs, &mut committing, None).expect("commit");
+        assert!(
+            matches!(&outcomes[..], [Outcome::Duplicate(Ack { seq: 1, .. })]),
+            "the stored message's acknowledgement"
+        );
+        let kinds: Vec<(i64, String)> = conn
+            .prepare("SELECT seq, kind FROM messages WHERE conversation_id = ? ORDER BY seq")
+            .expect("select")
+            .query_map([room], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            kinds,
+            [(1, "text".to_owned()), (2, "text".to_owned())],
+            "message 2 is untouched and no delete message was stored"
+        );
+
+        // A delete with a new client id still deletes, with its own message.
+        let mut delete = text(room, 1, "c3");
+        delete.msg.content = Content::Delete(2);
+        commit_batch(&mut conn, &[delete], &mut seqs, &mut committing, None).expect("commit");
+        let kind: String = conn
+            .query_row(
+                "SELECT kind FROM messages WHERE conversation_id = ? AND seq = 2",
+                [room],
+                |r| r.get(0),
+            )
+            .expect("message 2");
+        assert_eq!(kind, "deleted");
     }
 
     /// Commits reach the database file through the checkpoints beside the writer: the
