@@ -608,12 +608,17 @@ async fn read_marks_count_unread_across_sign_ins_and_tabs() {
         .await;
     let s = summary(app.connect(&b).await.hello().await);
     assert_eq!((s.last_seq, s.last_read), (3, 2));
-    // Never beyond the last message, never backwards.
+    // Never beyond the last message, never backwards; the tabs hear the mark as it is kept
+    // (they were told 99 once, and counted later messages as read).
     wb.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 99 }))
         .await;
-    other_tab
+    let told = other_tab
         .until(|f| matches!(f, ServerFrame::Read { conv: c, .. } if *c == conv))
         .await;
+    assert!(
+        matches!(told, ServerFrame::Read { seq: 3, .. }),
+        "the other tab is told the kept mark: {told:?}"
+    );
     wb.send(serde_json::json!({ "t": "read", "conv": conv, "seq": 1 }))
         .await;
     // A later frame's answer shows the server has handled that one.

@@ -256,14 +256,16 @@ impl Chat {
     /// Moves `user`'s read mark in `conv` to `seq` and tells all their tabs; false if it was
     /// there already.
     pub async fn read(&self, user: i64, conv: i64, seq: i64) -> Result<bool, StoreError> {
+        // The tabs hear where the mark stands, not what was asked: a mark past the last
+        // message is kept at the last message.
         let moved = self.convs.mark_read(user, conv, seq.max(0)).await?;
-        if moved {
+        if let Some(seq) = moved {
             self.fanout.notify_user(
                 user,
                 super::hub::Control::frame(&ServerFrame::Read { conv, seq }),
             );
         }
-        Ok(moved)
+        Ok(moved.is_some())
     }
 }
 

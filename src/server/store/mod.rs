@@ -268,9 +268,9 @@ pub trait ConversationStore: Send + Sync {
     async fn forget_dm(&self, conv: i64, user: i64) -> Result<Option<i64>>;
     /// The retention watermark of `conv`: messages below it have expired (0: none has).
     async fn expired_before(&self, conv: i64) -> Result<i64>;
-    /// Moves `user`'s read mark in `conv` forward to `seq` (at most the last message); false
-    /// if it was already there (or the user is not a member).
-    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<bool>;
+    /// Moves `user`'s read mark in `conv` forward to `seq`, at most the last message: where
+    /// the mark stands now, or None if it did not move (already there, or not a member).
+    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<Option<i64>>;
 }
 
 #[async_trait]

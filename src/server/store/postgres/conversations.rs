@@ -471,19 +471,19 @@ impl ConversationStore for PgStore {
         Ok(members)
     }
 
-    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<bool> {
-        let done = sqlx::query(
+    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
             "UPDATE members m SET last_read = LEAST($1, c.last_seq)
              FROM conversations c
              WHERE c.id = m.conversation_id AND m.user_id = $2 AND m.conversation_id = $3
-               AND m.last_read < LEAST($1, c.last_seq)",
+               AND m.last_read < LEAST($1, c.last_seq)
+             RETURNING m.last_read",
         )
         .bind(seq)
         .bind(user)
         .bind(conv)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .fetch_optional(self.pool())
+        .await?)
     }
 }
 

@@ -467,19 +467,19 @@ impl ConversationStore for SqliteStore {
         Ok(members)
     }
 
-    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<bool> {
-        let done = sqlx::query!(
-            "UPDATE members
+    async fn mark_read(&self, user: i64, conv: i64, seq: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar!(
+            r#"UPDATE members
              SET last_read = MIN(?1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?3))
              WHERE user_id = ?2 AND conversation_id = ?3
-               AND last_read < MIN(?1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?3))",
+               AND last_read < MIN(?1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?3))
+             RETURNING last_read AS "last_read!: i64""#,
             seq,
             user,
             conv,
         )
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .fetch_optional(self.pool())
+        .await?)
     }
 }
 
