@@ -95,6 +95,17 @@ pub fn body(raw: &str) -> Result<Body, Invalid> {
     if text.chars().any(is_bidi_reordering) {
         text.retain(|c| !is_bidi_reordering(c));
     }
+    // Tabs and line breaks are text; the other control characters (terminal escapes, bells,
+    // NUL) show nothing in a conversation and can do harm where messages are printed.
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Invalid(format!(
+            "A message cannot contain control characters (U+{:04X}).",
+            c as u32
+        )));
+    }
     let body = Body::parse(&text)?;
     if is_invisible_only(body.as_str()) {
         return Err(Invalid(
@@ -166,6 +177,18 @@ mod tests {
         assert_eq!(
             body("cafe\u{0301}").map(Body::into_inner),
             Ok("café".into())
+        );
+        // Control characters other than tabs and line breaks are refused, with the first.
+        assert_eq!(
+            body("\u{1}\u{2}").map_err(|e| e.0),
+            Err("A message cannot contain control characters (U+0001).".into())
+        );
+        assert!(body("\u{1b}[31mred\u{7}").is_err(), "a terminal escape");
+        assert!(body("a\u{0}b").is_err());
+        assert!(body("x\u{85}y").is_err(), "a C1 control");
+        assert_eq!(
+            body("one\ttwo\r\nthree").map(Body::into_inner),
+            Ok("one\ttwo\r\nthree".into())
         );
     }
 
